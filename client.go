@@ -1,0 +1,210 @@
+package prwmetric
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// Header names and values of the remote-write protocol, in one place.
+const (
+	headerContentEncoding = "Content-Encoding"
+	headerContentType     = "Content-Type"
+	headerVersion         = "X-Prometheus-Remote-Write-Version"
+	headerUserAgent       = "User-Agent"
+
+	contentEncodingSnappy = "snappy"
+	contentTypeV1         = "application/x-protobuf"
+	versionV1             = "0.1.0"
+)
+
+// Version is this release of prwmetric; it is sent in the User-Agent header.
+const Version = "0.1.0"
+
+var userAgent = "prwmetric/" + Version
+
+const (
+	// maxErrorBody is how much of a failed response's body goes into the
+	// warning and the error: enough for any receiver's message, small enough
+	// for a log line.
+	maxErrorBody = 1 << 10
+	// maxDrain bounds how much of a response body is read so the connection
+	// can be reused; a peer sending more is cut off and the connection closed.
+	maxDrain = 4 << 20
+)
+
+func isProtocolHeader(canonical string) bool {
+	switch canonical {
+	case headerContentEncoding, headerContentType, headerVersion, headerUserAgent:
+		return true
+	}
+	return false
+}
+
+// WriteError reports a remote-write request that did not succeed. Export
+// returns it (wrapped or joined with other errors; use errors.As).
+type WriteError struct {
+	// Endpoint is the URL the request went to, without credentials.
+	Endpoint string
+	// StatusCode is the HTTP status, or 0 when no response arrived.
+	StatusCode int
+	// Body is the start (at most 1 KiB) of the response body.
+	Body string
+	// Series is how many series the failed request carried; they are
+	// dropped, as the exporter does not retry by default.
+	Series int
+	// Err is the transport error when no response arrived.
+	Err error
+}
+
+// Error describes the failure without any credentials.
+func (e *WriteError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "prwmetric: remote write to %s: ", e.Endpoint)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, "server answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+		if e.Body != "" {
+			fmt.Fprintf(&b, ": %s", e.Body)
+		}
+	} else {
+		fmt.Fprintf(&b, "%v", e.Err)
+	}
+	fmt.Fprintf(&b, " (%d series dropped)", e.Series)
+	return b.String()
+}
+
+// Unwrap returns the transport error, so that errors.Is(err,
+// context.DeadlineExceeded) works.
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// client sends one remote-write request. It knows nothing of retries or
+// authentication: retries are a policy above it, authentication a transport
+// below it.
+type client struct {
+	http     *http.Client
+	endpoint string
+	redacted string
+	// owned is the transport New created, closed on Shutdown; nil when the
+	// user brought their own client.
+	owned *http.Transport
+}
+
+func newClient(c config) (*client, error) {
+	cl := &client{endpoint: c.endpointURL.String(), redacted: c.endpointURL.Redacted()}
+	var base http.RoundTripper
+	hc := &http.Client{}
+	if c.httpClient != nil {
+		*hc = *c.httpClient
+		base = c.httpClient.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+	} else {
+		// A private copy: other packages may mutate http.DefaultTransport.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = http.ProxyFromEnvironment
+		if c.proxy != nil {
+			t.Proxy = c.proxy
+		}
+		switch {
+		case c.tlsClientConfig != nil:
+			t.TLSClientConfig = c.tlsClientConfig.Clone()
+		case c.tls != nil:
+			tc, err := c.tls.build()
+			if err != nil {
+				return nil, err
+			}
+			t.TLSClientConfig = tc
+		default:
+			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if t.TLSClientConfig.MinVersion == 0 {
+			t.TLSClientConfig.MinVersion = tls.VersionTLS12
+		}
+		cl.owned, base = t, t
+	}
+	hc.Transport = wrapTransport(base, c)
+	if hc.CheckRedirect == nil {
+		hc.CheckRedirect = checkRedirect
+	}
+	cl.http = hc
+	return cl, nil
+}
+
+// checkRedirect follows only redirects that resend the POST (307, 308). A 301,
+// 302 or 303 would turn it into a GET whose success means nothing was written,
+// so the redirect response itself becomes the failure.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if req.Method != http.MethodPost {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
+}
+
+// send POSTs one snappy-compressed body carrying series series. It returns
+// nil on any 2xx and a *WriteError otherwise.
+func (c *client) send(ctx context.Context, body []byte, series int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return &WriteError{Endpoint: c.redacted, Series: series, Err: err}
+	}
+	// NewRequest sets GetBody for a bytes.Reader, so redirects resend the body.
+	req.Header.Set(headerContentEncoding, contentEncodingSnappy)
+	req.Header.Set(headerContentType, contentTypeV1)
+	req.Header.Set(headerVersion, versionV1)
+	req.Header.Set(headerUserAgent, userAgent)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return &WriteError{Endpoint: c.redacted, Series: series, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	return &WriteError{
+		Endpoint:   c.redacted,
+		StatusCode: resp.StatusCode,
+		Body:       cleanBody(msg),
+		Series:     series,
+	}
+}
+
+// stripURL removes the *url.Error wrapper, whose text repeats the method and
+// URL that WriteError already names.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// cleanBody keeps the response text as given, but valid UTF-8 and without
+// the trailing newline most servers add.
+func cleanBody(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+func (c *client) close() {
+	if c.owned != nil {
+		c.owned.CloseIdleConnections()
+	}
+}
