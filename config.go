@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -62,9 +63,12 @@ type config struct {
 	externalLabels      map[string]string
 	withoutMetadata     bool
 	histogramMinMax     bool
+
+	withoutEnvironment bool
 }
 
-// newConfig applies defaults, then opts, then validates the result.
+// newConfig applies defaults, then the environment, then opts, and validates
+// the result.
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		timeout:             defaultTimeout,
@@ -72,12 +76,34 @@ func newConfig(opts []Option) (config, error) {
 		aggregationSelector: sdkmetric.DefaultAggregationSelector,
 		translationStrategy: otlptranslator.UnderscoreEscapingWithSuffixes,
 	}
+	code := applyOptions(config{}, opts)
+	if !code.withoutEnvironment {
+		envOpts, err := fromEnvironment(os.LookupEnv)
+		if err != nil {
+			return c, err
+		}
+		c = applyOptions(c, envOpts)
+		// Credentials and TLS are each one setting: when code configures
+		// them, none of the environment's parts remain to conflict with it.
+		if code.basicAuthSet || code.bearerToken != "" || code.bearerTokenFile != "" {
+			c.basicAuthSet, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, "", "", ""
+			c.bearerToken, c.bearerTokenFile = "", ""
+		}
+		if code.tls != nil || code.tlsClientConfig != nil || code.httpClient != nil {
+			c.tls = nil
+		}
+	}
+	c = applyOptions(c, opts)
+	return c, c.validate()
+}
+
+func applyOptions(c config, opts []Option) config {
 	for _, o := range opts {
 		if o != nil {
 			c = o.apply(c)
 		}
 	}
-	return c, c.validate()
+	return c
 }
 
 // validate reports every configuration problem at once, so a user fixes them

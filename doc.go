@@ -1,0 +1,111 @@
+// Package prwmetric is an OpenTelemetry metric exporter that pushes metrics
+// straight to a Prometheus Remote Write endpoint: Prometheus, Cortex, Mimir,
+// Thanos, VictoriaMetrics and every other receiver of the protocol. No
+// Prometheus server scrapes the service and no collector sits in between.
+//
+// # Use
+//
+// Build an exporter and hand it to a periodic reader:
+//
+//	exp, err := prwmetric.New(prwmetric.WithEndpoint("http://prometheus:9090/api/v1/write"))
+//	if err != nil {
+//		return err
+//	}
+//	provider := sdkmetric.NewMeterProvider(
+//		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(15*time.Second))),
+//		sdkmetric.WithResource(res),
+//	)
+//	defer provider.Shutdown(context.Background())
+//
+// At each collection the reader calls Export, which converts every data point
+// to Prometheus series, encodes them as one Remote Write 1.0 request (a
+// protobuf WriteRequest, snappy block-compressed) and POSTs it.
+//
+// # Failures and retries
+//
+// By default the exporter never retries. When a request fails (a status other
+// than 2xx, a network error, the timeout) Export logs one warning through the
+// configured logger and returns a *WriteError with the same facts: the
+// endpoint (without credentials), the status, the start of the response body
+// and how many series were dropped. The data of that export is lost, but as
+// the exporter asks the SDK for cumulative temporality, the next successful
+// export carries the running totals, so counters and histograms catch up:
+// only the samples in between are missing.
+//
+// Export both logs and returns the error on purpose: the SDK passes the
+// error to the OpenTelemetry error handler, which many programs never set.
+//
+// # Conversion
+//
+// The exporter asks the SDK for cumulative temporality for every instrument
+// kind. Metric and label names are translated by
+// github.com/prometheus/otlptranslator exactly as the OpenTelemetry Prometheus
+// (pull) exporter translates them, so dashboards keep working when a service
+// moves from pull to push:
+//
+//   - a monotonic Sum becomes a counter named <name>_total;
+//   - a non-monotonic Sum and a Gauge become gauges (unit "1" adds _ratio);
+//   - a Histogram becomes <name>_bucket{le="…"} with cumulative counts and
+//     le="+Inf" equal to the count, <name>_sum and <name>_count;
+//   - an ExponentialHistogram becomes a Prometheus native histogram (the
+//     receiver must have native histograms enabled);
+//   - a Summary becomes <name>{quantile="…"}, <name>_sum and <name>_count.
+//
+// Units become name suffixes ("s" → _seconds, "By" → _bytes). The resource's
+// service.namespace/service.name becomes the job label and
+// service.instance.id the instance label; the other resource attributes go to
+// one target_info series. The instrumentation scope becomes otel_scope_*
+// labels. Exemplars are attached to counters and histogram buckets, and each
+// request carries the metadata (type, help, unit) of its metric families.
+//
+// Data that cannot be represented is dropped with a warning naming the
+// metric, the rest of the export is still sent, and Export returns an error
+// listing what was dropped.
+//
+// # Options
+//
+//   - WithEndpoint (required): the URL, http or https.
+//   - WithTimeout (default 30s): bounds each export; an earlier deadline of
+//     the context passed to Export applies instead.
+//   - WithBasicAuth, WithBasicAuthPasswordFile, WithBearerToken,
+//     WithBearerTokenFile (default none): one of them at most; files are read
+//     at each request so rotated secrets work.
+//   - WithHeaders (default none): extra headers such as X-Scope-OrgID.
+//   - WithProxyURL, WithProxy (default http.ProxyFromEnvironment).
+//   - WithTLS, WithTLSClientConfig (default system roots, TLS 1.2 minimum).
+//   - WithHTTPClient: your own client (proxy and TLS options then belong to
+//     its transport).
+//   - WithLogger (default slog.Default()).
+//   - WithAggregationSelector (default sdkmetric.DefaultAggregationSelector).
+//   - WithNamespace, WithTranslationStrategy, WithoutScopeInfo,
+//     WithoutTargetInfo, WithResourceAsLabels, WithExternalLabels,
+//     WithoutMetadata, WithHistogramMinMax: conversion choices, see each.
+//   - WithoutEnvironment: ignore the environment variables below.
+//
+// New reports every invalid setting at once and returns a nil Exporter.
+// Credentials never appear in errors or log records.
+//
+// # Environment
+//
+// New reads these variables; an option given in code wins over the variable
+// it matches (credentials and TLS each as a whole):
+//
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT (default: none) — the URL, as WithEndpoint.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_HEADERS (default: none) — "k1=v1,k2=v2", values URL-encoded, as WithHeaders.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_TIMEOUT (default: 30000) — milliseconds, as WithTimeout.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_CERTIFICATE (default: none) — CA file, as TLSConfig.CAFile.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_CLIENT_CERTIFICATE (default: none) — as TLSConfig.CertFile.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_CLIENT_KEY (default: none) — as TLSConfig.KeyFile.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BASIC_AUTH_USERNAME (default: none) — with …_BASIC_AUTH_PASSWORD_FILE.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE (default: none) — as WithBasicAuthPasswordFile.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BEARER_TOKEN_FILE (default: none) — as WithBearerTokenFile.
+//
+// A malformed value makes New fail with an error naming the variable. The
+// module github.com/prwmetric/prwmetric/prwautoexport registers the exporter
+// with OpenTelemetry's autoexport as OTEL_METRICS_EXPORTER=prometheusremotewrite.
+//
+// # Testing
+//
+// Package github.com/prwmetric/prwmetric/prwmetrictest is an in-process
+// Remote Write receiver for testing your own instrumentation.
+package prwmetric

@@ -1,0 +1,111 @@
+package prwmetric
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment variables read by New, in the style of OTEL_EXPORTER_OTLP_*.
+// Options given in code win over them.
+const (
+	envPrefix            = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_"
+	envEndpoint          = envPrefix + "ENDPOINT"
+	envHeaders           = envPrefix + "HEADERS"
+	envTimeout           = envPrefix + "TIMEOUT"
+	envCertificate       = envPrefix + "CERTIFICATE"
+	envClientCertificate = envPrefix + "CLIENT_CERTIFICATE"
+	envClientKey         = envPrefix + "CLIENT_KEY"
+	envBasicAuthUsername = envPrefix + "BASIC_AUTH_USERNAME"
+	envBasicAuthPassword = envPrefix + "BASIC_AUTH_PASSWORD_FILE"
+	envBearerTokenFile   = envPrefix + "BEARER_TOKEN_FILE"
+)
+
+// WithoutEnvironment makes New ignore the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_*
+// environment variables, for programs configured by code alone.
+func WithoutEnvironment() Option {
+	return optionFunc(func(c config) config { c.withoutEnvironment = true; return c })
+}
+
+// fromEnvironment returns the options the environment asks for; lookup is
+// os.LookupEnv. Errors name the variable but never echo a value
+// that may be secret.
+func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
+	var opts []Option
+	var errs []string
+	get := func(name string) string {
+		v, _ := lookup(name)
+		return strings.TrimSpace(v)
+	}
+
+	if v := get(envEndpoint); v != "" {
+		opts = append(opts, WithEndpoint(v))
+	}
+	if v := get(envHeaders); v != "" {
+		h, err := parseHeaders(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", envHeaders, err))
+		} else {
+			opts = append(opts, WithHeaders(h))
+		}
+	}
+	if v := get(envTimeout); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 || ms > int64(time.Duration(1<<63-1)/time.Millisecond) {
+			errs = append(errs, fmt.Sprintf("%s=%q: want a positive whole number of milliseconds, e.g. 30000", envTimeout, v))
+		} else {
+			opts = append(opts, WithTimeout(time.Duration(ms)*time.Millisecond))
+		}
+	}
+	tlsCfg := TLSConfig{CAFile: get(envCertificate), CertFile: get(envClientCertificate), KeyFile: get(envClientKey)}
+	if tlsCfg != (TLSConfig{}) {
+		opts = append(opts, WithTLS(tlsCfg))
+	}
+
+	user, passFile, tokenFile := get(envBasicAuthUsername), get(envBasicAuthPassword), get(envBearerTokenFile)
+	switch {
+	case user != "" && tokenFile != "":
+		errs = append(errs, fmt.Sprintf("%s and %s are both set: a request carries one Authorization header, unset one", envBasicAuthUsername, envBearerTokenFile))
+	case user != "" && passFile == "":
+		errs = append(errs, fmt.Sprintf("%s is set without %s: set the password file too", envBasicAuthUsername, envBasicAuthPassword))
+	case user == "" && passFile != "":
+		errs = append(errs, fmt.Sprintf("%s is set without %s: set the username too", envBasicAuthPassword, envBasicAuthUsername))
+	case user != "":
+		opts = append(opts, WithBasicAuthPasswordFile(user, passFile))
+	case tokenFile != "":
+		opts = append(opts, WithBearerTokenFile(tokenFile))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("prwmetric: environment: %s", strings.Join(errs, "; "))
+	}
+	return opts, nil
+}
+
+// parseHeaders reads "k1=v1,k2=v2" with URL-encoded values, like
+// OTEL_EXPORTER_OTLP_HEADERS. Values are never quoted in errors: they are
+// often tokens.
+func parseHeaders(s string) (map[string]string, error) {
+	h := make(map[string]string)
+	for i, entry := range strings.Split(s, ",") {
+		if strings.TrimSpace(entry) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(entry, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("entry %d is not key=value", i+1)
+		}
+		key, err := url.PathUnescape(k)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: the key is not URL-encoded correctly", i+1)
+		}
+		val, err := url.PathUnescape(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("the value of %q is not URL-encoded correctly", key)
+		}
+		h[key] = val
+	}
+	return h, nil
+}

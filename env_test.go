@@ -1,0 +1,227 @@
+package prwmetric
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEnvironmentVariables(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		env   map[string]string
+		opts  []Option
+		check func(t *testing.T, c config)
+	}{
+		{
+			name: "endpoint",
+			env:  map[string]string{envEndpoint: "http://env:9090/api/v1/write"},
+			check: func(t *testing.T, c config) {
+				if c.endpointURL.String() != "http://env:9090/api/v1/write" {
+					t.Errorf("endpoint = %s", c.endpointURL)
+				}
+			},
+		},
+		{
+			name: "endpoint option wins",
+			env:  map[string]string{envEndpoint: "http://env:9090/api/v1/write"},
+			opts: []Option{WithEndpoint("http://code:9090/write")},
+			check: func(t *testing.T, c config) {
+				if c.endpointURL.Host != "code:9090" {
+					t.Errorf("endpoint = %s, want the option's", c.endpointURL)
+				}
+			},
+		},
+		{
+			name: "headers URL-decoded",
+			env:  map[string]string{envHeaders: "X-Scope-OrgID=tenant%201, X-Other = a%3Db"},
+			check: func(t *testing.T, c config) {
+				if c.headers["X-Scope-OrgID"] != "tenant 1" || c.headers["X-Other"] != "a=b" || len(c.headers) != 2 {
+					t.Errorf("headers = %v", c.headers)
+				}
+			},
+		},
+		{
+			name: "header option wins per name",
+			env:  map[string]string{envHeaders: "X-Scope-OrgID=env,X-Env=1"},
+			opts: []Option{WithHeaders(map[string]string{"X-Scope-OrgID": "code"})},
+			check: func(t *testing.T, c config) {
+				if c.headers["X-Scope-OrgID"] != "code" || c.headers["X-Env"] != "1" {
+					t.Errorf("headers = %v", c.headers)
+				}
+			},
+		},
+		{
+			name: "timeout in milliseconds",
+			env:  map[string]string{envTimeout: "1500"},
+			check: func(t *testing.T, c config) {
+				if c.timeout != 1500*time.Millisecond {
+					t.Errorf("timeout = %v", c.timeout)
+				}
+			},
+		},
+		{
+			name: "timeout option wins",
+			env:  map[string]string{envTimeout: "1500"},
+			opts: []Option{WithTimeout(time.Second)},
+			check: func(t *testing.T, c config) {
+				if c.timeout != time.Second {
+					t.Errorf("timeout = %v", c.timeout)
+				}
+			},
+		},
+		{
+			name: "basic auth from files",
+			env:  map[string]string{envBasicAuthUsername: "alice", envBasicAuthPassword: secretFile},
+			check: func(t *testing.T, c config) {
+				if !c.basicAuthSet || c.basicAuthUser != "alice" || c.basicAuthFile != secretFile {
+					t.Errorf("basic auth = %v %q %q", c.basicAuthSet, c.basicAuthUser, c.basicAuthFile)
+				}
+			},
+		},
+		{
+			name: "bearer token file",
+			env:  map[string]string{envBearerTokenFile: secretFile},
+			check: func(t *testing.T, c config) {
+				if c.bearerTokenFile != secretFile {
+					t.Errorf("bearer token file = %q", c.bearerTokenFile)
+				}
+			},
+		},
+		{
+			name: "code credentials replace the environment's",
+			env:  map[string]string{envBasicAuthUsername: "alice", envBasicAuthPassword: secretFile},
+			opts: []Option{WithBearerToken("code-token")},
+			check: func(t *testing.T, c config) {
+				if c.basicAuthSet || c.bearerToken != "code-token" {
+					t.Errorf("basic auth set = %v, bearer = %q", c.basicAuthSet, c.bearerToken)
+				}
+			},
+		},
+		{
+			name: "without environment",
+			env:  map[string]string{envTimeout: "1500", envHeaders: "X-A=1"},
+			opts: []Option{WithoutEnvironment()},
+			check: func(t *testing.T, c config) {
+				if c.timeout != defaultTimeout || len(c.headers) != 0 {
+					t.Errorf("timeout = %v, headers = %v", c.timeout, c.headers)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			opts := tt.opts
+			if _, ok := tt.env[envEndpoint]; !ok {
+				opts = append([]Option{WithEndpoint("http://127.0.0.1:1/api/v1/write")}, opts...)
+			}
+			c, err := newConfig(opts)
+			if err != nil {
+				t.Fatalf("newConfig: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestEnvironmentTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	writeSelfSignedCA(t, ca)
+	t.Setenv(envCertificate, ca)
+
+	c, err := newConfig([]Option{WithEndpoint("https://127.0.0.1:1/api/v1/write")})
+	if err != nil {
+		t.Fatalf("newConfig: %v", err)
+	}
+	if c.tls == nil || c.tls.CAFile != ca {
+		t.Fatalf("tls = %+v, want CAFile %s", c.tls, ca)
+	}
+
+	// WithTLSClientConfig in code replaces the environment's TLS files
+	// instead of conflicting with them.
+	c, err = newConfig([]Option{WithEndpoint("https://127.0.0.1:1/api/v1/write"), WithTLSClientConfig(&tls.Config{ServerName: "code"})})
+	if err != nil {
+		t.Fatalf("newConfig with code TLS: %v", err)
+	}
+	if c.tls != nil {
+		t.Errorf("tls from environment kept beside code TLS: %+v", c.tls)
+	}
+}
+
+func TestEnvironmentErrors(t *testing.T) {
+	const secret = "tok%zzen-secret"
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{name: "timeout not a number", env: map[string]string{envTimeout: "30s"}, want: envTimeout + `="30s": want a positive whole number of milliseconds`},
+		{name: "timeout zero", env: map[string]string{envTimeout: "0"}, want: envTimeout},
+		{name: "timeout overflow", env: map[string]string{envTimeout: "99999999999999999"}, want: envTimeout},
+		{name: "header without =", env: map[string]string{envHeaders: "X-A=1,broken"}, want: envHeaders + ": entry 2 is not key=value"},
+		{name: "header bad escape", env: map[string]string{envHeaders: "Authorization=" + secret}, want: envHeaders + `: the value of "Authorization" is not URL-encoded correctly`},
+		{name: "username without password file", env: map[string]string{envBasicAuthUsername: "alice"}, want: envBasicAuthUsername + " is set without " + envBasicAuthPassword},
+		{name: "password file without username", env: map[string]string{envBasicAuthPassword: "/x"}, want: envBasicAuthPassword + " is set without " + envBasicAuthUsername},
+		{name: "basic and bearer", env: map[string]string{envBasicAuthUsername: "a", envBasicAuthPassword: "/x", envBearerTokenFile: "/y"}, want: "are both set"},
+		{name: "malformed endpoint", env: map[string]string{envEndpoint: "ftp://x/"}, want: "scheme must be http or https"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			opts := []Option{}
+			if _, ok := tt.env[envEndpoint]; !ok {
+				opts = append(opts, WithEndpoint("http://127.0.0.1:1/api/v1/write"))
+			}
+			exp, err := New(opts...)
+			if err == nil {
+				t.Fatalf("New succeeded (%v), want an error containing %q", exp, tt.want)
+			}
+			if exp != nil {
+				t.Error("New returned an exporter with an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %q echoes a secret", err)
+			}
+		})
+	}
+}
+
+// writeSelfSignedCA writes a PEM CA certificate; only its parsing matters here.
+func writeSelfSignedCA(t *testing.T, path string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
