@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -19,6 +21,8 @@ const (
 	headerContentType     = "Content-Type"
 	headerVersion         = "X-Prometheus-Remote-Write-Version"
 	headerUserAgent       = "User-Agent"
+	headerRetryAttempt    = "Retry-Attempt"
+	headerRetryAfter      = "Retry-After"
 
 	contentEncodingSnappy = "snappy"
 	contentTypeV1         = "application/x-protobuf"
@@ -62,6 +66,11 @@ type WriteError struct {
 	Series int
 	// Err is the transport error when no response arrived.
 	Err error
+	// Attempts is how many times the request was sent: 1 unless WithRetry
+	// is enabled.
+	Attempts int
+
+	retryAfter time.Duration
 }
 
 // Error describes the failure without any credentials.
@@ -76,7 +85,7 @@ func (e *WriteError) Error() string {
 	} else {
 		fmt.Fprintf(&b, "%v", e.Err)
 	}
-	fmt.Fprintf(&b, " (%d series dropped)", e.Series)
+	fmt.Fprintf(&b, " (%d series dropped%s)", e.Series, attemptsText(e.Attempts))
 	return b.String()
 }
 
@@ -151,22 +160,31 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// send POSTs one snappy-compressed body carrying series series. It returns
-// nil on any 2xx and a *WriteError otherwise.
+// send POSTs one snappy-compressed body carrying series series, once. It
+// returns nil on any 2xx and a *WriteError otherwise.
 func (c *client) send(ctx context.Context, body []byte, series int) error {
+	return c.attempt(ctx, body, series, 0)
+}
+
+// attempt is send for the retry policy: attempt n > 0 is marked with a
+// Retry-Attempt header, and the error carries the server's Retry-After.
+func (c *client) attempt(ctx context.Context, body []byte, series, n int) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return &WriteError{Endpoint: c.redacted, Series: series, Err: err}
+		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: err}
 	}
 	// NewRequest sets GetBody for a bytes.Reader, so redirects resend the body.
 	req.Header.Set(headerContentEncoding, contentEncodingSnappy)
 	req.Header.Set(headerContentType, contentTypeV1)
 	req.Header.Set(headerVersion, versionV1)
 	req.Header.Set(headerUserAgent, userAgent)
+	if n > 0 {
+		req.Header.Set(headerRetryAttempt, strconv.Itoa(n))
+	}
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &WriteError{Endpoint: c.redacted, Series: series, Err: stripURL(err)}
+		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -180,6 +198,8 @@ func (c *client) send(ctx context.Context, body []byte, series int) error {
 		StatusCode: resp.StatusCode,
 		Body:       cleanBody(msg),
 		Series:     series,
+		Attempts:   1,
+		retryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now()),
 	}
 }
 

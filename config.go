@@ -65,6 +65,7 @@ type config struct {
 	histogramMinMax     bool
 
 	withoutEnvironment bool
+	retry              RetryConfig
 }
 
 // newConfig applies defaults, then the environment, then opts, and validates

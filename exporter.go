@@ -19,6 +19,7 @@ import (
 type Exporter struct {
 	cfg    config
 	client *client
+	retry  retryPolicy
 	conv   *converter
 
 	isShutdown   atomic.Bool
@@ -42,7 +43,7 @@ func New(opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Exporter{cfg: cfg, client: cl, conv: conv}, nil
+	return &Exporter{cfg: cfg, client: cl, retry: newRetryPolicy(cfg.retry), conv: conv}, nil
 }
 
 // Temporality returns cumulative for every instrument kind: Prometheus
@@ -57,8 +58,8 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 	return e.cfg.aggregationSelector(kind)
 }
 
-// Export converts rm to Prometheus series and sends them in one request. It
-// never retries: on failure it logs one warning and returns an error with the
+// Export converts rm to Prometheus series and sends them in one request.
+// Unless WithRetry enables retries, it makes one attempt: on failure it logs one warning and returns an error with the
 // same facts (a *WriteError), and the data of this export is dropped;
 // cumulative values catch up on the next success. This is the one place that
 // both logs and returns an error, on purpose: the SDK hands the error to the
@@ -82,7 +83,11 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) e
 	if err != nil {
 		return errors.Join(convErr, fmt.Errorf("prwmetric: encoding the write request: %w", err))
 	}
-	if err := e.client.send(ctx, snappy.Encode(nil, raw), len(req.Timeseries)); err != nil {
+	body, series := snappy.Encode(nil, raw), len(req.Timeseries)
+	err = e.retry.run(ctx, func(ctx context.Context, n int) error {
+		return e.client.attempt(ctx, body, series, n)
+	})
+	if err != nil {
 		e.warn(err)
 		return errors.Join(convErr, err)
 	}
@@ -111,6 +116,9 @@ func (e *Exporter) warn(err error) {
 		return
 	}
 	attrs := []any{"endpoint", we.Endpoint, "series_dropped", we.Series}
+	if we.Attempts > 1 {
+		attrs = append(attrs, "attempts", we.Attempts)
+	}
 	if we.StatusCode != 0 {
 		attrs = append(attrs, "status", we.StatusCode, "body", we.Body)
 	} else {

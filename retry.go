@@ -1,0 +1,183 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RetryConfig configures WithRetry. Zero durations take the defaults.
+type RetryConfig struct {
+	// Enabled turns retrying on. Off by default: a failed export is dropped
+	// and the next cumulative export catches up.
+	Enabled bool
+	// InitialInterval is the wait before the first retry (default 500ms); it
+	// doubles, with jitter, after each attempt.
+	InitialInterval time.Duration
+	// MaxInterval caps the wait between attempts (default 5s). A longer
+	// Retry-After from the server is honoured up to MaxElapsedTime.
+	MaxInterval time.Duration
+	// MaxElapsedTime bounds all attempts of one request (default 1m). The
+	// export's timeout and context deadline bound them too.
+	MaxElapsedTime time.Duration
+}
+
+// WithRetry retries failed requests when cfg.Enabled is set: answers 5xx
+// and 429 and network errors are retried with jittered exponential backoff,
+// honouring Retry-After; other 4xx answers never are, as they cannot
+// succeed. Retries carry a Retry-Attempt header. Default: no retries.
+//
+// Beware that some receivers answer 500 to requests that can never succeed
+// (Prometheus 2.x does for some invalid data), so retries are bounded by
+// MaxElapsedTime, WithTimeout and the export's context.
+func WithRetry(cfg RetryConfig) Option {
+	return optionFunc(func(c config) config { c.retry = cfg; return c })
+}
+
+func (r RetryConfig) withDefaults() RetryConfig {
+	if r.InitialInterval <= 0 {
+		r.InitialInterval = 500 * time.Millisecond
+	}
+	if r.MaxInterval <= 0 {
+		r.MaxInterval = 5 * time.Second
+	}
+	if r.MaxInterval < r.InitialInterval {
+		r.MaxInterval = r.InitialInterval
+	}
+	if r.MaxElapsedTime <= 0 {
+		r.MaxElapsedTime = time.Minute
+	}
+	return r
+}
+
+// retryPolicy decides whether and when to repeat an attempt; the attempt
+// itself is client.send.
+type retryPolicy struct {
+	cfg RetryConfig
+	// sleep waits for d or until ctx is done; replaced in tests to observe
+	// the waits without spending them.
+	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time
+}
+
+func newRetryPolicy(cfg RetryConfig) retryPolicy {
+	return retryPolicy{cfg: cfg.withDefaults(), sleep: sleepContext, now: time.Now}
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run calls attempt with attempt numbers 0, 1, … until it succeeds, fails
+// for good, or the budget is spent.
+func (p retryPolicy) run(ctx context.Context, attempt func(ctx context.Context, n int) error) error {
+	if !p.cfg.Enabled {
+		return attempt(ctx, 0)
+	}
+	start := p.now()
+	interval := p.cfg.InitialInterval
+	for n := 0; ; n++ {
+		err := attempt(ctx, n)
+		var we *WriteError
+		if err == nil || !errors.As(err, &we) || !we.retryable(ctx) {
+			return withAttempts(err, n+1)
+		}
+		wait := jitter(interval)
+		if we.retryAfter > wait {
+			wait = we.retryAfter
+		}
+		deadline := start.Add(p.cfg.MaxElapsedTime)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		if p.now().Add(wait).After(deadline) {
+			return withAttempts(err, n+1)
+		}
+		if err := p.sleep(ctx, wait); err != nil {
+			return withAttempts(we, n+1)
+		}
+		interval = min(interval*2, p.cfg.MaxInterval)
+	}
+}
+
+// withAttempts records the attempt count in a WriteError, so that the
+// warning and the error say how often the request was tried.
+func withAttempts(err error, n int) error {
+	var we *WriteError
+	if errors.As(err, &we) {
+		we.Attempts = n
+	}
+	return err
+}
+
+// jitter spreads retries of many exporters over [d/2, d) so that they do
+// not hit a recovering backend in lockstep.
+func jitter(d time.Duration) time.Duration {
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half)
+}
+
+// retryable: 5xx and 429 may succeed later; other 4xx never will. A network
+// error may, unless it is our own deadline or cancellation.
+func (e *WriteError) retryable(ctx context.Context) bool {
+	switch {
+	case e.StatusCode == http.StatusTooManyRequests, e.StatusCode >= 500:
+		return true
+	case e.StatusCode != 0:
+		return false
+	}
+	return ctx.Err() == nil
+}
+
+// maxRetryAfter bounds a server's Retry-After so that arithmetic on it cannot
+// overflow; MaxElapsedTime cuts far shorter anyway.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads delay-seconds or an HTTP-date; 0 when absent or
+// unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if secs > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		switch {
+		case d < 0:
+			return 0
+		case d > maxRetryAfter:
+			return maxRetryAfter
+		}
+		return d
+	}
+	return 0
+}
+
+// attemptsText is "after 3 attempts" for the error text, empty for one.
+func attemptsText(n int) string {
+	if n <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" after %d attempts", n)
+}

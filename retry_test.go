@@ -1,0 +1,253 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// waits records the policy's waits instead of spending them.
+type waits struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (w *waits) sleep(ctx context.Context, d time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.d = append(w.d, d)
+	return ctx.Err()
+}
+
+func TestRetryPolicy(t *testing.T) {
+	status := func(code int, retryAfter time.Duration) error {
+		return &WriteError{StatusCode: code, Attempts: 1, retryAfter: retryAfter}
+	}
+	network := &WriteError{Err: errors.New("connection refused"), Attempts: 1}
+	cfg := RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: 400 * time.Millisecond, MaxElapsedTime: time.Hour}
+	tests := []struct {
+		name         string
+		cfg          RetryConfig
+		results      []error // what successive attempts return; the last repeats
+		wantAttempts int
+		wantErr      bool
+		checkWaits   func(t *testing.T, d []time.Duration)
+	}{
+		{name: "disabled: one attempt on 503", cfg: RetryConfig{}, results: []error{status(503, 0)}, wantAttempts: 1, wantErr: true},
+		{name: "400 never retried", cfg: cfg, results: []error{status(400, 0)}, wantAttempts: 1, wantErr: true},
+		{name: "401 never retried", cfg: cfg, results: []error{status(401, 0)}, wantAttempts: 1, wantErr: true},
+		{name: "413 never retried", cfg: cfg, results: []error{status(413, 0)}, wantAttempts: 1, wantErr: true},
+		{name: "500 then success", cfg: cfg, results: []error{status(500, 0), nil}, wantAttempts: 2},
+		{name: "network error then success", cfg: cfg, results: []error{network, nil}, wantAttempts: 2},
+		{
+			name: "429 honours Retry-After", cfg: cfg, results: []error{status(429, 3*time.Second), nil}, wantAttempts: 2,
+			checkWaits: func(t *testing.T, d []time.Duration) {
+				if len(d) != 1 || d[0] != 3*time.Second {
+					t.Errorf("waits = %v, want [3s]", d)
+				}
+			},
+		},
+		{
+			name: "backoff grows with jitter up to the cap", cfg: cfg,
+			results: []error{status(503, 0), status(503, 0), status(503, 0), status(503, 0), nil}, wantAttempts: 5,
+			checkWaits: func(t *testing.T, d []time.Duration) {
+				want := []time.Duration{100, 200, 400, 400} // ms, before jitter
+				if len(d) != len(want) {
+					t.Fatalf("waits = %v, want %d", d, len(want))
+				}
+				for i, w := range want {
+					hi := w * time.Millisecond
+					if d[i] < hi/2 || d[i] >= hi {
+						t.Errorf("wait %d = %v, want in [%v, %v)", i, d[i], hi/2, hi)
+					}
+				}
+			},
+		},
+		{
+			name: "gives up at max elapsed time",
+			cfg:  RetryConfig{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: 500 * time.Millisecond},
+			// The first wait (≥ 500ms) would pass the budget.
+			results: []error{status(503, 0)}, wantAttempts: 1, wantErr: true,
+		},
+		{
+			name:    "Retry-After beyond the budget gives up",
+			cfg:     RetryConfig{Enabled: true, MaxElapsedTime: time.Minute},
+			results: []error{status(503, time.Hour)}, wantAttempts: 1, wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &waits{}
+			p := newRetryPolicy(tt.cfg)
+			p.sleep = w.sleep
+			calls := 0
+			err := p.run(context.Background(), func(_ context.Context, n int) error {
+				if n != calls {
+					t.Errorf("attempt number %d, want %d", n, calls)
+				}
+				r := tt.results[min(calls, len(tt.results)-1)]
+				calls++
+				if we, ok := r.(*WriteError); ok {
+					copied := *we
+					return &copied
+				}
+				return r
+			})
+			if calls != tt.wantAttempts {
+				t.Errorf("attempts = %d, want %d", calls, tt.wantAttempts)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			var we *WriteError
+			if err != nil && (!errors.As(err, &we) || we.Attempts != tt.wantAttempts) {
+				t.Errorf("error %v does not record %d attempts", err, tt.wantAttempts)
+			}
+			if tt.checkWaits != nil {
+				tt.checkWaits(t, w.d)
+			}
+		})
+	}
+}
+
+func TestRetryStopsAtContextDeadline(t *testing.T) {
+	p := newRetryPolicy(RetryConfig{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: time.Hour})
+	w := &waits{}
+	p.sleep = w.sleep
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	calls := 0
+	err := p.run(ctx, func(context.Context, int) error {
+		calls++
+		return &WriteError{StatusCode: 503, Attempts: 1}
+	})
+	if err == nil || calls != 1 || len(w.d) != 0 {
+		t.Errorf("err = %v, calls = %d, waits = %v: want one attempt and no wait past the deadline", err, calls, w.d)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		give string
+		want time.Duration
+	}{
+		{give: "", want: 0},
+		{give: "7", want: 7 * time.Second},
+		{give: " 0 ", want: 0},
+		{give: "-5", want: 0},
+		{give: "soon", want: 0},
+		{give: "99999999999999999999999", want: 0}, // not a uint64: ignored
+		{give: "18446744073709551615", want: maxRetryAfter},
+		{give: now.Add(90 * time.Second).Format(http.TimeFormat), want: 90 * time.Second},
+		{give: now.Add(-time.Hour).Format(http.TimeFormat), want: 0},
+		{give: now.Add(1000 * time.Hour).Format(http.TimeFormat), want: maxRetryAfter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			if got := parseRetryAfter(tt.give, now); got != tt.want {
+				t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.give, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestExportRetries runs the policy and the client together: two 503s with
+// Retry-After, then success, with Retry-Attempt headers on the retries.
+func TestExportRetries(t *testing.T) {
+	var mu sync.Mutex
+	var attemptHeaders []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		attemptHeaders = append(attemptHeaders, r.Header.Get("Retry-Attempt"))
+		if len(attemptHeaders) <= 2 {
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+
+	exp, err := New(WithEndpoint(srv.URL), WithoutEnvironment(), WithRetry(RetryConfig{Enabled: true}), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Shutdown(context.Background())
+	w := &waits{}
+	exp.retry.sleep = w.sleep
+
+	if err := exp.Export(context.Background(), oneGauge()); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(attemptHeaders, ","); got != ",1,2" {
+		t.Errorf("Retry-Attempt headers = %q, want \",1,2\"", got)
+	}
+	if len(w.d) != 2 || w.d[0] != 2*time.Second || w.d[1] != 2*time.Second {
+		t.Errorf("waits = %v, want the server's Retry-After twice", w.d)
+	}
+}
+
+func TestExportRetryGivesUpWithAttempts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	exp, err := New(WithEndpoint(srv.URL), WithoutEnvironment(), WithLogger(slog.New(slog.DiscardHandler)),
+		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, MaxElapsedTime: 20 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Shutdown(context.Background())
+	w := &waits{}
+	exp.retry.sleep = w.sleep
+	start := time.Now()
+	exp.retry.now = func() time.Time { // each wait advances the policy's clock
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var total time.Duration
+		for _, d := range w.d {
+			total += d
+		}
+		return start.Add(total)
+	}
+	err = exp.Export(context.Background(), oneGauge())
+	var we *WriteError
+	if !errors.As(err, &we) || we.StatusCode != http.StatusBadGateway || we.Attempts < 2 {
+		t.Fatalf("err = %v, want a 502 WriteError after several attempts", err)
+	}
+	if !strings.Contains(err.Error(), "attempts") {
+		t.Errorf("error %q does not say how many attempts were made", err)
+	}
+}
+
+func oneGauge() *metricdata.ResourceMetrics {
+	return &metricdata.ResourceMetrics{
+		Resource: resource.NewSchemaless(attribute.String("service.name", "svc")),
+		ScopeMetrics: []metricdata.ScopeMetrics{{
+			Scope: instrumentation.Scope{Name: "test"},
+			Metrics: []metricdata.Metrics{{
+				Name: "temperature",
+				Data: metricdata.Gauge[float64]{DataPoints: []metricdata.DataPoint[float64]{{
+					Attributes: attribute.NewSet(attribute.String("room", "a")),
+					Time:       time.UnixMilli(1_700_000_000_123),
+					Value:      21.5,
+				}}},
+			}},
+		}},
+	}
+}
