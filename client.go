@@ -61,9 +61,13 @@ type WriteError struct {
 	StatusCode int
 	// Body is the start (at most 1 KiB) of the response body.
 	Body string
-	// Series is how many series the failed request carried; they are
-	// dropped, as the exporter does not retry by default.
+	// Series is how many series of the export were not delivered: those of
+	// the failed request and of the requests after it, which are not sent.
+	// They are dropped: cumulative values catch up on the next success.
 	Series int
+	// Delivered is how many series of the same export earlier requests
+	// delivered, when the export was split into several requests.
+	Delivered int
 	// Err is the transport error when no response arrived.
 	Err error
 	// Attempts is how many times the request was sent: 1 unless WithRetry

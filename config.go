@@ -64,8 +64,11 @@ type config struct {
 	withoutMetadata     bool
 	histogramMinMax     bool
 
-	withoutEnvironment bool
-	retry              RetryConfig
+	withoutEnvironment  bool
+	retry               RetryConfig
+	maxSeries           int
+	maxBytes            int
+	withoutStaleMarkers bool
 }
 
 // newConfig applies defaults, then the environment, then opts, and validates
@@ -76,6 +79,8 @@ func newConfig(opts []Option) (config, error) {
 		logger:              slog.Default(),
 		aggregationSelector: sdkmetric.DefaultAggregationSelector,
 		translationStrategy: otlptranslator.UnderscoreEscapingWithSuffixes,
+		maxSeries:           defaultMaxSeriesPerRequest,
+		maxBytes:            defaultMaxRequestBytes,
 	}
 	code := applyOptions(config{}, opts)
 	if !code.withoutEnvironment {
@@ -189,6 +194,7 @@ func (c *config) validate() error {
 	if c.aggregationSelector == nil {
 		add("prwmetric: WithAggregationSelector(nil): pass a selector, e.g. sdkmetric.DefaultAggregationSelector")
 	}
+	errs = append(errs, validateSplit(c)...)
 	if err := c.validateConversion(); err != nil {
 		errs = append(errs, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
@@ -21,6 +22,8 @@ type Exporter struct {
 	client *client
 	retry  retryPolicy
 	conv   *converter
+	// stale is nil with WithoutStaleMarkers.
+	stale *staleTracker
 
 	isShutdown   atomic.Bool
 	shutdownOnce sync.Once
@@ -43,7 +46,11 @@ func New(opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Exporter{cfg: cfg, client: cl, retry: newRetryPolicy(cfg.retry), conv: conv}, nil
+	e := &Exporter{cfg: cfg, client: cl, retry: newRetryPolicy(cfg.retry), conv: conv}
+	if !cfg.withoutStaleMarkers {
+		e.stale = newStaleTracker()
+	}
+	return e, nil
 }
 
 // Temporality returns cumulative for every instrument kind: Prometheus
@@ -76,22 +83,52 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) e
 	defer cancel()
 
 	req, convErr := e.convert(rm)
-	if req == nil || len(req.Timeseries) == 0 {
+	if req == nil {
+		req = &prompb.WriteRequest{}
+	}
+	var live map[uint64][]prompb.Label
+	if e.stale != nil {
+		live = e.stale.current(req)
+		req.Timeseries = append(req.Timeseries, e.stale.markers(live, time.Now().UnixMilli())...)
+	}
+	if len(req.Timeseries) == 0 {
 		return convErr
 	}
-	raw, err := req.Marshal()
-	if err != nil {
-		return errors.Join(convErr, fmt.Errorf("prwmetric: encoding the write request: %w", err))
-	}
-	body, series := snappy.Encode(nil, raw), len(req.Timeseries)
-	err = e.retry.run(ctx, func(ctx context.Context, n int) error {
-		return e.client.attempt(ctx, body, series, n)
-	})
-	if err != nil {
-		e.warn(err)
+	if err := e.send(ctx, req); err != nil {
 		return errors.Join(convErr, err)
 	}
+	if e.stale != nil {
+		e.stale.delivered(live)
+	}
 	return convErr
+}
+
+// send delivers req in requests within the size limits, in order, so that a
+// series' samples never overtake each other. The first failure stops the
+// rest: it is logged once and returned.
+func (e *Exporter) send(ctx context.Context, req *prompb.WriteRequest) error {
+	parts := split(req, e.cfg.maxSeries, e.cfg.maxBytes)
+	delivered, total := 0, len(req.Timeseries)
+	for _, part := range parts {
+		raw, err := part.Marshal()
+		if err != nil {
+			return fmt.Errorf("prwmetric: encoding the write request: %w (%d of %d series delivered)", err, delivered, total)
+		}
+		body, n := snappy.Encode(nil, raw), len(part.Timeseries)
+		err = e.retry.run(ctx, func(ctx context.Context, attempt int) error {
+			return e.client.attempt(ctx, body, n, attempt)
+		})
+		if err != nil {
+			var we *WriteError
+			if errors.As(err, &we) {
+				we.Series, we.Delivered = total-delivered, delivered
+			}
+			e.warn(err)
+			return err
+		}
+		delivered += n
+	}
+	return nil
 }
 
 // convert turns a panic in conversion into an error for this export: the
@@ -116,6 +153,9 @@ func (e *Exporter) warn(err error) {
 		return
 	}
 	attrs := []any{"endpoint", we.Endpoint, "series_dropped", we.Series}
+	if we.Delivered > 0 {
+		attrs = append(attrs, "series_delivered", we.Delivered)
+	}
 	if we.Attempts > 1 {
 		attrs = append(attrs, "attempts", we.Attempts)
 	}
@@ -132,13 +172,29 @@ func (*Exporter) ForceFlush(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Shutdown stops the exporter: later exports return an error wrapping
-// sdkmetric.ErrExporterShutdown and send nothing, and idle connections are
-// closed. It is idempotent and safe to call concurrently with Export.
+// Shutdown stops the exporter: it ends every series of the last successful
+// export with a staleness marker (unless WithoutStaleMarkers), then later
+// exports return an error wrapping sdkmetric.ErrExporterShutdown and send
+// nothing, and idle connections are closed. It is idempotent and safe to call
+// concurrently with Export; only the first call sends.
 func (e *Exporter) Shutdown(ctx context.Context) error {
+	var err error
 	e.shutdownOnce.Do(func() {
 		e.isShutdown.Store(true)
-		e.client.close()
+		defer e.client.close()
+		if e.stale == nil {
+			return
+		}
+		markers := e.stale.endAll(time.Now().UnixMilli())
+		if len(markers) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
+		defer cancel()
+		err = e.send(ctx, &prompb.WriteRequest{Timeseries: markers})
 	})
+	if err != nil {
+		return err
+	}
 	return ctx.Err()
 }
