@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/otlptranslator"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
@@ -69,6 +70,7 @@ type config struct {
 	maxSeries           int
 	maxBytes            int
 	withoutStaleMarkers bool
+	meterProvider       metric.MeterProvider
 }
 
 // newConfig applies defaults, then the environment, then opts, and validates

@@ -24,6 +24,8 @@ type Exporter struct {
 	conv   *converter
 	// stale is nil with WithoutStaleMarkers.
 	stale *staleTracker
+	// tel is nil without WithMeterProvider.
+	tel *telemetry
 
 	isShutdown   atomic.Bool
 	shutdownOnce sync.Once
@@ -46,7 +48,11 @@ func New(opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Exporter{cfg: cfg, client: cl, retry: newRetryPolicy(cfg.retry), conv: conv}
+	tel, err := newTelemetry(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("prwmetric: WithMeterProvider: creating instruments: %w", err)
+	}
+	e := &Exporter{cfg: cfg, client: cl, retry: newRetryPolicy(cfg.retry), conv: conv, tel: tel}
 	if !cfg.withoutStaleMarkers {
 		e.stale = newStaleTracker()
 	}
@@ -75,10 +81,11 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 // Data that cannot be converted is dropped with a warning, the rest is sent,
 // and the returned error lists what was dropped. With nothing to send, Export
 // makes no request.
-func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (err error) {
 	if e.isShutdown.Load() {
 		return fmt.Errorf("prwmetric: export after Shutdown: %w", sdkmetric.ErrExporterShutdown)
 	}
+	defer func(start time.Time) { e.tel.exported(context.WithoutCancel(ctx), rm, start, err) }(time.Now())
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 	defer cancel()
 
@@ -86,7 +93,7 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) e
 	if req == nil {
 		req = &prompb.WriteRequest{}
 	}
-	var live map[uint64][]prompb.Label
+	var live map[uint64]liveSeries
 	if e.stale != nil {
 		live = e.stale.current(req)
 		req.Timeseries = append(req.Timeseries, e.stale.markers(live, time.Now().UnixMilli())...)
@@ -116,8 +123,11 @@ func (e *Exporter) send(ctx context.Context, req *prompb.WriteRequest) error {
 		}
 		body, n := snappy.Encode(nil, raw), len(part.Timeseries)
 		err = e.retry.run(ctx, func(ctx context.Context, attempt int) error {
-			return e.client.attempt(ctx, body, n, attempt)
+			err := e.client.attempt(ctx, body, n, attempt)
+			e.tel.attempt(ctx, len(raw), len(body), err)
+			return err
 		})
+		e.tel.part(ctx, part, err)
 		if err != nil {
 			var we *WriteError
 			if errors.As(err, &we) {

@@ -27,7 +27,15 @@ func WithoutStaleMarkers() Option {
 type staleTracker struct {
 	mu   sync.Mutex
 	seed maphash.Seed
-	last map[uint64][]prompb.Label
+	last map[uint64]liveSeries
+}
+
+// liveSeries is what a staleness marker needs of a delivered series.
+type liveSeries struct {
+	labels []prompb.Label
+	// newest is its newest timestamp: a marker must come after it, or the
+	// receiver sees two samples at one time.
+	newest int64
 }
 
 func newStaleTracker() *staleTracker {
@@ -47,30 +55,39 @@ func (s *staleTracker) key(labels []prompb.Label) uint64 {
 }
 
 // current returns the identity set of req's series.
-func (s *staleTracker) current(req *prompb.WriteRequest) map[uint64][]prompb.Label {
-	cur := make(map[uint64][]prompb.Label, len(req.Timeseries))
+func (s *staleTracker) current(req *prompb.WriteRequest) map[uint64]liveSeries {
+	cur := make(map[uint64]liveSeries, len(req.Timeseries))
 	for _, ts := range req.Timeseries {
-		cur[s.key(ts.Labels)] = ts.Labels
+		newest := int64(math.MinInt64)
+		for _, sm := range ts.Samples {
+			newest = max(newest, sm.Timestamp)
+		}
+		for _, h := range ts.Histograms {
+			newest = max(newest, h.Timestamp)
+		}
+		cur[s.key(ts.Labels)] = liveSeries{labels: ts.Labels, newest: newest}
 	}
 	return cur
 }
 
-// markers returns stale series, at timestamp ms, for every series of the last
-// successful export that is not in cur.
-func (s *staleTracker) markers(cur map[uint64][]prompb.Label, ms int64) []prompb.TimeSeries {
+// markers returns stale series, at timestamp ms or just after the series'
+// newest sample, for every series of the last successful export that is not
+// in cur.
+func (s *staleTracker) markers(cur map[uint64]liveSeries, ms int64) []prompb.TimeSeries {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []prompb.TimeSeries
-	for k, labels := range s.last {
+	for k, ls := range s.last {
 		if _, ok := cur[k]; !ok {
-			out = append(out, prompb.TimeSeries{Labels: labels, Samples: []prompb.Sample{{Value: staleNaN, Timestamp: ms}}})
+			at := max(ms, ls.newest+1)
+			out = append(out, prompb.TimeSeries{Labels: ls.labels, Samples: []prompb.Sample{{Value: staleNaN, Timestamp: at}}})
 		}
 	}
 	return out
 }
 
 // delivered records cur as the series the receiver now holds.
-func (s *staleTracker) delivered(cur map[uint64][]prompb.Label) {
+func (s *staleTracker) delivered(cur map[uint64]liveSeries) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = cur
