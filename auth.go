@@ -69,7 +69,7 @@ func wrapTransport(next http.RoundTripper, c config) http.RoundTripper {
 // that rotated secrets take effect without a restart.
 func authorization(c config) func() (string, error) {
 	switch {
-	case c.basicAuthSet && c.basicAuthFile != "":
+	case c.basicAuthSet && c.basicAuthFromFile:
 		user, path := c.basicAuthUser, c.basicAuthFile
 		return func() (string, error) {
 			b, err := os.ReadFile(path)
@@ -81,7 +81,7 @@ func authorization(c config) func() (string, error) {
 	case c.basicAuthSet:
 		v := basicAuth(c.basicAuthUser, c.basicAuthPassword)
 		return func() (string, error) { return v, nil }
-	case c.bearerTokenFile != "":
+	case c.bearerFileSet:
 		path := c.bearerTokenFile
 		return func() (string, error) {
 			b, err := os.ReadFile(path)
@@ -94,7 +94,7 @@ func authorization(c config) func() (string, error) {
 			}
 			return "Bearer " + token, nil
 		}
-	case c.bearerToken != "":
+	case c.bearerSet:
 		v := "Bearer " + c.bearerToken
 		return func() (string, error) { return v, nil }
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -120,23 +121,15 @@ func newClient(c config) (*client, error) {
 			base = http.DefaultTransport
 		}
 	} else {
-		// A private copy: other packages may mutate http.DefaultTransport.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.Proxy = http.ProxyFromEnvironment
+		t := newTransport()
 		if c.proxy != nil {
 			t.Proxy = c.proxy
 		}
 		switch {
 		case c.tlsClientConfig != nil:
 			t.TLSClientConfig = c.tlsClientConfig.Clone()
-		case c.tls != nil:
-			tc, err := c.tls.build()
-			if err != nil {
-				return nil, err
-			}
-			t.TLSClientConfig = tc
-		default:
-			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		case c.tlsBuilt != nil:
+			t.TLSClientConfig = c.tlsBuilt
 		}
 		if t.TLSClientConfig.MinVersion == 0 {
 			t.TLSClientConfig.MinVersion = tls.VersionTLS12
@@ -149,6 +142,22 @@ func newClient(c config) (*client, error) {
 	}
 	cl.http = hc
 	return cl, nil
+}
+
+// newTransport returns a transport with http.DefaultTransport's settings,
+// built afresh: the global may be replaced or mutated by other packages (and
+// be no *http.Transport at all when instrumentation wraps it).
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
 }
 
 // checkRedirect follows only redirects that resend the POST (307, 308). A 301,
@@ -223,6 +232,11 @@ func cleanBody(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
+		// A character cut at the cap became U+FFFD, which is longer.
+		for len(s) > maxErrorBody {
+			_, n := utf8.DecodeLastRuneInString(s)
+			s = s[:len(s)-n]
+		}
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -39,12 +40,16 @@ type config struct {
 	timeout     time.Duration
 
 	basicAuthSet      bool
+	basicAuthFromFile bool
 	basicAuthUser     string
 	basicAuthPassword string
 	basicAuthFile     string
+	bearerSet         bool
 	bearerToken       string
+	bearerFileSet     bool
 	bearerTokenFile   string
 	headers           map[string]string
+	tlsBuilt          *tls.Config
 
 	proxy           func(*http.Request) (*url.URL, error)
 	proxyURL        string
@@ -93,16 +98,17 @@ func newConfig(opts []Option) (config, error) {
 		c = applyOptions(c, envOpts)
 		// Credentials and TLS are each one setting: when code configures
 		// them, none of the environment's parts remain to conflict with it.
-		if code.basicAuthSet || code.bearerToken != "" || code.bearerTokenFile != "" {
-			c.basicAuthSet, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, "", "", ""
-			c.bearerToken, c.bearerTokenFile = "", ""
+		if code.basicAuthSet || code.bearerSet || code.bearerFileSet {
+			c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, false, "", "", ""
+			c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile = false, "", false, ""
 		}
 		if code.tls != nil || code.tlsClientConfig != nil || code.httpClient != nil {
 			c.tls = nil
 		}
 	}
 	c = applyOptions(c, opts)
-	return c, c.validate()
+	err := c.validate()
+	return c, err
 }
 
 func applyOptions(c config, opts []Option) config {
@@ -131,15 +137,42 @@ func (c *config) validate() error {
 		add("prwmetric: WithTimeout(%v): the timeout must be positive", c.timeout)
 	}
 
-	if c.basicAuthSet && c.basicAuthUser == "" {
-		add("prwmetric: basic auth needs a username: pass a non-empty username to WithBasicAuth or WithBasicAuthPasswordFile")
+	basicName, bearerName := "WithBasicAuth", "WithBearerToken"
+	if c.basicAuthFromFile {
+		basicName = "WithBasicAuthPasswordFile"
 	}
-	hasBearer := c.bearerToken != "" || c.bearerTokenFile != ""
-	if c.bearerToken != "" && c.bearerTokenFile != "" {
+	if c.bearerFileSet {
+		bearerName = "WithBearerTokenFile"
+	}
+	if c.basicAuthSet {
+		switch {
+		case c.basicAuthUser == "":
+			add("prwmetric: %s: the username is empty: pass the username the receiver expects", basicName)
+		case strings.Contains(c.basicAuthUser, ":"):
+			add("prwmetric: %s: the username contains \":\", which basic auth cannot carry", basicName)
+		}
+		if c.basicAuthFromFile && c.basicAuthFile == "" {
+			add("prwmetric: WithBasicAuthPasswordFile: the path is empty: pass the file that holds the password")
+		}
+	}
+	if c.bearerSet {
+		switch {
+		case c.bearerToken == "":
+			add("prwmetric: WithBearerToken: the token is empty: pass a token, or leave the option out")
+		case !validHeaderValue(c.bearerToken):
+			// Never echo the token.
+			add("prwmetric: WithBearerToken: the token holds characters not allowed in an HTTP header (a trailing newline?)")
+		}
+	}
+	if c.bearerFileSet && c.bearerTokenFile == "" {
+		add("prwmetric: WithBearerTokenFile: the path is empty: pass the file that holds the token")
+	}
+	hasBearer := c.bearerSet || c.bearerFileSet
+	if c.bearerSet && c.bearerFileSet {
 		add("prwmetric: WithBearerToken and WithBearerTokenFile both set: keep one")
 	}
 	if c.basicAuthSet && hasBearer {
-		add("prwmetric: basic auth and a bearer token both set: a request carries one Authorization header, keep one")
+		add("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", basicName, bearerName)
 	}
 	for name, value := range c.headers {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
@@ -152,9 +185,9 @@ func (c *config) validate() error {
 		case isProtocolHeader(canonical):
 			add("prwmetric: WithHeaders: header %q is set by the remote-write protocol and cannot be replaced; remove it", name)
 		case canonical == "Authorization" && c.basicAuthSet:
-			add("prwmetric: WithHeaders sets Authorization and basic auth is set: keep one")
+			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", basicName)
 		case canonical == "Authorization" && hasBearer:
-			add("prwmetric: WithHeaders sets Authorization and a bearer token is set: keep one")
+			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", bearerName)
 		}
 	}
 
@@ -185,9 +218,11 @@ func (c *config) validate() error {
 		}
 	}
 	if c.tls != nil {
-		if _, err := c.tls.build(); err != nil {
+		built, err := c.tls.build()
+		if err != nil {
 			errs = append(errs, err)
 		}
+		c.tlsBuilt = built
 	}
 
 	if c.logger == nil {
@@ -311,7 +346,7 @@ func WithTimeout(d time.Duration) Option {
 // be combined with a bearer token or an Authorization header. Default: none.
 func WithBasicAuth(username, password string) Option {
 	return optionFunc(func(c config) config {
-		c.basicAuthSet, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, username, password, ""
+		c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, false, username, password, ""
 		return c
 	})
 }
@@ -321,7 +356,7 @@ func WithBasicAuth(username, password string) Option {
 // picked up without a restart. A missing file fails that export, not New.
 func WithBasicAuthPasswordFile(username, path string) Option {
 	return optionFunc(func(c config) config {
-		c.basicAuthSet, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, username, "", path
+		c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, true, username, "", path
 		return c
 	})
 }
@@ -330,7 +365,7 @@ func WithBasicAuthPasswordFile(username, path string) Option {
 // cannot be combined with WithBearerTokenFile, basic auth or an Authorization
 // header. Default: none.
 func WithBearerToken(token string) Option {
-	return optionFunc(func(c config) config { c.bearerToken = token; return c })
+	return optionFunc(func(c config) config { c.bearerSet, c.bearerToken = true, token; return c })
 }
 
 // WithBearerTokenFile is WithBearerToken with the token read from path at each
@@ -338,7 +373,7 @@ func WithBearerToken(token string) Option {
 // Kubernetes service-account tokens) are picked up. A missing file fails that
 // export, not New.
 func WithBearerTokenFile(path string) Option {
-	return optionFunc(func(c config) config { c.bearerTokenFile = path; return c })
+	return optionFunc(func(c config) config { c.bearerFileSet, c.bearerTokenFile = true, path; return c })
 }
 
 // WithHeaders adds headers to every request, such as X-Scope-OrgID for
@@ -348,6 +383,7 @@ func WithBearerTokenFile(path string) Option {
 // bearer auth. Several WithHeaders options merge; a later value for the same
 // name wins.
 func WithHeaders(headers map[string]string) Option {
+	headers = maps.Clone(headers)
 	return optionFunc(func(c config) config {
 		merged := make(map[string]string, len(c.headers)+len(headers))
 		for k, v := range c.headers {
@@ -475,6 +511,7 @@ func WithResourceAsLabels(filter attribute.Filter) Option {
 // valid, not reserved ("__" prefix) and values non-empty, or New fails. The
 // map is copied; several options merge.
 func WithExternalLabels(labels map[string]string) Option {
+	labels = maps.Clone(labels)
 	return optionFunc(func(c config) config {
 		merged := make(map[string]string, len(c.externalLabels)+len(labels))
 		for k, v := range c.externalLabels {

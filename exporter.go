@@ -71,10 +71,11 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 	return e.cfg.aggregationSelector(kind)
 }
 
-// Export converts rm to Prometheus series and sends them in one request.
-// Unless WithRetry enables retries, it makes one attempt: on failure it logs one warning and returns an error with the
-// same facts (a *WriteError), and the data of this export is dropped;
-// cumulative values catch up on the next success. This is the one place that
+// Export converts rm to Prometheus series and sends them, in one request or,
+// past the size limits, in several sent in order. Unless WithRetry enables
+// retries, each request is tried once: on failure Export logs one warning and
+// returns an error with the same facts (a *WriteError), and the data of this
+// export is dropped; cumulative values catch up on the next success. This is the one place that
 // both logs and returns an error, on purpose: the SDK hands the error to the
 // OpenTelemetry error handler, which many services leave silent.
 //
@@ -101,7 +102,12 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	if len(req.Timeseries) == 0 {
 		return convErr
 	}
-	if err := e.send(ctx, req); err != nil {
+	err = e.send(ctx, req)
+	if e.isShutdown.Load() {
+		// Shutdown closed idle connections while this export held one.
+		e.client.close()
+	}
+	if err != nil {
 		return errors.Join(convErr, err)
 	}
 	if e.stale != nil {
@@ -119,7 +125,9 @@ func (e *Exporter) send(ctx context.Context, req *prompb.WriteRequest) error {
 	for _, part := range parts {
 		raw, err := part.Marshal()
 		if err != nil {
-			return fmt.Errorf("prwmetric: encoding the write request: %w (%d of %d series delivered)", err, delivered, total)
+			err = fmt.Errorf("prwmetric: encoding the write request: %w (%d of %d series delivered)", err, delivered, total)
+			e.warn(err)
+			return err
 		}
 		body, n := snappy.Encode(nil, raw), len(part.Timeseries)
 		err = e.retry.run(ctx, func(ctx context.Context, attempt int) error {

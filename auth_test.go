@@ -1,0 +1,243 @@
+package prwmetric
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// writeFile writes content to dir/name and returns the path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func basicHeader(user, password string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
+
+func TestAuthHeaders(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		give []Option
+		// want maps header names to their exact values; "" means absent.
+		want map[string]string
+	}{
+		{
+			name: "none",
+			want: map[string]string{"Authorization": ""},
+		},
+		{
+			name: "basic",
+			give: []Option{WithBasicAuth("alice", "pa:ss wörd")},
+			want: map[string]string{"Authorization": basicHeader("alice", "pa:ss wörd")},
+		},
+		{
+			name: "basic with empty password",
+			give: []Option{WithBasicAuth("alice", "")},
+			want: map[string]string{"Authorization": basicHeader("alice", "")},
+		},
+		{
+			name: "basic from file, trailing newline trimmed",
+			give: []Option{WithBasicAuthPasswordFile("alice", writeFile(t, dir, "pw", " secret with spaces \n"))},
+			want: map[string]string{"Authorization": basicHeader("alice", " secret with spaces ")},
+		},
+		{
+			name: "bearer",
+			give: []Option{WithBearerToken("tok-123")},
+			want: map[string]string{"Authorization": "Bearer tok-123"},
+		},
+		{
+			name: "bearer from file, white space trimmed",
+			give: []Option{WithBearerTokenFile(writeFile(t, dir, "token", "  tok-from-file\r\n"))},
+			want: map[string]string{"Authorization": "Bearer tok-from-file"},
+		},
+		{
+			name: "tenant header",
+			give: []Option{WithHeaders(map[string]string{"X-Scope-OrgID": "tenant-1"})},
+			want: map[string]string{"X-Scope-OrgID": "tenant-1", "Authorization": ""},
+		},
+		{
+			name: "custom headers with basic auth",
+			give: []Option{WithBasicAuth("alice", "pw"), WithHeaders(map[string]string{"X-Scope-OrgID": "tenant-2", "x-custom-thing": "v 1"})},
+			want: map[string]string{"Authorization": basicHeader("alice", "pw"), "X-Scope-OrgID": "tenant-2", "X-Custom-Thing": "v 1"},
+		},
+		{
+			name: "custom headers with bearer",
+			give: []Option{WithBearerToken("tok"), WithHeaders(map[string]string{"X-Scope-OrgID": "tenant-3"})},
+			want: map[string]string{"Authorization": "Bearer tok", "X-Scope-OrgID": "tenant-3"},
+		},
+		{
+			name: "Authorization as a custom header",
+			give: []Option{WithHeaders(map[string]string{"Authorization": "Custom abc"})},
+			want: map[string]string{"Authorization": "Custom abc"},
+		},
+		{
+			name: "last basic option wins",
+			give: []Option{WithBasicAuthPasswordFile("bob", filepath.Join(dir, "missing")), WithBasicAuth("alice", "pw")},
+			want: map[string]string{"Authorization": basicHeader("alice", "pw")},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+			exp := newExporter(t, append(pinned(WithEndpoint(endpoint)), tt.give...)...)
+			if err := exp.Export(t.Context(), counterData(3)); err != nil {
+				t.Fatalf("Export: %v", err)
+			}
+			got := rec.only(t)
+			for name, want := range tt.want {
+				v := got.Header.Values(name)
+				switch {
+				case want == "" && len(v) != 0:
+					t.Errorf("%s = %q, want absent", name, v)
+				case want != "" && (len(v) != 1 || v[0] != want):
+					t.Errorf("%s = %q, want exactly [%q]", name, v, want)
+				}
+			}
+			// Authentication never changes what is sent.
+			if diff := cmp.Diff([]series{counterSeries(3)}, got.Series); diff != "" {
+				t.Errorf("series (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBasicAuthPasswordFileRotation rotates the password file between
+// exports: each request carries the file's content at that moment.
+func TestBasicAuthPasswordFileRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "password", "first\n")
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint), WithBasicAuthPasswordFile("alice", path))...)
+
+	var want []string
+	for _, content := range []string{"first\n", "second\r\n", "third"} {
+		writeFile(t, dir, "password", content)
+		if err := exp.Export(t.Context(), counterData(1)); err != nil {
+			t.Fatalf("Export with password file %q: %v", content, err)
+		}
+		want = append(want, basicHeader("alice", strings.TrimRight(content, "\r\n")))
+	}
+	var got []string
+	for _, r := range rec.all() {
+		got = append(got, r.Header.Get("Authorization"))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Authorization per request (-want +got):\n%s", diff)
+	}
+}
+
+// TestBearerTokenFileRotation is the Kubernetes case: the token file is
+// replaced while the exporter runs.
+func TestBearerTokenFileRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "token", "tok-1\n")
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint), WithBearerTokenFile(path))...)
+
+	for _, content := range []string{"tok-1\n", "tok-2", " tok-3 \n"} {
+		// Replace the file the way Kubernetes does: a new file renamed
+		// over the old one.
+		tmp := writeFile(t, dir, "token.new", content)
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.Export(t.Context(), counterData(1)); err != nil {
+			t.Fatalf("Export: %v", err)
+		}
+	}
+	var got []string
+	for _, r := range rec.all() {
+		got = append(got, r.Header.Get("Authorization"))
+	}
+	if diff := cmp.Diff([]string{"Bearer tok-1", "Bearer tok-2", "Bearer tok-3"}, got); diff != "" {
+		t.Errorf("Authorization per request (-want +got):\n%s", diff)
+	}
+}
+
+// TestCredentialFileProblemsFailTheExport: a missing or empty file fails
+// that export (nothing is sent without the credential) and the next export
+// recovers once the file is back.
+func TestCredentialFileProblemsFailTheExport(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		file    string // content; "" with missing means the file is absent
+		missing bool
+		opt     func(path string) Option
+		want    string
+	}{
+		{name: "password file missing", missing: true, opt: func(p string) Option { return WithBasicAuthPasswordFile("alice", p) }, want: "password file"},
+		{name: "token file missing", missing: true, opt: WithBearerTokenFile, want: "token file"},
+		{name: "token file empty", file: " \n", opt: WithBearerTokenFile, want: "empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "credential")
+			if !tt.missing {
+				writeFile(t, dir, "credential", tt.file)
+			}
+			endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+			logger, logs := newLogCapture()
+			exp := newExporter(t, pinned(WithEndpoint(endpoint), WithLogger(logger), tt.opt(path))...)
+
+			err := exp.Export(t.Context(), counterData(1))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Export = %v, want an error about the %s", err, tt.want)
+			}
+			var we *WriteError
+			if !errors.As(err, &we) || we.StatusCode != 0 || we.Series != 1 {
+				t.Errorf("Export error = %#v, want a *WriteError with no status and 1 series", err)
+			}
+			if n := rec.count(); n != 0 {
+				t.Errorf("server received %d requests without the credential, want none", n)
+			}
+			if n := len(logs.all()); n != 1 {
+				t.Errorf("logged %d records, want 1 warning", n)
+			}
+
+			writeFile(t, dir, "credential", "restored\n")
+			if err := exp.Export(t.Context(), counterData(2)); err != nil {
+				t.Fatalf("Export after restoring the file: %v", err)
+			}
+			if n := rec.count(); n != 1 {
+				t.Errorf("server received %d requests after restoring the file, want 1", n)
+			}
+		})
+	}
+}
+
+// TestOriginTransportLeavesRequestAlone: a RoundTripper must not modify
+// the request it is given.
+func TestOriginTransportLeavesRequestAlone(t *testing.T) {
+	endpoint, _ := newReceiver(t, http.StatusNoContent, "")
+	c, err := newConfig([]Option{WithEndpoint(endpoint), WithBearerToken("tok"), WithHeaders(map[string]string{"X-Scope-OrgID": "t"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	rt := wrapTransport(base, c)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, endpoint, strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if len(req.Header) != 0 {
+		t.Errorf("caller's request headers = %v, want untouched (empty)", req.Header)
+	}
+}

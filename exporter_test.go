@@ -1,0 +1,939 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// This file holds the exporter's tests and the helpers every test file of
+// the package shares: a receiver that decodes what was POSTed (snappy block
+// + prompb), fixed metric data, and a slog handler that captures records.
+
+// --- fixed data -------------------------------------------------------------
+
+var (
+	testStart = time.Unix(1700000000, 0).UTC()
+	// testTime has sub-millisecond digits, so truncation to milliseconds is
+	// visible on the wire.
+	testTime = time.Unix(1700000060, 123456789).UTC()
+)
+
+// testMillis is testTime in milliseconds since the epoch.
+const testMillis int64 = 1700000060123
+
+// pinned fixes the parts of the output that other features own (scope
+// labels, target_info, metadata, staleness markers at Shutdown), so these
+// tests compare exact series and count requests exactly.
+func pinned(opts ...Option) []Option {
+	return append([]Option{WithoutScopeInfo(), WithoutTargetInfo(), WithoutMetadata(), WithoutStaleMarkers()}, opts...)
+}
+
+func testResource() *resource.Resource {
+	return resource.NewSchemaless(
+		attribute.String("service.name", "checkout"),
+		attribute.String("service.instance.id", "pod-1"),
+	)
+}
+
+// counterData is one monotonic int64 Sum "requests" {method="GET"} = v.
+func counterData(v int64) *metricdata.ResourceMetrics {
+	return &metricdata.ResourceMetrics{
+		Resource: testResource(),
+		ScopeMetrics: []metricdata.ScopeMetrics{{
+			Scope: instrumentation.Scope{Name: "prwmetric/test", Version: "1.0.0"},
+			Metrics: []metricdata.Metrics{{
+				Name: "requests",
+				Data: metricdata.Sum[int64]{
+					Temporality: metricdata.CumulativeTemporality,
+					IsMonotonic: true,
+					DataPoints: []metricdata.DataPoint[int64]{{
+						Attributes: attribute.NewSet(attribute.String("method", "GET")),
+						StartTime:  testStart,
+						Time:       testTime,
+						Value:      v,
+					}},
+				},
+			}},
+		}},
+	}
+}
+
+// counterSeries is what counterData(v) becomes on the wire.
+func counterSeries(v float64) series {
+	return series{
+		Labels:  []string{"__name__=requests_total", "instance=pod-1", "job=checkout", "method=GET"},
+		Samples: []sample{{Value: v, Millis: testMillis}},
+	}
+}
+
+// --- decoded requests ---------------------------------------------------------
+
+// sample and series are a readable form of prompb's types for cmp.Diff.
+type sample struct {
+	Value  float64
+	Millis int64
+}
+
+type series struct {
+	// Labels are "name=value" in wire order, so that sorting is checked too.
+	Labels     []string
+	Samples    []sample
+	Exemplars  int
+	Histograms int
+}
+
+func (s series) name() string { return strings.TrimPrefix(s.Labels[0], "__name__=") }
+
+func fromProm(wr *prompb.WriteRequest) []series {
+	out := make([]series, 0, len(wr.Timeseries))
+	for _, ts := range wr.Timeseries {
+		s := series{Exemplars: len(ts.Exemplars), Histograms: len(ts.Histograms)}
+		for _, l := range ts.Labels {
+			s.Labels = append(s.Labels, l.Name+"="+l.Value)
+		}
+		for _, smp := range ts.Samples {
+			s.Samples = append(s.Samples, sample{Value: smp.Value, Millis: smp.Timestamp})
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// named returns the series whose metric name is one of names, sorted by
+// labels: the conversion may add other series (target_info) and order them
+// as it likes.
+func named(all []series, names ...string) []series {
+	var out []series
+	for _, s := range all {
+		for _, n := range names {
+			if len(s.Labels) > 0 && s.name() == n {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return strings.Join(out[i].Labels, ",") < strings.Join(out[j].Labels, ",")
+	})
+	return out
+}
+
+// decodeBody undoes what the exporter does: snappy block format, then the
+// Remote-Write 1.0 protobuf.
+func decodeBody(body []byte) (*prompb.WriteRequest, error) {
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		return nil, fmt.Errorf("snappy block decode: %w", err)
+	}
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(raw); err != nil {
+		return nil, fmt.Errorf("prompb unmarshal: %w", err)
+	}
+	return &wr, nil
+}
+
+// received is one request as a test server saw it.
+type received struct {
+	Method     string
+	Host       string
+	Path       string
+	RequestURI string
+	Header     http.Header
+	// Body is the decoded write request; DecodeErr says why it is nil.
+	Body      *prompb.WriteRequest
+	DecodeErr error
+	// Series is Body in readable form.
+	Series []series
+}
+
+// recorder keeps every request a test server received.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []received
+}
+
+// record reads and decodes r's body (bounded) and keeps the request.
+func (rec *recorder) record(r *http.Request) received {
+	got := received{
+		Method:     r.Method,
+		Host:       r.Host,
+		Path:       r.URL.Path,
+		RequestURI: r.RequestURI,
+		Header:     r.Header.Clone(),
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
+	if err == nil {
+		got.Body, err = decodeBody(body)
+	}
+	if err != nil {
+		got.DecodeErr = err
+	} else {
+		got.Series = fromProm(got.Body)
+	}
+	rec.mu.Lock()
+	rec.reqs = append(rec.reqs, got)
+	rec.mu.Unlock()
+	return got
+}
+
+func (rec *recorder) all() []received {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]received(nil), rec.reqs...)
+}
+
+func (rec *recorder) count() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.reqs)
+}
+
+// only returns the single request received, failing the test if there was
+// not exactly one or it did not decode.
+func (rec *recorder) only(t *testing.T) received {
+	t.Helper()
+	all := rec.all()
+	if len(all) != 1 {
+		t.Fatalf("server received %d requests, want exactly 1", len(all))
+	}
+	if all[0].DecodeErr != nil {
+		t.Fatalf("request body does not decode: %v", all[0].DecodeErr)
+	}
+	return all[0]
+}
+
+// startServer starts a 127.0.0.1 test server closed at cleanup; its
+// handshake and handler errors are discarded to keep test output clean.
+func startServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// newReceiver starts a server that records every request and answers with
+// status and body. Its URL has the usual /api/v1/write path.
+func newReceiver(t *testing.T, status int, body string) (endpoint string, rec *recorder) {
+	t.Helper()
+	rec = &recorder{}
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.record(r)
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	return srv.URL + "/api/v1/write", rec
+}
+
+// newExporter calls New and shuts the exporter down at cleanup.
+func newExporter(t *testing.T, opts ...Option) *Exporter {
+	t.Helper()
+	exp, err := New(opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if exp == nil {
+		t.Fatal("New returned a nil exporter and no error")
+	}
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	return exp
+}
+
+// closedEndpoint returns a URL on 127.0.0.1 where nothing listens: the
+// port was just released, so connecting is refused.
+func closedEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr + "/api/v1/write"
+}
+
+// --- captured logs --------------------------------------------------------------
+
+// logRecord is one captured slog record with its attributes as text.
+type logRecord struct {
+	Level   slog.Level
+	Message string
+	Attrs   map[string]string
+}
+
+// String renders everything in the record, for searching it for secrets.
+func (r logRecord) String() string {
+	keys := make([]string, 0, len(r.Attrs))
+	for k := range r.Attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%s", k, r.Attrs[k])
+	}
+	return b.String()
+}
+
+// logCapture is a slog.Handler that keeps every record, safe for
+// concurrent use.
+type logCapture struct {
+	mu      *sync.Mutex
+	records *[]logRecord
+	prefix  string
+	attrs   []slog.Attr
+}
+
+func newLogCapture() (*slog.Logger, *logCapture) {
+	h := &logCapture{mu: &sync.Mutex{}, records: &[]logRecord{}}
+	return slog.New(h), h
+}
+
+func (h *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logCapture) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{Level: r.Level, Message: r.Message, Attrs: map[string]string{}}
+	var add func(prefix string, a slog.Attr)
+	add = func(prefix string, a slog.Attr) {
+		v := a.Value.Resolve()
+		if v.Kind() == slog.KindGroup {
+			for _, g := range v.Group() {
+				add(prefix+a.Key+".", g)
+			}
+			return
+		}
+		rec.Attrs[prefix+a.Key] = v.String()
+	}
+	for _, a := range h.attrs {
+		add("", a)
+	}
+	r.Attrs(func(a slog.Attr) bool { add(h.prefix, a); return true })
+	h.mu.Lock()
+	*h.records = append(*h.records, rec)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *logCapture) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	for _, a := range attrs {
+		c.attrs = append(append([]slog.Attr(nil), c.attrs...), slog.Attr{Key: h.prefix + a.Key, Value: a.Value})
+	}
+	return &c
+}
+
+func (h *logCapture) WithGroup(name string) slog.Handler {
+	c := *h
+	c.prefix += name + "."
+	return &c
+}
+
+func (h *logCapture) all() []logRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]logRecord(nil), *h.records...)
+}
+
+// --- tests ------------------------------------------------------------------------
+
+func TestExportSendsExactSeries(t *testing.T) {
+	rm := &metricdata.ResourceMetrics{
+		Resource: testResource(),
+		ScopeMetrics: []metricdata.ScopeMetrics{{
+			Scope: instrumentation.Scope{Name: "prwmetric/test"},
+			Metrics: []metricdata.Metrics{
+				{
+					Name: "requests",
+					Data: metricdata.Sum[int64]{
+						Temporality: metricdata.CumulativeTemporality,
+						IsMonotonic: true,
+						DataPoints: []metricdata.DataPoint[int64]{
+							{Attributes: attribute.NewSet(attribute.String("method", "GET")), StartTime: testStart, Time: testTime, Value: 42},
+							{Attributes: attribute.NewSet(attribute.String("method", "POST"), attribute.Int("code", 500)), StartTime: testStart, Time: testTime, Value: 7},
+						},
+					},
+				},
+				{
+					Name: "queue_length",
+					Data: metricdata.Sum[int64]{
+						Temporality: metricdata.CumulativeTemporality,
+						IsMonotonic: false,
+						DataPoints: []metricdata.DataPoint[int64]{
+							{StartTime: testStart, Time: testTime, Value: -3},
+						},
+					},
+				},
+				{
+					Name: "temperature",
+					Data: metricdata.Gauge[float64]{
+						DataPoints: []metricdata.DataPoint[float64]{
+							{Attributes: attribute.NewSet(attribute.String("room", "lab")), Time: testTime, Value: 21.5},
+						},
+					},
+				},
+			},
+		}},
+	}
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint))...)
+
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+
+	got := rec.only(t)
+	if got.Method != http.MethodPost || got.Path != "/api/v1/write" {
+		t.Errorf("request = %s %s, want POST /api/v1/write", got.Method, got.Path)
+	}
+	want := []series{
+		{Labels: []string{"__name__=queue_length", "instance=pod-1", "job=checkout"}, Samples: []sample{{-3, testMillis}}},
+		{Labels: []string{"__name__=requests_total", "code=500", "instance=pod-1", "job=checkout", "method=POST"}, Samples: []sample{{7, testMillis}}},
+		{Labels: []string{"__name__=requests_total", "instance=pod-1", "job=checkout", "method=GET"}, Samples: []sample{{42, testMillis}}},
+		{Labels: []string{"__name__=temperature", "instance=pod-1", "job=checkout", "room=lab"}, Samples: []sample{{21.5, testMillis}}},
+	}
+	// With scope info, target_info and metadata pinned off, these are the
+	// whole request.
+	if diff := cmp.Diff(want, named(got.Series, "queue_length", "requests_total", "temperature")); diff != "" {
+		t.Errorf("series (-want +got):\n%s", diff)
+	}
+	if len(got.Series) != len(want) {
+		t.Errorf("request holds %d series, want %d: %v", len(got.Series), len(want), got.Series)
+	}
+}
+
+func TestExportSendsRequiredHeaders(t *testing.T) {
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint))...)
+	if err := exp.Export(context.Background(), counterData(1)); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	got := rec.only(t)
+	for _, tt := range []struct {
+		name string
+		want string
+	}{
+		{name: "Content-Encoding", want: "snappy"},
+		{name: "Content-Type", want: "application/x-protobuf"},
+		{name: "X-Prometheus-Remote-Write-Version", want: "0.1.0"},
+		{name: "User-Agent", want: "prwmetric/" + Version},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if v := got.Header.Values(tt.name); len(v) != 1 || v[0] != tt.want {
+				t.Errorf("%s = %q, want exactly [%q]", tt.name, v, tt.want)
+			}
+		})
+	}
+	if v := got.Header.Get("Authorization"); v != "" {
+		t.Errorf("Authorization = %q without any auth option, want none", v)
+	}
+}
+
+// TestExportThroughMeterProvider wires the exporter the way users do and
+// checks that what an instrument recorded arrives.
+func TestExportThroughMeterProvider(t *testing.T) {
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp, err := New(pinned(WithEndpoint(endpoint))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(
+		sdkmetric.WithResource(testResource()),
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))),
+	)
+	ctx := context.Background()
+	counter, err := mp.Meter("prwmetric/test").Int64Counter("requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().UnixMilli()
+	counter.Add(ctx, 5)
+	if err := mp.ForceFlush(ctx); err != nil {
+		t.Fatalf("ForceFlush: %v", err)
+	}
+	after := time.Now().UnixMilli()
+	counter.Add(ctx, 2)
+	// Shutdown collects once more, then shuts the exporter down.
+	if err := mp.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+
+	reqs := rec.all()
+	if len(reqs) != 2 {
+		t.Fatalf("server received %d requests, want 2 (ForceFlush, Shutdown)", len(reqs))
+	}
+	wantLabels := []string{"__name__=requests_total", "instance=pod-1", "job=checkout"}
+	for i, wantValue := range []float64{5, 7} { // cumulative
+		got := named(reqs[i].Series, "requests_total")
+		if len(got) != 1 {
+			t.Fatalf("request %d: requests_total series = %v, want one", i, got)
+		}
+		if diff := cmp.Diff(wantLabels, got[0].Labels); diff != "" {
+			t.Errorf("request %d labels (-want +got):\n%s", i, diff)
+		}
+		if len(got[0].Samples) != 1 || got[0].Samples[0].Value != wantValue {
+			t.Errorf("request %d samples = %v, want one with value %v", i, got[0].Samples, wantValue)
+			continue
+		}
+		if i == 0 {
+			if ts := got[0].Samples[0].Millis; ts < before || ts > after {
+				t.Errorf("timestamp %d ms not within the flush [%d, %d]", ts, before, after)
+			}
+		}
+	}
+	if err := exp.Export(ctx, counterData(1)); !errors.Is(err, sdkmetric.ErrExporterShutdown) {
+		t.Errorf("Export after the provider's Shutdown = %v, want ErrExporterShutdown", err)
+	}
+}
+
+func TestExportNothingToSend(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		give *metricdata.ResourceMetrics
+	}{
+		{name: "nil", give: nil},
+		{name: "no scopes", give: &metricdata.ResourceMetrics{Resource: testResource()}},
+		{name: "no metrics", give: &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: "s"}}}}},
+		{name: "no data points", give: &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{
+			Scope: instrumentation.Scope{Name: "s"},
+			Metrics: []metricdata.Metrics{{
+				Name: "requests",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true},
+			}},
+		}}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+			logger, logs := newLogCapture()
+			exp := newExporter(t, pinned(WithEndpoint(endpoint), WithLogger(logger))...)
+			if err := exp.Export(context.Background(), tt.give); err != nil {
+				t.Errorf("Export = %v, want nil", err)
+			}
+			if n := rec.count(); n != 0 {
+				t.Errorf("server received %d requests, want none", n)
+			}
+			if r := logs.all(); len(r) != 0 {
+				t.Errorf("logged %v, want nothing", r)
+			}
+		})
+	}
+}
+
+func TestForceFlushReturnsContextError(t *testing.T) {
+	exp := newExporter(t, WithEndpoint("http://127.0.0.1:9/api/v1/write"))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel2()
+	for _, tt := range []struct {
+		name string
+		give context.Context
+		want error
+	}{
+		{name: "live", give: context.Background(), want: nil},
+		{name: "canceled", give: canceled, want: context.Canceled},
+		{name: "deadline exceeded", give: expired, want: context.DeadlineExceeded},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := exp.ForceFlush(tt.give); !errors.Is(err, tt.want) {
+				t.Errorf("ForceFlush = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestShutdownIsIdempotent(t *testing.T) {
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint))...)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := exp.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown #%d = %v, want nil", i+1, err)
+		}
+	}
+	err := exp.Export(ctx, counterData(1))
+	if !errors.Is(err, sdkmetric.ErrExporterShutdown) {
+		t.Errorf("Export after Shutdown = %v, want an error wrapping sdkmetric.ErrExporterShutdown", err)
+	}
+	if n := rec.count(); n != 0 {
+		t.Errorf("server received %d requests after Shutdown, want none", n)
+	}
+	if err := exp.ForceFlush(ctx); err != nil {
+		t.Errorf("ForceFlush after Shutdown = %v, want nil", err)
+	}
+}
+
+// connWatcher reports when a test server's connections close.
+type connWatcher struct {
+	mu     sync.Mutex
+	open   map[net.Conn]bool
+	closed chan struct{} // receives once per closed connection
+}
+
+func watchConns(srv *httptest.Server) *connWatcher {
+	w := &connWatcher{open: map[net.Conn]bool{}, closed: make(chan struct{}, 64)}
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch s {
+		case http.StateNew:
+			w.open[c] = true
+		case http.StateClosed, http.StateHijacked:
+			if w.open[c] {
+				delete(w.open, c)
+				w.closed <- struct{}{}
+			}
+		}
+	}
+	return w
+}
+
+// awaitClosed waits for one connection to close. The bound only turns a
+// missing close into a failure instead of a hang.
+func (w *connWatcher) awaitClosed(t *testing.T, why string) {
+	t.Helper()
+	select {
+	case <-w.closed:
+	case <-time.After(5 * time.Second):
+		w.mu.Lock()
+		n := len(w.open)
+		w.mu.Unlock()
+		t.Errorf("%s: the client's connection was not closed (%d open)", why, n)
+	}
+}
+
+func TestShutdownClosesIdleConnections(t *testing.T) {
+	rec := &recorder{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.record(r)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	conns := watchConns(srv)
+	srv.Start()
+	defer srv.Close()
+
+	exp, err := New(pinned(WithEndpoint(srv.URL))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Export(context.Background(), counterData(1)); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	conns.awaitClosed(t, "after Export then Shutdown")
+}
+
+// TestShutdownDuringExportClosesItsConnection shuts down while an export is
+// between its shutdown check and taking a connection (held there by the
+// proxy function, which the transport calls just before it). The export may
+// finish, but the connection it opened must not stay open once Shutdown
+// has returned: Shutdown promises idle connections are closed.
+func TestShutdownDuringExportClosesItsConnection(t *testing.T) {
+	rec := &recorder{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.record(r)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	conns := watchConns(srv)
+	srv.Start()
+	defer srv.Close()
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	exp, err := New(pinned(WithEndpoint(srv.URL), WithProxy(func(*http.Request) (*url.URL, error) {
+		once.Do(func() { close(entered); <-release })
+		return nil, nil
+	}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- exp.Export(context.Background(), counterData(1)) }()
+	<-entered
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil && !errors.Is(err, sdkmetric.ErrExporterShutdown) {
+		t.Fatalf("Export in flight during Shutdown = %v", err)
+	}
+	if rec.count() > 0 {
+		conns.awaitClosed(t, "export in flight during Shutdown")
+	}
+}
+
+// TestExportShutdownConcurrentSafe races Export, ForceFlush, Temporality,
+// Aggregation and Shutdown from many goroutines (run it with -race). Stale
+// markers stay on: Shutdown then sends, which is where a race would be.
+func TestExportShutdownConcurrentSafe(t *testing.T) {
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, WithEndpoint(endpoint), WithLogger(discardLogger()))
+	ctx := context.Background()
+
+	const goroutines, exportsEach = 16, 10
+	var (
+		wg        sync.WaitGroup
+		start     = make(chan struct{})
+		succeeded atomic.Int64
+		errs      = make(chan error, goroutines*(exportsEach+1))
+	)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range exportsEach {
+				err := exp.Export(ctx, counterData(int64(g*exportsEach+i)))
+				switch {
+				case err == nil:
+					succeeded.Add(1)
+				case !errors.Is(err, sdkmetric.ErrExporterShutdown):
+					errs <- err
+				}
+				if err := exp.ForceFlush(ctx); err != nil {
+					errs <- fmt.Errorf("ForceFlush: %w", err)
+				}
+				if got := exp.Temporality(sdkmetric.InstrumentKindCounter); got != metricdata.CumulativeTemporality {
+					errs <- fmt.Errorf("Temporality = %v", got)
+				}
+				_ = exp.Aggregation(sdkmetric.InstrumentKindHistogram)
+				if g%4 == 0 && i == exportsEach/2 {
+					if err := exp.Shutdown(ctx); err != nil {
+						errs <- fmt.Errorf("Shutdown: %w", err)
+					}
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("unexpected error: %v", err)
+	}
+
+	// Every export that succeeded made exactly one request; the first
+	// Shutdown made at most one more, of staleness markers only.
+	var exports, markers int64
+	for _, r := range rec.all() {
+		if r.DecodeErr != nil {
+			t.Fatalf("request does not decode: %v", r.DecodeErr)
+		}
+		if allStale(r.Body) {
+			markers++
+		} else {
+			exports++
+		}
+	}
+	if want := succeeded.Load(); exports != want {
+		t.Errorf("server received %d export requests, want %d (one per successful export)", exports, want)
+	}
+	if markers > 1 {
+		t.Errorf("server received %d requests of staleness markers, want at most 1 (from the first Shutdown)", markers)
+	}
+	before := rec.count()
+	if err := exp.Export(ctx, counterData(1)); !errors.Is(err, sdkmetric.ErrExporterShutdown) {
+		t.Errorf("Export after Shutdown = %v, want ErrExporterShutdown", err)
+	}
+	if err := exp.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown again = %v, want nil", err)
+	}
+	if rec.count() != before {
+		t.Error("Export or Shutdown after Shutdown sent a request")
+	}
+}
+
+// allStale reports whether every sample in wr is a staleness marker.
+func allStale(wr *prompb.WriteRequest) bool {
+	for _, ts := range wr.Timeseries {
+		for _, s := range ts.Samples {
+			if math.Float64bits(s.Value) != 0x7ff0000000000002 {
+				return false
+			}
+		}
+	}
+	return len(wr.Timeseries) > 0
+}
+
+func TestTemporalityIsCumulative(t *testing.T) {
+	exp := newExporter(t, WithEndpoint("http://127.0.0.1:9/api/v1/write"))
+	for _, kind := range []sdkmetric.InstrumentKind{
+		sdkmetric.InstrumentKindCounter,
+		sdkmetric.InstrumentKindUpDownCounter,
+		sdkmetric.InstrumentKindHistogram,
+		sdkmetric.InstrumentKindObservableCounter,
+		sdkmetric.InstrumentKindObservableUpDownCounter,
+		sdkmetric.InstrumentKindObservableGauge,
+		sdkmetric.InstrumentKindGauge,
+	} {
+		t.Run(kind.String(), func(t *testing.T) {
+			if got := exp.Temporality(kind); got != metricdata.CumulativeTemporality {
+				t.Errorf("Temporality(%v) = %v, want cumulative", kind, got)
+			}
+		})
+	}
+}
+
+func TestAggregationFollowsSelector(t *testing.T) {
+	expo := sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}
+	custom := func(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
+		switch k {
+		case sdkmetric.InstrumentKindHistogram:
+			return expo
+		case sdkmetric.InstrumentKindGauge:
+			return sdkmetric.AggregationDrop{}
+		}
+		return sdkmetric.DefaultAggregationSelector(k)
+	}
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		want sdkmetric.AggregationSelector
+	}{
+		{name: "default", want: sdkmetric.DefaultAggregationSelector},
+		{name: "WithAggregationSelector", opts: []Option{WithAggregationSelector(custom)}, want: custom},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			exp := newExporter(t, append([]Option{WithEndpoint("http://127.0.0.1:9/api/v1/write")}, tt.opts...)...)
+			for _, kind := range []sdkmetric.InstrumentKind{
+				sdkmetric.InstrumentKindCounter,
+				sdkmetric.InstrumentKindUpDownCounter,
+				sdkmetric.InstrumentKindHistogram,
+				sdkmetric.InstrumentKindObservableCounter,
+				sdkmetric.InstrumentKindObservableUpDownCounter,
+				sdkmetric.InstrumentKindObservableGauge,
+				sdkmetric.InstrumentKindGauge,
+			} {
+				if diff := cmp.Diff(tt.want(kind), exp.Aggregation(kind)); diff != "" {
+					t.Errorf("Aggregation(%v) (-want +got):\n%s", kind, diff)
+				}
+			}
+		})
+	}
+	// The custom selector really differs from the default, or the case
+	// above could not fail.
+	if cmp.Equal(custom(sdkmetric.InstrumentKindHistogram), sdkmetric.DefaultAggregationSelector(sdkmetric.InstrumentKindHistogram)) {
+		t.Fatal("test selector equals the default")
+	}
+}
+
+// TestSecretsNeverLeak runs failures of every kind with every way of
+// passing a credential and searches each error and log record for it.
+func TestSecretsNeverLeak(t *testing.T) {
+	const (
+		password    = "pw-S3CRET-basic"
+		token       = "tok-S3CRET-bearer"
+		headerToken = "hdr-S3CRET-custom"
+		proxyPass   = "px-S3CRET-proxy"
+	)
+	secrets := []string{password, token, headerToken, proxyPass}
+	dir := t.TempDir()
+	passwordFile := writeFile(t, dir, "password", password+"\n")
+	tokenFile := writeFile(t, dir, "token", token+"\n")
+
+	auths := []struct {
+		name string
+		opts []Option
+	}{
+		{name: "basic", opts: []Option{WithBasicAuth("alice", password)}},
+		{name: "basic file", opts: []Option{WithBasicAuthPasswordFile("alice", passwordFile)}},
+		{name: "bearer", opts: []Option{WithBearerToken(token)}},
+		{name: "bearer file", opts: []Option{WithBearerTokenFile(tokenFile)}},
+		{name: "Authorization header", opts: []Option{WithHeaders(map[string]string{"Authorization": "Custom " + headerToken, "X-Scope-OrgID": headerToken})}},
+	}
+
+	other := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, "who are you?")
+	}))
+	failures := []struct {
+		name    string
+		handler http.HandlerFunc // nil: nothing listens
+		opts    []Option
+	}{
+		{name: "401", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, "bad credentials")
+		}},
+		{name: "500", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, "internal error")
+		}},
+		{name: "redirect to another host that refuses", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/api/v1/write", http.StatusTemporaryRedirect)
+		}},
+		{name: "timeout", handler: func(w http.ResponseWriter, r *http.Request) {
+			// The server notices the client hang up only once the body
+			// is read.
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+		}, opts: []Option{WithTimeout(100 * time.Millisecond)}},
+		{name: "connection refused"},
+		{name: "proxy refused", handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		}, opts: []Option{WithProxyURL("http://proxyuser:" + proxyPass + "@" + strings.TrimPrefix(closedEndpoint(t), "http://"))}},
+	}
+	for _, auth := range auths {
+		for _, f := range failures {
+			t.Run(auth.name+"/"+f.name, func(t *testing.T) {
+				endpoint := closedEndpoint(t)
+				if f.handler != nil {
+					endpoint = startServer(t, f.handler).URL + "/api/v1/write"
+				}
+				logger, logs := newLogCapture()
+				opts := append(pinned(WithEndpoint(endpoint), WithLogger(logger)), auth.opts...)
+				exp := newExporter(t, append(opts, f.opts...)...)
+				err := exp.Export(context.Background(), counterData(1))
+				if err == nil {
+					t.Fatal("Export succeeded, want a failure")
+				}
+				texts := []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
+				var we *WriteError
+				if errors.As(err, &we) {
+					texts = append(texts, fmt.Sprintf("%+v", *we))
+				}
+				for _, r := range logs.all() {
+					texts = append(texts, r.String())
+				}
+				if len(logs.all()) == 0 {
+					t.Error("no warning logged")
+				}
+				for _, text := range texts {
+					for _, s := range secrets {
+						if strings.Contains(text, s) {
+							t.Errorf("secret %q leaked into %q", s, text)
+						}
+					}
+				}
+			})
+		}
+	}
+}
