@@ -1,0 +1,97 @@
+package prwmetric_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/prwmetric/prwmetric"
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// Build the exporter, hand it to a PeriodicReader and install the
+// MeterProvider; every interval, what the instruments recorded is pushed
+// to the Remote-Write endpoint.
+func Example() {
+	exp, err := prwmetric.New(
+		prwmetric.WithEndpoint("http://localhost:9090/api/v1/write"),
+		prwmetric.WithHeaders(map[string]string{"X-Scope-OrgID": "team-a"}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	provider := sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(15*time.Second))),
+		sdkmetric.WithResource(resource.NewSchemaless(
+			attribute.String("service.name", "checkout"),
+			attribute.String("service.instance.id", "pod-7"),
+		)),
+	)
+	// Shutdown makes a last export, so nothing recorded is lost on exit.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := provider.Shutdown(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
+
+	requests, err := provider.Meter("example/checkout").Int64Counter("http.server.requests",
+		metric.WithDescription("Requests served."), metric.WithUnit("{request}"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	requests.Add(context.Background(), 1, metric.WithAttributes(attribute.String("path", "/cart")))
+}
+
+// Test your own instrumentation against the in-process receiver of package
+// prwmetrictest: export synchronously with ForceFlush, then look at what
+// arrived, as a Prometheus backend would store it.
+func Example_prwmetrictest() {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+
+	exp, err := prwmetric.New(prwmetric.WithEndpoint(srv.URL()), prwmetric.WithoutEnvironment())
+	if err != nil {
+		log.Fatal(err)
+	}
+	provider := sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)),
+		sdkmetric.WithResource(resource.NewSchemaless(attribute.String("service.name", "checkout"))),
+	)
+	ctx := context.Background()
+	defer provider.Shutdown(ctx)
+
+	requests, err := provider.Meter("example/checkout").Int64Counter("http.server.requests",
+		metric.WithUnit("{request}"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	requests.Add(ctx, 2, metric.WithAttributes(attribute.String("path", "/cart")))
+	requests.Add(ctx, 1, metric.WithAttributes(attribute.String("path", "/cart")))
+
+	// ForceFlush exports synchronously: when it returns, the receiver has
+	// the data.
+	if err := provider.ForceFlush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	got, err := srv.Latest("http_server_requests_total", map[string]string{"path": "/cart"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("value:", got.Value)
+	for _, s := range srv.Series() {
+		fmt.Println(s.Labels)
+	}
+	fmt.Println("rule violations:", len(srv.Violations()))
+	// Output:
+	// value: 3
+	// http_server_requests_total{job="checkout", otel_scope_name="example/checkout", path="/cart"}
+	// rule violations: 0
+}
