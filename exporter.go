@@ -22,8 +22,7 @@ type Exporter struct {
 	client *client
 	retry  retryPolicy
 	conv   *converter
-	// stale is nil with WithoutStaleMarkers.
-	stale *staleTracker
+	series *seriesTracker
 	// tel is nil without WithMeterProvider.
 	tel *telemetry
 
@@ -53,9 +52,7 @@ func New(opts ...Option) (*Exporter, error) {
 		return nil, fmt.Errorf("prwmetric: WithMeterProvider: creating instruments: %w", err)
 	}
 	e := &Exporter{cfg: cfg, client: cl, retry: newRetryPolicy(cfg.retry), conv: conv, tel: tel}
-	if !cfg.withoutStaleMarkers {
-		e.stale = newStaleTracker()
-	}
+	e.series = newSeriesTracker(!cfg.withoutStaleMarkers)
 	return e, nil
 }
 
@@ -94,11 +91,8 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	if req == nil {
 		req = &prompb.WriteRequest{}
 	}
-	var live map[uint64]liveSeries
-	if e.stale != nil {
-		live = e.stale.current(req)
-		req.Timeseries = append(req.Timeseries, e.stale.markers(live, time.Now().UnixMilli())...)
-	}
+	live := e.series.observe(req)
+	req.Timeseries = append(req.Timeseries, e.series.markers(live, time.Now().UnixMilli())...)
 	if len(req.Timeseries) == 0 {
 		return convErr
 	}
@@ -110,9 +104,7 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	if err != nil {
 		return errors.Join(convErr, err)
 	}
-	if e.stale != nil {
-		e.stale.delivered(live)
-	}
+	e.series.delivered(live)
 	return convErr
 }
 
@@ -200,10 +192,7 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
 		e.isShutdown.Store(true)
 		defer e.client.close()
-		if e.stale == nil {
-			return
-		}
-		markers := e.stale.endAll(time.Now().UnixMilli())
+		markers := e.series.endAll(time.Now().UnixMilli())
 		if len(markers) == 0 {
 			return
 		}

@@ -21,28 +21,32 @@ func WithoutStaleMarkers() Option {
 	return optionFunc(func(c config) config { c.withoutStaleMarkers = true; return c })
 }
 
-// staleTracker remembers the series of the last successful export. Only that
-// one export is kept, so memory follows the live series count and is
-// released for series that disappear.
-type staleTracker struct {
+// seriesTracker remembers the series of the last successful export: to end
+// the ones that disappear with staleness markers, and to keep every series'
+// timestamps strictly increasing. Only that one export is kept, so memory
+// follows the live series count and is released for series that disappear.
+type seriesTracker struct {
+	markStale bool
+
 	mu   sync.Mutex
 	seed maphash.Seed
 	last map[uint64]liveSeries
 }
 
-// liveSeries is what a staleness marker needs of a delivered series.
+// liveSeries is what the tracker needs of a delivered series.
 type liveSeries struct {
 	labels []prompb.Label
-	// newest is its newest timestamp: a marker must come after it, or the
-	// receiver sees two samples at one time.
-	newest int64
+	// newest is its newest timestamp: whatever comes next must be later, or
+	// the receiver sees two samples at one time and rejects the request.
+	newest    int64
+	histogram bool
 }
 
-func newStaleTracker() *staleTracker {
-	return &staleTracker{seed: maphash.MakeSeed()}
+func newSeriesTracker(markStale bool) *seriesTracker {
+	return &seriesTracker{markStale: markStale, seed: maphash.MakeSeed()}
 }
 
-func (s *staleTracker) key(labels []prompb.Label) uint64 {
+func (s *seriesTracker) key(labels []prompb.Label) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
 	for _, l := range labels {
@@ -54,40 +58,66 @@ func (s *staleTracker) key(labels []prompb.Label) uint64 {
 	return h.Sum64()
 }
 
-// current returns the identity set of req's series.
-func (s *staleTracker) current(req *prompb.WriteRequest) map[uint64]liveSeries {
+// observe returns the identity set of req's series. A sample stamped at or
+// before the newest one already delivered for its series (two collections
+// within one millisecond, such as ForceFlush right before Shutdown) is moved
+// to 1 ms after it: the receiver would reject the request otherwise.
+func (s *seriesTracker) observe(req *prompb.WriteRequest) map[uint64]liveSeries {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	cur := make(map[uint64]liveSeries, len(req.Timeseries))
-	for _, ts := range req.Timeseries {
+	for i := range req.Timeseries {
+		ts := &req.Timeseries[i]
+		k := s.key(ts.Labels)
+		prev, seen := s.last[k]
 		newest := int64(math.MinInt64)
-		for _, sm := range ts.Samples {
-			newest = max(newest, sm.Timestamp)
+		for j := range ts.Samples {
+			if seen && ts.Samples[j].Timestamp <= prev.newest {
+				ts.Samples[j].Timestamp = prev.newest + 1
+			}
+			newest = max(newest, ts.Samples[j].Timestamp)
 		}
-		for _, h := range ts.Histograms {
-			newest = max(newest, h.Timestamp)
+		for j := range ts.Histograms {
+			if seen && ts.Histograms[j].Timestamp <= prev.newest {
+				ts.Histograms[j].Timestamp = prev.newest + 1
+			}
+			newest = max(newest, ts.Histograms[j].Timestamp)
 		}
-		cur[s.key(ts.Labels)] = liveSeries{labels: ts.Labels, newest: newest}
+		cur[k] = liveSeries{labels: ts.Labels, newest: newest, histogram: len(ts.Histograms) > 0}
 	}
 	return cur
 }
 
-// markers returns stale series, at timestamp ms or just after the series'
+// markers returns stale markers, at timestamp ms or just after the series'
 // newest sample, for every series of the last successful export that is not
-// in cur.
-func (s *staleTracker) markers(cur map[uint64]liveSeries, ms int64) []prompb.TimeSeries {
+// in cur; none when staleness markers are off.
+func (s *seriesTracker) markers(cur map[uint64]liveSeries, ms int64) []prompb.TimeSeries {
+	if !s.markStale {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []prompb.TimeSeries
 	for k, ls := range s.last {
-		if _, ok := cur[k]; !ok {
-			at := max(ms, ls.newest+1)
-			out = append(out, prompb.TimeSeries{Labels: ls.labels, Samples: []prompb.Sample{{Value: staleNaN, Timestamp: at}}})
+		if _, ok := cur[k]; ok {
+			continue
 		}
+		at := max(ms, ls.newest+1)
+		marker := prompb.TimeSeries{Labels: ls.labels}
+		if ls.histogram {
+			// A native histogram series ends with a histogram whose sum is
+			// the stale NaN, as Prometheus itself writes it.
+			marker.Histograms = []prompb.Histogram{{Sum: staleNaN, Timestamp: at}}
+		} else {
+			marker.Samples = []prompb.Sample{{Value: staleNaN, Timestamp: at}}
+		}
+		out = append(out, marker)
 	}
 	return out
 }
 
 // delivered records cur as the series the receiver now holds.
-func (s *staleTracker) delivered(cur map[uint64]liveSeries) {
+func (s *seriesTracker) delivered(cur map[uint64]liveSeries) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = cur
@@ -95,7 +125,7 @@ func (s *staleTracker) delivered(cur map[uint64]liveSeries) {
 
 // endAll returns stale markers at ms for every remembered series and forgets
 // them, for Shutdown.
-func (s *staleTracker) endAll(ms int64) []prompb.TimeSeries {
+func (s *seriesTracker) endAll(ms int64) []prompb.TimeSeries {
 	markers := s.markers(nil, ms)
 	s.delivered(nil)
 	return markers

@@ -1,0 +1,201 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// manyGauges is one gauge metric with n series, value i for series i.
+func manyGauges(n int, at time.Time) *metricdata.ResourceMetrics {
+	dps := make([]metricdata.DataPoint[float64], n)
+	for i := range dps {
+		dps[i] = metricdata.DataPoint[float64]{
+			Attributes: attribute.NewSet(attribute.Int("i", i)),
+			Time:       at,
+			Value:      float64(i),
+		}
+	}
+	return &metricdata.ResourceMetrics{
+		Resource: resource.NewSchemaless(attribute.String("service.name", "svc")),
+		ScopeMetrics: []metricdata.ScopeMetrics{{
+			Scope:   instrumentation.Scope{Name: "test"},
+			Metrics: []metricdata.Metrics{{Name: "load", Description: "d", Data: metricdata.Gauge[float64]{DataPoints: dps}}},
+		}},
+	}
+}
+
+func newTestExporter(t *testing.T, srv *prwmetrictest.Server, opts ...Option) *Exporter {
+	t.Helper()
+	base := []Option{WithEndpoint(srv.URL()), WithoutEnvironment(), WithLogger(slog.New(slog.DiscardHandler)), WithoutTargetInfo(), WithoutScopeInfo()}
+	exp, err := New(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	return exp
+}
+
+func TestSplitBySeriesCount(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithMaxSeriesPerRequest(2000), WithoutStaleMarkers())
+
+	at := time.UnixMilli(1_700_000_000_000)
+	if err := exp.Export(context.Background(), manyGauges(5000, at)); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests, want 3", len(reqs))
+	}
+	next := 0 // series must arrive in order across requests
+	for i, want := range []int{2000, 2000, 1000} {
+		r := reqs[i].V1
+		if len(r.Timeseries) != want {
+			t.Errorf("request %d: %d series, want %d", i, len(r.Timeseries), want)
+		}
+		if (len(r.Metadata) > 0) != (i == 0) {
+			t.Errorf("request %d: %d metadata entries; want them in the first request only", i, len(r.Metadata))
+		}
+		for _, ts := range r.Timeseries {
+			if got := ts.Samples[0].Value; got != float64(next) {
+				t.Fatalf("request %d: series with value %v, want %d: order broken", i, got, next)
+			}
+			next++
+		}
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
+
+func TestSplitByBytes(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	const limit = 4096
+	exp := newTestExporter(t, srv, WithMaxRequestBytes(limit), WithoutStaleMarkers(), WithoutMetadata())
+
+	if err := exp.Export(context.Background(), manyGauges(500, time.UnixMilli(1_700_000_000_000))); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	total := 0
+	for i, r := range srv.Requests() {
+		raw, err := snappy.Decode(nil, r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > limit {
+			t.Errorf("request %d: %d bytes uncompressed, limit %d", i, len(raw), limit)
+		}
+		if len(r.V1.Timeseries) == 0 {
+			t.Errorf("request %d is empty", i)
+		}
+		total += len(r.V1.Timeseries)
+	}
+	if total != 500 || srv.RequestCount() < 2 {
+		t.Errorf("%d series in %d requests, want 500 split over several", total, srv.RequestCount())
+	}
+}
+
+func TestSplitOversizedSeriesGoesAlone(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithMaxRequestBytes(10), WithoutStaleMarkers(), WithoutMetadata())
+
+	if err := exp.Export(context.Background(), manyGauges(3, time.UnixMilli(1_700_000_000_000))); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if n := srv.RequestCount(); n != 3 {
+		t.Fatalf("%d requests, want one per oversized series", n)
+	}
+	for i, r := range srv.Requests() {
+		if len(r.V1.Timeseries) != 1 {
+			t.Errorf("request %d: %d series, want 1", i, len(r.V1.Timeseries))
+		}
+	}
+}
+
+func TestSplitFirstFailureStopsTheRest(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithMaxSeriesPerRequest(100), WithoutStaleMarkers())
+	srv.RespondWith(1, prwmetrictest.Response{})                               // first request accepted
+	srv.RespondWith(1, prwmetrictest.Response{Status: 500, Body: "disk full"}) // second fails
+
+	err := exp.Export(context.Background(), manyGauges(450, time.UnixMilli(1_700_000_000_000)))
+	var we *WriteError
+	if !errors.As(err, &we) {
+		t.Fatalf("err = %v, want a *WriteError", err)
+	}
+	if we.Delivered != 100 || we.Series != 350 || we.StatusCode != 500 || we.Body != "disk full" {
+		t.Errorf("WriteError = %+v, want 100 delivered, 350 dropped, 500 \"disk full\"", we)
+	}
+	if n := srv.RequestCount(); n != 2 {
+		t.Errorf("%d requests, want 2: nothing after the failure", n)
+	}
+}
+
+func TestSplitLimitsValidated(t *testing.T) {
+	for _, opt := range []Option{WithMaxSeriesPerRequest(0), WithMaxRequestBytes(-1)} {
+		exp, err := New(WithEndpoint("http://127.0.0.1:1/"), WithoutEnvironment(), opt)
+		if err == nil || exp != nil || !strings.Contains(err.Error(), "must be positive") {
+			t.Errorf("New = %v, %v; want a nil exporter and a \"must be positive\" error", exp, err)
+		}
+	}
+}
+
+// TestFailedExportsCatchUp is the README's illustration: a counter at 1..5,
+// exports SUCCESS FAIL FAIL SUCCESS SUCCESS, and the receiver sees 1 4 5.
+func TestFailedExportsCatchUp(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithoutStaleMarkers())
+
+	start := time.UnixMilli(1_700_000_000_000)
+	outcome := []int{0, 503, 503, 0, 0}
+	for i, status := range outcome {
+		srv.RespondWith(1, prwmetrictest.Response{Status: status})
+		rm := &metricdata.ResourceMetrics{
+			Resource: resource.Empty(),
+			ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
+				Name: "requests",
+				Data: metricdata.Sum[int64]{
+					Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+					DataPoints: []metricdata.DataPoint[int64]{{StartTime: start, Time: start.Add(time.Duration(i+1) * 15 * time.Second), Value: int64(i + 1)}},
+				},
+			}}}},
+		}
+		err := exp.Export(context.Background(), rm)
+		if (err != nil) != (status != 0) {
+			t.Fatalf("export %d: err = %v, want failure %v", i+1, err, status != 0)
+		}
+	}
+	samples, err := srv.Samples("requests_total", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range samples {
+		got = append(got, fmt.Sprintf("%v@%d", s.Value, s.Timestamp))
+	}
+	want := []string{"1@1700000015000", "4@1700000060000", "5@1700000075000"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("receiver saw %v, want %v", got, want)
+	}
+	if n := srv.RequestCount(); n != 5 {
+		t.Errorf("%d requests, want 5: one per export, no retries", n)
+	}
+}

@@ -1,0 +1,209 @@
+package prwmetric
+
+import (
+	"context"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+	"math"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// staleIn returns the values of label i of the series that the n-th request
+// (1-based) ends with a staleness marker.
+func staleIn(t *testing.T, srv *prwmetrictest.Server, n int) []string {
+	t.Helper()
+	reqs := srv.Requests()
+	if len(reqs) < n {
+		t.Fatalf("%d requests, want at least %d", len(reqs), n)
+	}
+	var stale []string
+	for _, ts := range reqs[n-1].V1.Timeseries {
+		for _, s := range ts.Samples {
+			if math.Float64bits(s.Value) == prwmetrictest.StaleNaN {
+				for _, l := range ts.Labels {
+					if l.Name == "i" {
+						stale = append(stale, l.Value)
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(stale)
+	return stale
+}
+
+func TestStaleMarkers(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp, err := New(WithEndpoint(srv.URL()), WithoutEnvironment(), WithoutTargetInfo(), WithoutScopeInfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(1_700_000_000_000)
+	ctx := context.Background()
+
+	if err := exp.Export(ctx, manyGauges(3, at)); err != nil { // i = 0, 1, 2
+		t.Fatal(err)
+	}
+	if got := staleIn(t, srv, 1); len(got) != 0 {
+		t.Errorf("first export marks %v stale", got)
+	}
+
+	// Series 2 disappears: it is ended once, in the next request.
+	before := time.Now().UnixMilli()
+	if err := exp.Export(ctx, manyGauges(2, at.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if got := staleIn(t, srv, 2); len(got) != 1 || got[0] != "2" {
+		t.Errorf("second export: stale %v, want [2]", got)
+	}
+	s, err := srv.Latest("load", map[string]string{"i": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.IsStale() || s.Timestamp < before {
+		t.Errorf("marker %+v: want the stale NaN at the time of the export (≥ %d)", s, before)
+	}
+
+	// A failed export does not count as delivered: after it, series 1's
+	// disappearance is still measured against the last success.
+	srv.RespondWith(1, prwmetrictest.Response{Status: 500})
+	if err := exp.Export(ctx, manyGauges(1, at.Add(2*time.Minute))); err == nil {
+		t.Fatal("export against a 500 succeeded")
+	}
+	if err := exp.Export(ctx, manyGauges(1, at.Add(3*time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if got := staleIn(t, srv, 4); len(got) != 1 || got[0] != "1" {
+		t.Errorf("export after a failure: stale %v, want [1]", got)
+	}
+
+	// Shutdown ends every remaining series, once.
+	if err := exp.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := staleIn(t, srv, 5); len(got) != 1 || got[0] != "0" {
+		t.Errorf("Shutdown: stale %v, want [0]", got)
+	}
+	if err := exp.Shutdown(ctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+	if n := srv.RequestCount(); n != 5 {
+		t.Errorf("%d requests, want 5: a second Shutdown sends nothing", n)
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
+
+func TestWithoutStaleMarkers(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp, err := New(WithEndpoint(srv.URL()), WithoutEnvironment(), WithoutStaleMarkers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at := time.UnixMilli(1_700_000_000_000)
+	if err := exp.Export(ctx, manyGauges(3, at)); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Export(ctx, manyGauges(1, at.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := staleIn(t, srv, 2); len(got) != 0 {
+		t.Errorf("stale markers %v sent with WithoutStaleMarkers", got)
+	}
+	if n := srv.RequestCount(); n != 2 {
+		t.Errorf("%d requests, want 2: Shutdown sends nothing", n)
+	}
+}
+
+// A marker never shares a timestamp with the series' last sample, even when
+// the data is stamped at or after the moment of Shutdown.
+func TestStaleMarkerAfterNewestSample(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv)
+	future := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	if err := exp.Export(context.Background(), manyGauges(1, future)); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	samples, err := srv.Samples("load", map[string]string{"i": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 2 || !samples[1].IsStale() || samples[1].Timestamp != future.UnixMilli()+1 {
+		t.Errorf("samples = %+v, want the value then a marker 1 ms after it", samples)
+	}
+}
+
+// Two collections within one millisecond (ForceFlush right before Shutdown)
+// must not send two different values at one timestamp.
+func TestSameMillisecondExportsStayOrdered(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithoutStaleMarkers())
+	at := time.UnixMilli(1_700_000_000_000)
+	ctx := context.Background()
+	first, second := manyGauges(1, at), manyGauges(1, at)
+	second.ScopeMetrics[0].Metrics[0].Data.(metricdata.Gauge[float64]).DataPoints[0].Value = 42
+	for _, rm := range []*metricdata.ResourceMetrics{first, second} {
+		if err := exp.Export(ctx, rm); err != nil {
+			t.Fatalf("Export: %v", err)
+		}
+	}
+	samples, err := srv.Samples("load", map[string]string{"i": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 2 || samples[0].Timestamp != at.UnixMilli() || samples[1].Timestamp != at.UnixMilli()+1 || samples[1].Value != 42 {
+		t.Errorf("samples = %+v, want 0@T then 42@T+1ms", samples)
+	}
+}
+
+func TestStaleMarkerForNativeHistogram(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv)
+	at := time.UnixMilli(1_700_000_000_000)
+	rm := &metricdata.ResourceMetrics{
+		Resource: resource.Empty(),
+		ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
+			Name: "latency",
+			Data: metricdata.ExponentialHistogram[float64]{
+				Temporality: metricdata.CumulativeTemporality,
+				DataPoints: []metricdata.ExponentialHistogramDataPoint[float64]{{
+					StartTime: at.Add(-time.Minute), Time: at, Count: 2, Sum: 3, Scale: 1,
+					PositiveBucket: metricdata.ExponentialBucket{Offset: 0, Counts: []uint64{1, 1}},
+				}},
+			},
+		}}}},
+	}
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := srv.NativeHistograms("latency", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 2 || hs[0].IsStale() || !hs[1].IsStale() || hs[1].Timestamp <= hs[0].Timestamp {
+		t.Errorf("histograms = %+v, want a histogram then a later stale histogram", hs)
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
