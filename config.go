@@ -254,6 +254,8 @@ func (c *config) validateConversion() error {
 			errs = append(errs, fmt.Errorf("prwmetric: WithExternalLabels: %q is not a valid label name; names match [a-zA-Z_][a-zA-Z0-9_]*", name))
 		case strings.HasPrefix(name, "__"):
 			errs = append(errs, fmt.Errorf("prwmetric: WithExternalLabels: %q is reserved (names starting with \"__\" belong to Prometheus)", name))
+		case name == "le" || name == "quantile":
+			errs = append(errs, fmt.Errorf("prwmetric: WithExternalLabels: %q is reserved for histogram buckets and summary quantiles; choose another name", name))
 		case value == "":
 			errs = append(errs, fmt.Errorf("prwmetric: WithExternalLabels: label %q has an empty value, which Prometheus treats as absent; remove it", name))
 		}
@@ -466,6 +468,8 @@ func WithAggregationSelector(selector sdkmetric.AggregationSelector) Option {
 
 // WithNamespace prefixes every metric name with namespace and an underscore,
 // as the OpenTelemetry Prometheus exporter does; target_info is not prefixed.
+// The namespace is escaped like a label name ("my.app" → "my_app", "1app" →
+// "key_1app"); one that escapes to nothing, such as "...", makes New fail.
 // Default: no prefix.
 func WithNamespace(namespace string) Option {
 	return optionFunc(func(c config) config { c.namespace = namespace; return c })

@@ -246,3 +246,12 @@ func TestNewConfigDefaults(t *testing.T) {
 		t.Errorf("WithProxy after WithProxyURL: proxy = %v, want %v", got, want)
 	}
 }
+
+func TestExternalLabelsRejectReservedBucketLabels(t *testing.T) {
+	for _, name := range []string{"le", "quantile"} {
+		exp, err := New(WithEndpoint("http://127.0.0.1:1/"), WithoutEnvironment(), WithExternalLabels(map[string]string{name: "x"}))
+		if exp != nil || err == nil || !strings.Contains(err.Error(), "WithExternalLabels: \""+name+"\" is reserved") {
+			t.Errorf("WithExternalLabels(%s): exporter %v, err %v; want a nil exporter and a reserved-name error", name, exp, err)
+		}
+	}
+}

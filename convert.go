@@ -1,144 +1,819 @@
 package prwmetric
 
 import (
-	"errors"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 )
 
-// converter turns one ResourceMetrics into a WriteRequest (SPEC §3).
-// PROVISIONAL: the minimal version; the conversion issue completes it.
+// Label names and values with a fixed meaning in Prometheus or in the
+// OpenTelemetry compatibility specification.
+const (
+	labelMetricName       = "__name__"
+	labelJob              = "job"
+	labelInstance         = "instance"
+	labelBucketBound      = "le"
+	labelQuantile         = "quantile"
+	labelScopeName        = "otel_scope_name"
+	labelScopeVersion     = "otel_scope_version"
+	labelScopeSchemaURL   = "otel_scope_schema_url"
+	labelScopeAttrPrefix  = "otel_scope_"
+	attrServiceName       = "service.name"
+	attrServiceNamespace  = "service.namespace"
+	attrServiceInstanceID = "service.instance.id"
+	targetInfoHelp        = "Target metadata"
+
+	// maxExemplarRunes is the OpenMetrics limit on the runes of an
+	// exemplar's label names and values together; Prometheus refuses
+	// longer exemplars.
+	maxExemplarRunes = 128
+)
+
+// converter turns the SDK's metric data into one Remote-Write 1.0 request,
+// following SPEC §3: the names and labels the OpenTelemetry Go Prometheus
+// (pull) exporter would expose for the same instruments and options, plus
+// job/instance from the resource. It holds no state between exports, so
+// concurrent exports are safe.
 type converter struct {
-	cfg         config
-	metricNamer otlptranslator.MetricNamer
-	labelNamer  otlptranslator.LabelNamer
+	metricNamer  otlptranslator.MetricNamer
+	labelNamer   otlptranslator.LabelNamer
+	unitNamer    otlptranslator.UnitNamer
+	withSuffixes bool
+
+	withoutScopeInfo  bool
+	withoutTargetInfo bool
+	withoutMetadata   bool
+	histogramMinMax   bool
+	resourceAsLabels  attribute.Filter
+	externalLabels    map[string]string
+	logger            *slog.Logger
 }
 
 func newConverter(cfg config) (*converter, error) {
+	escape := cfg.translationStrategy.ShouldEscape()
+	labelNamer := otlptranslator.LabelNamer{UTF8Allowed: !escape}
+	// Like the pull exporter, the namespace is escaped as a label name first
+	// (so "my.app" becomes "my_app" and "1app" becomes "key_1app"); only then
+	// does the metric namer prefix it.
+	namespace := cfg.namespace
+	if namespace != "" {
+		var err error
+		if namespace, err = labelNamer.Build(namespace); err != nil {
+			return nil, fmt.Errorf("prwmetric: WithNamespace(%q): %w; use letters, digits and underscores", cfg.namespace, err)
+		}
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	external := make(map[string]string, len(cfg.externalLabels))
+	for k, v := range cfg.externalLabels {
+		external[k] = v
+	}
 	return &converter{
-		cfg:         cfg,
-		metricNamer: otlptranslator.NewMetricNamer(cfg.namespace, cfg.translationStrategy),
-		labelNamer:  otlptranslator.LabelNamer{},
+		metricNamer:       otlptranslator.NewMetricNamer(namespace, cfg.translationStrategy),
+		labelNamer:        labelNamer,
+		unitNamer:         otlptranslator.UnitNamer{UTF8Allowed: !escape},
+		withSuffixes:      cfg.translationStrategy.ShouldAddSuffixes(),
+		withoutScopeInfo:  cfg.withoutScopeInfo,
+		withoutTargetInfo: cfg.withoutTargetInfo,
+		withoutMetadata:   cfg.withoutMetadata,
+		histogramMinMax:   cfg.histogramMinMax,
+		resourceAsLabels:  cfg.resourceAsLabels,
+		externalLabels:    external,
+		logger:            logger,
 	}, nil
 }
 
+// convert turns rm into one write request. Data that Prometheus cannot accept
+// is left out with one warning per metric, and the returned error lists it;
+// the request then still carries everything else.
 func (c *converter) convert(rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, error) {
-	req := &prompb.WriteRequest{}
-	var errs []error
-	base := map[string]string{}
-	if v, ok := rm.Resource.Set().Value(semconv.ServiceNameKey); ok {
-		base["job"] = v.Emit()
+	cv := &conversion{
+		c:        c,
+		req:      &prompb.WriteRequest{},
+		families: map[string]prompb.MetricMetadata_MetricType{},
+		seen:     map[string]struct{}{},
 	}
-	if v, ok := rm.Resource.Set().Value(semconv.ServiceInstanceIDKey); ok {
-		base["instance"] = v.Emit()
-	}
+	cv.prepareResource(rm)
 	for _, sm := range rm.ScopeMetrics {
+		scope := cv.scopeLabels(sm.Scope)
 		for _, m := range sm.Metrics {
-			if err := c.metric(req, m, base); err != nil {
-				errs = append(errs, err)
-			}
+			cv.metric(sm.Scope, scope, m)
 		}
 	}
-	return req, errors.Join(errs...)
+	cv.targetInfo(rm)
+	return cv.req, cv.err()
 }
 
-func (c *converter) metric(req *prompb.WriteRequest, m metricdata.Metrics, base map[string]string) error {
+// conversion is the state of one convert call.
+type conversion struct {
+	c   *converter
+	req *prompb.WriteRequest
+
+	// families maps each family name sent in this request to its type:
+	// a later metric of another type with the same name is dropped.
+	families map[string]prompb.MetricMetadata_MetricType
+	// seen holds the label sets of the series in req, so that no series is
+	// sent twice (Prometheus rejects conflicting duplicates).
+	seen map[string]struct{}
+
+	// low are the labels every series starts from (resource attributes
+	// copied by WithResourceAsLabels); data point attributes override them.
+	low map[string]string
+	// job and instance come from the resource (SPEC §3).
+	job, instance string
+
+	newest    int64
+	hasNewest bool
+
+	dropped []string
+}
+
+// problems collects what was dropped while converting one subject (a metric,
+// the resource, a scope), so that it is reported in one warning.
+type problems struct {
+	reasons []string
+	counts  map[string]int
+}
+
+func (p *problems) add(format string, args ...any) {
+	reason := fmt.Sprintf(format, args...)
+	if p.counts == nil {
+		p.counts = map[string]int{}
+	}
+	if p.counts[reason] == 0 {
+		p.reasons = append(p.reasons, reason)
+	}
+	p.counts[reason]++
+}
+
+// maxReasons bounds the reasons listed per subject, so that one metric with
+// many bad attributes cannot flood the log line and the error.
+const maxReasons = 5
+
+func (p *problems) String() string {
+	var parts []string
+	for i, r := range p.reasons {
+		if i == maxReasons {
+			parts = append(parts, fmt.Sprintf("and %d more", len(p.reasons)-maxReasons))
+			break
+		}
+		if n := p.counts[r]; n > 1 {
+			r = fmt.Sprintf("%s (%d times)", r, n)
+		}
+		parts = append(parts, r)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// report logs one warning for subject if anything was dropped and
+// remembers it for the error convert returns.
+func (cv *conversion) report(subject string, p *problems, logAttrs ...any) {
+	if len(p.reasons) == 0 {
+		return
+	}
+	detail := p.String()
+	cv.c.logger.Warn("prwmetric: dropped data that Prometheus cannot accept", append(logAttrs, "dropped", detail)...)
+	cv.dropped = append(cv.dropped, subject+": "+detail)
+}
+
+func (cv *conversion) err() error {
+	if len(cv.dropped) == 0 {
+		return nil
+	}
+	return fmt.Errorf("prwmetric: dropped data that Prometheus cannot accept (the rest was converted): %s", strings.Join(cv.dropped, "; "))
+}
+
+// prepareResource derives job, instance and the resource labels from rm.
+func (cv *conversion) prepareResource(rm *metricdata.ResourceMetrics) {
+	res := rm.Resource.Set() // nil-safe: a nil resource is empty
+	str := func(key string) string {
+		v, ok := res.Value(attribute.Key(key))
+		if !ok {
+			return ""
+		}
+		return v.String()
+	}
+	if name := str(attrServiceName); name != "" {
+		cv.job = name
+		if ns := str(attrServiceNamespace); ns != "" {
+			cv.job = ns + "/" + name
+		}
+	}
+	cv.instance = str(attrServiceInstanceID)
+
+	if cv.c.resourceAsLabels != nil {
+		var p problems
+		filtered, _ := res.Filter(cv.c.resourceAsLabels)
+		cv.low = map[string]string{}
+		cv.c.addAttrs(cv.low, filtered.ToSlice(), "", &p)
+		cv.report("resource attributes (WithResourceAsLabels)", &p, "subject", "resource")
+	}
+}
+
+// scopeLabels returns the labels that win over data point attributes for
+// every series of scope: scope labels, then job/instance, then external
+// labels, each overriding the ones before.
+func (cv *conversion) scopeLabels(scope instrumentation.Scope) map[string]string {
+	high := map[string]string{}
+	if !cv.c.withoutScopeInfo {
+		var p problems
+		scopeAttrs := map[string]string{}
+		cv.c.addAttrs(scopeAttrs, scope.Attributes.ToSlice(), labelScopeAttrPrefix, &p)
+		for k, v := range scopeAttrs {
+			high[k] = v
+		}
+		high[labelScopeName] = scope.Name
+		high[labelScopeVersion] = scope.Version
+		high[labelScopeSchemaURL] = scope.SchemaURL
+		cv.report(fmt.Sprintf("scope %q attributes", scope.Name), &p, "scope", scope.Name)
+	}
+	cv.identity(high)
+	return high
+}
+
+// identity sets job, instance and the external labels, which win over all
+// other labels except __name__, le and quantile.
+func (cv *conversion) identity(dst map[string]string) {
+	dst[labelJob] = cv.job
+	dst[labelInstance] = cv.instance
+	for k, v := range cv.c.externalLabels {
+		dst[k] = v
+	}
+}
+
+// addAttrs translates kvs (sorted by key, as attribute.Set keeps them) to
+// labels in dst, overriding what dst holds. Attributes whose names collide
+// after translation are joined with ";" in the order of their original keys;
+// empty values count as absent. With a prefix (scope attributes), the names
+// "name", "version" and "schema_url" are left out, as the pull exporter does,
+// since otel_scope_name etc. carry those.
+func (c *converter) addAttrs(dst map[string]string, kvs []attribute.KeyValue, prefix string, p *problems) {
+	var names []string
+	values := map[string]string{}
+	for _, kv := range kvs {
+		name, err := c.labelNamer.Build(string(kv.Key))
+		if err != nil {
+			p.add("attribute %q: %v", kv.Key, err)
+			continue
+		}
+		if prefix != "" {
+			if name == "name" || name == "version" || name == "schema_url" {
+				continue
+			}
+			name = prefix + name
+		}
+		if strings.HasPrefix(name, "__") {
+			p.add("attribute %q: label name %q is reserved for Prometheus", kv.Key, name)
+			continue
+		}
+		value := labelValue(kv.Value.String())
+		if value == "" {
+			continue
+		}
+		old, ok := values[name]
+		if !ok {
+			names = append(names, name)
+			values[name] = value
+			continue
+		}
+		values[name] = old + ";" + value
+	}
+	for _, name := range names {
+		dst[name] = values[name]
+	}
+}
+
+// labelValue makes s valid UTF-8, as Prometheus requires of label values.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// pointLabels returns the sorted labels of a data point without __name__:
+// resource labels (WithResourceAsLabels), then the point's attributes, then
+// the scope's labels, each overriding the ones before; empty values dropped.
+// A label named reserved (le for histograms, quantile for summaries) is
+// dropped and reported: the pull exporter refuses such points, and on _sum
+// and _count it would be a label that means something else.
+func (cv *conversion) pointLabels(attrs attribute.Set, high map[string]string, p *problems, reserved string) []prompb.Label {
+	m := make(map[string]string, len(cv.low)+attrs.Len()+len(high))
+	for k, v := range cv.low {
+		m[k] = v
+	}
+	cv.c.addAttrs(m, attrs.ToSlice(), "", p)
+	for k, v := range high {
+		m[k] = v
+	}
+	if _, ok := m[reserved]; ok && reserved != "" {
+		p.add("label %q dropped: Prometheus reserves it for histogram buckets and summary quantiles", reserved)
+		delete(m, reserved)
+	}
+	return sortedLabels(m)
+}
+
+func sortedLabels(m map[string]string) []prompb.Label {
+	out := make([]prompb.Label, 0, len(m)+2)
+	for k, v := range m {
+		if v != "" {
+			out = append(out, prompb.Label{Name: k, Value: labelValue(v)})
+		}
+	}
+	slices.SortFunc(out, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// withLabels returns a copy of the sorted labels base with extra set
+// (overriding labels of the same name), still sorted.
+func withLabels(base []prompb.Label, extra ...prompb.Label) []prompb.Label {
+	out := make([]prompb.Label, len(base), len(base)+len(extra))
+	copy(out, base)
+	for _, l := range extra {
+		i, found := slices.BinarySearchFunc(out, l.Name, func(a prompb.Label, name string) int { return strings.Compare(a.Name, name) })
+		if found {
+			out[i].Value = l.Value
+			continue
+		}
+		out = slices.Insert(out, i, l)
+	}
+	return out
+}
+
+func nameLabel(name string) prompb.Label { return prompb.Label{Name: labelMetricName, Value: name} }
+
+// promValue keeps every float as it is, except that any NaN becomes the
+// ordinary NaN: the bit pattern 0x7ff0000000000002 is Prometheus' staleness
+// marker and must never be sent for a value that is merely NaN. And -0
+// becomes 0, which is what protobuf delivers anyway (it omits zero fields).
+func promValue(v float64) float64 {
+	switch {
+	case math.IsNaN(v):
+		return math.NaN()
+	case v == 0:
+		return 0
+	}
+	return v
+}
+
+// formatFloat is the label text of a bucket bound or quantile: the shortest
+// decimal that round-trips, without exponent ("0.005", "1000000", "+Inf").
+func formatFloat(f float64) string {
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// metricCtx is what a metric's conversion needs besides its data.
+type metricCtx struct {
+	m    metricdata.Metrics
+	high map[string]string
+	p    problems
+}
+
+func (cv *conversion) metric(scope instrumentation.Scope, high map[string]string, m metricdata.Metrics) {
+	mc := &metricCtx{m: m, high: high}
 	switch d := m.Data.(type) {
 	case metricdata.Sum[int64]:
-		return sumPoints(c, req, m, d.IsMonotonic, d.DataPoints, base)
+		convertSum(cv, mc, d)
 	case metricdata.Sum[float64]:
-		return sumPoints(c, req, m, d.IsMonotonic, d.DataPoints, base)
+		convertSum(cv, mc, d)
 	case metricdata.Gauge[int64]:
-		return gaugePoints(c, req, m, d.DataPoints, base)
+		convertGauge(cv, mc, d)
 	case metricdata.Gauge[float64]:
-		return gaugePoints(c, req, m, d.DataPoints, base)
+		convertGauge(cv, mc, d)
 	case metricdata.Histogram[int64]:
-		return histogramPoints(c, req, m, d.DataPoints, base)
+		convertHistogram(cv, mc, d)
 	case metricdata.Histogram[float64]:
-		return histogramPoints(c, req, m, d.DataPoints, base)
+		convertHistogram(cv, mc, d)
+	case metricdata.ExponentialHistogram[int64]:
+		convertExponentialHistogram(cv, mc, d)
+	case metricdata.ExponentialHistogram[float64]:
+		convertExponentialHistogram(cv, mc, d)
+	case metricdata.Summary:
+		convertSummary(cv, mc, d)
+	default:
+		mc.p.add("unsupported data type %T: the whole metric", m.Data)
 	}
-	return fmt.Errorf("prwmetric: metric %q: unsupported data type %T, dropped", m.Name, m.Data)
+	cv.report(fmt.Sprintf("metric %q", m.Name), &mc.p, "metric", m.Name, "scope", scope.Name)
 }
 
-func (c *converter) name(m metricdata.Metrics, t otlptranslator.MetricType) (string, error) {
-	return c.metricNamer.Build(otlptranslator.Metric{Name: m.Name, Unit: m.Unit, Type: t})
-}
-
-func sumPoints[N int64 | float64](c *converter, req *prompb.WriteRequest, m metricdata.Metrics, monotonic bool, dps []metricdata.DataPoint[N], base map[string]string) error {
-	t := otlptranslator.MetricType(otlptranslator.MetricTypeNonMonotonicCounter)
-	if monotonic {
-		t = otlptranslator.MetricTypeMonotonicCounter
-	}
-	name, err := c.name(m, t)
+// family names m as a Prometheus metric family of type typ, or reports why it
+// cannot be sent and returns "".
+func (cv *conversion) family(mc *metricCtx, namingType otlptranslator.MetricType, typ prompb.MetricMetadata_MetricType) string {
+	name, err := cv.c.metricNamer.Build(otlptranslator.Metric{Name: mc.m.Name, Unit: mc.m.Unit, Type: namingType})
 	if err != nil {
-		return err
+		mc.p.add("the whole metric: %v", err)
+		return ""
 	}
-	for _, dp := range dps {
-		req.Timeseries = append(req.Timeseries, series(c, name, dp.Attributes, base, nil, float64(dp.Value), dp.Time.UnixMilli()))
+	if !cv.familyFree(mc, name, typ) {
+		return ""
 	}
-	return nil
+	return name
 }
 
-func gaugePoints[N int64 | float64](c *converter, req *prompb.WriteRequest, m metricdata.Metrics, dps []metricdata.DataPoint[N], base map[string]string) error {
-	name, err := c.name(m, otlptranslator.MetricTypeGauge)
-	if err != nil {
-		return err
+// familyFree reports whether name may be used for a family of type typ in
+// this request: a name already used by another type is kept for the first
+// one, as the pull exporter does.
+func (cv *conversion) familyFree(mc *metricCtx, name string, typ prompb.MetricMetadata_MetricType) bool {
+	if have, ok := cv.families[name]; ok && have != typ {
+		mc.p.add("series named %q: a %s of that name is already sent in this export; %s dropped", name, have, typ)
+		return false
 	}
-	for _, dp := range dps {
-		req.Timeseries = append(req.Timeseries, series(c, name, dp.Attributes, base, nil, float64(dp.Value), dp.Time.UnixMilli()))
-	}
-	return nil
+	return true
 }
 
-func histogramPoints[N int64 | float64](c *converter, req *prompb.WriteRequest, m metricdata.Metrics, dps []metricdata.HistogramDataPoint[N], base map[string]string) error {
-	name, err := c.name(m, otlptranslator.MetricTypeHistogram)
-	if err != nil {
-		return err
+// emit appends a series unless an identical label set was already sent,
+// registering the family and its metadata with the first series.
+func (cv *conversion) emit(mc *metricCtx, family string, typ prompb.MetricMetadata_MetricType, ts prompb.TimeSeries) {
+	key := identityKey(ts.Labels)
+	if _, dup := cv.seen[key]; dup {
+		mc.p.add("series %s sent twice in one export: kept the first", seriesString(ts.Labels))
+		return
 	}
-	for _, dp := range dps {
-		ts := dp.Time.UnixMilli()
-		var cum uint64
-		for i, b := range dp.Bounds {
-			cum += dp.BucketCounts[i]
-			req.Timeseries = append(req.Timeseries, series(c, name+"_bucket", dp.Attributes, base, map[string]string{"le": strconv.FormatFloat(b, 'f', -1, 64)}, float64(cum), ts))
-		}
-		req.Timeseries = append(req.Timeseries,
-			series(c, name+"_bucket", dp.Attributes, base, map[string]string{"le": "+Inf"}, float64(dp.Count), ts),
-			series(c, name+"_sum", dp.Attributes, base, nil, float64(dp.Sum), ts),
-			series(c, name+"_count", dp.Attributes, base, nil, float64(dp.Count), ts))
+	cv.seen[key] = struct{}{}
+	for _, s := range ts.Samples {
+		cv.observeTime(s.Timestamp)
 	}
-	return nil
+	for _, h := range ts.Histograms {
+		cv.observeTime(h.Timestamp)
+	}
+	cv.req.Timeseries = append(cv.req.Timeseries, ts)
+	if _, ok := cv.families[family]; ok {
+		return
+	}
+	cv.families[family] = typ
+	if !cv.c.withoutMetadata {
+		cv.req.Metadata = append(cv.req.Metadata, prompb.MetricMetadata{
+			Type:             typ,
+			MetricFamilyName: family,
+			Help:             mc.m.Description,
+			Unit:             cv.c.unitNamer.Build(mc.m.Unit),
+		})
+	}
 }
 
-func series(c *converter, name string, attrs attribute.Set, base, extra map[string]string, v float64, ts int64) prompb.TimeSeries {
-	labels := map[string]string{}
-	for k, v := range base {
-		labels[k] = v
+func (cv *conversion) observeTime(ms int64) {
+	if !cv.hasNewest || ms > cv.newest {
+		cv.newest, cv.hasNewest = ms, true
 	}
-	for _, kv := range attrs.ToSlice() {
-		if n, err := c.labelNamer.Build(string(kv.Key)); err == nil {
-			labels[n] = kv.Value.Emit()
+}
+
+// identityKey is an exact key of a label set: names are ASCII and values
+// valid UTF-8, so neither contains the byte 0xff that separates them.
+func identityKey(labels []prompb.Label) string {
+	n := 0
+	for _, l := range labels {
+		n += len(l.Name) + len(l.Value) + 2
+	}
+	b := make([]byte, 0, n)
+	for _, l := range labels {
+		b = append(b, l.Name...)
+		b = append(b, 0xff)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
+	}
+	return string(b)
+}
+
+// seriesString formats labels the way Prometheus prints a series.
+func seriesString(labels []prompb.Label) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range labels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l.Name)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(l.Value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func oneSample(v float64, t int64) []prompb.Sample {
+	return []prompb.Sample{{Value: promValue(v), Timestamp: t}}
+}
+
+// checkTemporality drops delta data: the exporter asks the SDK for
+// cumulative data, so delta can only come from a foreign producer, and a delta
+// sent as a Prometheus counter or histogram would be read as resets.
+func checkTemporality(mc *metricCtx, t metricdata.Temporality) bool {
+	if t == metricdata.DeltaTemporality {
+		mc.p.add("the whole metric: delta temporality cannot be sent as Prometheus series; configure the producer for cumulative temporality")
+		return false
+	}
+	return true
+}
+
+func convertSum[N int64 | float64](cv *conversion, mc *metricCtx, d metricdata.Sum[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	var namingType otlptranslator.MetricType = otlptranslator.MetricTypeNonMonotonicCounter
+	typ := prompb.MetricMetadata_GAUGE
+	if d.IsMonotonic {
+		typ = prompb.MetricMetadata_COUNTER
+		// Like the pull exporter: without suffixes, a counter is named like
+		// an up-down counter (no "_total").
+		if cv.c.withSuffixes {
+			namingType = otlptranslator.MetricTypeMonotonicCounter
 		}
 	}
-	for k, v := range extra {
-		labels[k] = v
+	name := cv.family(mc, namingType, typ)
+	if name == "" {
+		return
 	}
-	labels["__name__"] = name
-	out := make([]prompb.Label, 0, len(labels))
-	for k, v := range labels {
-		if v != "" {
-			out = append(out, prompb.Label{Name: k, Value: v})
+	for _, dp := range d.DataPoints {
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, "")
+		ts := prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name)),
+			Samples: oneSample(float64(dp.Value), dp.Time.UnixMilli()),
+		}
+		if d.IsMonotonic {
+			// OpenMetrics allows exemplars on counters and histogram
+			// buckets only.
+			ts.Exemplars = convertExemplars(cv.c, dp.Exemplars, dp.Time.UnixMilli(), &mc.p)
+		}
+		cv.emit(mc, name, typ, ts)
+	}
+}
+
+func convertGauge[N int64 | float64](cv *conversion, mc *metricCtx, d metricdata.Gauge[N]) {
+	name := cv.family(mc, otlptranslator.MetricTypeGauge, prompb.MetricMetadata_GAUGE)
+	if name == "" {
+		return
+	}
+	for _, dp := range d.DataPoints {
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, "")
+		cv.emit(mc, name, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name)),
+			Samples: oneSample(float64(dp.Value), dp.Time.UnixMilli()),
+		})
+	}
+}
+
+// checkBuckets reports why explicit bucket data cannot form a Prometheus
+// histogram, or returns the cumulative count of each bucket.
+func checkBuckets[N int64 | float64](dp metricdata.HistogramDataPoint[N]) ([]uint64, string) {
+	if len(dp.BucketCounts) != len(dp.Bounds)+1 {
+		return nil, fmt.Sprintf("data point with %d bucket counts for %d bounds (want %d)", len(dp.BucketCounts), len(dp.Bounds), len(dp.Bounds)+1)
+	}
+	for i, b := range dp.Bounds {
+		if math.IsNaN(b) || math.IsInf(b, 1) || (i > 0 && !(b > dp.Bounds[i-1])) {
+			return nil, fmt.Sprintf("data point with bounds %v: bounds must increase strictly and be below +Inf", dp.Bounds)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	_ = math.NaN
-	return prompb.TimeSeries{Labels: out, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}}
+	cumulative := make([]uint64, len(dp.BucketCounts))
+	var total uint64
+	for i, n := range dp.BucketCounts {
+		if total+n < total {
+			return nil, "data point whose bucket counts overflow uint64"
+		}
+		total += n
+		cumulative[i] = total
+	}
+	if msg := checkCount(total, dp.Count, float64(dp.Sum)); msg != "" {
+		return nil, msg
+	}
+	return cumulative, ""
+}
+
+// checkCount applies Prometheus' rule for a histogram's count: it equals the
+// observations in the buckets, or (with a NaN sum) is at least that.
+func checkCount(inBuckets, count uint64, sum float64) string {
+	if inBuckets == count || (math.IsNaN(sum) && inBuckets < count) {
+		return ""
+	}
+	return fmt.Sprintf("data point with count %d but %d observations in its buckets", count, inBuckets)
+}
+
+func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metricdata.Histogram[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	typ := prompb.MetricMetadata_HISTOGRAM
+	name := cv.family(mc, otlptranslator.MetricTypeHistogram, typ)
+	if name == "" {
+		return
+	}
+	minName, maxName := name+"_min", name+"_max"
+	minMax := cv.c.histogramMinMax &&
+		cv.familyFree(mc, minName, prompb.MetricMetadata_GAUGE) && cv.familyFree(mc, maxName, prompb.MetricMetadata_GAUGE)
+	for _, dp := range d.DataPoints {
+		cumulative, msg := checkBuckets(dp)
+		if msg != "" {
+			mc.p.add("%s", msg)
+			continue
+		}
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelBucketBound)
+		t := dp.Time.UnixMilli()
+		exemplars := bucketExemplars(cv.c, dp, t, &mc.p)
+		bucketName := nameLabel(name + "_bucket")
+		for i, n := range cumulative {
+			le := "+Inf"
+			if i < len(dp.Bounds) {
+				le = formatFloat(dp.Bounds[i])
+			} else {
+				// The +Inf bucket is the count, which exceeds the
+				// buckets' sum when the sum is NaN (see checkCount).
+				n = dp.Count
+			}
+			cv.emit(mc, name, typ, prompb.TimeSeries{
+				Labels:    withLabels(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}),
+				Samples:   oneSample(float64(n), t),
+				Exemplars: exemplars[i],
+			})
+		}
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name+"_sum")),
+			Samples: oneSample(float64(dp.Sum), t),
+		})
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name+"_count")),
+			Samples: oneSample(float64(dp.Count), t),
+		})
+		if !minMax {
+			continue
+		}
+		if v, ok := dp.Min.Value(); ok {
+			cv.emit(mc, minName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+				Labels:  withLabels(base, nameLabel(minName)),
+				Samples: oneSample(float64(v), t),
+			})
+		}
+		if v, ok := dp.Max.Value(); ok {
+			cv.emit(mc, maxName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+				Labels:  withLabels(base, nameLabel(maxName)),
+				Samples: oneSample(float64(v), t),
+			})
+		}
+	}
+}
+
+// bucketExemplars places each exemplar on the first bucket whose bound is
+// at least its value (the +Inf bucket for larger values), as OpenMetrics
+// does; the result has one entry per bucket.
+func bucketExemplars[N int64 | float64](c *converter, dp metricdata.HistogramDataPoint[N], t int64, p *problems) [][]prompb.Exemplar {
+	out := make([][]prompb.Exemplar, len(dp.BucketCounts))
+	for _, e := range convertExemplars(c, dp.Exemplars, t, p) {
+		i, _ := slices.BinarySearch(dp.Bounds, e.Value)
+		out[i] = append(out[i], e)
+	}
+	return out
+}
+
+func convertExponentialHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metricdata.ExponentialHistogram[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	typ := prompb.MetricMetadata_HISTOGRAM
+	name := cv.family(mc, otlptranslator.MetricTypeHistogram, typ)
+	if name == "" {
+		return
+	}
+	for _, dp := range d.DataPoints {
+		h, msg := nativeHistogram(dp)
+		if msg != "" {
+			mc.p.add("%s", msg)
+			continue
+		}
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, "")
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:     withLabels(base, nameLabel(name)),
+			Histograms: []prompb.Histogram{h},
+			Exemplars:  convertExemplars(cv.c, dp.Exemplars, h.Timestamp, &mc.p),
+		})
+	}
+}
+
+func convertSummary(cv *conversion, mc *metricCtx, d metricdata.Summary) {
+	typ := prompb.MetricMetadata_SUMMARY
+	name := cv.family(mc, otlptranslator.MetricTypeSummary, typ)
+	if name == "" {
+		return
+	}
+	for _, dp := range d.DataPoints {
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelQuantile)
+		t := dp.Time.UnixMilli()
+		for _, q := range dp.QuantileValues {
+			cv.emit(mc, name, typ, prompb.TimeSeries{
+				Labels:  withLabels(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)}),
+				Samples: oneSample(q.Value, t),
+			})
+		}
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name+"_sum")),
+			Samples: oneSample(dp.Sum, t),
+		})
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name+"_count")),
+			Samples: oneSample(float64(dp.Count), t),
+		})
+	}
+}
+
+// convertExemplars converts OpenTelemetry exemplars, sorted by time. Labels
+// are trace_id and span_id in hex plus the filtered attributes, the
+// attributes only if all labels together stay within 128 runes (the
+// OpenMetrics limit; Prometheus refuses longer ones). An exemplar without a
+// time gets the data point's time t.
+func convertExemplars[N int64 | float64](c *converter, in []metricdata.Exemplar[N], t int64, p *problems) []prompb.Exemplar {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]prompb.Exemplar, 0, len(in))
+	for _, e := range in {
+		ids := map[string]string{}
+		if len(e.TraceID) > 0 {
+			ids[otlptranslator.ExemplarTraceIDKey] = hex.EncodeToString(e.TraceID)
+		}
+		if len(e.SpanID) > 0 {
+			ids[otlptranslator.ExemplarSpanIDKey] = hex.EncodeToString(e.SpanID)
+		}
+		labels := sortedLabels(ids)
+		if labelRunes(labels) > maxExemplarRunes {
+			p.add("exemplar whose trace and span ids exceed %d runes", maxExemplarRunes)
+			continue
+		}
+		if len(e.FilteredAttributes) > 0 {
+			attrs := slices.Clone(e.FilteredAttributes)
+			slices.SortStableFunc(attrs, func(a, b attribute.KeyValue) int { return strings.Compare(string(a.Key), string(b.Key)) })
+			m := map[string]string{}
+			c.addAttrs(m, attrs, "", p)
+			for k, v := range ids {
+				m[k] = v
+			}
+			if all := sortedLabels(m); labelRunes(all) <= maxExemplarRunes {
+				labels = all
+			}
+		}
+		ts := t
+		if !e.Time.IsZero() {
+			ts = e.Time.UnixMilli()
+		}
+		out = append(out, prompb.Exemplar{Labels: labels, Value: promValue(float64(e.Value)), Timestamp: ts})
+	}
+	slices.SortStableFunc(out, func(a, b prompb.Exemplar) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+	return out
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func labelRunes(labels []prompb.Label) int {
+	n := 0
+	for _, l := range labels {
+		n += utf8.RuneCountInString(l.Name) + utf8.RuneCountInString(l.Value)
+	}
+	return n
+}
+
+// targetInfo adds the target_info series: the resource attributes other
+// than those in job and instance, as labels of a gauge with value 1 (SPEC
+// §3). It is sent only with other series, and only when it has attributes to
+// carry; its timestamp is that of the newest sample in the request, so that
+// it lines up with the data it describes and conversion stays deterministic.
+func (cv *conversion) targetInfo(rm *metricdata.ResourceMetrics) {
+	if cv.c.withoutTargetInfo || !cv.hasNewest {
+		return
+	}
+	var attrs []attribute.KeyValue
+	for _, kv := range rm.Resource.Set().ToSlice() {
+		switch kv.Key {
+		case attrServiceName, attrServiceNamespace, attrServiceInstanceID:
+		default:
+			attrs = append(attrs, kv)
+		}
+	}
+	mc := &metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
+	m := map[string]string{}
+	cv.c.addAttrs(m, attrs, "", &mc.p)
+	if len(sortedLabels(m)) > 0 && cv.familyFree(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE) {
+		cv.identity(m)
+		cv.emit(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+			Labels:  withLabels(sortedLabels(m), nameLabel(otlptranslator.TargetInfoMetricName)),
+			Samples: oneSample(1, cv.newest),
+		})
+	}
+	cv.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
 }

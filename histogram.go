@@ -1,0 +1,165 @@
+package prwmetric
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// Native histograms (SPEC §3): an OpenTelemetry base-2 exponential histogram
+// of scale s is a Prometheus native histogram of schema s, with bucket index
+// i+1 for OpenTelemetry's index i (OpenTelemetry indexes a bucket by its
+// lower bound, Prometheus by its upper bound).
+const (
+	// Prometheus knows schemas -4 (coarsest) to 8 (finest).
+	minNativeSchema = -4
+	maxNativeSchema = 8
+	// defaultZeroThreshold is used when the data point has none: the
+	// OpenTelemetry SDK counts only exact zeros in the zero bucket, and
+	// Prometheus' own OTLP receiver uses the same width.
+	defaultZeroThreshold = 1e-128
+	// maxSpanGap is the most empty buckets kept inside one span; a longer
+	// run of empty buckets starts a new span, as client_golang encodes.
+	maxSpanGap = 2
+)
+
+// nativeHistogram converts dp, or returns why Prometheus would refuse it.
+// Scales finer than 8 are merged down to 8; scales coarser than -4 cannot be
+// represented.
+func nativeHistogram[N int64 | float64](dp metricdata.ExponentialHistogramDataPoint[N]) (prompb.Histogram, string) {
+	scale := dp.Scale
+	if scale < minNativeSchema {
+		return prompb.Histogram{}, fmt.Sprintf("data point with scale %d: Prometheus native histograms have scales %d to %d", scale, minNativeSchema, maxNativeSchema)
+	}
+	pos := expBuckets{offset: int64(dp.PositiveBucket.Offset), counts: dp.PositiveBucket.Counts}
+	neg := expBuckets{offset: int64(dp.NegativeBucket.Offset), counts: dp.NegativeBucket.Counts}
+	if scale > maxNativeSchema {
+		var ok1, ok2 bool
+		pos, ok1 = pos.downscale(uint32(scale - maxNativeSchema))
+		neg, ok2 = neg.downscale(uint32(scale - maxNativeSchema))
+		if !ok1 || !ok2 {
+			return prompb.Histogram{}, "data point whose merged bucket counts overflow uint64"
+		}
+		scale = maxNativeSchema
+	}
+	zeroThreshold := dp.ZeroThreshold
+	switch {
+	case math.IsNaN(zeroThreshold) || math.IsInf(zeroThreshold, 0) || zeroThreshold < 0:
+		return prompb.Histogram{}, fmt.Sprintf("data point with zero threshold %v: want a finite number >= 0", zeroThreshold)
+	case zeroThreshold == 0:
+		zeroThreshold = defaultZeroThreshold
+	}
+
+	posSpans, posDeltas, posTotal, msg := pos.spans()
+	if msg != "" {
+		return prompb.Histogram{}, msg
+	}
+	negSpans, negDeltas, negTotal, msg := neg.spans()
+	if msg != "" {
+		return prompb.Histogram{}, msg
+	}
+	total, ok := addUint64(posTotal, negTotal)
+	if ok {
+		total, ok = addUint64(total, dp.ZeroCount)
+	}
+	if !ok {
+		return prompb.Histogram{}, "data point whose bucket counts overflow uint64"
+	}
+	sum := float64(dp.Sum)
+	if msg := checkCount(total, dp.Count, sum); msg != "" {
+		return prompb.Histogram{}, msg
+	}
+	return prompb.Histogram{
+		Count:          &prompb.Histogram_CountInt{CountInt: dp.Count},
+		Sum:            promValue(sum),
+		Schema:         scale,
+		ZeroThreshold:  zeroThreshold,
+		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: dp.ZeroCount},
+		NegativeSpans:  negSpans,
+		NegativeDeltas: negDeltas,
+		PositiveSpans:  posSpans,
+		PositiveDeltas: posDeltas,
+		ResetHint:      prompb.Histogram_UNKNOWN,
+		Timestamp:      dp.Time.UnixMilli(),
+	}, ""
+}
+
+// expBuckets is one side of an exponential histogram, with the offset
+// widened so that index arithmetic cannot wrap.
+type expBuckets struct {
+	offset int64
+	counts []uint64
+}
+
+// downscale merges each 2^delta neighbouring buckets into one, i.e. lowers
+// the scale by delta. It reports false if a merged count overflows.
+func (b expBuckets) downscale(delta uint32) (expBuckets, bool) {
+	if len(b.counts) == 0 {
+		return expBuckets{offset: b.offset >> delta}, true
+	}
+	// >> rounds towards minus infinity, which is how indexes map to the
+	// coarser scale for negative indexes too.
+	first := b.offset >> delta
+	last := (b.offset + int64(len(b.counts)) - 1) >> delta
+	out := expBuckets{offset: first, counts: make([]uint64, last-first+1)}
+	for i, n := range b.counts {
+		j := (b.offset+int64(i))>>delta - first
+		var ok bool
+		if out.counts[j], ok = addUint64(out.counts[j], n); !ok {
+			return expBuckets{}, false
+		}
+	}
+	return out, true
+}
+
+// spans encodes the buckets as Prometheus spans and deltas of the absolute
+// counts, like client_golang: empty buckets are left out, except that gaps of
+// up to maxSpanGap empty buckets stay inside a span. It also returns the total
+// count, or why the buckets cannot be encoded.
+func (b expBuckets) spans() (spans []prompb.BucketSpan, deltas []int64, total uint64, msg string) {
+	var prev, next int64 // previous count; index after the last bucket
+	for i, n := range b.counts {
+		if n == 0 {
+			continue
+		}
+		if n > math.MaxInt64 {
+			return nil, nil, 0, fmt.Sprintf("data point with bucket count %d: native histogram counts must fit in int64", n)
+		}
+		var ok bool
+		if total, ok = addUint64(total, n); !ok {
+			return nil, nil, 0, "data point whose bucket counts overflow uint64"
+		}
+		idx := b.offset + int64(i) + 1
+		if idx <= math.MinInt32 || idx > math.MaxInt32 {
+			return nil, nil, 0, fmt.Sprintf("data point with bucket index %d: native histogram indexes must fit in int32", idx-1)
+		}
+		gap := idx - next
+		if len(spans) == 0 || gap > maxSpanGap {
+			if len(spans) == 0 {
+				gap = idx // the first span's offset is the absolute index
+			}
+			if gap < math.MinInt32 || gap > math.MaxInt32 {
+				return nil, nil, 0, fmt.Sprintf("data point with a gap of %d empty buckets: native histogram span offsets must fit in int32", gap)
+			}
+			spans = append(spans, prompb.BucketSpan{Offset: int32(gap)})
+		} else {
+			for ; gap > 0; gap-- {
+				spans[len(spans)-1].Length++
+				deltas = append(deltas, -prev)
+				prev = 0
+			}
+		}
+		spans[len(spans)-1].Length++
+		deltas = append(deltas, int64(n)-prev)
+		prev = int64(n)
+		next = idx + 1
+	}
+	return spans, deltas, total, ""
+}
+
+func addUint64(a, b uint64) (uint64, bool) {
+	s := a + b
+	return s, s >= a
+}
