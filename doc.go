@@ -23,7 +23,7 @@
 //
 // # Failures and retries
 //
-// By default the exporter never retries. When a request fails (a status other
+// By default the exporter never retries (WithRetry turns retries on). When a request fails (a status other
 // than 2xx, a network error, the timeout) Export logs one warning through the
 // configured logger and returns a *WriteError with the same facts: the
 // endpoint (without credentials), the status, the start of the response body
@@ -80,6 +80,13 @@
 //   - WithNamespace, WithTranslationStrategy, WithoutScopeInfo,
 //     WithoutTargetInfo, WithResourceAsLabels, WithExternalLabels,
 //     WithoutMetadata, WithHistogramMinMax: conversion choices, see each.
+//   - WithMaxSeriesPerRequest (default 2000), WithMaxRequestBytes (default
+//     3 MiB): larger exports are split into requests sent in order.
+//   - WithRetry (default off): retry 5xx, 429 and network errors with
+//     backoff, honouring Retry-After.
+//   - WithoutStaleMarkers: do not end vanished series (and all series at
+//     Shutdown) with staleness markers.
+//   - WithMeterProvider (default off): the exporter's own telemetry.
 //   - WithoutEnvironment: ignore the environment variables below.
 //
 // New reports every invalid setting at once and returns a nil Exporter.
