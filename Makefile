@@ -1,0 +1,78 @@
+# prwmetric build and test entry points.
+#
+#   make test      go vet + unit tests (-race) in the root module and in
+#                  prwautoexport/, then the end-to-end tests in e2e/ and the
+#                  tests in benchmarks/.
+#   make e2e-deps  installs what the end-to-end tests run against: the Debian
+#                  packages prometheus (2.42) and victoria-metrics, and
+#                  Prometheus 3 built from the Go module proxy.
+#
+# The e2e tests skip a missing backend locally and fail on it when CI=true.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO ?= go
+
+# Prometheus 3 (module github.com/prometheus/prometheus, whose tag v0.3XX.Y is
+# Prometheus release 3.XX.Y) is built once into a cache directory named after the
+# version, so a version bump builds anew and CI can cache the directory.
+PROMETHEUS3_VERSION := v0.316.0
+PROMETHEUS3_RELEASE := 3.16.0
+PROMETHEUS3_DIR := $(HOME)/.cache/prwmetric/prometheus-$(PROMETHEUS3_VERSION)
+PROMETHEUS3 := $(PROMETHEUS3_DIR)/prometheus
+# The e2e harness looks for the binary here (same default path as this file).
+export PRWMETRIC_PROMETHEUS3 ?= $(PROMETHEUS3)
+
+# Debian package → the binary the e2e harness runs.
+DEBIAN_BINARIES := prometheus:/usr/bin/prometheus victoria-metrics:/usr/bin/victoria-metrics
+
+.PHONY: test test-unit test-autoexport test-e2e test-benchmarks e2e-deps debian-deps prometheus3
+
+test: test-unit test-autoexport test-e2e test-benchmarks
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+test-autoexport:
+	cd prwautoexport && $(GO) vet ./... && $(GO) test -race ./...
+
+test-e2e:
+	cd e2e && $(GO) vet ./... && $(GO) test -race -timeout 20m ./...
+
+test-benchmarks:
+	if [ -d benchmarks ]; then cd benchmarks && $(GO) vet ./... && $(GO) test ./...; fi
+
+e2e-deps: debian-deps prometheus3
+
+debian-deps:
+	@missing=""; \
+	for pair in $(DEBIAN_BINARIES); do \
+		[ -x "$${pair#*:}" ] || missing="$$missing $${pair%%:*}"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		echo "e2e-deps: Debian packages prometheus and victoria-metrics are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "e2e-deps: installing$$missing"; \
+		apt-get update; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+		echo "e2e-deps: missing Debian packages:$$missing" >&2; \
+		echo "e2e-deps: install them as root:  sudo apt-get install$$missing" >&2; \
+		echo "e2e-deps: or point the tests at your own binaries with PRWMETRIC_PROMETHEUS2 / PRWMETRIC_VICTORIAMETRICS" >&2; \
+		exit 1; \
+	fi
+
+prometheus3: $(PROMETHEUS3)
+
+# go install pkg@version builds with Prometheus' own go.mod and go.sum,
+# independent of this repository's modules. GOFLAGS is cleared so that a
+# caller's -mod=... cannot break it; without cgo the binary is static.
+$(PROMETHEUS3):
+	@echo "e2e-deps: building Prometheus 3 ($(PROMETHEUS3_VERSION)) into $(PROMETHEUS3_DIR); this takes several minutes once"
+	mkdir -p $(PROMETHEUS3_DIR)
+	GOBIN=$(PROMETHEUS3_DIR) GOFLAGS= CGO_ENABLED=0 $(GO) install \
+		-ldflags "-X github.com/prometheus/common/version.Version=$(PROMETHEUS3_RELEASE)" \
+		github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS3_VERSION)
+	$(PROMETHEUS3) --version

@@ -1,0 +1,9 @@
+// Package e2e holds prwmetric's end-to-end tests: they start real Remote
+// Write receivers (Prometheus 2.42 and 3.x, VictoriaMetrics) as child
+// processes, push metrics through prwmetric.Exporter and read them back
+// through each backend's query API.
+//
+// The package has no non-test code; it is a separate module so that the
+// backends' test-only dependencies never reach prwmetric's users. See
+// README.md for how to run the tests and which backend versions they cover.
+package e2e
