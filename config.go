@@ -386,17 +386,16 @@ func WithBearerTokenFile(path string) Option {
 // name wins.
 func WithHeaders(headers map[string]string) Option {
 	headers = maps.Clone(headers)
-	return optionFunc(func(c config) config {
-		merged := make(map[string]string, len(c.headers)+len(headers))
-		for k, v := range c.headers {
-			merged[k] = v
-		}
-		for k, v := range headers {
-			merged[k] = v
-		}
-		c.headers = merged
-		return c
-	})
+	return optionFunc(func(c config) config { c.headers = merge(c.headers, headers); return c })
+}
+
+// merge returns a new map holding a's entries overwritten by b's, so that an
+// option never mutates a map a config already holds.
+func merge(a, b map[string]string) map[string]string {
+	m := make(map[string]string, len(a)+len(b))
+	maps.Copy(m, a)
+	maps.Copy(m, b)
+	return m
 }
 
 // WithProxyURL sends requests through the proxy at rawURL. The default is
@@ -516,17 +515,7 @@ func WithResourceAsLabels(filter attribute.Filter) Option {
 // map is copied; several options merge.
 func WithExternalLabels(labels map[string]string) Option {
 	labels = maps.Clone(labels)
-	return optionFunc(func(c config) config {
-		merged := make(map[string]string, len(c.externalLabels)+len(labels))
-		for k, v := range c.externalLabels {
-			merged[k] = v
-		}
-		for k, v := range labels {
-			merged[k] = v
-		}
-		c.externalLabels = merged
-		return c
-	})
+	return optionFunc(func(c config) config { c.externalLabels = merge(c.externalLabels, labels); return c })
 }
 
 // WithoutMetadata leaves out the metric metadata (type, help, unit) that is
