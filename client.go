@@ -149,16 +149,21 @@ func newClient(c config) (*client, error) {
 // be no *http.Transport at all when instrumentation wraps it).
 func newTransport() *http.Transport {
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		IdleConnTimeout:       90 * time.Second,
+		Proxy:             http.ProxyFromEnvironment,
+		DialContext:       (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2: true,
+		MaxIdleConns:      100,
+		// Below the 60 s idle timeout of common load balancers: a connection
+		// the peer closes just as it is reused fails the POST, which the
+		// transport does not replay.
+		IdleConnTimeout:       30 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 }
+
+var errTooManyRedirects = errors.New("stopped after 10 redirects")
 
 // checkRedirect follows only redirects that resend the POST (307, 308). A 301,
 // 302 or 303 would turn it into a GET whose success means nothing was written,
@@ -168,7 +173,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		return http.ErrUseLastResponse
 	}
 	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
+		return errTooManyRedirects
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -133,12 +134,17 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // retryable: 5xx and 429 may succeed later; other 4xx never will. A network
-// error may, unless it is our own deadline or cancellation.
+// error may, unless it is our own deadline or cancellation, a certificate
+// that does not verify, or a redirect loop: those fail the same way again.
 func (e *WriteError) retryable(ctx context.Context) bool {
 	switch {
 	case e.StatusCode == http.StatusTooManyRequests, e.StatusCode >= 500:
 		return true
 	case e.StatusCode != 0:
+		return false
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(e.Err, &certErr) || errors.Is(e.Err, errTooManyRedirects) {
 		return false
 	}
 	return ctx.Err() == nil
