@@ -524,9 +524,8 @@ type faultCase struct {
 	// wantReached is what one attempt makes arrive at the failing backend
 	// (see faultTarget.reached).
 	wantReached int
-	// retried: WithRetry repeats it (5xx, 429, network errors but certificate
-	// failures), unless the
-	// timeout or Retry-After leaves no time.
+	// retried: WithRetry repeats it (5xx, 429, network errors other than
+	// certificate failures), unless the timeout or Retry-After leaves no time.
 	retried bool
 }
 
