@@ -34,6 +34,9 @@ test: test-unit test-autoexport test-e2e test-benchmarks
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -race ./...
+	# The full 10 000-export soak; -race makes it too slow, so it runs a
+	# shortened soak above.
+	$(GO) test -run '^TestSoak$$' -count=1 .
 
 test-autoexport:
 	cd prwautoexport && $(GO) vet ./... && $(GO) test -race ./...
