@@ -1,0 +1,40 @@
+package benchmarks
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+// newOTLP returns an OTLP/HTTP exporter sending to url with the given
+// compression, without retries (prwmetric does not retry by default either).
+func newOTLP(tb testing.TB, url string, compression otlpmetrichttp.Compression) sdkmetric.Exporter {
+	tb.Helper()
+	exp, err := otlpmetrichttp.New(context.Background(),
+		otlpmetrichttp.WithEndpointURL(url),
+		otlpmetrichttp.WithCompression(compression),
+		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
+	)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := exp.Shutdown(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return exp
+}
+
+// benchOTLP: Export of the same metric data as OTLP protobuf over HTTP, as
+// a service sending to a Collector pays for it.
+func benchOTLP(b *testing.B, fx *fixture, compression otlpmetrichttp.Compression) {
+	rcv := receiver(b)
+	exp := newOTLP(b, rcv.URL+"/v1/metrics", compression)
+	measurePush(b, fx, rcv, func(ctx context.Context) error {
+		SetTime(fx.rm, fx.w.Time())
+		return exp.Export(ctx, fx.rm)
+	})
+}

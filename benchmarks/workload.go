@@ -1,0 +1,356 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// Kind is the kind of an instrument of a Workload.
+type Kind int
+
+// The instrument kinds of a Workload.
+const (
+	Counter Kind = iota
+	UpDownCounter
+	Gauge
+	Histogram
+)
+
+// Instrument describes one instrument of a Workload.
+type Instrument struct {
+	Name, Description, Unit string
+	Kind                    Kind
+	// Float selects float64 values; int64 otherwise. Histograms are float.
+	Float bool
+	// Bounds are the explicit bucket boundaries of a Histogram.
+	Bounds []float64
+}
+
+// observationsPerHistogramPoint is how many values each histogram data
+// point has recorded.
+const observationsPerHistogramPoint = 8
+
+// Workload is a deterministic set of metrics: every instrument reports one
+// data point for every attribute set. The same Workload can be rendered as
+// metricdata (ResourceMetrics), as pdata (ToPdata) and recorded into a real
+// MeterProvider (Record); all three carry the same values.
+type Workload struct {
+	Resource    *resource.Resource
+	Scope       instrumentation.Scope
+	Instruments []Instrument
+	Sets        []attribute.Set
+	// Start is every data point's start time; Time returns the end times.
+	Start time.Time
+
+	tick atomic.Int64
+}
+
+// durationBounds are 15 explicit boundaries for durations in seconds.
+var durationBounds = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// sizeBounds are 15 explicit boundaries for sizes in bytes.
+var sizeBounds = []float64{64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576}
+
+// defaultBounds are the SDK's default boundaries (15 of them).
+var defaultBounds = []float64{0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000}
+
+// wInstruments are the 20 instruments of workload W: 6 counters, 4
+// up-down counters, 6 gauges and 4 histograms of 16 buckets (15 bounds).
+var wInstruments = []Instrument{
+	{Name: "http.server.requests", Description: "Requests served.", Unit: "{request}", Kind: Counter},
+	{Name: "http.server.errors", Description: "Requests that failed.", Unit: "{error}", Kind: Counter},
+	{Name: "http.server.request.body.size", Description: "Bytes received in request bodies.", Unit: "By", Kind: Counter},
+	{Name: "http.server.response.body.size", Description: "Bytes sent in response bodies.", Unit: "By", Kind: Counter},
+	{Name: "app.cache.hits", Description: "Cache hits.", Unit: "{hit}", Kind: Counter},
+	{Name: "process.cpu.time", Description: "CPU time spent serving.", Unit: "s", Kind: Counter, Float: true},
+	{Name: "http.server.active_requests", Description: "Requests in flight.", Unit: "{request}", Kind: UpDownCounter},
+	{Name: "db.client.connection.count", Description: "Open database connections.", Unit: "{connection}", Kind: UpDownCounter},
+	{Name: "messaging.queue.depth", Description: "Messages waiting.", Unit: "{message}", Kind: UpDownCounter},
+	{Name: "app.memory.reserved", Description: "Memory reserved for buffers.", Unit: "By", Kind: UpDownCounter, Float: true},
+	{Name: "app.temperature", Description: "Board temperature.", Unit: "Cel", Kind: Gauge, Float: true},
+	{Name: "app.cache.hit_ratio", Description: "Share of lookups served from cache.", Unit: "1", Kind: Gauge, Float: true},
+	{Name: "app.workers.busy", Description: "Busy workers.", Unit: "{worker}", Kind: Gauge},
+	{Name: "app.heap.size", Description: "Heap size.", Unit: "By", Kind: Gauge},
+	{Name: "app.config.generation", Description: "Generation of the loaded configuration.", Unit: "{generation}", Kind: Gauge},
+	{Name: "system.load.average", Description: "Load average over one minute.", Unit: "1", Kind: Gauge, Float: true},
+	{Name: "http.server.request.duration", Description: "Duration of requests.", Unit: "s", Kind: Histogram, Float: true, Bounds: durationBounds},
+	{Name: "http.server.response.size", Description: "Size of responses.", Unit: "By", Kind: Histogram, Float: true, Bounds: sizeBounds},
+	{Name: "db.client.operation.duration", Description: "Duration of database operations.", Unit: "s", Kind: Histogram, Float: true, Bounds: durationBounds},
+	{Name: "rpc.client.duration", Description: "Duration of outgoing calls.", Unit: "ms", Kind: Histogram, Float: true, Bounds: defaultBounds},
+}
+
+// WSets is the number of attribute sets of workload W.
+const WSets = 500
+
+// NewWorkloadW returns workload W: a resource with 6 attributes, 20
+// instruments × 500 attribute sets, 44 000 Prometheus series (plus
+// target_info).
+func NewWorkloadW() *Workload {
+	return NewWorkload(wInstruments, WSets)
+}
+
+// NewLargeWorkload returns 20 instruments (10 counters, 10 gauges) × sets
+// attribute sets: 20 × sets Prometheus series (plus target_info).
+func NewLargeWorkload(sets int) *Workload {
+	ins := make([]Instrument, 0, 20)
+	for i := range 10 {
+		ins = append(ins, Instrument{Name: fmt.Sprintf("app.jobs.processed.%02d", i), Description: "Jobs processed.", Unit: "{job}", Kind: Counter})
+	}
+	for i := range 10 {
+		ins = append(ins, Instrument{Name: fmt.Sprintf("app.queue.fill.%02d", i), Description: "Queue fill level.", Unit: "1", Kind: Gauge, Float: true})
+	}
+	return NewWorkload(ins, sets)
+}
+
+var methods = [...]string{"GET", "POST", "PUT", "DELETE", "PATCH"}
+
+var statusCodes = [...]int{200, 201, 404, 500}
+
+// NewWorkload returns a Workload of the given instruments, each reporting
+// nSets attribute sets. Set i has its own combination of method, status
+// code and route, so the sets are distinct for any nSets.
+func NewWorkload(instruments []Instrument, nSets int) *Workload {
+	sets := make([]attribute.Set, nSets)
+	for i := range sets {
+		sets[i] = attribute.NewSet(
+			attribute.String("http.request.method", methods[i%len(methods)]),
+			attribute.Int("http.response.status_code", statusCodes[(i/len(methods))%len(statusCodes)]),
+			attribute.String("http.route", fmt.Sprintf("/api/v1/catalog/items/%04d/{id}", i/(len(methods)*len(statusCodes)))),
+			attribute.String("network.protocol.version", "1.1"),
+		)
+	}
+	return &Workload{
+		Resource: resource.NewSchemaless(
+			attribute.String("service.name", "checkout"),
+			attribute.String("service.namespace", "shop"),
+			attribute.String("service.instance.id", "checkout-7d9f8b6c5-x2x4p"),
+			attribute.String("host.name", "ip-10-0-12-34.eu-west-1.compute.internal"),
+			attribute.String("deployment.environment", "production"),
+			attribute.String("cloud.region", "eu-west-1"),
+		),
+		Scope:       instrumentation.Scope{Name: "github.com/prwmetric/prwmetric/benchmarks", Version: "v1.0.0"},
+		Instruments: instruments,
+		Sets:        sets,
+		Start:       time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+}
+
+// Series is the number of Prometheus series one export of w yields: one per
+// counter, up-down counter and gauge point, buckets+2 per histogram point
+// (every bucket including +Inf, _sum, _count), and target_info.
+func (w *Workload) Series() int {
+	n := 0
+	for _, in := range w.Instruments {
+		per := 1
+		if in.Kind == Histogram {
+			per = len(in.Bounds) + 3
+		}
+		n += per * len(w.Sets)
+	}
+	return n + 1
+}
+
+// DataPoints is the number of OpenTelemetry data points of w.
+func (w *Workload) DataPoints() int {
+	return len(w.Instruments) * len(w.Sets)
+}
+
+// Time returns a new end time for the data points, 15 s after the last one
+// it returned, so that every export carries newer samples than the last.
+func (w *Workload) Time() time.Time {
+	return w.Start.Add(time.Minute + time.Duration(w.tick.Add(1))*15*time.Second)
+}
+
+// value is the deterministic value of instrument m at attribute set i.
+func value(m, i int, in Instrument) float64 {
+	switch in.Kind {
+	case UpDownCounter:
+		v := float64(i%50 - 10)
+		if in.Float {
+			v *= 1024.5
+		}
+		return v
+	case Gauge:
+		if in.Float {
+			return 20 + float64(i%100)*0.25 + float64(m)
+		}
+		return float64(1000 + i%64*m)
+	default: // Counter
+		v := float64(1000 + 37*i + 1009*m)
+		if in.Float {
+			v /= 8
+		}
+		return v
+	}
+}
+
+// observations are the deterministic values a histogram data point has
+// recorded, spread over its buckets, +Inf included. They are multiples of
+// 1/1024, so their sum is exact in any order, as the SDK's is.
+func observations(m, i int, bounds []float64) []float64 {
+	out := make([]float64, observationsPerHistogramPoint)
+	for k := range out {
+		j := (i*7 + k*3 + m) % (len(bounds) + 2)
+		if j < len(bounds) {
+			out[k] = math.Round(bounds[j]*0.75*1024) / 1024
+		} else {
+			out[k] = bounds[len(bounds)-1] * float64(j-len(bounds)+2)
+		}
+	}
+	return out
+}
+
+// ResourceMetrics renders w as the SDK's metric data, as a cumulative
+// PeriodicReader would hand it to an exporter, with end time at.
+func (w *Workload) ResourceMetrics(at time.Time) *metricdata.ResourceMetrics {
+	ms := make([]metricdata.Metrics, len(w.Instruments))
+	for m, in := range w.Instruments {
+		ms[m] = metricdata.Metrics{Name: in.Name, Description: in.Description, Unit: in.Unit, Data: w.aggregation(m, in, at)}
+	}
+	return &metricdata.ResourceMetrics{
+		Resource:     w.Resource,
+		ScopeMetrics: []metricdata.ScopeMetrics{{Scope: w.Scope, Metrics: ms}},
+	}
+}
+
+func (w *Workload) aggregation(m int, in Instrument, at time.Time) metricdata.Aggregation {
+	switch {
+	case in.Kind == Histogram:
+		dps := make([]metricdata.HistogramDataPoint[float64], len(w.Sets))
+		for i := range dps {
+			dps[i] = histogramPoint(m, i, in.Bounds)
+			dps[i].Attributes, dps[i].StartTime, dps[i].Time = w.Sets[i], w.Start, at
+		}
+		return metricdata.Histogram[float64]{DataPoints: dps, Temporality: metricdata.CumulativeTemporality}
+	case in.Float:
+		return numberAggregation[float64](w, m, in, at)
+	default:
+		return numberAggregation[int64](w, m, in, at)
+	}
+}
+
+func numberAggregation[N int64 | float64](w *Workload, m int, in Instrument, at time.Time) metricdata.Aggregation {
+	dps := make([]metricdata.DataPoint[N], len(w.Sets))
+	for i := range dps {
+		dps[i] = metricdata.DataPoint[N]{Attributes: w.Sets[i], StartTime: w.Start, Time: at, Value: N(value(m, i, in))}
+	}
+	if in.Kind == Gauge {
+		return metricdata.Gauge[N]{DataPoints: dps}
+	}
+	return metricdata.Sum[N]{DataPoints: dps, Temporality: metricdata.CumulativeTemporality, IsMonotonic: in.Kind == Counter}
+}
+
+// histogramPoint aggregates the observations as the SDK does: a value
+// equal to a boundary falls into the bucket that boundary closes.
+func histogramPoint(m, i int, bounds []float64) metricdata.HistogramDataPoint[float64] {
+	counts := make([]uint64, len(bounds)+1)
+	var sum float64
+	obs := observations(m, i, bounds)
+	lo, hi := obs[0], obs[0]
+	for _, v := range obs {
+		counts[sort.SearchFloat64s(bounds, v)]++
+		sum += v
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return metricdata.HistogramDataPoint[float64]{
+		Count:        uint64(len(obs)),
+		Bounds:       bounds,
+		BucketCounts: counts,
+		Min:          metricdata.NewExtrema(lo),
+		Max:          metricdata.NewExtrema(hi),
+		Sum:          sum,
+	}
+}
+
+// SetTime sets the end time of every data point of rm to at, in place.
+func SetTime(rm *metricdata.ResourceMetrics, at time.Time) {
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				setPointTime(d.DataPoints, at)
+			case metricdata.Sum[float64]:
+				setPointTime(d.DataPoints, at)
+			case metricdata.Gauge[int64]:
+				setPointTime(d.DataPoints, at)
+			case metricdata.Gauge[float64]:
+				setPointTime(d.DataPoints, at)
+			case metricdata.Histogram[float64]:
+				for i := range d.DataPoints {
+					d.DataPoints[i].Time = at
+				}
+			}
+		}
+	}
+}
+
+func setPointTime[N int64 | float64](dps []metricdata.DataPoint[N], at time.Time) {
+	for i := range dps {
+		dps[i].Time = at
+	}
+}
+
+// Record creates w's instruments on a meter of mp and records w's values
+// into them: a MeterProvider with a cumulative reader then holds the same
+// data as ResourceMetrics returns (bar timestamps and order).
+func (w *Workload) Record(ctx context.Context, mp metric.MeterProvider) error {
+	meter := mp.Meter(w.Scope.Name, metric.WithInstrumentationVersion(w.Scope.Version))
+	for m, in := range w.Instruments {
+		record, err := newRecorder(meter, in)
+		if err != nil {
+			return fmt.Errorf("instrument %s: %w", in.Name, err)
+		}
+		for i, set := range w.Sets {
+			opt := metric.WithAttributeSet(set)
+			if in.Kind == Histogram {
+				for _, v := range observations(m, i, in.Bounds) {
+					record(ctx, v, opt)
+				}
+				continue
+			}
+			record(ctx, value(m, i, in), opt)
+		}
+	}
+	return nil
+}
+
+type recordFunc func(ctx context.Context, v float64, opt metric.MeasurementOption)
+
+func newRecorder(meter metric.Meter, in Instrument) (recordFunc, error) {
+	desc, unit := metric.WithDescription(in.Description), metric.WithUnit(in.Unit)
+	switch {
+	case in.Kind == Histogram:
+		h, err := meter.Float64Histogram(in.Name, desc, unit, metric.WithExplicitBucketBoundaries(in.Bounds...))
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { h.Record(ctx, v, opt) }, err
+	case in.Kind == Counter && in.Float:
+		c, err := meter.Float64Counter(in.Name, desc, unit)
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { c.Add(ctx, v, opt) }, err
+	case in.Kind == Counter:
+		c, err := meter.Int64Counter(in.Name, desc, unit)
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { c.Add(ctx, int64(v), opt) }, err
+	case in.Kind == UpDownCounter && in.Float:
+		c, err := meter.Float64UpDownCounter(in.Name, desc, unit)
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { c.Add(ctx, v, opt) }, err
+	case in.Kind == UpDownCounter:
+		c, err := meter.Int64UpDownCounter(in.Name, desc, unit)
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { c.Add(ctx, int64(v), opt) }, err
+	case in.Kind == Gauge && in.Float:
+		g, err := meter.Float64Gauge(in.Name, desc, unit)
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { g.Record(ctx, v, opt) }, err
+	case in.Kind == Gauge:
+		g, err := meter.Int64Gauge(in.Name, desc, unit)
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { g.Record(ctx, int64(v), opt) }, err
+	default:
+		return nil, fmt.Errorf("unknown kind %d", in.Kind)
+	}
+}
