@@ -45,6 +45,11 @@ const (
 // (pull) exporter would expose for the same instruments and options, plus
 // job/instance from the resource. It holds no state between exports, so
 // concurrent exports are safe.
+//
+// convert is the reference conversion, kept straightforward: Export goes
+// through the series cache (cache.go), which builds labels with the same
+// functions the first time it sees a series, and the tests hold the bytes
+// the cache sends to convert's request marshalled by prompb.
 type converter struct {
 	metricNamer  otlptranslator.MetricNamer
 	labelNamer   otlptranslator.LabelNamer
@@ -149,14 +154,46 @@ type problems struct {
 }
 
 func (p *problems) add(format string, args ...any) {
-	reason := fmt.Sprintf(format, args...)
+	p.addReason(fmt.Sprintf(format, args...), 1)
+}
+
+// addReason records reason n times.
+func (p *problems) addReason(reason string, n int) {
 	if p.counts == nil {
 		p.counts = map[string]int{}
 	}
 	if p.counts[reason] == 0 {
 		p.reasons = append(p.reasons, reason)
 	}
-	p.counts[reason]++
+	p.counts[reason] += n
+}
+
+// saved returns what p holds in a form that addAll replays: the series
+// cache keeps the problems of labels it built once and replays them into
+// every export that uses those labels, so that each export warns as the
+// reference conversion does.
+func (p *problems) saved() []savedProblem {
+	if len(p.reasons) == 0 {
+		return nil
+	}
+	out := make([]savedProblem, len(p.reasons))
+	for i, r := range p.reasons {
+		out[i] = savedProblem{reason: r, n: p.counts[r]}
+	}
+	return out
+}
+
+// addAll adds saved problems to p.
+func (p *problems) addAll(saved []savedProblem) {
+	for _, s := range saved {
+		p.addReason(s.reason, s.n)
+	}
+}
+
+// savedProblem is one reason and how often it occurred.
+type savedProblem struct {
+	reason string
+	n      int
 }
 
 // maxReasons bounds the reasons listed per subject, so that one metric with
@@ -198,7 +235,22 @@ func (cv *conversion) err() error {
 
 // prepareResource derives job, instance and the resource labels from rm.
 func (cv *conversion) prepareResource(rm *metricdata.ResourceMetrics) {
-	res := rm.Resource.Set() // nil-safe: a nil resource is empty
+	var p problems
+	cv.job, cv.instance, cv.low = cv.c.resourceLabels(rm.Resource.Set(), &p) // nil-safe: a nil resource is empty
+	cv.reportResource(&p)
+}
+
+// reportResource reports the problems of the resource attributes copied by
+// WithResourceAsLabels.
+func (cv *conversion) reportResource(p *problems) {
+	if cv.c.resourceAsLabels != nil {
+		cv.report("resource attributes (WithResourceAsLabels)", p, "subject", "resource")
+	}
+}
+
+// resourceLabels returns job and instance of the resource res, and the
+// labels WithResourceAsLabels copies from it (nil without that option).
+func (c *converter) resourceLabels(res *attribute.Set, p *problems) (job, instance string, low map[string]string) {
 	str := func(key string) string {
 		v, ok := res.Value(attribute.Key(key))
 		if !ok {
@@ -207,49 +259,60 @@ func (cv *conversion) prepareResource(rm *metricdata.ResourceMetrics) {
 		return v.String()
 	}
 	if name := str(attrServiceName); name != "" {
-		cv.job = name
+		job = name
 		if ns := str(attrServiceNamespace); ns != "" {
-			cv.job = ns + "/" + name
+			job = ns + "/" + name
 		}
 	}
-	cv.instance = str(attrServiceInstanceID)
+	instance = str(attrServiceInstanceID)
 
-	if cv.c.resourceAsLabels != nil {
-		var p problems
-		filtered, _ := res.Filter(cv.c.resourceAsLabels)
-		cv.low = map[string]string{}
-		cv.c.addAttrs(cv.low, filtered.ToSlice(), "", &p)
-		cv.report("resource attributes (WithResourceAsLabels)", &p, "subject", "resource")
+	if c.resourceAsLabels != nil {
+		filtered, _ := res.Filter(c.resourceAsLabels)
+		low = map[string]string{}
+		c.addAttrs(low, filtered.ToSlice(), "", p)
 	}
+	return job, instance, low
 }
 
 // scopeLabels returns the labels that win over data point attributes for
 // every series of scope: scope labels, then job/instance, then external
 // labels, each overriding the ones before.
 func (cv *conversion) scopeLabels(scope instrumentation.Scope) map[string]string {
+	var p problems
+	high := cv.c.scopeLabels(scope, cv.job, cv.instance, &p)
+	cv.reportScope(scope, &p)
+	return high
+}
+
+// reportScope reports the problems of scope's attributes.
+func (cv *conversion) reportScope(scope instrumentation.Scope, p *problems) {
+	cv.report(fmt.Sprintf("scope %q attributes", scope.Name), p, "scope", scope.Name)
+}
+
+// scopeLabels is conversion.scopeLabels for a resource with job and
+// instance, with the problems left in p.
+func (c *converter) scopeLabels(scope instrumentation.Scope, job, instance string, p *problems) map[string]string {
 	high := map[string]string{}
-	if !cv.c.withoutScopeInfo {
-		var p problems
+	if !c.withoutScopeInfo {
 		scopeAttrs := map[string]string{}
-		cv.c.addAttrs(scopeAttrs, scope.Attributes.ToSlice(), labelScopeAttrPrefix, &p)
+		c.addAttrs(scopeAttrs, scope.Attributes.ToSlice(), labelScopeAttrPrefix, p)
 		for k, v := range scopeAttrs {
 			high[k] = v
 		}
 		high[labelScopeName] = scope.Name
 		high[labelScopeVersion] = scope.Version
 		high[labelScopeSchemaURL] = scope.SchemaURL
-		cv.report(fmt.Sprintf("scope %q attributes", scope.Name), &p, "scope", scope.Name)
 	}
-	cv.identity(high)
+	c.identity(high, job, instance)
 	return high
 }
 
 // identity sets job, instance and the external labels, which win over all
 // other labels except __name__, le and quantile.
-func (cv *conversion) identity(dst map[string]string) {
-	dst[labelJob] = cv.job
-	dst[labelInstance] = cv.instance
-	for k, v := range cv.c.externalLabels {
+func (c *converter) identity(dst map[string]string, job, instance string) {
+	dst[labelJob] = job
+	dst[labelInstance] = instance
+	for k, v := range c.externalLabels {
 		dst[k] = v
 	}
 }
@@ -412,15 +475,25 @@ func (cv *conversion) metric(scope instrumentation.Scope, high map[string]string
 // family names m as a Prometheus metric family of type typ, or reports why it
 // cannot be sent and returns "".
 func (cv *conversion) family(mc *metricCtx, namingType otlptranslator.MetricType, typ prompb.MetricMetadata_MetricType) string {
-	name, err := cv.c.metricNamer.Build(otlptranslator.Metric{Name: mc.m.Name, Unit: mc.m.Unit, Type: namingType})
-	if err != nil {
-		mc.p.add("the whole metric: %v", err)
+	name, problem := cv.c.familyName(mc.m, namingType)
+	if problem != "" {
+		mc.p.addReason(problem, 1)
 		return ""
 	}
 	if !cv.familyFree(mc, name, typ) {
 		return ""
 	}
 	return name
+}
+
+// familyName is the Prometheus family name of m, or the problem why it has
+// none.
+func (c *converter) familyName(m metricdata.Metrics, namingType otlptranslator.MetricType) (name, problem string) {
+	name, err := c.metricNamer.Build(otlptranslator.Metric{Name: m.Name, Unit: m.Unit, Type: namingType})
+	if err != nil {
+		return "", fmt.Sprintf("the whole metric: %v", err)
+	}
+	return name, ""
 }
 
 // familyFree reports whether name may be used for a family of type typ in
@@ -566,29 +639,24 @@ func convertGauge[N int64 | float64](cv *conversion, mc *metricCtx, d metricdata
 }
 
 // checkBuckets reports why explicit bucket data cannot form a Prometheus
-// histogram, or returns the cumulative count of each bucket.
-func checkBuckets[N int64 | float64](dp metricdata.HistogramDataPoint[N]) ([]uint64, string) {
+// histogram, or returns "". It allocates only to describe a problem.
+func checkBuckets[N int64 | float64](dp *metricdata.HistogramDataPoint[N]) string {
 	if len(dp.BucketCounts) != len(dp.Bounds)+1 {
-		return nil, fmt.Sprintf("data point with %d bucket counts for %d bounds (want %d)", len(dp.BucketCounts), len(dp.Bounds), len(dp.Bounds)+1)
+		return fmt.Sprintf("data point with %d bucket counts for %d bounds (want %d)", len(dp.BucketCounts), len(dp.Bounds), len(dp.Bounds)+1)
 	}
 	for i, b := range dp.Bounds {
 		if math.IsNaN(b) || math.IsInf(b, 1) || (i > 0 && !(b > dp.Bounds[i-1])) {
-			return nil, fmt.Sprintf("data point with bounds %v: bounds must increase strictly and be below +Inf", dp.Bounds)
+			return fmt.Sprintf("data point with bounds %v: bounds must increase strictly and be below +Inf", dp.Bounds)
 		}
 	}
-	cumulative := make([]uint64, len(dp.BucketCounts))
 	var total uint64
-	for i, n := range dp.BucketCounts {
+	for _, n := range dp.BucketCounts {
 		if total+n < total {
-			return nil, "data point whose bucket counts overflow uint64"
+			return "data point whose bucket counts overflow uint64"
 		}
 		total += n
-		cumulative[i] = total
 	}
-	if msg := checkCount(total, dp.Count, float64(dp.Sum)); msg != "" {
-		return nil, msg
-	}
-	return cumulative, ""
+	return checkCount(total, dp.Count, float64(dp.Sum))
 }
 
 // checkCount applies Prometheus' rule for a histogram's count: it equals the
@@ -613,8 +681,7 @@ func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metric
 	minMax := cv.c.histogramMinMax &&
 		cv.familyFree(mc, minName, prompb.MetricMetadata_GAUGE) && cv.familyFree(mc, maxName, prompb.MetricMetadata_GAUGE)
 	for _, dp := range d.DataPoints {
-		cumulative, msg := checkBuckets(dp)
-		if msg != "" {
+		if msg := checkBuckets(&dp); msg != "" {
 			mc.p.add("%s", msg)
 			continue
 		}
@@ -622,7 +689,9 @@ func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metric
 		t := dp.Time.UnixMilli()
 		exemplars := bucketExemplars(cv.c, dp, t, &mc.p)
 		bucketName := nameLabel(name + "_bucket")
-		for i, n := range cumulative {
+		var n uint64 // cumulative count
+		for i, count := range dp.BucketCounts {
+			n += count
 			le := "+Inf"
 			if i < len(dp.Bounds) {
 				le = formatFloat(dp.Bounds[i])
@@ -797,23 +866,39 @@ func (cv *conversion) targetInfo(rm *metricdata.ResourceMetrics) {
 	if cv.c.withoutTargetInfo || !cv.hasNewest {
 		return
 	}
+	mc := targetInfoCtx()
+	labels := cv.c.targetInfoLabels(rm.Resource.Set(), cv.job, cv.instance, &mc.p)
+	if labels != nil && cv.familyFree(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE) {
+		cv.emit(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+			Labels:  labels,
+			Samples: oneSample(1, cv.newest),
+		})
+	}
+	cv.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
+}
+
+// targetInfoCtx is the metric target_info is described as.
+func targetInfoCtx() *metricCtx {
+	return &metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
+}
+
+// targetInfoLabels returns the labels of the target_info series of the
+// resource res (with job and instance), or nil when the resource has no
+// attributes for it, with the problems in p.
+func (c *converter) targetInfoLabels(res *attribute.Set, job, instance string, p *problems) []prompb.Label {
 	var attrs []attribute.KeyValue
-	for _, kv := range rm.Resource.Set().ToSlice() {
+	for _, kv := range res.ToSlice() {
 		switch kv.Key {
 		case attrServiceName, attrServiceNamespace, attrServiceInstanceID:
 		default:
 			attrs = append(attrs, kv)
 		}
 	}
-	mc := &metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
 	m := map[string]string{}
-	cv.c.addAttrs(m, attrs, "", &mc.p)
-	if len(sortedLabels(m)) > 0 && cv.familyFree(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE) {
-		cv.identity(m)
-		cv.emit(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
-			Labels:  withLabels(sortedLabels(m), nameLabel(otlptranslator.TargetInfoMetricName)),
-			Samples: oneSample(1, cv.newest),
-		})
+	c.addAttrs(m, attrs, "", p)
+	if len(sortedLabels(m)) == 0 {
+		return nil
 	}
-	cv.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
+	c.identity(m, job, instance)
+	return withLabels(sortedLabels(m), nameLabel(otlptranslator.TargetInfoMetricName))
 }

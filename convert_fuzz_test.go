@@ -20,7 +20,8 @@ import (
 // huge counts, empty and mismatched buckets, odd scales) and checks that
 // conversion never panics, that every series obeys the wire rules of
 // SPEC §1 (convCheckWire), that the request round-trips through protobuf,
-// and that conversion is deterministic.
+// that conversion is deterministic, and that the exporter's cached
+// conversion sends the same (cacheCheck).
 func FuzzConvert(f *testing.F) {
 	f.Add([]byte{})
 	// Zero bytes choose the plain path: one scope with one metric of the
@@ -68,6 +69,7 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("nil request, error %v", convErr)
 		}
 		convCheckWire(t, req)
+		cacheCheck(t, c, rm, req, convErr, logs.all())
 		if warned := len(logs.all()) > 0; warned != (convErr != nil) {
 			t.Errorf("warnings %q but error %v: want both or neither", logs.all(), convErr)
 		}

@@ -292,14 +292,18 @@ func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series boo
 	}
 }
 
-// convRun converts rm and checks the wire rules.
+// convRun converts rm and checks the wire rules, and that the exporter's
+// cached conversion sends the same (cacheCheck).
 func convRun(t testing.TB, c *converter, rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, error) {
 	t.Helper()
+	logs := c.logger.Handler().(*convLogs)
+	before := len(logs.all())
 	req, err := c.convert(rm)
 	if req == nil {
 		t.Fatalf("convert returned a nil request (error %v)", err)
 	}
 	convCheckWire(t, req)
+	cacheCheck(t, c, rm, req, err, logs.all()[before:])
 	return req, err
 }
 

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -22,9 +20,16 @@ type Exporter struct {
 	client *client
 	retry  retryPolicy
 	conv   *converter
-	series *seriesTracker
+	series *seriesCache
 	// tel is nil without WithMeterProvider.
 	tel *telemetry
+
+	// exporting admits one export at a time: exports reuse the cache and
+	// the buffers below, and one export's requests must not overtake the
+	// previous one's. A PeriodicReader never exports concurrently anyway.
+	exporting chan struct{}
+	batch     batch
+	buffers   sendBuffers
 
 	isShutdown   atomic.Bool
 	shutdownOnce sync.Once
@@ -51,9 +56,15 @@ func New(opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prwmetric: WithMeterProvider: creating instruments: %w", err)
 	}
-	e := &Exporter{cfg: cfg, client: cl, retry: newRetryPolicy(cfg.retry), conv: conv, tel: tel}
-	e.series = newSeriesTracker(!cfg.withoutStaleMarkers)
-	return e, nil
+	return &Exporter{
+		cfg:       cfg,
+		client:    cl,
+		retry:     newRetryPolicy(cfg.retry),
+		conv:      conv,
+		series:    newSeriesCache(conv, !cfg.withoutStaleMarkers),
+		tel:       tel,
+		exporting: make(chan struct{}, 1),
+	}, nil
 }
 
 // Temporality returns cumulative for every instrument kind: Prometheus
@@ -72,88 +83,69 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 // past the size limits, in several sent in order. Unless WithRetry enables
 // retries, each request is tried once: on failure Export logs one warning and
 // returns an error with the same facts (a *WriteError), and the data of this
-// export is dropped; cumulative values catch up on the next success. This is the one place that
-// both logs and returns an error, on purpose: the SDK hands the error to the
-// OpenTelemetry error handler, which many services leave silent.
+// export is dropped; cumulative values catch up on the next success. This is
+// the one place that both logs and returns an error, on purpose: the SDK
+// hands the error to the OpenTelemetry error handler, which many services
+// leave silent.
 //
 // Data that cannot be converted is dropped with a warning, the rest is sent,
 // and the returned error lists what was dropped. With nothing to send, Export
-// makes no request.
+// makes no request. Concurrent calls run one after the other.
 func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (err error) {
 	if e.isShutdown.Load() {
 		return fmt.Errorf("prwmetric: export after Shutdown: %w", sdkmetric.ErrExporterShutdown)
 	}
-	defer func(start time.Time) { e.tel.exported(context.WithoutCancel(ctx), rm, start, err) }(time.Now())
+	start := time.Now()
+	defer func() {
+		if !errors.Is(err, sdkmetric.ErrExporterShutdown) {
+			e.tel.exported(context.WithoutCancel(ctx), rm, start, err)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 	defer cancel()
-
-	req, convErr := e.convert(rm)
-	if req == nil {
-		req = &prompb.WriteRequest{}
+	select {
+	case e.exporting <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("prwmetric: waiting for the previous export to finish: %w", ctx.Err())
 	}
-	live := e.series.observe(req)
-	req.Timeseries = append(req.Timeseries, e.series.markers(live, time.Now().UnixMilli())...)
-	if len(req.Timeseries) == 0 {
+	defer func() { <-e.exporting }()
+	if e.isShutdown.Load() {
+		// Shutdown happened while this export waited.
+		return fmt.Errorf("prwmetric: export after Shutdown: %w", sdkmetric.ErrExporterShutdown)
+	}
+
+	b := &e.batch
+	defer b.reset()
+	ok, convErr := e.convert(rm, b)
+	if !ok || len(b.records) == 0 {
 		return convErr
 	}
-	err = e.send(ctx, req)
+	delivered, err := e.send(ctx, b, &e.buffers)
 	if e.isShutdown.Load() {
 		// Shutdown closed idle connections while this export held one.
 		e.client.close()
 	}
+	// What the receiver accepted counts, even when a later request of
+	// the export failed: it holds those samples and those ends.
+	e.series.delivered(b, delivered)
 	if err != nil {
 		return errors.Join(convErr, err)
 	}
-	e.series.delivered(live)
 	return convErr
 }
 
-// send delivers req in requests within the size limits, in order, so that a
-// series' samples never overtake each other. The first failure stops the
-// rest: it is logged once and returned.
-func (e *Exporter) send(ctx context.Context, req *prompb.WriteRequest) error {
-	parts := split(req, e.cfg.maxSeries, e.cfg.maxBytes)
-	delivered, total := 0, len(req.Timeseries)
-	for _, part := range parts {
-		raw, err := part.Marshal()
-		if err != nil {
-			err = fmt.Errorf("prwmetric: encoding the write request: %w (%d of %d series delivered)", err, delivered, total)
-			e.warn(err)
-			return err
-		}
-		body, n := snappy.Encode(nil, raw), len(part.Timeseries)
-		err = e.retry.run(ctx, func(ctx context.Context, attempt int) error {
-			err := e.client.attempt(ctx, body, n, attempt)
-			e.tel.attempt(ctx, len(raw), len(body), err)
-			return err
-		})
-		e.tel.part(ctx, part, err)
-		if err != nil {
-			var we *WriteError
-			if errors.As(err, &we) {
-				we.Series, we.Delivered = total-delivered, delivered
-			}
-			e.warn(err)
-			return err
-		}
-		delivered += n
-	}
-	return nil
-}
-
-// convert turns a panic in conversion into an error for this export: the
-// exporter must never crash the service it runs in.
-func (e *Exporter) convert(rm *metricdata.ResourceMetrics) (req *prompb.WriteRequest, err error) {
+// convert converts rm into b through the cache. A panic in conversion
+// becomes an error for this export, which then sends nothing (ok is
+// false): the exporter must never crash the service it runs in.
+func (e *Exporter) convert(rm *metricdata.ResourceMetrics, b *batch) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			req, err = nil, fmt.Errorf("prwmetric: conversion failed, export dropped: %v", r)
+			ok, err = false, fmt.Errorf("prwmetric: conversion failed, export dropped: %v", r)
 			e.cfg.logger.Error("prwmetric: conversion panicked; this export is dropped", "panic", fmt.Sprint(r))
+			e.series.forget()
 		}
 	}()
-	if rm == nil {
-		return nil, nil
-	}
-	return e.conv.convert(rm)
+	return true, e.series.convert(rm, b, time.Now().UnixMilli())
 }
 
 func (e *Exporter) warn(err error) {
@@ -192,13 +184,16 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
 		e.isShutdown.Store(true)
 		defer e.client.close()
-		markers := e.series.endAll(time.Now().UnixMilli())
-		if len(markers) == 0 {
+		// An export may be running: the markers get their own batch and
+		// buffers.
+		var b batch
+		e.series.endAll(&b, time.Now().UnixMilli())
+		if len(b.records) == 0 {
 			return
 		}
 		ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 		defer cancel()
-		err = e.send(ctx, &prompb.WriteRequest{Timeseries: markers})
+		_, err = e.send(ctx, &b, &sendBuffers{})
 	})
 	if err != nil {
 		return err

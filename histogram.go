@@ -29,60 +29,105 @@ const (
 // Scales finer than 8 are merged down to 8; scales coarser than -4 cannot be
 // represented.
 func nativeHistogram[N int64 | float64](dp metricdata.ExponentialHistogramDataPoint[N]) (prompb.Histogram, string) {
+	var scratch nativeScratch
+	h, msg := buildNative(&dp, &scratch)
+	if msg != "" {
+		return prompb.Histogram{}, msg
+	}
+	return prompb.Histogram{
+		Count:          &prompb.Histogram_CountInt{CountInt: h.count},
+		Sum:            h.sum,
+		Schema:         h.schema,
+		ZeroThreshold:  h.zeroThreshold,
+		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: h.zeroCount},
+		NegativeSpans:  h.negSpans,
+		NegativeDeltas: h.negDeltas,
+		PositiveSpans:  h.posSpans,
+		PositiveDeltas: h.posDeltas,
+		ResetHint:      prompb.Histogram_UNKNOWN,
+		Timestamp:      h.timestamp,
+	}, ""
+}
+
+// nativeParts is an integer native histogram: the fields of a
+// prompb.Histogram that the conversion sets (the reset hint is always
+// UNKNOWN). The encoder writes it without building the prompb message.
+type nativeParts struct {
+	count, zeroCount     uint64
+	sum, zeroThreshold   float64
+	schema               int32
+	negSpans, posSpans   []prompb.BucketSpan
+	negDeltas, posDeltas []int64
+	timestamp            int64
+}
+
+// nativeScratch holds the buffers buildNative works in, so that converting
+// native histograms export after export allocates nothing once they have
+// grown. The slices of a nativeParts point into it until the next build.
+type nativeScratch struct {
+	posCounts, negCounts []uint64
+	negSpans, posSpans   []prompb.BucketSpan
+	negDeltas, posDeltas []int64
+}
+
+// buildNative converts dp into s's buffers, or returns why Prometheus would
+// refuse it.
+func buildNative[N int64 | float64](dp *metricdata.ExponentialHistogramDataPoint[N], s *nativeScratch) (nativeParts, string) {
 	scale := dp.Scale
 	if scale < minNativeSchema {
-		return prompb.Histogram{}, fmt.Sprintf("data point with scale %d: Prometheus native histograms have scales %d to %d", scale, minNativeSchema, maxNativeSchema)
+		return nativeParts{}, fmt.Sprintf("data point with scale %d: Prometheus native histograms have scales %d to %d", scale, minNativeSchema, maxNativeSchema)
 	}
 	pos := expBuckets{offset: int64(dp.PositiveBucket.Offset), counts: dp.PositiveBucket.Counts}
 	neg := expBuckets{offset: int64(dp.NegativeBucket.Offset), counts: dp.NegativeBucket.Counts}
 	if scale > maxNativeSchema {
 		var ok1, ok2 bool
-		pos, ok1 = pos.downscale(uint32(scale - maxNativeSchema))
-		neg, ok2 = neg.downscale(uint32(scale - maxNativeSchema))
+		pos, ok1 = pos.downscale(uint32(scale-maxNativeSchema), &s.posCounts)
+		neg, ok2 = neg.downscale(uint32(scale-maxNativeSchema), &s.negCounts)
 		if !ok1 || !ok2 {
-			return prompb.Histogram{}, "data point whose merged bucket counts overflow uint64"
+			return nativeParts{}, "data point whose merged bucket counts overflow uint64"
 		}
 		scale = maxNativeSchema
 	}
 	zeroThreshold := dp.ZeroThreshold
 	switch {
 	case math.IsNaN(zeroThreshold) || math.IsInf(zeroThreshold, 0) || zeroThreshold < 0:
-		return prompb.Histogram{}, fmt.Sprintf("data point with zero threshold %v: want a finite number >= 0", zeroThreshold)
+		return nativeParts{}, fmt.Sprintf("data point with zero threshold %v: want a finite number >= 0", zeroThreshold)
 	case zeroThreshold == 0:
 		zeroThreshold = defaultZeroThreshold
 	}
 
-	posSpans, posDeltas, posTotal, msg := pos.spans()
+	posSpans, posDeltas, posTotal, msg := pos.spans(s.posSpans[:0], s.posDeltas[:0])
 	if msg != "" {
-		return prompb.Histogram{}, msg
+		return nativeParts{}, msg
 	}
-	negSpans, negDeltas, negTotal, msg := neg.spans()
+	s.posSpans, s.posDeltas = posSpans, posDeltas
+	negSpans, negDeltas, negTotal, msg := neg.spans(s.negSpans[:0], s.negDeltas[:0])
 	if msg != "" {
-		return prompb.Histogram{}, msg
+		return nativeParts{}, msg
 	}
+	s.negSpans, s.negDeltas = negSpans, negDeltas
 	total, ok := addUint64(posTotal, negTotal)
 	if ok {
 		total, ok = addUint64(total, dp.ZeroCount)
 	}
 	if !ok {
-		return prompb.Histogram{}, "data point whose bucket counts overflow uint64"
+		return nativeParts{}, "data point whose bucket counts overflow uint64"
 	}
 	sum := float64(dp.Sum)
 	if msg := checkCount(total, dp.Count, sum); msg != "" {
-		return prompb.Histogram{}, msg
+		return nativeParts{}, msg
 	}
-	return prompb.Histogram{
-		Count:          &prompb.Histogram_CountInt{CountInt: dp.Count},
-		Sum:            promValue(sum),
-		Schema:         scale,
-		ZeroThreshold:  zeroThreshold,
-		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: dp.ZeroCount},
-		NegativeSpans:  negSpans,
-		NegativeDeltas: negDeltas,
-		PositiveSpans:  posSpans,
-		PositiveDeltas: posDeltas,
-		ResetHint:      prompb.Histogram_UNKNOWN,
-		Timestamp:      dp.Time.UnixMilli(),
+	return nativeParts{
+		count:         dp.Count,
+		sum:           promValue(sum),
+		schema:        scale,
+		zeroThreshold: zeroThreshold,
+		zeroCount:     dp.ZeroCount,
+		negSpans:      negSpans,
+		negDeltas:     negDeltas,
+		posSpans:      posSpans,
+		posDeltas:     posDeltas,
+		timestamp:     dp.Time.UnixMilli(),
 	}, ""
 }
 
@@ -94,8 +139,8 @@ type expBuckets struct {
 }
 
 // downscale merges each 2^delta neighbouring buckets into one, i.e. lowers
-// the scale by delta. It reports false if a merged count overflows.
-func (b expBuckets) downscale(delta uint32) (expBuckets, bool) {
+// the scale by delta, in *buf. It reports false if a merged count overflows.
+func (b expBuckets) downscale(delta uint32, buf *[]uint64) (expBuckets, bool) {
 	if len(b.counts) == 0 {
 		return expBuckets{offset: b.offset >> delta}, true
 	}
@@ -103,7 +148,8 @@ func (b expBuckets) downscale(delta uint32) (expBuckets, bool) {
 	// coarser scale for negative indexes too.
 	first := b.offset >> delta
 	last := (b.offset + int64(len(b.counts)) - 1) >> delta
-	out := expBuckets{offset: first, counts: make([]uint64, last-first+1)}
+	*buf = append((*buf)[:0], make([]uint64, last-first+1)...)
+	out := expBuckets{offset: first, counts: *buf}
 	for i, n := range b.counts {
 		j := (b.offset+int64(i))>>delta - first
 		var ok bool
@@ -116,9 +162,10 @@ func (b expBuckets) downscale(delta uint32) (expBuckets, bool) {
 
 // spans encodes the buckets as Prometheus spans and deltas of the absolute
 // counts, like client_golang: empty buckets are left out, except that gaps of
-// up to maxSpanGap empty buckets stay inside a span. It also returns the total
-// count, or why the buckets cannot be encoded.
-func (b expBuckets) spans() (spans []prompb.BucketSpan, deltas []int64, total uint64, msg string) {
+// up to maxSpanGap empty buckets stay inside a span. Spans and deltas are
+// appended to the given slices. It also returns the total count, or why the
+// buckets cannot be encoded.
+func (b expBuckets) spans(spans []prompb.BucketSpan, deltas []int64) (_ []prompb.BucketSpan, _ []int64, total uint64, msg string) {
 	var prev, next int64 // previous count; index after the last bucket
 	for i, n := range b.counts {
 		if n == 0 {

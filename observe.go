@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -132,7 +131,7 @@ func (t *telemetry) attempt(ctx context.Context, raw, compressed int, err error)
 
 // part records the content of one request of an export, once its attempts
 // are over.
-func (t *telemetry) part(ctx context.Context, part *prompb.WriteRequest, err error) {
+func (t *telemetry) part(ctx context.Context, part partCounts, err error) {
 	if t == nil {
 		return
 	}
@@ -140,16 +139,10 @@ func (t *telemetry) part(ctx context.Context, part *prompb.WriteRequest, err err
 	if err != nil {
 		outcome = t.failed
 	}
-	var samples, histograms, exemplars int
-	for i := range part.Timeseries {
-		samples += len(part.Timeseries[i].Samples)
-		histograms += len(part.Timeseries[i].Histograms)
-		exemplars += len(part.Timeseries[i].Exemplars)
-	}
-	t.series.Add(ctx, int64(len(part.Timeseries)), outcome)
-	t.samples.Add(ctx, int64(samples), outcome)
-	t.histograms.Add(ctx, int64(histograms), outcome)
-	t.exemplars.Add(ctx, int64(exemplars), outcome)
+	t.series.Add(ctx, int64(part.series), outcome)
+	t.samples.Add(ctx, int64(part.samples), outcome)
+	t.histograms.Add(ctx, int64(part.histograms), outcome)
+	t.exemplars.Add(ctx, int64(part.exemplars), outcome)
 }
 
 // errorType is a low-cardinality description of err, for error.type.

@@ -2,8 +2,6 @@ package prwmetric
 
 import (
 	"fmt"
-
-	"github.com/prometheus/prometheus/prompb"
 )
 
 // Defaults match Prometheus' and the Collector's remote-write queues, which
@@ -37,39 +35,4 @@ func validateSplit(c *config) []error {
 		errs = append(errs, fmt.Errorf("prwmetric: WithMaxRequestBytes(%d): the limit must be positive", c.maxBytes))
 	}
 	return errs
-}
-
-// split cuts req into requests within the limits, in order, sharing the
-// series (no copy). Metadata travels with the first request. It never returns
-// an empty request.
-func split(req *prompb.WriteRequest, maxSeries, maxBytes int) []*prompb.WriteRequest {
-	if len(req.Timeseries) <= maxSeries && req.Size() <= maxBytes {
-		return []*prompb.WriteRequest{req}
-	}
-	var out []*prompb.WriteRequest
-	cur := &prompb.WriteRequest{Metadata: req.Metadata}
-	size := cur.Size()
-	start := 0
-	for i := range req.Timeseries {
-		n := req.Timeseries[i].Size()
-		n += 1 + sovLen(n) // field tag and length prefix
-		if i > start && (i-start >= maxSeries || size+n > maxBytes) {
-			cur.Timeseries = req.Timeseries[start:i:i]
-			out = append(out, cur)
-			cur, size, start = &prompb.WriteRequest{}, 0, i
-		}
-		size += n
-	}
-	cur.Timeseries = req.Timeseries[start:]
-	return append(out, cur)
-}
-
-// sovLen is the length of n as a protobuf varint.
-func sovLen(n int) int {
-	l := 1
-	for n >= 0x80 {
-		n >>= 7
-		l++
-	}
-	return l
 }

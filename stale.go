@@ -1,11 +1,7 @@
 package prwmetric
 
 import (
-	"hash/maphash"
 	"math"
-	"sync"
-
-	"github.com/prometheus/prometheus/prompb"
 )
 
 // staleNaN is Prometheus' staleness marker: the series ended. It is reserved
@@ -13,120 +9,151 @@ import (
 var staleNaN = math.Float64frombits(0x7ff0000000000002)
 
 // WithoutStaleMarkers stops the exporter from ending series with staleness
-// markers. By default, a series that was in the previous successful export
-// and is missing from this one, and every series at Shutdown, is sent once
-// more with the stale NaN, so Prometheus ends its line at once instead of
-// five minutes later.
+// markers. By default, a series that the receiver got before and that is
+// missing from an export, and every series at Shutdown, is sent once more
+// with the stale NaN, so Prometheus ends its line at once instead of five
+// minutes later.
 func WithoutStaleMarkers() Option {
 	return optionFunc(func(c config) config { c.withoutStaleMarkers = true; return c })
 }
 
-// seriesTracker remembers the series of the last successful export: to end
-// the ones that disappear with staleness markers, and to keep every series'
-// timestamps strictly increasing. Only that one export is kept, so memory
-// follows the live series count and is released for series that disappear.
-type seriesTracker struct {
-	markStale bool
+// The series table of the cache (cache.go) remembers, for each series, what
+// the receiver holds of it: whether the series arrived (in a request the
+// receiver accepted) and has not been ended since, and its newest timestamp
+// then. That serves two rules. A series the receiver holds that is missing
+// from an export is ended with a staleness marker. And a series' samples
+// must have strictly increasing timestamps, so a sample stamped at or before
+// the newest one delivered moves to 1 ms after it (see
+// cachedConversion.emit). Only accepted requests count: after a failed
+// request, the next export is still measured against the samples that
+// arrived.
 
-	mu   sync.Mutex
-	seed maphash.Seed
-	last map[uint64]liveSeries
-}
-
-// liveSeries is what the tracker needs of a delivered series.
-type liveSeries struct {
-	labels []prompb.Label
-	// newest is its newest timestamp: whatever comes next must be later, or
-	// the receiver sees two samples at one time and rejects the request.
-	newest    int64
-	histogram bool
-}
-
-func newSeriesTracker(markStale bool) *seriesTracker {
-	return &seriesTracker{markStale: markStale, seed: maphash.MakeSeed()}
-}
-
-func (s *seriesTracker) key(labels []prompb.Label) uint64 {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	for _, l := range labels {
-		h.WriteString(l.Name)
-		h.WriteByte(0xff)
-		h.WriteString(l.Value)
-		h.WriteByte(0xff)
-	}
-	return h.Sum64()
-}
-
-// observe returns the identity set of req's series. A sample stamped at or
-// before the newest one already delivered for its series (two collections
-// within one millisecond, such as ForceFlush right before Shutdown) is moved
-// to 1 ms after it: the receiver would reject the request otherwise.
-func (s *seriesTracker) observe(req *prompb.WriteRequest) map[uint64]liveSeries {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := make(map[uint64]liveSeries, len(req.Timeseries))
-	for i := range req.Timeseries {
-		ts := &req.Timeseries[i]
-		k := s.key(ts.Labels)
-		prev, seen := s.last[k]
-		newest := int64(math.MinInt64)
-		for j := range ts.Samples {
-			if seen && ts.Samples[j].Timestamp <= prev.newest {
-				ts.Samples[j].Timestamp = prev.newest + 1
+// sweep ends a conversion: it appends to b a staleness marker at now (ms),
+// or 1 ms after the series' newest sample if that is later, for every
+// series delivered before and not sent in this export, and forgets the
+// series and cache entries this export did not use and the receiver does
+// not hold. When the export used every series and every entry, which is the
+// steady state, it costs nothing.
+func (sc *seriesCache) sweep(b *batch, now int64) {
+	b.markers = len(b.records)
+	if sc.seenCount < len(sc.last) {
+		kept := sc.last[:0]
+		for _, s := range sc.last {
+			switch {
+			case s.seen == sc.gen:
+			case s.delivered:
+				// It stays until its end is delivered.
+				if sc.markStale {
+					b.addMarker(s, now)
+				} else {
+					b.ended = append(b.ended, s)
+				}
+			default:
+				delete(sc.byLabels, s.labels)
+				s.evicted = true
+				continue
 			}
-			newest = max(newest, ts.Samples[j].Timestamp)
+			kept = append(kept, s)
 		}
-		for j := range ts.Histograms {
-			if seen && ts.Histograms[j].Timestamp <= prev.newest {
-				ts.Histograms[j].Timestamp = prev.newest + 1
-			}
-			newest = max(newest, ts.Histograms[j].Timestamp)
-		}
-		cur[k] = liveSeries{labels: ts.Labels, newest: newest, histogram: len(ts.Histograms) > 0}
+		clear(sc.last[len(kept):]) // let the forgotten series be collected
+		sc.last = kept
 	}
-	return cur
+	if sc.entriesSeen < sc.entries {
+		sc.sweepEntries()
+	}
 }
 
-// markers returns stale markers, at timestamp ms or just after the series'
-// newest sample, for every series of the last successful export that is not
-// in cur; none when staleness markers are off.
-func (s *seriesTracker) markers(cur map[uint64]liveSeries, ms int64) []prompb.TimeSeries {
-	if !s.markStale {
-		return nil
+// sweepEntries drops the scope, metric and point entries the current export
+// did not use, and recounts the rest.
+func (sc *seriesCache) sweepEntries() {
+	n := 0
+	if res := sc.res; res != nil {
+		for sk, se := range res.scopes {
+			if se.seen != sc.gen {
+				delete(res.scopes, sk)
+				continue
+			}
+			n++
+			for mk, me := range se.metrics {
+				if me.seen != sc.gen {
+					delete(se.metrics, mk)
+					continue
+				}
+				n++
+				for pk, head := range me.points {
+					var kept *pointEntry
+					for pe := head; pe != nil; {
+						next := pe.next
+						if pe.seen == sc.gen {
+							pe.next, kept = kept, pe
+							n++
+						}
+						pe = next
+					}
+					if kept == nil {
+						delete(me.points, pk)
+					} else {
+						me.points[pk] = kept
+					}
+				}
+			}
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []prompb.TimeSeries
-	for k, ls := range s.last {
-		if _, ok := cur[k]; ok {
+	sc.entries = n
+}
+
+// delivered records that the receiver accepted the first n records of b
+// (requests are sent in order, and the first failure stops the rest): the
+// series among them are what it holds now, with their newest sample, and
+// those ended by a marker are gone. The rest of b changes nothing: after a
+// failure, the next export is measured against what the receiver holds.
+func (sc *seriesCache) delivered(b *batch, n int) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for i := range b.records[:n] {
+		r := &b.records[i]
+		if i >= b.markers {
+			r.s.delivered = false
 			continue
 		}
-		at := max(ms, ls.newest+1)
-		marker := prompb.TimeSeries{Labels: ls.labels}
-		if ls.histogram {
-			// A native histogram series ends with a histogram whose sum is
-			// the stale NaN, as Prometheus itself writes it.
-			marker.Histograms = []prompb.Histogram{{Sum: staleNaN, Timestamp: at}}
-		} else {
-			marker.Samples = []prompb.Sample{{Value: staleNaN, Timestamp: at}}
-		}
-		out = append(out, marker)
+		r.s.delivered, r.s.newest, r.s.histogram = true, r.ts, r.isHistogram()
 	}
-	return out
+	if n == len(b.records) {
+		// Without markers, a series ends with the first export that
+		// arrives without it.
+		for _, s := range b.ended {
+			s.delivered = false
+		}
+	}
 }
 
-// delivered records cur as the series the receiver now holds.
-func (s *seriesTracker) delivered(cur map[uint64]liveSeries) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.last = cur
+// endAll appends to b a staleness marker at now (ms) for every delivered
+// series (none when markers are off) and forgets that the receiver holds
+// them, for Shutdown: each is ended once, whether or not the request
+// succeeds.
+func (sc *seriesCache) endAll(b *batch, now int64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, s := range sc.last {
+		if s.delivered && sc.markStale {
+			b.addMarker(s, now)
+		}
+		s.delivered = false
+	}
 }
 
-// endAll returns stale markers at ms for every remembered series and forgets
-// them, for Shutdown.
-func (s *seriesTracker) endAll(ms int64) []prompb.TimeSeries {
-	markers := s.markers(nil, ms)
-	s.delivered(nil)
-	return markers
+// addMarker appends the staleness marker of s at now, or 1 ms after its
+// newest sample if that is later: a marker at the time of that sample
+// would be a second sample at one timestamp, which the receiver rejects.
+func (b *batch) addMarker(s *seriesState, now int64) {
+	at := max(now, s.newest+1)
+	r := record{s: s, value: staleNaN, ts: at}
+	if s.histogram {
+		// A native histogram series ends with a histogram whose sum is
+		// the stale NaN, as Prometheus itself writes it.
+		start := len(b.extra)
+		b.extra = appendHistogram(b.extra, &nativeParts{sum: staleNaN, timestamp: at}, false)
+		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)|recordHistogram
+	}
+	b.records = append(b.records, r)
 }

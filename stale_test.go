@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"context"
+	"errors"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 	"math"
@@ -205,5 +206,28 @@ func TestStaleMarkerForNativeHistogram(t *testing.T) {
 	}
 	if v := srv.Violations(); len(v) > 0 {
 		t.Errorf("violations: %v", v)
+	}
+}
+
+// A sample older than the delivered one by more than a few same-millisecond
+// collections is a clock that went back: it is sent as it is, and the
+// receiver's rejection is reported, rather than hidden behind an invented
+// timestamp.
+func TestOlderSampleIsNotRestamped(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithoutStaleMarkers())
+	at := time.UnixMilli(1_700_000_000_000)
+	if err := exp.Export(context.Background(), manyGauges(1, at)); err != nil {
+		t.Fatal(err)
+	}
+	err := exp.Export(context.Background(), manyGauges(1, at.Add(-time.Second)))
+	var we *WriteError
+	if !errors.As(err, &we) || we.StatusCode != 400 {
+		t.Fatalf("err = %v, want the receiver's 400 for an out-of-order sample", err)
+	}
+	reqs := srv.Requests()
+	if got := reqs[1].V1.Timeseries[0].Samples[0].Timestamp; got != at.Add(-time.Second).UnixMilli() {
+		t.Errorf("second request stamped %d, want the sample's own %d", got, at.Add(-time.Second).UnixMilli())
 	}
 }

@@ -1,0 +1,848 @@
+package prwmetric
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// The series cache is how Export avoids redoing, every few seconds, work
+// whose result never changes: a data point's attribute set, under the same
+// resource, scope and metric, always yields the same Prometheus series with
+// the same labels. So the first export of a series builds its labels with
+// the reference converter (convert.go) and keeps them protobuf-encoded;
+// later exports look the data point up by its attribute set and only write
+// value and timestamp next to the cached bytes.
+//
+// The cache is a tree: resource → scope → metric → data point (by
+// attribute set) → the point's series. The series themselves are interned
+// by their encoded labels, which is their identity for the receiver: that
+// table also carries what staleness and timestamp ordering need (the
+// seriesTracker of old), see stale.go. Entries not used by an export are
+// dropped at its end, so memory follows the live series, plus those whose
+// staleness marker has not been delivered yet.
+
+// seriesState is one Prometheus series as the receiver knows it.
+type seriesState struct {
+	// labels are the series' labels encoded as TimeSeries label fields,
+	// ready to be copied into a request; they are also its identity.
+	labels string
+	// newest is the newest timestamp delivered, when delivered is set.
+	newest int64
+	// seen is the generation of the last export that sent it.
+	seen generation
+	// delivered: the series was in the last successful export, so the
+	// receiver holds it; it must be ended by a staleness marker when it
+	// disappears, and its next sample must be later than newest.
+	delivered bool
+	// histogram: its last delivered sample was a native histogram, so its
+	// staleness marker must be one too.
+	histogram bool
+	// evicted: the series left the table. Cache entries that still point
+	// to it look it up again by its labels.
+	evicted bool
+}
+
+// seriesCache holds what exports reuse. One export converts at a time (the
+// Exporter admits one), but Shutdown may read it concurrently, so it is
+// guarded by mu.
+type seriesCache struct {
+	c         *converter
+	markStale bool
+
+	mu sync.Mutex
+	// gen numbers the exports (conversions), so that "seen in this export"
+	// is one comparison.
+	gen generation
+	// byLabels interns series by their encoded labels. last lists the same
+	// series, for the sweep at the end of each conversion: after it, they
+	// are those of the last export and those the receiver still holds
+	// from before (their staleness marker not delivered yet).
+	byLabels map[string]*seriesState
+	last     []*seriesState
+	// seenCount is how many series the current export sent: when it equals
+	// len(last), no series disappeared and the sweep is skipped.
+	seenCount int
+
+	res *resourceEntry
+	// entries and entriesSeen count the scope, metric and point entries,
+	// in all and those the current export used, to skip their sweep too.
+	entries, entriesSeen int
+
+	// families is reused by every conversion (see conversion.families).
+	families map[string]prompb.MetricMetadata_MetricType
+	// native and labelBuf are scratch space of the conversion.
+	native   nativeScratch
+	labelBuf []byte
+}
+
+// generation numbers conversions. 32 bits keep the per-series state small.
+// Wrapping around is harmless: an entry keeps an old generation only while
+// the export that would end it keeps failing, and 2^32 exports take more
+// than a century at one per second. 0 is skipped: new entries hold it.
+type generation uint32
+
+func (g generation) next() generation {
+	if g++; g == 0 {
+		g++
+	}
+	return g
+}
+
+func newSeriesCache(c *converter, markStale bool) *seriesCache {
+	return &seriesCache{
+		c:         c,
+		markStale: markStale,
+		byLabels:  map[string]*seriesState{},
+		families:  map[string]prompb.MetricMetadata_MetricType{},
+	}
+}
+
+// intern returns the series with the given encoded labels, adding it if
+// it is new. Looking up with string(labels) does not allocate.
+func (sc *seriesCache) intern(labels []byte) *seriesState {
+	if s, ok := sc.byLabels[string(labels)]; ok {
+		return s
+	}
+	return sc.internString(string(labels))
+}
+
+// internString is intern for labels held in a string.
+func (sc *seriesCache) internString(labels string) *seriesState {
+	if s, ok := sc.byLabels[labels]; ok {
+		return s
+	}
+	s := &seriesState{labels: labels}
+	sc.byLabels[labels] = s
+	sc.last = append(sc.last, s)
+	return s
+}
+
+// internLabels encodes labels and interns the series.
+func (sc *seriesCache) internLabels(labels []prompb.Label) *seriesState {
+	sc.labelBuf = appendLabels(sc.labelBuf[:0], labels)
+	return sc.intern(sc.labelBuf)
+}
+
+// resourceEntry is what a resource yields, and the cache below it.
+type resourceEntry struct {
+	res *resource.Resource
+	set attribute.Set
+
+	job, instance string
+	low           map[string]string
+	problems      []savedProblem
+
+	// target is the target_info series (nil when the resource has no
+	// attributes for it), with its problems and family.
+	target         *seriesState
+	targetProblems []savedProblem
+	targetFamily   family
+
+	scopes map[scopeKey]*scopeEntry
+}
+
+type scopeKey struct {
+	name, version, schemaURL string
+	attrs                    attribute.Distinct
+}
+
+// scopeEntry is what an instrumentation scope yields: the labels that win
+// over data point attributes (conversion.scopeLabels), and its metrics.
+type scopeEntry struct {
+	attrs    attribute.Set
+	high     map[string]string
+	problems []savedProblem
+	seen     generation
+	metrics  map[metricKey]*metricEntry
+}
+
+// metricKey is everything of a metric the conversion reads besides its data
+// points: its data type decides the naming and the series of a point.
+type metricKey struct {
+	name, unit, description string
+	kind                    metricKind
+}
+
+type metricKind uint8
+
+const (
+	kindUnsupported metricKind = iota
+	kindSumInt
+	kindSumFloat
+	kindMonotonicSumInt
+	kindMonotonicSumFloat
+	kindGaugeInt
+	kindGaugeFloat
+	kindHistogramInt
+	kindHistogramFloat
+	kindExponentialInt
+	kindExponentialFloat
+	kindSummary
+)
+
+func kindOf(data metricdata.Aggregation) metricKind {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		if d.IsMonotonic {
+			return kindMonotonicSumInt
+		}
+		return kindSumInt
+	case metricdata.Sum[float64]:
+		if d.IsMonotonic {
+			return kindMonotonicSumFloat
+		}
+		return kindSumFloat
+	case metricdata.Gauge[int64]:
+		return kindGaugeInt
+	case metricdata.Gauge[float64]:
+		return kindGaugeFloat
+	case metricdata.Histogram[int64]:
+		return kindHistogramInt
+	case metricdata.Histogram[float64]:
+		return kindHistogramFloat
+	case metricdata.ExponentialHistogram[int64]:
+		return kindExponentialInt
+	case metricdata.ExponentialHistogram[float64]:
+		return kindExponentialFloat
+	case metricdata.Summary:
+		return kindSummary
+	}
+	return kindUnsupported
+}
+
+// family is a Prometheus metric family a metric sends series of.
+type family struct {
+	name string
+	typ  prompb.MetricMetadata_MetricType
+	// metadata is its encoded WriteRequest.metadata field.
+	metadata string
+	// registered is the export in which this metric already made sure the
+	// family is registered, so that only its first series looks it up.
+	registered generation
+}
+
+// The families of a metric, by index.
+const (
+	familyMain = iota
+	// familyMin and familyMax are the _min and _max gauges of
+	// WithHistogramMinMax.
+	familyMin
+	familyMax
+)
+
+// metricEntry is what a metric yields: its family names and metadata, and
+// its data points by attribute set.
+type metricEntry struct {
+	// problem says why the metric has no name; families are unset then.
+	problem  string
+	families [3]family
+	seen     generation
+	// points holds the data points by the hash of their attribute set;
+	// colliding sets are chained.
+	points map[attribute.Distinct]*pointEntry
+	// bounds are the explicit bucket bounds most recently cached, which
+	// points with equal bounds share.
+	bounds []float64
+}
+
+// pointEntry is what one data point yields. It is kept small: there is one
+// per data point, as many as series for sums and gauges.
+type pointEntry struct {
+	attrs attribute.Set
+	next  *pointEntry
+	seen  generation
+	// series is the series of a sum, gauge or exponential histogram point.
+	series *seriesState
+	// more is what other points have, and problems: nil for most.
+	more *pointMore
+}
+
+type pointMore struct {
+	// problems are those of building the point's labels, replayed at each
+	// export.
+	problems []savedProblem
+	// series are the series of a histogram point, one per bucket (+Inf
+	// last), _sum and _count, or of a summary point, one per quantile,
+	// _sum and _count.
+	series []*seriesState
+	// bounds or quantiles are those the series were built for.
+	bounds    []float64
+	quantiles []float64
+	// min and max are the _min and _max series (WithHistogramMinMax).
+	min, max *seriesState
+}
+
+// problems returns the saved problems of the point.
+func (pe *pointEntry) problems() []savedProblem {
+	if pe.more == nil {
+		return nil
+	}
+	return pe.more.problems
+}
+
+// cachedConversion is the state of one conversion through the cache: the
+// reference conversion's bookkeeping (families, problems, newest sample)
+// with series appended to a batch instead of a prompb request.
+type cachedConversion struct {
+	sc  *seriesCache
+	b   *batch
+	gen generation
+	// cv supplies the reference converter's rules for what is built anew
+	// (labels, family conflicts, reports).
+	cv  conversion
+	res *resourceEntry
+}
+
+// convert converts rm into b, through the cache. Like converter.convert,
+// it leaves out what Prometheus cannot accept, with one warning per metric,
+// and returns an error listing it. It also ends with staleness markers the
+// series that were delivered before and are missing now (see sweep), at
+// time now (ms) or later.
+func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int64) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.gen = sc.gen.next()
+	sc.seenCount, sc.entriesSeen = 0, 0
+	clear(sc.families)
+	cc := &cachedConversion{sc: sc, b: b, gen: sc.gen, cv: conversion{c: sc.c, families: sc.families}}
+	if rm != nil {
+		cc.resourceMetrics(rm)
+	}
+	sc.sweep(b, now)
+	return cc.cv.err()
+}
+
+// forget drops every entry above the series, after a conversion failed
+// half-way (it panicked): the series table stays consistent, the rest is
+// rebuilt by the next export.
+func (sc *seriesCache) forget() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.res, sc.entries = nil, 0
+}
+
+// restampWindow bounds how far back a sample may be moved forward: further
+// than a few same-millisecond collections in a row could push it, moving it
+// would hide a clock that went back behind invented timestamps.
+const restampWindow = 10
+
+func (cc *cachedConversion) resourceMetrics(rm *metricdata.ResourceMetrics) {
+	res := cc.resource(rm.Resource)
+	cc.res = res
+	cc.cv.job, cc.cv.instance, cc.cv.low = res.job, res.instance, res.low
+	var p problems
+	p.addAll(res.problems)
+	cc.cv.reportResource(&p)
+	for i := range rm.ScopeMetrics {
+		sm := &rm.ScopeMetrics[i]
+		se := cc.scope(sm.Scope)
+		if len(se.problems) > 0 {
+			var p problems
+			p.addAll(se.problems)
+			cc.cv.reportScope(sm.Scope, &p)
+		}
+		for j := range sm.Metrics {
+			cc.metric(sm.Scope, se, &sm.Metrics[j])
+		}
+	}
+	cc.targetInfo()
+}
+
+// resource returns the entry of r, building it when r differs from the
+// last resource (which drops the cache below it: another resource means
+// other labels).
+func (cc *cachedConversion) resource(r *resource.Resource) *resourceEntry {
+	sc := cc.sc
+	if e := sc.res; e != nil && (e.res == r || e.set.Equals(r.Set())) {
+		e.res = r
+		return e
+	}
+	set := r.Set() // nil-safe: a nil resource is empty
+	e := &resourceEntry{res: r, set: *set, scopes: map[scopeKey]*scopeEntry{}}
+	var p problems
+	e.job, e.instance, e.low = sc.c.resourceLabels(set, &p)
+	e.problems = p.saved()
+
+	if !sc.c.withoutTargetInfo {
+		p = problems{}
+		if labels := sc.c.targetInfoLabels(set, e.job, e.instance, &p); labels != nil {
+			e.target = sc.internLabels(labels)
+		}
+		e.targetProblems = p.saved()
+		e.targetFamily = sc.family(otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, targetInfoHelp, "")
+	}
+	sc.res, sc.entries = e, 0
+	return e
+}
+
+// family returns the family name of type typ with the metadata of a metric
+// with description help and unit.
+func (sc *seriesCache) family(name string, typ prompb.MetricMetadata_MetricType, help, unit string) family {
+	return family{name: name, typ: typ, metadata: string(appendMetadata(nil, typ, name, help, sc.c.unitNamer.Build(unit)))}
+}
+
+func (cc *cachedConversion) touch(seen *generation) {
+	if *seen != cc.gen {
+		*seen = cc.gen
+		cc.sc.entriesSeen++
+	}
+}
+
+func (cc *cachedConversion) scope(scope instrumentation.Scope) *scopeEntry {
+	key := scopeKey{name: scope.Name, version: scope.Version, schemaURL: scope.SchemaURL, attrs: scope.Attributes.Equivalent()}
+	se := cc.res.scopes[key]
+	if se == nil || !se.attrs.Equals(&scope.Attributes) {
+		// A replaced entry (its key collided) stays counted: counting
+		// too many only makes the sweep run and recount.
+		se = &scopeEntry{attrs: scope.Attributes, metrics: map[metricKey]*metricEntry{}}
+		var p problems
+		se.high = cc.sc.c.scopeLabels(scope, cc.res.job, cc.res.instance, &p)
+		se.problems = p.saved()
+		cc.res.scopes[key] = se
+		cc.sc.entries++
+	}
+	cc.touch(&se.seen)
+	return se
+}
+
+// metric converts one metric, like conversion.metric.
+func (cc *cachedConversion) metric(scope instrumentation.Scope, se *scopeEntry, m *metricdata.Metrics) {
+	mc := metricCtx{m: *m, high: se.high}
+	kind := kindOf(m.Data)
+	if kind == kindUnsupported {
+		mc.p.add("unsupported data type %T: the whole metric", m.Data)
+	} else {
+		me := cc.metricEntry(se, m, kind)
+		switch d := m.Data.(type) {
+		case metricdata.Sum[int64]:
+			cachedSum(cc, &mc, me, d)
+		case metricdata.Sum[float64]:
+			cachedSum(cc, &mc, me, d)
+		case metricdata.Gauge[int64]:
+			cachedGauge(cc, &mc, me, d)
+		case metricdata.Gauge[float64]:
+			cachedGauge(cc, &mc, me, d)
+		case metricdata.Histogram[int64]:
+			cachedHistogram(cc, &mc, me, d)
+		case metricdata.Histogram[float64]:
+			cachedHistogram(cc, &mc, me, d)
+		case metricdata.ExponentialHistogram[int64]:
+			cachedExponentialHistogram(cc, &mc, me, d)
+		case metricdata.ExponentialHistogram[float64]:
+			cachedExponentialHistogram(cc, &mc, me, d)
+		case metricdata.Summary:
+			cachedSummary(cc, &mc, me, d)
+		}
+	}
+	if len(mc.p.reasons) > 0 {
+		cc.cv.report(fmt.Sprintf("metric %q", m.Name), &mc.p, "metric", m.Name, "scope", scope.Name)
+	}
+}
+
+func (cc *cachedConversion) metricEntry(se *scopeEntry, m *metricdata.Metrics, kind metricKind) *metricEntry {
+	key := metricKey{name: m.Name, unit: m.Unit, description: m.Description, kind: kind}
+	me := se.metrics[key]
+	if me == nil {
+		me = cc.newMetricEntry(m, kind)
+		se.metrics[key] = me
+		cc.sc.entries++
+	}
+	cc.touch(&me.seen)
+	return me
+}
+
+// newMetricEntry names the metric's families as conversion.family does.
+func (cc *cachedConversion) newMetricEntry(m *metricdata.Metrics, kind metricKind) *metricEntry {
+	c := cc.sc.c
+	var namingType otlptranslator.MetricType = otlptranslator.MetricTypeGauge
+	typ := prompb.MetricMetadata_GAUGE
+	switch kind {
+	case kindSumInt, kindSumFloat:
+		namingType = otlptranslator.MetricTypeNonMonotonicCounter
+	case kindMonotonicSumInt, kindMonotonicSumFloat:
+		namingType, typ = otlptranslator.MetricTypeNonMonotonicCounter, prompb.MetricMetadata_COUNTER
+		// Like the pull exporter: without suffixes, a counter is named
+		// like an up-down counter (no "_total").
+		if c.withSuffixes {
+			namingType = otlptranslator.MetricTypeMonotonicCounter
+		}
+	case kindHistogramInt, kindHistogramFloat, kindExponentialInt, kindExponentialFloat:
+		namingType, typ = otlptranslator.MetricTypeHistogram, prompb.MetricMetadata_HISTOGRAM
+	case kindSummary:
+		namingType, typ = otlptranslator.MetricTypeSummary, prompb.MetricMetadata_SUMMARY
+	}
+	me := &metricEntry{points: map[attribute.Distinct]*pointEntry{}}
+	name, problem := c.familyName(*m, namingType)
+	if problem != "" {
+		me.problem = problem
+		return me
+	}
+	me.families[familyMain] = cc.sc.family(name, typ, m.Description, m.Unit)
+	if kind == kindHistogramInt || kind == kindHistogramFloat {
+		me.families[familyMin] = cc.sc.family(name+"_min", prompb.MetricMetadata_GAUGE, m.Description, m.Unit)
+		me.families[familyMax] = cc.sc.family(name+"_max", prompb.MetricMetadata_GAUGE, m.Description, m.Unit)
+	}
+	return me
+}
+
+// mainFamily is conversion.family on a cached name: the family name, or ""
+// when the metric cannot be sent (the problem is added to mc).
+func (cc *cachedConversion) mainFamily(mc *metricCtx, me *metricEntry) string {
+	if me.problem != "" {
+		mc.p.addReason(me.problem, 1)
+		return ""
+	}
+	f := &me.families[familyMain]
+	if !cc.cv.familyFree(mc, f.name, f.typ) {
+		return ""
+	}
+	return f.name
+}
+
+// point returns the cached entry of the data point with attributes attrs,
+// or nil.
+func (cc *cachedConversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
+	for pe := me.points[attrs.Equivalent()]; pe != nil; pe = pe.next {
+		if pe.attrs.Equals(attrs) {
+			cc.touch(&pe.seen)
+			return pe
+		}
+	}
+	return nil
+}
+
+// newPoint adds an entry for attrs, or resets pe (the entry of attrs whose
+// buckets or quantiles changed), and returns its base labels:
+// conversion.pointLabels with the problems saved in the entry.
+func (cc *cachedConversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, attrs attribute.Set, reserved string) (*pointEntry, []prompb.Label) {
+	if pe == nil {
+		key := attrs.Equivalent()
+		pe = &pointEntry{attrs: attrs, next: me.points[key]}
+		me.points[key] = pe
+		cc.sc.entries++
+		cc.touch(&pe.seen)
+	}
+	var p problems
+	base := cc.cv.pointLabels(attrs, mc.high, &p, reserved)
+	if saved := p.saved(); saved != nil || pe.more != nil {
+		pe.more = &pointMore{problems: saved}
+	}
+	return pe, base
+}
+
+// singlePoint returns the entry of a point with one series named name.
+func (cc *cachedConversion) singlePoint(mc *metricCtx, me *metricEntry, attrs *attribute.Set, name string) *pointEntry {
+	pe := cc.point(me, attrs)
+	if pe == nil {
+		var base []prompb.Label
+		pe, base = cc.newPoint(mc, me, nil, *attrs, "")
+		pe.series = cc.sc.internLabels(withLabels(base, nameLabel(name)))
+	}
+	mc.p.addAll(pe.problems())
+	return pe
+}
+
+// emit adds the series *slot to the batch with value v at ms, and the
+// exemplars, like conversion.emit: a series already sent in this export is
+// dropped with a problem; the family is registered with its first series.
+// A native histogram h (v unused) is sent instead of a sample when not nil.
+func (cc *cachedConversion) emit(mc *metricCtx, f *family, slot **seriesState, v float64, ms int64, exemplars []prompb.Exemplar, h *nativeParts) {
+	s := *slot
+	if s.evicted {
+		s = cc.sc.internString(s.labels)
+		*slot = s
+	}
+	if s.seen == cc.gen {
+		mc.p.add("series %s sent twice in one export: kept the first", seriesString(decodeLabels(s.labels)))
+		return
+	}
+	s.seen = cc.gen
+	cc.sc.seenCount++
+	cc.cv.observeTime(ms)
+	// A sample at or just before the newest one delivered (collections
+	// within one millisecond, such as ForceFlush right before Shutdown)
+	// moves to 1 ms after it: the receiver would reject the request. One
+	// that is older still is genuinely out of order (the clock went back);
+	// it goes as it is, and the receiver's rejection is reported.
+	if s.delivered && ms <= s.newest && s.newest-ms < restampWindow {
+		ms = s.newest + 1
+	}
+	r := record{s: s, value: v, ts: ms}
+	if len(exemplars) > 0 || h != nil {
+		b := cc.b
+		start := len(b.extra)
+		for i := range exemplars {
+			b.extra = appendExemplar(b.extra, &exemplars[i])
+		}
+		if len(exemplars) > 0 {
+			b.exemplars = append(b.exemplars, exemplarCount{record: len(b.records), n: len(exemplars)})
+		}
+		if h != nil {
+			h.timestamp = ms
+			b.extra = appendHistogram(b.extra, h, true)
+		}
+		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)
+		if h != nil {
+			r.extraLen |= recordHistogram
+		}
+	}
+	cc.b.records = append(cc.b.records, r)
+	if f.registered != cc.gen {
+		f.registered = cc.gen
+		cc.register(f)
+	}
+}
+
+// register adds f to the families of this export, with its metadata,
+// unless a family of that name is already there.
+func (cc *cachedConversion) register(f *family) {
+	if _, ok := cc.cv.families[f.name]; ok {
+		return
+	}
+	cc.cv.families[f.name] = f.typ
+	if !cc.sc.c.withoutMetadata {
+		cc.b.metadata = append(cc.b.metadata, f.metadata)
+	}
+}
+
+func cachedSum[N int64 | float64](cc *cachedConversion, mc *metricCtx, me *metricEntry, d metricdata.Sum[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	name := cc.mainFamily(mc, me)
+	if name == "" {
+		return
+	}
+	f := &me.families[familyMain]
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
+		t := dp.Time.UnixMilli()
+		var exemplars []prompb.Exemplar
+		if d.IsMonotonic && len(dp.Exemplars) > 0 {
+			// OpenMetrics allows exemplars on counters and histogram
+			// buckets only.
+			exemplars = convertExemplars(cc.sc.c, dp.Exemplars, t, &mc.p)
+		}
+		cc.emit(mc, f, &pe.series, promValue(float64(dp.Value)), t, exemplars, nil)
+	}
+}
+
+func cachedGauge[N int64 | float64](cc *cachedConversion, mc *metricCtx, me *metricEntry, d metricdata.Gauge[N]) {
+	name := cc.mainFamily(mc, me)
+	if name == "" {
+		return
+	}
+	f := &me.families[familyMain]
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
+		cc.emit(mc, f, &pe.series, promValue(float64(dp.Value)), dp.Time.UnixMilli(), nil, nil)
+	}
+}
+
+func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me *metricEntry, d metricdata.Histogram[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	name := cc.mainFamily(mc, me)
+	if name == "" {
+		return
+	}
+	f := &me.families[familyMain]
+	fmin, fmax := &me.families[familyMin], &me.families[familyMax]
+	minMax := cc.sc.c.histogramMinMax &&
+		cc.cv.familyFree(mc, fmin.name, fmin.typ) && cc.cv.familyFree(mc, fmax.name, fmax.typ)
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		if msg := checkBuckets(dp); msg != "" {
+			mc.p.addReason(msg, 1)
+			continue
+		}
+		pe := cc.point(me, &dp.Attributes)
+		if pe == nil || pe.more == nil || !sameFloats(pe.more.bounds, dp.Bounds) {
+			pe = cc.histogramPoint(mc, me, pe, dp.Attributes, dp.Bounds, name)
+		}
+		ps := pe.more
+		mc.p.addAll(ps.problems)
+		t := dp.Time.UnixMilli()
+		var exemplars [][]prompb.Exemplar
+		if len(dp.Exemplars) > 0 {
+			exemplars = bucketExemplars(cc.sc.c, *dp, t, &mc.p)
+		}
+		var n uint64 // cumulative count
+		for j, count := range dp.BucketCounts {
+			n += count
+			if j == len(dp.Bounds) {
+				// The +Inf bucket is the count, which exceeds the
+				// buckets' sum when the sum is NaN (see checkCount).
+				n = dp.Count
+			}
+			var ex []prompb.Exemplar
+			if exemplars != nil {
+				ex = exemplars[j]
+			}
+			cc.emit(mc, f, &ps.series[j], float64(n), t, ex, nil)
+		}
+		k := len(dp.BucketCounts)
+		cc.emit(mc, f, &ps.series[k], promValue(float64(dp.Sum)), t, nil, nil)
+		cc.emit(mc, f, &ps.series[k+1], float64(dp.Count), t, nil, nil)
+		if !minMax {
+			continue
+		}
+		if v, ok := dp.Min.Value(); ok {
+			cc.emit(mc, fmin, &ps.min, promValue(float64(v)), t, nil, nil)
+		}
+		if v, ok := dp.Max.Value(); ok {
+			cc.emit(mc, fmax, &ps.max, promValue(float64(v)), t, nil, nil)
+		}
+	}
+}
+
+// histogramPoint builds the series of a histogram point with bounds, as
+// convertHistogram labels them.
+func (cc *cachedConversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, attrs attribute.Set, bounds []float64, name string) *pointEntry {
+	pe, base := cc.newPoint(mc, me, pe, attrs, labelBucketBound)
+	if pe.more == nil {
+		pe.more = &pointMore{}
+	}
+	ps := pe.more
+	if !sameFloats(me.bounds, bounds) {
+		me.bounds = append([]float64(nil), bounds...)
+	}
+	ps.bounds = me.bounds
+	sc := cc.sc
+	ps.series = make([]*seriesState, 0, len(bounds)+3)
+	bucketName := nameLabel(name + "_bucket")
+	for i := 0; i <= len(bounds); i++ {
+		le := "+Inf"
+		if i < len(bounds) {
+			le = formatFloat(bounds[i])
+		}
+		ps.series = append(ps.series, sc.internLabels(withLabels(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le})))
+	}
+	ps.series = append(ps.series,
+		sc.internLabels(withLabels(base, nameLabel(name+"_sum"))),
+		sc.internLabels(withLabels(base, nameLabel(name+"_count"))))
+	if sc.c.histogramMinMax {
+		ps.min = sc.internLabels(withLabels(base, nameLabel(me.families[familyMin].name)))
+		ps.max = sc.internLabels(withLabels(base, nameLabel(me.families[familyMax].name)))
+	}
+	return pe
+}
+
+// sameFloats reports whether a and b hold the same numbers, bit for bit
+// (0 and -0 make different labels).
+func sameFloats(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func cachedExponentialHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me *metricEntry, d metricdata.ExponentialHistogram[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	name := cc.mainFamily(mc, me)
+	if name == "" {
+		return
+	}
+	f := &me.families[familyMain]
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		h, msg := buildNative(dp, &cc.sc.native)
+		if msg != "" {
+			mc.p.addReason(msg, 1)
+			continue
+		}
+		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
+		var exemplars []prompb.Exemplar
+		if len(dp.Exemplars) > 0 {
+			exemplars = convertExemplars(cc.sc.c, dp.Exemplars, h.timestamp, &mc.p)
+		}
+		cc.emit(mc, f, &pe.series, 0, h.timestamp, exemplars, &h)
+	}
+}
+
+func cachedSummary(cc *cachedConversion, mc *metricCtx, me *metricEntry, d metricdata.Summary) {
+	name := cc.mainFamily(mc, me)
+	if name == "" {
+		return
+	}
+	f := &me.families[familyMain]
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		pe := cc.point(me, &dp.Attributes)
+		if pe == nil || pe.more == nil || !sameQuantiles(pe.more.quantiles, dp.QuantileValues) {
+			pe = cc.summaryPoint(mc, me, pe, dp, name)
+		}
+		ps := pe.more
+		mc.p.addAll(ps.problems)
+		t := dp.Time.UnixMilli()
+		for j, q := range dp.QuantileValues {
+			cc.emit(mc, f, &ps.series[j], promValue(q.Value), t, nil, nil)
+		}
+		k := len(dp.QuantileValues)
+		cc.emit(mc, f, &ps.series[k], promValue(dp.Sum), t, nil, nil)
+		cc.emit(mc, f, &ps.series[k+1], float64(dp.Count), t, nil, nil)
+	}
+}
+
+func (cc *cachedConversion) summaryPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, dp *metricdata.SummaryDataPoint, name string) *pointEntry {
+	pe, base := cc.newPoint(mc, me, pe, dp.Attributes, labelQuantile)
+	if pe.more == nil {
+		pe.more = &pointMore{}
+	}
+	ps := pe.more
+	sc := cc.sc
+	for _, q := range dp.QuantileValues {
+		ps.quantiles = append(ps.quantiles, q.Quantile)
+		ps.series = append(ps.series, sc.internLabels(withLabels(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)})))
+	}
+	ps.series = append(ps.series,
+		sc.internLabels(withLabels(base, nameLabel(name+"_sum"))),
+		sc.internLabels(withLabels(base, nameLabel(name+"_count"))))
+	return pe
+}
+
+func sameQuantiles(cached []float64, qs []metricdata.QuantileValue) bool {
+	if len(cached) != len(qs) {
+		return false
+	}
+	for i := range qs {
+		if math.Float64bits(cached[i]) != math.Float64bits(qs[i].Quantile) {
+			return false
+		}
+	}
+	return true
+}
+
+// targetInfo is conversion.targetInfo on the cached labels.
+func (cc *cachedConversion) targetInfo() {
+	if cc.sc.c.withoutTargetInfo || !cc.cv.hasNewest {
+		return
+	}
+	res := cc.res
+	mc := metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
+	mc.p.addAll(res.targetProblems)
+	if res.target != nil && cc.cv.familyFree(&mc, res.targetFamily.name, res.targetFamily.typ) {
+		cc.emit(&mc, &res.targetFamily, &res.target, 1, cc.cv.newest, nil, nil)
+	}
+	if len(mc.p.reasons) > 0 {
+		cc.cv.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
+	}
+}

@@ -1,0 +1,774 @@
+package prwmetric
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// The exporter sends through the series cache (cache.go), the wire encoder
+// (encode.go) and the request cutter (pipeline.go). These tests hold them
+// to the reference: converter.convert's prompb request, the staleness and
+// ordering model refTracker, the cut refSplit, and gogo's Marshal. Every
+// conversion test of convert_test.go and the conversion fuzz target run
+// cacheCheck on their data.
+
+// refSplit is the reference cut: it cuts req into requests within the
+// limits, in order, sharing the series. Metadata travels with the first
+// request. It never returns an empty request.
+func refSplit(req *prompb.WriteRequest, maxSeries, maxBytes int) []*prompb.WriteRequest {
+	if len(req.Timeseries) <= maxSeries && req.Size() <= maxBytes {
+		return []*prompb.WriteRequest{req}
+	}
+	var out []*prompb.WriteRequest
+	cur := &prompb.WriteRequest{Metadata: req.Metadata}
+	size := cur.Size()
+	start := 0
+	for i := range req.Timeseries {
+		n := req.Timeseries[i].Size()
+		n += 1 + varintLen(uint64(n)) // field tag and length prefix
+		if i > start && (i-start >= maxSeries || size+n > maxBytes) {
+			cur.Timeseries = req.Timeseries[start:i:i]
+			out = append(out, cur)
+			cur, size, start = &prompb.WriteRequest{}, 0, i
+		}
+		size += n
+	}
+	cur.Timeseries = req.Timeseries[start:]
+	return append(out, cur)
+}
+
+// refTracker is the reference model of staleness markers and timestamp
+// order: it remembers the series of the last successful export, by label
+// set.
+type refTracker struct {
+	markStale bool
+	seed      maphash.Seed
+	last      map[uint64]refLive
+}
+
+type refLive struct {
+	labels    []prompb.Label
+	newest    int64
+	histogram bool
+}
+
+func newRefTracker(markStale bool) *refTracker {
+	return &refTracker{markStale: markStale, seed: maphash.MakeSeed()}
+}
+
+func (r *refTracker) key(labels []prompb.Label) uint64 {
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	for _, l := range labels {
+		h.WriteString(l.Name)
+		h.WriteByte(0xff)
+		h.WriteString(l.Value)
+		h.WriteByte(0xff)
+	}
+	return h.Sum64()
+}
+
+// observe moves samples at or before the newest delivered one of their
+// series to 1 ms after it, and returns the series of req.
+func (r *refTracker) observe(req *prompb.WriteRequest) map[uint64]refLive {
+	cur := map[uint64]refLive{}
+	for i := range req.Timeseries {
+		ts := &req.Timeseries[i]
+		k := r.key(ts.Labels)
+		prev, seen := r.last[k]
+		newest := int64(math.MinInt64)
+		for j := range ts.Samples {
+			if seen && ts.Samples[j].Timestamp <= prev.newest {
+				ts.Samples[j].Timestamp = prev.newest + 1
+			}
+			newest = max(newest, ts.Samples[j].Timestamp)
+		}
+		for j := range ts.Histograms {
+			if seen && ts.Histograms[j].Timestamp <= prev.newest {
+				ts.Histograms[j].Timestamp = prev.newest + 1
+			}
+			newest = max(newest, ts.Histograms[j].Timestamp)
+		}
+		cur[k] = refLive{labels: ts.Labels, newest: newest, histogram: len(ts.Histograms) > 0}
+	}
+	return cur
+}
+
+// markers returns the stale markers at ms (or 1 ms after the newest sample)
+// of the series of the last success missing from cur, sorted by labels.
+func (r *refTracker) markers(cur map[uint64]refLive, ms int64) []prompb.TimeSeries {
+	if !r.markStale {
+		return nil
+	}
+	var out []prompb.TimeSeries
+	for k, ls := range r.last {
+		if _, ok := cur[k]; ok {
+			continue
+		}
+		at := max(ms, ls.newest+1)
+		marker := prompb.TimeSeries{Labels: ls.labels}
+		if ls.histogram {
+			marker.Histograms = []prompb.Histogram{{Sum: staleNaN, Timestamp: at}}
+		} else {
+			marker.Samples = []prompb.Sample{{Value: staleNaN, Timestamp: at}}
+		}
+		out = append(out, marker)
+	}
+	cacheSortSeries(out)
+	return out
+}
+
+func (r *refTracker) delivered(cur map[uint64]refLive) { r.last = cur }
+
+// deliveredPart records that the receiver accepted part, of an export that
+// failed later: its samples are the newest of their series, and its
+// markers end theirs.
+func (r *refTracker) deliveredPart(part *prompb.WriteRequest) {
+	if r.last == nil {
+		r.last = map[uint64]refLive{}
+	}
+	_, markers := cacheSplitMarkers(part.Timeseries)
+	for _, m := range markers {
+		delete(r.last, r.key(m.Labels))
+	}
+	data, _ := cacheSplitMarkers(part.Timeseries)
+	for k, ls := range r.observe(&prompb.WriteRequest{Timeseries: data}) {
+		r.last[k] = ls
+	}
+}
+
+func cacheSortSeries(s []prompb.TimeSeries) {
+	slices.SortFunc(s, func(a, b prompb.TimeSeries) int {
+		return strings.Compare(seriesString(a.Labels), seriesString(b.Labels))
+	})
+}
+
+// cacheRequests encodes b's requests within the limits.
+func cacheRequests(b *batch, maxSeries, maxBytes int) [][]byte {
+	var out [][]byte
+	start := 0
+	for _, c := range b.cut(maxSeries, maxBytes, nil) {
+		out = append(out, b.encode(nil, start, c.end))
+		start = c.end
+	}
+	return out
+}
+
+// cacheMarshal is what the reference sends for req within the limits.
+func cacheMarshal(t testing.TB, req *prompb.WriteRequest, maxSeries, maxBytes int) [][]byte {
+	t.Helper()
+	if len(req.Timeseries) == 0 {
+		return nil
+	}
+	var out [][]byte
+	for _, part := range refSplit(req, maxSeries, maxBytes) {
+		raw, err := part.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		out = append(out, raw)
+	}
+	return out
+}
+
+// cacheCompare fails t unless got and want are the same requests, byte for
+// byte; it shows the decoded difference.
+func cacheCompare(t testing.TB, what string, want, got [][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d requests, reference %d", what, len(got), len(want))
+		return
+	}
+	for i := range want {
+		if bytes.Equal(got[i], want[i]) {
+			continue
+		}
+		var w, g prompb.WriteRequest
+		if err := g.Unmarshal(got[i]); err != nil {
+			t.Errorf("%s: request %d does not decode: %v", what, i, err)
+			continue
+		}
+		if err := w.Unmarshal(want[i]); err != nil {
+			t.Fatalf("%s: reference request %d does not decode: %v", what, i, err)
+		}
+		t.Errorf("%s: request %d differs from the reference; decoded (-reference +cached):\n%s", what, i, cmp.Diff(&w, &g, convCmpOpts))
+	}
+}
+
+// cacheCuts are the limits cacheCheck cuts requests with: none, by series,
+// by bytes (so small that every series goes alone), and both.
+var cacheCuts = []struct{ series, bytes int }{
+	{1 << 30, 1 << 40}, {1, 1 << 40}, {2, 1 << 40}, {1 << 30, 1}, {1 << 30, 120}, {3, 300},
+}
+
+// cacheCheck checks the cached conversion of rm against the reference
+// conversion of the same data, which returned req and err and logged
+// warnings with converter c: the same bytes for every cut, the same error
+// and the same warnings, from a cold cache and from a warm one; and, after
+// the export counts as delivered, the same timestamps and staleness
+// markers as refTracker.
+func cacheCheck(t testing.TB, c *converter, rm *metricdata.ResourceMetrics, req *prompb.WriteRequest, err error, warnings []string) {
+	t.Helper()
+	logs := &convLogs{}
+	fast := *c
+	fast.logger = slog.New(logs)
+	sc := newSeriesCache(&fast, true)
+	ref := *c
+	ref.logger = slog.New(slog.DiscardHandler)
+	now := time.Now().UnixMilli()
+
+	var b batch
+	for _, pass := range []string{"cold cache", "warm cache"} {
+		b.reset()
+		before := len(logs.all())
+		fastErr := sc.convert(rm, &b, now)
+		if fmt.Sprint(fastErr) != fmt.Sprint(err) {
+			t.Errorf("%s: error\n%v\nreference:\n%v", pass, fastErr, err)
+		}
+		if got := logs.all()[before:]; !slices.Equal(got, warnings) {
+			t.Errorf("%s: warnings\n%q\nreference:\n%q", pass, got, warnings)
+		}
+		for _, cut := range cacheCuts {
+			what := fmt.Sprintf("%s, %d series / %d bytes per request", pass, cut.series, cut.bytes)
+			cacheCompare(t, what, cacheMarshal(t, req, cut.series, cut.bytes), cacheRequests(&b, cut.series, cut.bytes))
+		}
+	}
+
+	// Delivered: the same data again moves 1 ms past what the receiver
+	// holds; then an export without data ends every series.
+	tracker := newRefTracker(true)
+	tracker.delivered(tracker.observe(req))
+	sc.delivered(&b, len(b.records))
+	again, _ := ref.convert(rm)
+	live := tracker.observe(again)
+	b.reset()
+	_ = sc.convert(rm, &b, now)
+	cacheCompare(t, "after delivery", cacheMarshal(t, again, 1<<30, 1<<40), cacheRequests(&b, 1<<30, 1<<40))
+	tracker.delivered(live)
+	sc.delivered(&b, len(b.records))
+
+	b.reset()
+	_ = sc.convert(&metricdata.ResourceMetrics{Resource: rm.Resource}, &b, now)
+	want := tracker.markers(nil, now)
+	got := cacheDecode(t, cacheRequests(&b, 1<<30, 1<<40))
+	cacheSortSeries(got)
+	if diff := cmp.Diff(want, got, convCmpOpts); diff != "" {
+		t.Errorf("staleness markers differ (-reference +cached):\n%s", diff)
+	}
+}
+
+// cacheDecode returns the series of the requests.
+func cacheDecode(t testing.TB, reqs [][]byte) []prompb.TimeSeries {
+	t.Helper()
+	var out []prompb.TimeSeries
+	for i, raw := range reqs {
+		var req prompb.WriteRequest
+		if err := req.Unmarshal(raw); err != nil {
+			t.Fatalf("request %d does not decode: %v", i, err)
+		}
+		out = append(out, req.Timeseries...)
+	}
+	return out
+}
+
+// cacheEncodeOne encodes ts as a one-series request with the wire encoder.
+func cacheEncodeOne(ts prompb.TimeSeries) []byte {
+	var b batch
+	s := &seriesState{labels: string(appendLabels(nil, ts.Labels))}
+	r := record{s: s, extra: 0}
+	for i := range ts.Exemplars {
+		b.extra = appendExemplar(b.extra, &ts.Exemplars[i])
+	}
+	switch {
+	case len(ts.Histograms) > 0:
+		h := ts.Histograms[0]
+		parts := nativeParts{
+			sum: h.Sum, schema: h.Schema, zeroThreshold: h.ZeroThreshold,
+			negSpans: h.NegativeSpans, negDeltas: h.NegativeDeltas, posSpans: h.PositiveSpans, posDeltas: h.PositiveDeltas,
+			timestamp: h.Timestamp,
+		}
+		counts := h.Count != nil
+		if counts {
+			parts.count, parts.zeroCount = h.GetCountInt(), h.GetZeroCountInt()
+		}
+		b.extra = appendHistogram(b.extra, &parts, counts)
+		r.extraLen = recordHistogram
+	default:
+		r.value, r.ts = ts.Samples[0].Value, ts.Samples[0].Timestamp
+	}
+	r.extraLen |= uint32(len(b.extra))
+	b.records = append(b.records, r)
+	return cacheRequests(&b, 1, 1<<30)[0]
+}
+
+// TestWireEncodingMatchesGogo checks the wire encoder against gogo's
+// Marshal on the values where protobuf encodings differ: zero values left
+// out, NaN and -0, negative numbers as 10-byte varints, empty strings,
+// every native histogram field.
+func TestWireEncodingMatchesGogo(t *testing.T) {
+	labels := []prompb.Label{{Name: "__name__", Value: "x"}, {Name: "a", Value: "é\u00ff"}, {Name: "empty", Value: ""}}
+	long := []prompb.Label{{Name: "__name__", Value: strings.Repeat("n", 300)}}
+	sample := func(v float64, ms int64) []prompb.Sample { return []prompb.Sample{{Value: v, Timestamp: ms}} }
+	tests := []struct {
+		name string
+		give prompb.TimeSeries
+	}{
+		{"value and timestamp", prompb.TimeSeries{Labels: labels, Samples: sample(1.5, 1700000000123)}},
+		{"zero value and zero timestamp are left out", prompb.TimeSeries{Labels: labels, Samples: sample(0, 0)}},
+		{"negative timestamp", prompb.TimeSeries{Labels: labels, Samples: sample(-2, -1)}},
+		{"NaN", prompb.TimeSeries{Labels: labels, Samples: sample(math.NaN(), 5)}},
+		{"stale NaN keeps its bits", prompb.TimeSeries{Labels: labels, Samples: sample(staleNaN, 5)}},
+		{"infinity", prompb.TimeSeries{Labels: labels, Samples: sample(math.Inf(-1), 5)}},
+		{"long label needs a two-byte length", prompb.TimeSeries{Labels: long, Samples: sample(1, 1)}},
+		{"no labels", prompb.TimeSeries{Samples: sample(1, 1)}},
+		{"exemplars", prompb.TimeSeries{Labels: labels, Samples: sample(3, 9), Exemplars: []prompb.Exemplar{
+			{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 2.5, Timestamp: 8},
+			{Value: 0, Timestamp: 0},
+			{Labels: long, Value: math.NaN(), Timestamp: -3},
+		}}},
+		{"native histogram", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{
+			Count: &prompb.Histogram_CountInt{CountInt: 300}, Sum: -12.5, Schema: -3, ZeroThreshold: 1e-128,
+			ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+			NegativeSpans:  []prompb.BucketSpan{{Offset: -70000, Length: 2}, {Offset: 0, Length: 0}},
+			NegativeDeltas: []int64{1, -1 << 40},
+			PositiveSpans:  []prompb.BucketSpan{{Offset: 3, Length: 1}},
+			PositiveDeltas: []int64{math.MaxInt64},
+			Timestamp:      1700000000123,
+		}}}},
+		{"native histogram with zeros left out", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{
+			Count: &prompb.Histogram_CountInt{CountInt: 0}, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+		}}}},
+		{"stale native histogram", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{Sum: staleNaN, Timestamp: 7}}}},
+		{"native histogram with exemplar", prompb.TimeSeries{Labels: labels,
+			Exemplars: []prompb.Exemplar{{Labels: labels[:1], Value: 1, Timestamp: 2}},
+			Histograms: []prompb.Histogram{{
+				Count: &prompb.Histogram_CountInt{CountInt: 1}, Schema: 8, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1},
+			}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{tt.give}}).Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cacheEncodeOne(tt.give); !bytes.Equal(got, want) {
+				t.Errorf("encoded\n% x\ngogo\n% x", got, want)
+			}
+		})
+	}
+
+	meta := []prompb.MetricMetadata{
+		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "a_total", Help: "Help.", Unit: "seconds"},
+		{Type: prompb.MetricMetadata_UNKNOWN},
+		{Type: prompb.MetricMetadata_STATESET, MetricFamilyName: strings.Repeat("f", 200)},
+	}
+	want, err := (&prompb.WriteRequest{Metadata: meta}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, m := range meta {
+		got = appendMetadata(got, m.Type, m.MetricFamilyName, m.Help, m.Unit)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("metadata encoded\n% x\ngogo\n% x", got, want)
+	}
+	if back := decodeLabels(string(appendLabels(nil, labels))); !cmp.Equal(back, labels, convCmpOpts) {
+		t.Errorf("decodeLabels = %v, want %v", back, labels)
+	}
+}
+
+// cacheModel is the reference model of an exporter: the reference
+// conversion, refTracker and refSplit.
+type cacheModel struct {
+	conv      *converter
+	tracker   *refTracker
+	maxSeries int
+	maxBytes  int
+}
+
+// export returns the requests the reference sends for rm (markers sorted
+// by labels, all in the last requests) when request failAt fails (-1: none)
+// and the requests after it are not sent, and how many series the export
+// holds in all.
+func (m *cacheModel) export(t *testing.T, rm *metricdata.ResourceMetrics, now int64, failAt int) ([]*prompb.WriteRequest, int) {
+	t.Helper()
+	req, _ := m.conv.convert(rm)
+	live := m.tracker.observe(req)
+	req.Timeseries = append(req.Timeseries, m.tracker.markers(live, now)...)
+	if len(req.Timeseries) == 0 {
+		return nil, 0
+	}
+	parts := refSplit(req, m.maxSeries, m.maxBytes)
+	if failAt < 0 {
+		m.tracker.delivered(live)
+		return parts, len(req.Timeseries)
+	}
+	if failAt >= len(parts) {
+		t.Fatalf("the test wants request %d to fail, but the export has %d requests", failAt, len(parts))
+	}
+	for _, part := range parts[:failAt] {
+		m.tracker.deliveredPart(part)
+	}
+	return parts[:failAt+1], len(req.Timeseries)
+}
+
+// cacheData is export k of a churning workload: gauges i in [k, k+6), a
+// monotonic counter with an exemplar, a histogram, and a native histogram
+// that only even exports carry, all at time at.
+func cacheData(k int, at time.Time) *metricdata.ResourceMetrics {
+	var gauges []metricdata.DataPoint[float64]
+	for i := k; i < k+6; i++ {
+		gauges = append(gauges, metricdata.DataPoint[float64]{Attributes: attribute.NewSet(attribute.Int("i", i)), Time: at, Value: float64(i * k)})
+	}
+	metrics := []metricdata.Metrics{
+		{Name: "load", Description: "Load.", Data: metricdata.Gauge[float64]{DataPoints: gauges}},
+		{Name: "jobs", Unit: "{job}", Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+			DataPoints: []metricdata.DataPoint[int64]{{Attributes: attribute.NewSet(attribute.String("queue", "q")), Time: at, Value: int64(k),
+				Exemplars: []metricdata.Exemplar[int64]{{Value: 1, Time: at, TraceID: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}}}}}}},
+		{Name: "wait", Unit: "s", Data: metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality,
+			DataPoints: []metricdata.HistogramDataPoint[float64]{{Attributes: attribute.NewSet(attribute.Int("shard", k%2)), Time: at,
+				Bounds: []float64{0.1, 1}, BucketCounts: []uint64{1, uint64(k), 2}, Count: uint64(k) + 3, Sum: float64(k)}}}},
+	}
+	if k%2 == 0 {
+		metrics = append(metrics, metricdata.Metrics{Name: "size", Unit: "By", Data: metricdata.ExponentialHistogram[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			DataPoints: []metricdata.ExponentialHistogramDataPoint[int64]{{Time: at, Count: uint64(k) + 1, Sum: 10, Scale: 2, ZeroCount: 1,
+				PositiveBucket: metricdata.ExponentialBucket{Offset: -1, Counts: []uint64{uint64(k), 0, 0, 0}}}},
+		}})
+	}
+	return &metricdata.ResourceMetrics{
+		Resource:     resource.NewSchemaless(attribute.String("service.name", "svc"), attribute.String("host.name", "h")),
+		ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: "test", Version: "1"}, Metrics: metrics}},
+	}
+}
+
+// TestExportMatchesReferenceModel runs churning exports through a real
+// Exporter, some of them failing part-way, and checks every request the
+// receiver got against the reference model: the same series in the same
+// order (staleness markers as a set, as the model orders them by labels),
+// the same timestamps, the same metadata in the first request, the same
+// WriteError counts, and the receiver's own validation.
+func TestExportMatchesReferenceModel(t *testing.T) {
+	const maxSeries, maxBytes = 7, 1500
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	opts := []Option{WithEndpoint(srv.URL()), WithoutEnvironment(), WithLogger(discardLogger()),
+		WithMaxSeriesPerRequest(maxSeries), WithMaxRequestBytes(maxBytes), WithHistogramMinMax()}
+	exp, err := New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := newConfig(append(opts, WithLogger(discardLogger())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := newConverter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := &cacheModel{conv: conv, tracker: newRefTracker(true), maxSeries: maxSeries, maxBytes: maxBytes}
+
+	// The data is stamped later than the exports run, as a staleness
+	// marker (at the time of the export or just after the series' newest
+	// sample) must not be later than a series' next sample.
+	base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	// failAt is the request of each export that fails (-1: none); the
+	// timestamps repeat now and then, as two collections within one
+	// millisecond do.
+	exports := []struct {
+		k      int
+		at     time.Duration
+		failAt int
+	}{
+		{0, 0, -1}, {1, 0, -1}, {2, 15 * time.Second, 1}, {3, 15 * time.Second, 0}, {4, 30 * time.Second, -1},
+		{5, 30 * time.Second, -1}, {9, 45 * time.Second, 2}, {10, time.Minute, -1}, {10, time.Minute, -1}, {20, 2 * time.Minute, -1},
+	}
+	seen := 0
+	for n, x := range exports {
+		rm := cacheData(x.k, base.Add(x.at))
+		if x.failAt >= 0 {
+			for range x.failAt {
+				srv.RespondWith(1, prwmetrictest.Response{})
+			}
+			srv.RespondWith(1, prwmetrictest.Response{Status: 503, Body: "try later"})
+		}
+		before := time.Now().UnixMilli()
+		err := exp.Export(context.Background(), rm)
+		want, total := model.export(t, rm, before, x.failAt)
+
+		var we *WriteError
+		if (x.failAt >= 0) != errors.As(err, &we) {
+			t.Fatalf("export %d: error %v, want failure %v", n, err, x.failAt >= 0)
+		}
+		reqs := srv.Requests()[seen:]
+		seen += len(reqs)
+		if len(reqs) != len(want) {
+			t.Fatalf("export %d: %d requests, reference %d", n, len(reqs), len(want))
+		}
+		sent := 0
+		var gotSeries, wantSeries []prompb.TimeSeries
+		for i, r := range reqs {
+			if diff := cmp.Diff(want[i].Metadata, r.V1.Metadata, convCmpOpts); diff != "" {
+				t.Errorf("export %d request %d: metadata (-reference +sent):\n%s", n, i, diff)
+			}
+			if len(r.V1.Timeseries) > maxSeries {
+				t.Errorf("export %d request %d: %d series, limit %d", n, i, len(r.V1.Timeseries), maxSeries)
+			}
+			if raw, _ := snappy.Decode(nil, r.Body); len(raw) > maxBytes && len(r.V1.Timeseries) > 1 {
+				t.Errorf("export %d request %d: %d bytes, limit %d", n, i, len(raw), maxBytes)
+			}
+			gotSeries = append(gotSeries, r.V1.Timeseries...)
+			wantSeries = append(wantSeries, want[i].Timeseries...)
+			if i < x.failAt || x.failAt < 0 {
+				sent += len(r.V1.Timeseries)
+			}
+		}
+		if we != nil && (we.Delivered != sent || we.Series != total-sent) {
+			t.Errorf("export %d: WriteError delivered %d, dropped %d; want %d and %d", n, we.Delivered, we.Series, sent, total-sent)
+		}
+		// Markers come last in both; the model's are sorted by labels.
+		gotData, gotMarkers := cacheSplitMarkers(gotSeries)
+		wantData, wantMarkers := cacheSplitMarkers(wantSeries)
+		cacheSortSeries(gotMarkers)
+		for _, m := range gotMarkers {
+			ts := m.Samples
+			if len(m.Histograms) > 0 {
+				ts = []prompb.Sample{{Timestamp: m.Histograms[0].Timestamp}}
+			}
+			if ts[0].Timestamp < before {
+				t.Errorf("export %d: marker %s at %d, before the export (%d)", n, seriesString(m.Labels), ts[0].Timestamp, before)
+			}
+		}
+		cacheAlignMarkerTimes(wantMarkers, gotMarkers)
+		if diff := cmp.Diff(wantData, gotData, convCmpOpts); diff != "" {
+			t.Errorf("export %d: series (-reference +sent):\n%s", n, diff)
+		}
+		if diff := cmp.Diff(wantMarkers, gotMarkers, convCmpOpts); diff != "" {
+			t.Errorf("export %d: staleness markers (-reference +sent):\n%s", n, diff)
+		}
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("receiver violations: %v", v)
+	}
+}
+
+func cacheSplitMarkers(series []prompb.TimeSeries) (data, markers []prompb.TimeSeries) {
+	for _, s := range series {
+		stale := (len(s.Samples) > 0 && math.Float64bits(s.Samples[0].Value) == math.Float64bits(staleNaN)) ||
+			(len(s.Histograms) > 0 && math.Float64bits(s.Histograms[0].Sum) == math.Float64bits(staleNaN))
+		if stale {
+			markers = append(markers, s)
+		} else {
+			data = append(data, s)
+		}
+	}
+	return data, markers
+}
+
+// cacheAlignMarkerTimes gives the model's markers the sent ones' times
+// where the model used the time of the export (the clocks differ by the
+// time the export took); the times past a series' newest sample must
+// agree.
+func cacheAlignMarkerTimes(want, got []prompb.TimeSeries) {
+	if len(want) != len(got) {
+		return
+	}
+	for i := range want {
+		w, g := &want[i], &got[i]
+		switch {
+		case len(w.Samples) > 0 && len(g.Samples) > 0 && w.Samples[0].Timestamp < g.Samples[0].Timestamp:
+			w.Samples[0].Timestamp = g.Samples[0].Timestamp
+		case len(w.Histograms) > 0 && len(g.Histograms) > 0 && w.Histograms[0].Timestamp < g.Histograms[0].Timestamp:
+			w.Histograms[0].Timestamp = g.Histograms[0].Timestamp
+		}
+	}
+}
+
+// TestCacheFollowsLiveSeries checks that the cache forgets series that
+// stop reporting once their end is delivered, so that its size follows the
+// live series, and that it keeps them while the receiver still needs their
+// staleness marker.
+func TestCacheFollowsLiveSeries(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	var b batch
+	export := func(from, to int, ok bool) {
+		t.Helper()
+		b.reset()
+		var dps []metricdata.DataPoint[int64]
+		for i := from; i < to; i++ {
+			dps = append(dps, metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attribute.Int("i", i)), Time: at, Value: 1})
+		}
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+			{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: dps}},
+		}}}}
+		if err := sc.convert(rm, &b, at.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			sc.delivered(&b, len(b.records))
+		}
+	}
+	tests := []struct {
+		name                  string
+		from, to              int
+		ok                    bool
+		wantSeries, wantStale int
+		wantTracked           int
+	}{
+		{"first export", 0, 100, true, 100, 0, 100},
+		{"half the series end", 50, 100, true, 50, 50, 100},
+		{"their markers were delivered: forgotten", 50, 100, true, 50, 0, 50},
+		{"all new series, export fails", 1000, 1050, false, 50, 50, 100},
+		{"old ones still held by the receiver, failed ones forgotten", 2000, 2010, true, 10, 50, 60},
+		{"steady", 2000, 2010, true, 10, 0, 10},
+	}
+	for _, tt := range tests {
+		export(tt.from, tt.to, tt.ok)
+		stale := len(b.records) - b.markers
+		if b.markers != tt.wantSeries || stale != tt.wantStale || len(sc.last) != tt.wantTracked || len(sc.byLabels) != tt.wantTracked {
+			t.Errorf("%s: %d series, %d markers, %d tracked (%d interned); want %d, %d, %d",
+				tt.name, b.markers, stale, len(sc.last), len(sc.byLabels), tt.wantSeries, tt.wantStale, tt.wantTracked)
+		}
+		if sc.entries != sc.entriesSeen {
+			t.Errorf("%s: %d cache entries kept, %d used", tt.name, sc.entries, sc.entriesSeen)
+		}
+	}
+}
+
+// TestCacheIdentityIsTheLabelSet checks that a series is the same series
+// for staleness and ordering whichever metric it comes from: when a metric
+// is renamed into another that yields the same labels, no marker ends the
+// series that goes on.
+func TestCacheIdentityIsTheLabelSet(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo(), WithoutScopeInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	rm := func(name string) *metricdata.ResourceMetrics {
+		return &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+			{Name: name, Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{{Time: at, Value: 1}}}},
+		}}}}
+	}
+	var b batch
+	for i, name := range []string{"a.b", "a_b", "a/b"} {
+		b.reset()
+		if err := sc.convert(rm(name), &b, at.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		got := cacheDecode(t, cacheRequests(&b, 100, 1<<20))
+		if len(got) != 1 || got[0].Samples[0].Timestamp != at.UnixMilli()+int64(i) {
+			t.Errorf("export of %q: %v; want one sample of a_b, 1 ms after the last", name, got)
+		}
+		sc.delivered(&b, len(b.records))
+	}
+}
+
+// TestSteadyStateAllocations checks that converting and encoding an export
+// whose series are cached allocates nothing, whatever the number of series.
+func TestSteadyStateAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts: skipped with -short")
+	}
+	for _, sets := range []int{10, 200} {
+		rm, series := benchData(benchW, sets, time.UnixMilli(1_700_000_000_000))
+		c, _ := convConverter(t)
+		sc := newSeriesCache(c, true)
+		var b batch
+		buf := make([]byte, 0, 4<<20)
+		var cuts []cut
+		export := func() {
+			b.reset()
+			if err := sc.convert(rm, &b, 0); err != nil {
+				t.Fatal(err)
+			}
+			cuts = b.cut(defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
+			start := 0
+			for _, c := range cuts {
+				buf = b.encode(buf[:0], start, c.end)
+				start = c.end
+			}
+			sc.delivered(&b, len(b.records))
+		}
+		export()
+		if allocs := testing.AllocsPerRun(5, export); allocs != 0 {
+			t.Errorf("%d series: %v allocations per export, want 0", series, allocs)
+		}
+	}
+}
+
+// TestCachedConversionMatchesReferenceOnBenchData runs cacheCheck on the
+// benchmark's workload, scaled down: counters, up-down counters, gauges and
+// 15-bucket histograms with the default options.
+func TestCachedConversionMatchesReferenceOnBenchData(t *testing.T) {
+	rm, series := benchData(benchW, 20, time.UnixMilli(1_700_000_000_123))
+	c, logs := convConverter(t)
+	req, err := c.convert(rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Timeseries) != series {
+		t.Fatalf("%d series, want %d", len(req.Timeseries), series)
+	}
+	cacheCheck(t, c, rm, req, err, logs.all())
+}
+
+// TestConversionPanicDropsTheExport checks that a panic in conversion (here
+// in the user's WithResourceAsLabels filter) becomes an error for that
+// export, which sends nothing, and that the next export converts anew.
+func TestConversionPanicDropsTheExport(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithResourceAsLabels(func(kv attribute.KeyValue) bool {
+		if kv.Key == "boom" {
+			panic("filter exploded")
+		}
+		return true
+	}))
+	at := time.UnixMilli(1_700_000_000_000)
+	ctx := context.Background()
+	if err := exp.Export(ctx, manyGauges(3, at)); err != nil {
+		t.Fatal(err)
+	}
+	bad := manyGauges(3, at.Add(time.Minute))
+	bad.Resource = resource.NewSchemaless(attribute.String("boom", "1"))
+	if err := exp.Export(ctx, bad); err == nil || !strings.Contains(err.Error(), "conversion failed") || !strings.Contains(err.Error(), "filter exploded") {
+		t.Errorf("Export = %v, want a conversion error naming the panic", err)
+	}
+	if n := srv.RequestCount(); n != 1 {
+		t.Errorf("%d requests, want 1: the failed conversion sends nothing", n)
+	}
+	if err := exp.Export(ctx, manyGauges(3, at.Add(2*time.Minute))); err != nil {
+		t.Fatalf("export after the panic: %v", err)
+	}
+	samples, err := srv.Samples("load", map[string]string{"i": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 2 || samples[1].Timestamp != at.Add(2*time.Minute).UnixMilli() {
+		t.Errorf("samples = %+v, want the first and the third export's", samples)
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}

@@ -1,0 +1,302 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/golang/snappy"
+)
+
+// An export is converted into a batch: one small record per series,
+// pointing at the series' cached labels. The batch is then cut into
+// requests within the size limits, and two workers encode and compress the
+// requests side by side (each compresses what it has just encoded, while
+// it is in its CPU cache) for a third goroutine that sends them in order.
+// At no time does the whole encoded export exist in memory: one
+// uncompressed request per worker, and a few compressed ones waiting for
+// their turn.
+
+// batch is one export's series, in request order.
+type batch struct {
+	records []record
+	// markers is where the staleness markers start in records.
+	markers int
+	// ended are the series this export ends without a marker
+	// (WithoutStaleMarkers).
+	ended []*seriesState
+	// extra holds the encoded exemplars and native histograms of records.
+	extra []byte
+	// exemplars counts the exemplars of the records that have some, for
+	// the exporter's own telemetry.
+	exemplars []exemplarCount
+	// metadata are the encoded metadata fields, sent with the first request.
+	metadata []string
+}
+
+// record is one series of a batch.
+type record struct {
+	s     *seriesState
+	value float64
+	// ts is the sample's timestamp, already moved past the newest one
+	// delivered.
+	ts int64
+	// extra and extraLen locate the series' exemplars and native histogram
+	// in batch.extra; extraLen has recordHistogram set for a native
+	// histogram series, which has no float sample.
+	extra, extraLen uint32
+}
+
+const recordHistogram = 1 << 31
+
+func (r *record) isHistogram() bool { return r.extraLen&recordHistogram != 0 }
+
+type exemplarCount struct {
+	record, n int
+}
+
+func (b *batch) reset() {
+	clear(b.records) // no pointers into the cache outlive the export
+	b.records, b.markers, b.extra = b.records[:0], 0, b.extra[:0]
+	b.exemplars = b.exemplars[:0]
+	clear(b.metadata)
+	b.metadata = b.metadata[:0]
+	clear(b.ended)
+	b.ended = b.ended[:0]
+}
+
+// seriesLen is the size of r's TimeSeries message.
+func (b *batch) seriesLen(r *record) int {
+	n := len(r.s.labels) + int(r.extraLen&^recordHistogram)
+	if !r.isHistogram() {
+		n += fieldLen(sampleLen(r.value, r.ts))
+	}
+	return n
+}
+
+// appendSeries appends r as a WriteRequest.timeseries field whose message
+// is n bytes long.
+func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
+	dst = append(dst, tagWriteTimeseries)
+	dst = appendVarint(dst, uint64(n))
+	dst = append(dst, r.s.labels...)
+	if !r.isHistogram() {
+		dst = appendSample(dst, r.value, r.ts)
+	}
+	return append(dst, b.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
+}
+
+// cut is the end (exclusive) of one request in batch.records, and what the
+// exporter's telemetry counts of it.
+type cut struct {
+	end   int
+	parts partCounts
+}
+
+// partCounts is what the exporter's telemetry counts of a request.
+type partCounts struct {
+	series, samples, histograms, exemplars int
+}
+
+// cut cuts b into requests of at most maxSeries series and maxBytes bytes (a
+// series larger than that alone), in order, exactly where the reference
+// split cuts a prompb.WriteRequest of the same series: the first request
+// counts the metadata, which it carries. It returns the cuts appended to
+// cuts[:0].
+func (b *batch) cut(maxSeries, maxBytes int, cuts []cut) []cut {
+	cuts = cuts[:0]
+	size := 0 // of the request being cut
+	for _, m := range b.metadata {
+		size += len(m)
+	}
+	start, exemplar := 0, 0
+	var parts partCounts
+	for i := range b.records {
+		r := &b.records[i]
+		field := fieldLen(b.seriesLen(r))
+		if i > start && (i-start >= maxSeries || size+field > maxBytes) {
+			cuts = append(cuts, cut{end: i, parts: parts})
+			size, start, parts = 0, i, partCounts{}
+		}
+		size += field
+		parts.series++
+		if r.isHistogram() {
+			parts.histograms++
+		} else {
+			parts.samples++
+		}
+		if exemplar < len(b.exemplars) && b.exemplars[exemplar].record == i {
+			parts.exemplars += b.exemplars[exemplar].n
+			exemplar++
+		}
+	}
+	if parts.series > 0 {
+		cuts = append(cuts, cut{end: len(b.records), parts: parts})
+	}
+	return cuts
+}
+
+// encode appends the WriteRequest of records[start:end] to buf; the first
+// request carries the metadata, at the end, where gogo's Marshal puts it.
+func (b *batch) encode(buf []byte, start, end int) []byte {
+	for i := start; i < end; i++ {
+		r := &b.records[i]
+		buf = b.appendSeries(buf, r, b.seriesLen(r))
+	}
+	if start == 0 {
+		for _, m := range b.metadata {
+			buf = append(buf, m...)
+		}
+	}
+	return buf
+}
+
+// sendBuffers are the buffers an exporter's exports reuse: the cuts, and
+// each worker's uncompressed request and compression output.
+type sendBuffers struct {
+	cuts    []cut
+	workers [sendWorkers]workerBuffers
+}
+
+type workerBuffers struct {
+	raw, snappy []byte
+}
+
+const (
+	// sendWorkers encode and compress requests side by side.
+	sendWorkers = 2
+	// sendAhead is how many requests may be encoded and compressed ahead
+	// of the one being sent.
+	sendAhead = 4
+)
+
+// send delivers b in requests within the size limits, in order, so that a
+// series' samples never overtake each other: metadata goes with the first
+// request, a series larger than the byte limit alone in its own (see
+// batch.cut). The first failure stops the rest: it is logged once and
+// returned, as a *WriteError that counts the series delivered and dropped.
+// delivered is how many records, from the first, the receiver accepted.
+func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (delivered int, err error) {
+	bufs.cuts = b.cut(e.cfg.maxSeries, e.cfg.maxBytes, bufs.cuts)
+	p := &pipeline{e: e, ctx: ctx, b: b, cuts: bufs.cuts, tokens: make(chan struct{}, sendAhead)}
+	for i := range p.slots {
+		p.slots[i].done = make(chan struct{}, 1)
+	}
+	workers := min(sendWorkers, len(p.cuts))
+	p.wg.Add(workers)
+	for w := range workers {
+		go p.work(&bufs.workers[w])
+	}
+	p.post()
+	p.wg.Wait()
+	// Keep the buffers for the next export, unless one grew beyond what a
+	// request within the byte limit needs (for an oversized series).
+	keep := max(e.cfg.maxBytes, 1<<20)
+	if keep < math.MaxInt/2 {
+		keep *= 2 // append grows a buffer up to twice its content
+	}
+	for i := range bufs.workers {
+		w := &bufs.workers[i]
+		if cap(w.raw) > keep {
+			w.raw, w.snappy = nil, nil
+		}
+	}
+
+	if p.err != nil {
+		var we *WriteError
+		if errors.As(p.err, &we) {
+			we.Series, we.Delivered = len(b.records)-p.delivered, p.delivered
+		}
+		e.warn(p.err)
+		return p.delivered, p.err
+	}
+	return p.delivered, nil
+}
+
+// pipeline is the state of one send.
+type pipeline struct {
+	e    *Exporter
+	ctx  context.Context
+	b    *batch
+	cuts []cut
+
+	// next is the next request for a worker to take. A worker takes a
+	// token first, which post returns once the request is sent: so at most
+	// sendAhead requests are under way, and request k's result can wait in
+	// slots[k%sendAhead].
+	next   atomic.Int64
+	tokens chan struct{}
+	slots  [sendAhead]struct {
+		body   []byte // compressed; nil when skipped after a failure
+		rawLen int
+		done   chan struct{}
+	}
+	wg sync.WaitGroup
+
+	// failed stops the work after the first failed request.
+	failed atomic.Bool
+	// err and delivered are written by post.
+	err       error
+	delivered int
+}
+
+// work encodes and compresses requests until none are left. After a
+// failure it only marks the rest done.
+func (p *pipeline) work(buf *workerBuffers) {
+	defer p.wg.Done()
+	for {
+		p.tokens <- struct{}{}
+		k := int(p.next.Add(1) - 1)
+		if k >= len(p.cuts) {
+			<-p.tokens
+			return
+		}
+		slot := &p.slots[k%sendAhead]
+		slot.body = nil
+		if !p.failed.Load() {
+			start := 0
+			if k > 0 {
+				start = p.cuts[k-1].end
+			}
+			buf.raw = p.b.encode(buf.raw[:0], start, p.cuts[k].end)
+			if n := snappy.MaxEncodedLen(len(buf.raw)); len(buf.snappy) < n {
+				buf.snappy = make([]byte, n)
+			}
+			// The body gets its own exact-size copy: the HTTP transport
+			// may still read a body after the response has arrived, so
+			// bodies are never reused.
+			slot.body = append([]byte(nil), snappy.Encode(buf.snappy, buf.raw)...)
+			slot.rawLen = len(buf.raw)
+		}
+		slot.done <- struct{}{}
+	}
+}
+
+// post sends the requests in order as the workers finish them, and stops
+// sending at the first failure.
+func (p *pipeline) post() {
+	e := p.e
+	for k, c := range p.cuts {
+		slot := &p.slots[k%sendAhead]
+		<-slot.done
+		body, rawLen := slot.body, slot.rawLen
+		slot.body = nil
+		if body != nil && !p.failed.Load() {
+			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
+				err := e.client.attempt(ctx, body, c.parts.series, attempt)
+				e.tel.attempt(ctx, rawLen, len(body), err)
+				return err
+			})
+			e.tel.part(p.ctx, c.parts, err)
+			if err != nil {
+				p.err = err
+				p.failed.Store(true)
+			} else {
+				p.delivered += c.parts.series
+			}
+		}
+		<-p.tokens
+	}
+}
