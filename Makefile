@@ -27,9 +27,18 @@ export PRWMETRIC_PROMETHEUS3 ?= $(PROMETHEUS3)
 # Debian package → the binary the e2e harness runs.
 DEBIAN_BINARIES := prometheus:/usr/bin/prometheus victoria-metrics:/usr/bin/victoria-metrics
 
-.PHONY: test test-unit test-autoexport test-e2e test-benchmarks e2e-deps debian-deps prometheus3
+.PHONY: test test-unit test-fuzz test-autoexport test-e2e test-benchmarks e2e-deps debian-deps prometheus3
 
-test: test-unit test-autoexport test-e2e test-benchmarks
+test: test-unit test-fuzz test-autoexport test-e2e test-benchmarks
+
+# A short run of every fuzz target; long runs are done by hand before a
+# release: make test-fuzz FUZZTIME=10m
+FUZZTIME ?= 10s
+test-fuzz:
+	for target in FuzzConvert FuzzResponseHandling FuzzParseRetryAfter; do \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) . ; \
+	done
+	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./prwmetrictest
 
 test-unit:
 	$(GO) vet ./...
