@@ -80,7 +80,7 @@
 //   - WithNamespace, WithTranslationStrategy, WithoutScopeInfo,
 //     WithoutTargetInfo, WithResourceAsLabels, WithExternalLabels,
 //     WithoutMetadata, WithHistogramMinMax: conversion choices, see each.
-//   - WithMaxSeriesPerRequest (default 2000), WithMaxRequestBytes (default
+//   - WithMaxSeriesPerRequest (default 10 000), WithMaxRequestBytes (default
 //     3 MiB): larger exports are split into requests sent in order.
 //   - WithRetry (default off): retry 5xx, 429 and network errors with
 //     backoff, honouring Retry-After.

@@ -4,15 +4,19 @@ import (
 	"fmt"
 )
 
-// Defaults match Prometheus' and the Collector's remote-write queues, which
-// every receiver is sized for.
+// The byte limit is the Collector's default batch size, which receivers are
+// sized for; with typical labels (a few hundred bytes a series) it binds
+// first, at 6 000–10 000 series. The series limit guards against requests of
+// very many tiny series; fewer, larger requests cost less per series on both
+// ends than Prometheus' own 2 000-sample batches, which exist to feed its
+// parallel shards.
 const (
-	defaultMaxSeriesPerRequest = 2000
+	defaultMaxSeriesPerRequest = 10000
 	defaultMaxRequestBytes     = 3 << 20
 )
 
 // WithMaxSeriesPerRequest splits an export into requests of at most n series
-// (default 2000). Requests of one export are sent in order, and the first
+// (default 10 000). Requests of one export are sent in order, and the first
 // failure stops the rest of that export. n must be positive.
 func WithMaxSeriesPerRequest(n int) Option {
 	return optionFunc(func(c config) config { c.maxSeries = n; return c })
