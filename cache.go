@@ -3,6 +3,7 @@ package prwmetric
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/otlptranslator"
@@ -78,9 +79,10 @@ type seriesCache struct {
 
 	// families is reused by every conversion (see conversion.families).
 	families map[string]prompb.MetricMetadata_MetricType
-	// native and labelBuf are scratch space of the conversion.
+	// native, labelBuf and labels are scratch space of the conversion.
 	native   nativeScratch
 	labelBuf []byte
+	labels   []prompb.Label
 }
 
 // generation numbers conversions. 32 bits keep the per-series state small.
@@ -129,6 +131,15 @@ func (sc *seriesCache) internString(labels string) *seriesState {
 func (sc *seriesCache) internLabels(labels []prompb.Label) *seriesState {
 	sc.labelBuf = appendLabels(sc.labelBuf[:0], labels)
 	return sc.intern(sc.labelBuf)
+}
+
+// internWith interns the series withLabels(base, extra...) without
+// allocating the labels.
+func (sc *seriesCache) internWith(base []prompb.Label, extra ...prompb.Label) *seriesState {
+	sc.labels = appendWithLabels(sc.labels[:0], base, extra...)
+	s := sc.internLabels(sc.labels)
+	clear(sc.labels) // keep no label strings alive
+	return s
 }
 
 // resourceEntry is what a resource yields, and the cache below it.
@@ -314,10 +325,64 @@ func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int
 	clear(sc.families)
 	cc := &cachedConversion{sc: sc, b: b, gen: sc.gen, cv: conversion{c: sc.c, families: sc.families}}
 	if rm != nil {
+		sc.reserve(b, estimateSeries(rm))
 		cc.resourceMetrics(rm)
 	}
 	sc.sweep(b, now)
 	return cc.cv.err()
+}
+
+// reserve makes room for n series in b and, on a first export, in the
+// series table, before they are added one by one: growing by append would
+// leave the outgrown copies behind as garbage, which on a first export of
+// a million series costs as much heap as the series themselves.
+func (sc *seriesCache) reserve(b *batch, n int) {
+	if cap(b.records)-len(b.records) < n {
+		b.records = slices.Grow(b.records, n)
+	}
+	if len(sc.byLabels) == 0 && n > 0 {
+		sc.byLabels = make(map[string]*seriesState, n)
+	}
+	if cap(sc.last) < n {
+		sc.last = slices.Grow(sc.last, n-len(sc.last))
+	}
+}
+
+// estimateSeries is about the number of series rm converts to: exact for
+// valid data (and WithHistogramMinMax off); only used to size buffers.
+func estimateSeries(rm *metricdata.ResourceMetrics) int {
+	n := 1 // target_info
+	for i := range rm.ScopeMetrics {
+		for j := range rm.ScopeMetrics[i].Metrics {
+			switch d := rm.ScopeMetrics[i].Metrics[j].Data.(type) {
+			case metricdata.Sum[int64]:
+				n += len(d.DataPoints)
+			case metricdata.Sum[float64]:
+				n += len(d.DataPoints)
+			case metricdata.Gauge[int64]:
+				n += len(d.DataPoints)
+			case metricdata.Gauge[float64]:
+				n += len(d.DataPoints)
+			case metricdata.ExponentialHistogram[int64]:
+				n += len(d.DataPoints)
+			case metricdata.ExponentialHistogram[float64]:
+				n += len(d.DataPoints)
+			case metricdata.Histogram[int64]:
+				for k := range d.DataPoints {
+					n += len(d.DataPoints[k].BucketCounts) + 2
+				}
+			case metricdata.Histogram[float64]:
+				for k := range d.DataPoints {
+					n += len(d.DataPoints[k].BucketCounts) + 2
+				}
+			case metricdata.Summary:
+				for k := range d.DataPoints {
+					n += len(d.DataPoints[k].QuantileValues) + 2
+				}
+			}
+		}
+	}
+	return n
 }
 
 // forget drops every entry above the series, after a conversion failed
@@ -479,7 +544,7 @@ func (cc *cachedConversion) newMetricEntry(m *metricdata.Metrics, kind metricKin
 	case kindSummary:
 		namingType, typ = otlptranslator.MetricTypeSummary, prompb.MetricMetadata_SUMMARY
 	}
-	me := &metricEntry{points: map[attribute.Distinct]*pointEntry{}}
+	me := &metricEntry{points: make(map[attribute.Distinct]*pointEntry, dataPoints(m.Data))}
 	name, problem := c.familyName(*m, namingType)
 	if problem != "" {
 		me.problem = problem
@@ -491,6 +556,32 @@ func (cc *cachedConversion) newMetricEntry(m *metricdata.Metrics, kind metricKin
 		me.families[familyMax] = cc.sc.family(name+"_max", prompb.MetricMetadata_GAUGE, m.Description, m.Unit)
 	}
 	return me
+}
+
+// dataPoints is the number of data points of data, to size a new metric's
+// point table at once.
+func dataPoints(data metricdata.Aggregation) int {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		return len(d.DataPoints)
+	case metricdata.Sum[float64]:
+		return len(d.DataPoints)
+	case metricdata.Gauge[int64]:
+		return len(d.DataPoints)
+	case metricdata.Gauge[float64]:
+		return len(d.DataPoints)
+	case metricdata.Histogram[int64]:
+		return len(d.DataPoints)
+	case metricdata.Histogram[float64]:
+		return len(d.DataPoints)
+	case metricdata.ExponentialHistogram[int64]:
+		return len(d.DataPoints)
+	case metricdata.ExponentialHistogram[float64]:
+		return len(d.DataPoints)
+	case metricdata.Summary:
+		return len(d.DataPoints)
+	}
+	return 0
 }
 
 // mainFamily is conversion.family on a cached name: the family name, or ""
@@ -544,7 +635,7 @@ func (cc *cachedConversion) singlePoint(mc *metricCtx, me *metricEntry, attrs *a
 	if pe == nil {
 		var base []prompb.Label
 		pe, base = cc.newPoint(mc, me, nil, *attrs, "")
-		pe.series = cc.sc.internLabels(withLabels(base, nameLabel(name)))
+		pe.series = cc.sc.internWith(base, nameLabel(name))
 	}
 	mc.p.addAll(pe.problems())
 	return pe
@@ -727,14 +818,14 @@ func (cc *cachedConversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *p
 		if i < len(bounds) {
 			le = formatFloat(bounds[i])
 		}
-		ps.series = append(ps.series, sc.internLabels(withLabels(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le})))
+		ps.series = append(ps.series, sc.internWith(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}))
 	}
 	ps.series = append(ps.series,
-		sc.internLabels(withLabels(base, nameLabel(name+"_sum"))),
-		sc.internLabels(withLabels(base, nameLabel(name+"_count"))))
+		sc.internWith(base, nameLabel(name+"_sum")),
+		sc.internWith(base, nameLabel(name+"_count")))
 	if sc.c.histogramMinMax {
-		ps.min = sc.internLabels(withLabels(base, nameLabel(me.families[familyMin].name)))
-		ps.max = sc.internLabels(withLabels(base, nameLabel(me.families[familyMax].name)))
+		ps.min = sc.internWith(base, nameLabel(me.families[familyMin].name))
+		ps.max = sc.internWith(base, nameLabel(me.families[familyMax].name))
 	}
 	return pe
 }
@@ -811,11 +902,11 @@ func (cc *cachedConversion) summaryPoint(mc *metricCtx, me *metricEntry, pe *poi
 	sc := cc.sc
 	for _, q := range dp.QuantileValues {
 		ps.quantiles = append(ps.quantiles, q.Quantile)
-		ps.series = append(ps.series, sc.internLabels(withLabels(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)})))
+		ps.series = append(ps.series, sc.internWith(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)}))
 	}
 	ps.series = append(ps.series,
-		sc.internLabels(withLabels(base, nameLabel(name+"_sum"))),
-		sc.internLabels(withLabels(base, nameLabel(name+"_count"))))
+		sc.internWith(base, nameLabel(name+"_sum")),
+		sc.internWith(base, nameLabel(name+"_count")))
 	return pe
 }
 

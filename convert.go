@@ -144,6 +144,19 @@ type conversion struct {
 	hasNewest bool
 
 	dropped []string
+
+	// scratch is reused by pointLabels: a first export builds the labels
+	// of every data point, and fresh maps and slices for each would more
+	// than double the heap that export needs.
+	scratch labelScratch
+}
+
+// labelScratch is the reusable space of conversion.pointLabels.
+type labelScratch struct {
+	m      map[string]string
+	names  map[attribute.Key]string
+	kvs    []attribute.KeyValue
+	labels []prompb.Label
 }
 
 // problems collects what was dropped while converting one subject (a metric,
@@ -324,13 +337,27 @@ func (c *converter) identity(dst map[string]string, job, instance string) {
 // "name", "version" and "schema_url" are left out, as the pull exporter does,
 // since otel_scope_name etc. carry those.
 func (c *converter) addAttrs(dst map[string]string, kvs []attribute.KeyValue, prefix string, p *problems) {
-	var names []string
+	c.addAttrsNamed(dst, kvs, prefix, p, nil)
+}
+
+// addAttrsNamed is addAttrs remembering in names (when not nil) the label
+// names that attribute keys translate to: the same few keys recur on every
+// data point, and translating one allocates.
+func (c *converter) addAttrsNamed(dst map[string]string, kvs []attribute.KeyValue, prefix string, p *problems, names map[attribute.Key]string) {
+	var order []string
 	values := map[string]string{}
 	for _, kv := range kvs {
-		name, err := c.labelNamer.Build(string(kv.Key))
-		if err != nil {
-			p.add("attribute %q: %v", kv.Key, err)
-			continue
+		name, ok := names[kv.Key]
+		if !ok {
+			var err error
+			name, err = c.labelNamer.Build(string(kv.Key))
+			if err != nil {
+				p.add("attribute %q: %v", kv.Key, err)
+				continue
+			}
+			if names != nil {
+				names[kv.Key] = name
+			}
 		}
 		if prefix != "" {
 			if name == "name" || name == "version" || name == "schema_url" {
@@ -348,13 +375,13 @@ func (c *converter) addAttrs(dst map[string]string, kvs []attribute.KeyValue, pr
 		}
 		old, ok := values[name]
 		if !ok {
-			names = append(names, name)
+			order = append(order, name)
 			values[name] = value
 			continue
 		}
 		values[name] = old + ";" + value
 	}
-	for _, name := range names {
+	for _, name := range order {
 		dst[name] = values[name]
 	}
 }
@@ -373,12 +400,26 @@ func labelValue(s string) string {
 // A label named reserved (le for histograms, quantile for summaries) is
 // dropped and reported: the pull exporter refuses such points, and on _sum
 // and _count it would be a label that means something else.
+// The result is only valid until the next call: callers copy it (withLabels).
 func (cv *conversion) pointLabels(attrs attribute.Set, high map[string]string, p *problems, reserved string) []prompb.Label {
-	m := make(map[string]string, len(cv.low)+attrs.Len()+len(high))
+	sc := &cv.scratch
+	if sc.m == nil {
+		sc.m = make(map[string]string, len(cv.low)+attrs.Len()+len(high))
+	}
+	m := sc.m
+	clear(m)
 	for k, v := range cv.low {
 		m[k] = v
 	}
-	cv.c.addAttrs(m, attrs.ToSlice(), "", p)
+	sc.kvs = sc.kvs[:0]
+	for it := attrs.Iter(); it.Next(); {
+		sc.kvs = append(sc.kvs, it.Attribute())
+	}
+	if sc.names == nil {
+		sc.names = map[attribute.Key]string{}
+	}
+	cv.c.addAttrsNamed(m, sc.kvs, "", p, sc.names)
+	clear(sc.kvs) // no references to attribute values outlive the call
 	for k, v := range high {
 		m[k] = v
 	}
@@ -386,11 +427,17 @@ func (cv *conversion) pointLabels(attrs attribute.Set, high map[string]string, p
 		p.add("label %q dropped: Prometheus reserves it for histogram buckets and summary quantiles", reserved)
 		delete(m, reserved)
 	}
-	return sortedLabels(m)
+	sc.labels = appendSortedLabels(sc.labels[:0], m)
+	return sc.labels
 }
 
 func sortedLabels(m map[string]string) []prompb.Label {
-	out := make([]prompb.Label, 0, len(m)+2)
+	return appendSortedLabels(make([]prompb.Label, 0, len(m)+2), m)
+}
+
+// appendSortedLabels appends the non-empty labels of m to out[:0], sorted
+// by name.
+func appendSortedLabels(out []prompb.Label, m map[string]string) []prompb.Label {
 	for k, v := range m {
 		if v != "" {
 			out = append(out, prompb.Label{Name: k, Value: labelValue(v)})
@@ -403,8 +450,12 @@ func sortedLabels(m map[string]string) []prompb.Label {
 // withLabels returns a copy of the sorted labels base with extra set
 // (overriding labels of the same name), still sorted.
 func withLabels(base []prompb.Label, extra ...prompb.Label) []prompb.Label {
-	out := make([]prompb.Label, len(base), len(base)+len(extra))
-	copy(out, base)
+	return appendWithLabels(make([]prompb.Label, 0, len(base)+len(extra)), base, extra...)
+}
+
+// appendWithLabels is withLabels writing into dst[:0].
+func appendWithLabels(dst, base []prompb.Label, extra ...prompb.Label) []prompb.Label {
+	out := append(dst[:0], base...)
 	for _, l := range extra {
 		i, found := slices.BinarySearchFunc(out, l.Name, func(a prompb.Label, name string) int { return strings.Compare(a.Name, name) })
 		if found {
