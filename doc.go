@@ -18,8 +18,11 @@
 //	defer provider.Shutdown(context.Background())
 //
 // At each collection the reader calls Export, which converts every data point
-// to Prometheus series, encodes them as one Remote Write 1.0 request (a
-// protobuf WriteRequest, snappy block-compressed) and POSTs it.
+// to Prometheus series, encodes them as Remote Write 1.0 requests (protobuf
+// WriteRequests, snappy block-compressed; one, unless the export is larger
+// than WithMaxRequestBytes or WithMaxSeriesPerRequest allow) and POSTs them
+// in order. Series labels are built and encoded once and cached, so a steady
+// export costs little more than the compression.
 //
 // # Failures and retries
 //
