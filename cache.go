@@ -49,6 +49,8 @@ type seriesState struct {
 	// evicted: the series left the table. Cache entries that still point
 	// to it look it up again by its labels.
 	evicted bool
+	// v2 is what the Remote Write 2.0 encoding keeps, once sent as 2.0.
+	v2 *seriesV2
 }
 
 // seriesCache holds what exports reuse. One export converts at a time (the
@@ -83,6 +85,11 @@ type seriesCache struct {
 	native   nativeScratch
 	labelBuf []byte
 	labels   []prompb.Label
+
+	// withV2 makes conversions record what 2.0 requests need (batch.v2).
+	withV2 bool
+	// symbols number the label strings of 2.0 requests (v2.go).
+	symbols symbolTable
 }
 
 // generation numbers conversions. 32 bits keep the per-series state small.
@@ -235,6 +242,12 @@ type family struct {
 	typ  prompb.MetricMetadata_MetricType
 	// metadata is its encoded WriteRequest.metadata field.
 	metadata string
+	// help and unit are its metadata for 2.0 requests, helpID and unitID
+	// their numbers in the symbol table of symEpoch (when symbolized).
+	help, unit     string
+	helpID, unitID uint32
+	symEpoch       uint32
+	symbolized     bool
 	// registered is the export in which this metric already made sure the
 	// family is registered, so that only its first series looks it up.
 	registered generation
@@ -310,6 +323,9 @@ type cachedConversion struct {
 	// (labels, family conflicts, reports).
 	cv  conversion
 	res *resourceEntry
+	// start is the start time (ms) of the series emitted next, for 2.0
+	// requests: 0 for gauges.
+	start int64
 }
 
 // convert converts rm into b, through the cache. Like converter.convert,
@@ -324,6 +340,7 @@ func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int
 	sc.seenCount, sc.entriesSeen = 0, 0
 	clear(sc.families)
 	cc := &cachedConversion{sc: sc, b: b, gen: sc.gen, cv: conversion{c: sc.c, families: sc.families}}
+	b.withV2 = sc.withV2
 	if rm != nil {
 		sc.reserve(b, estimateSeries(rm))
 		cc.resourceMetrics(rm)
@@ -451,7 +468,8 @@ func (cc *cachedConversion) resource(r *resource.Resource) *resourceEntry {
 // family returns the family name of type typ with the metadata of a metric
 // with description help and unit.
 func (sc *seriesCache) family(name string, typ prompb.MetricMetadata_MetricType, help, unit string) family {
-	return family{name: name, typ: typ, metadata: string(appendMetadata(nil, typ, name, help, sc.c.unitNamer.Build(unit)))}
+	unit = sc.c.unitNamer.Build(unit)
+	return family{name: name, typ: typ, metadata: string(appendMetadata(nil, typ, name, help, unit)), help: help, unit: unit}
 }
 
 func (cc *cachedConversion) touch(seen *generation) {
@@ -486,6 +504,7 @@ func (cc *cachedConversion) metric(scope instrumentation.Scope, se *scopeEntry, 
 		mc.p.add("unsupported data type %T: the whole metric", m.Data)
 	} else {
 		me := cc.metricEntry(se, m, kind)
+		cc.start = 0
 		switch d := m.Data.(type) {
 		case metricdata.Sum[int64]:
 			cachedSum(cc, &mc, me, d)
@@ -686,6 +705,16 @@ func (cc *cachedConversion) emit(mc *metricCtx, f *family, slot **seriesState, v
 		}
 	}
 	cc.b.records = append(cc.b.records, r)
+	if cc.b.withV2 {
+		info := recordV2{start: cc.start, fam: f}
+		if cc.sc.c.withoutMetadata {
+			info.fam = nil
+		}
+		if info.start > ms {
+			info.start = 0 // not a start; receivers would refuse it
+		}
+		cc.b.v2 = append(cc.b.v2, info)
+	}
 	if f.registered != cc.gen {
 		f.registered = cc.gen
 		cc.register(f)
@@ -717,6 +746,9 @@ func cachedSum[N int64 | float64](cc *cachedConversion, mc *metricCtx, me *metri
 		dp := &d.DataPoints[i]
 		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
 		t := dp.Time.UnixMilli()
+		if d.IsMonotonic {
+			cc.start = startMillis(dp.StartTime)
+		}
 		var exemplars []prompb.Exemplar
 		if d.IsMonotonic && len(dp.Exemplars) > 0 {
 			// OpenMetrics allows exemplars on counters and histogram
@@ -765,6 +797,7 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 		ps := pe.more
 		mc.p.addAll(ps.problems)
 		t := dp.Time.UnixMilli()
+		cc.start = startMillis(dp.StartTime)
 		var exemplars [][]prompb.Exemplar
 		if len(dp.Exemplars) > 0 {
 			exemplars = bucketExemplars(cc.sc.c, *dp, t, &mc.p)
@@ -789,6 +822,7 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 		if !minMax {
 			continue
 		}
+		cc.start = 0 // gauges
 		if v, ok := dp.Min.Value(); ok {
 			cc.emit(mc, fmin, &ps.min, promValue(float64(v)), t, nil, nil)
 		}
@@ -861,6 +895,7 @@ func cachedExponentialHistogram[N int64 | float64](cc *cachedConversion, mc *met
 			continue
 		}
 		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
+		cc.start = startMillis(dp.StartTime)
 		var exemplars []prompb.Exemplar
 		if len(dp.Exemplars) > 0 {
 			exemplars = convertExemplars(cc.sc.c, dp.Exemplars, h.timestamp, &mc.p)
@@ -884,6 +919,7 @@ func cachedSummary(cc *cachedConversion, mc *metricCtx, me *metricEntry, d metri
 		ps := pe.more
 		mc.p.addAll(ps.problems)
 		t := dp.Time.UnixMilli()
+		cc.start = startMillis(dp.StartTime)
 		for j, q := range dp.QuantileValues {
 			cc.emit(mc, f, &ps.series[j], promValue(q.Value), t, nil, nil)
 		}
@@ -931,6 +967,7 @@ func (cc *cachedConversion) targetInfo() {
 	mc := metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
 	mc.p.addAll(res.targetProblems)
 	if res.target != nil && cc.cv.familyFree(&mc, res.targetFamily.name, res.targetFamily.typ) {
+		cc.start = 0
 		cc.emit(&mc, &res.targetFamily, &res.target, 1, cc.cv.newest, nil, nil)
 	}
 	if len(mc.p.reasons) > 0 {

@@ -166,8 +166,8 @@ func cacheSortSeries(s []prompb.TimeSeries) {
 func cacheRequests(b *batch, maxSeries, maxBytes int) [][]byte {
 	var out [][]byte
 	start := 0
-	for _, c := range b.cut(maxSeries, maxBytes, nil) {
-		out = append(out, b.encode(nil, start, c.end))
+	for _, c := range b.cut(0, maxSeries, maxBytes, nil) {
+		out = append(out, b.encode(nil, 0, start, c.end))
 		start = c.end
 	}
 	return out
@@ -702,10 +702,10 @@ func TestSteadyStateAllocations(t *testing.T) {
 			if err := sc.convert(rm, &b, 0); err != nil {
 				t.Fatal(err)
 			}
-			cuts = b.cut(defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
+			cuts = b.cut(0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
 			start := 0
 			for _, c := range cuts {
-				buf = b.encode(buf[:0], start, c.end)
+				buf = b.encode(buf[:0], 0, start, c.end)
 				start = c.end
 			}
 			sc.delivered(&b, len(b.records))

@@ -178,23 +178,39 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// send POSTs one snappy-compressed body carrying series series, once. It
-// returns nil on any 2xx and a *WriteError otherwise.
+// send POSTs one snappy-compressed 1.0 body carrying series series, once.
+// It returns nil on any 2xx and a *WriteError otherwise.
 func (c *client) send(ctx context.Context, body []byte, series int) error {
-	return c.attempt(ctx, body, series, 0)
+	return c.attempt(ctx, body, partCounts{series: series}, ProtocolV1, 0)
 }
 
-// attempt is send for the retry policy: attempt n > 0 is marked with a
-// Retry-Attempt header, and the error carries the server's Retry-After.
-func (c *client) attempt(ctx context.Context, body []byte, series, n int) error {
+// shortWrite is a 2.0 receiver's success that wrote less than the request
+// carried.
+type shortWrite struct{ written partCounts }
+
+func (s *shortWrite) Error() string { return "partial write" }
+
+// attempt POSTs one snappy-compressed body of protocol proto carrying parts,
+// once. It returns nil on a 2xx and a *WriteError otherwise; for 2.0,
+// errNoWrittenHeaders or a *shortWrite when the 2xx does not say that
+// everything was written. Attempt n > 0 (of the retry policy) is marked
+// with a Retry-Attempt header, and the error carries the server's
+// Retry-After.
+func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, proto Protocol, n int) error {
+	series := parts.series
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: err}
 	}
 	// NewRequest sets GetBody for a bytes.Reader, so redirects resend the body.
 	req.Header.Set(headerContentEncoding, contentEncodingSnappy)
-	req.Header.Set(headerContentType, contentTypeV1)
-	req.Header.Set(headerVersion, versionV1)
+	if proto == ProtocolV2 {
+		req.Header.Set(headerContentType, contentTypeV2)
+		req.Header.Set(headerVersion, versionV2)
+	} else {
+		req.Header.Set(headerContentType, contentTypeV1)
+		req.Header.Set(headerVersion, versionV1)
+	}
 	req.Header.Set(headerUserAgent, userAgent)
 	if n > 0 {
 		req.Header.Set(headerRetryAttempt, strconv.Itoa(n))
@@ -207,6 +223,16 @@ func (c *client) attempt(ctx context.Context, body []byte, series, n int) error 
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		if proto != ProtocolV2 {
+			return nil
+		}
+		written, ok := writtenCounts(resp.Header)
+		switch {
+		case !ok:
+			return errNoWrittenHeaders
+		case written.samples < parts.samples || written.histograms < parts.histograms || written.exemplars < parts.exemplars:
+			return &shortWrite{written: written}
+		}
 		return nil
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

@@ -69,6 +69,9 @@ type config struct {
 	externalLabels      map[string]string
 	withoutMetadata     bool
 	histogramMinMax     bool
+	protocol            Protocol
+	customBuckets       bool
+	classicHistograms   bool
 
 	withoutEnvironment  bool
 	retry               RetryConfig
@@ -88,6 +91,7 @@ func newConfig(opts []Option) (config, error) {
 		translationStrategy: otlptranslator.UnderscoreEscapingWithSuffixes,
 		maxSeries:           defaultMaxSeriesPerRequest,
 		maxBytes:            defaultMaxRequestBytes,
+		protocol:            ProtocolV1,
 	}
 	code := applyOptions(config{}, opts)
 	if !code.withoutEnvironment {
@@ -232,6 +236,7 @@ func (c *config) validate() error {
 		add("prwmetric: WithAggregationSelector(nil): pass a selector, e.g. sdkmetric.DefaultAggregationSelector")
 	}
 	errs = append(errs, validateSplit(c)...)
+	errs = append(errs, validateProtocol(c)...)
 	if err := c.validateConversion(); err != nil {
 		errs = append(errs, err)
 	}
@@ -242,7 +247,10 @@ func (c *config) validateConversion() error {
 	switch c.translationStrategy {
 	case otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes:
 	case otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation:
-		return fmt.Errorf("prwmetric: WithTranslationStrategy(%s): Remote Write 1.0 requires legacy metric and label names; use %s or %s",
+		if c.protocol == ProtocolV2 {
+			break
+		}
+		return fmt.Errorf("prwmetric: WithTranslationStrategy(%s): Remote Write 1.0 requires legacy metric and label names; use %s or %s, or WithProtocol(ProtocolV2)",
 			c.translationStrategy, otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes)
 	default:
 		return fmt.Errorf("prwmetric: WithTranslationStrategy(%q): unknown strategy; use one of the otlptranslator constants", string(c.translationStrategy))
@@ -478,8 +486,11 @@ func WithNamespace(namespace string) Option {
 // names. The default, otlptranslator.UnderscoreEscapingWithSuffixes, replaces
 // invalid characters with "_" and appends unit and "_total" suffixes;
 // otlptranslator.UnderscoreEscapingWithoutSuffixes leaves the suffixes out.
-// Strategies that keep UTF-8 names are refused by New: Remote Write 1.0 needs
-// legacy names.
+// Strategies that keep UTF-8 names (otlptranslator.NoUTF8EscapingWithSuffixes,
+// otlptranslator.NoTranslation) need WithProtocol(ProtocolV2), New refuses
+// them otherwise: Remote Write 1.0 receivers expect legacy names. Should a
+// 2.0 exporter fall back to 1.0 (see WithProtocol), the receiver may refuse
+// the UTF-8 names, and Export reports that.
 func WithTranslationStrategy(strategy otlptranslator.TranslationStrategyOption) Option {
 	return optionFunc(func(c config) config { c.translationStrategy = strategy; return c })
 }

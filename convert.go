@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/otlptranslator"
@@ -952,4 +953,13 @@ func (c *converter) targetInfoLabels(res *attribute.Set, job, instance string, p
 	}
 	c.identity(m, job, instance)
 	return withLabels(sortedLabels(m), nameLabel(otlptranslator.TargetInfoMetricName))
+}
+
+// startMillis is a data point's start time in ms for 2.0 requests, 0 when
+// unset.
+func startMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }

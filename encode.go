@@ -333,36 +333,45 @@ func appendMetadata(b []byte, typ prompb.MetricMetadata_MetricType, family, help
 // input, which appendLabels never writes.
 func decodeLabels(b string) []prompb.Label {
 	var out []prompb.Label
+	if !walkLabels(b, func(name, value string) { out = append(out, prompb.Label{Name: name, Value: value}) }) {
+		return nil
+	}
+	return out
+}
+
+// walkLabels calls fn with each label written by appendLabels, in order;
+// the strings are substrings of b. It reports false for malformed input.
+func walkLabels(b string, fn func(name, value string)) bool {
 	for len(b) > 0 {
 		if b[0] != tagSeriesLabel {
-			return nil
+			return false
 		}
 		n, rest, ok := readVarint(b[1:])
 		if !ok || uint64(len(rest)) < n {
-			return nil
+			return false
 		}
 		msg := rest[:n]
 		b = rest[n:]
-		var l prompb.Label
+		var name, value string
 		for len(msg) > 0 {
 			tag := msg[0]
 			m, r, ok := readVarint(msg[1:])
 			if !ok || uint64(len(r)) < m {
-				return nil
+				return false
 			}
 			switch tag {
 			case tagLabelName:
-				l.Name = r[:m]
+				name = r[:m]
 			case tagLabelValue:
-				l.Value = r[:m]
+				value = r[:m]
 			default:
-				return nil
+				return false
 			}
 			msg = r[m:]
 		}
-		out = append(out, l)
+		fn(name, value)
 	}
-	return out
+	return true
 }
 
 func readVarint(b string) (uint64, string, bool) {

@@ -497,10 +497,10 @@ func BenchmarkStagesW(b *testing.B) {
 	var cuts []cut
 	encode := func(keep bool) {
 		raws = raws[:0]
-		cuts = bt.cut(defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
+		cuts = bt.cut(0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
 		start := 0
 		for _, c := range cuts {
-			buf = bt.encode(buf[:0], start, c.end)
+			buf = bt.encode(buf[:0], 0, start, c.end)
 			start = c.end
 			if keep {
 				raws = append(raws, bytes.Clone(buf))

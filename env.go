@@ -21,6 +21,7 @@ const (
 	envBasicAuthUsername = envPrefix + "BASIC_AUTH_USERNAME"
 	envBasicAuthPassword = envPrefix + "BASIC_AUTH_PASSWORD_FILE"
 	envBearerTokenFile   = envPrefix + "BEARER_TOKEN_FILE"
+	envProtocol          = envPrefix + "PROTOCOL"
 )
 
 // WithoutEnvironment makes New ignore the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_*
@@ -49,6 +50,14 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 			errs = append(errs, fmt.Sprintf("%s: %v", envHeaders, err))
 		} else {
 			opts = append(opts, WithHeaders(h))
+		}
+	}
+	if v := get(envProtocol); v != "" {
+		p, err := parseProtocol(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", envProtocol, err))
+		} else {
+			opts = append(opts, WithProtocol(p))
 		}
 	}
 	if v := get(envTimeout); v != "" {

@@ -19,8 +19,10 @@ type Exporter struct {
 	cfg    config
 	client *client
 	retry  retryPolicy
-	conv   *converter
-	series *seriesCache
+	// negotiation is the protocol spoken now (see WithProtocol).
+	negotiation negotiation
+	conv        *converter
+	series      *seriesCache
 	// tel is nil without WithMeterProvider.
 	tel *telemetry
 
@@ -56,14 +58,17 @@ func New(opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prwmetric: WithMeterProvider: creating instruments: %w", err)
 	}
+	series := newSeriesCache(conv, !cfg.withoutStaleMarkers)
+	series.withV2 = cfg.protocol == ProtocolV2
 	return &Exporter{
-		cfg:       cfg,
-		client:    cl,
-		retry:     newRetryPolicy(cfg.retry),
-		conv:      conv,
-		series:    newSeriesCache(conv, !cfg.withoutStaleMarkers),
-		tel:       tel,
-		exporting: make(chan struct{}, 1),
+		cfg:         cfg,
+		client:      cl,
+		retry:       newRetryPolicy(cfg.retry),
+		negotiation: negotiation{configured: cfg.protocol},
+		conv:        conv,
+		series:      series,
+		tel:         tel,
+		exporting:   make(chan struct{}, 1),
 	}, nil
 }
 

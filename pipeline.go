@@ -3,9 +3,11 @@ package prwmetric
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/golang/snappy"
 )
@@ -34,6 +36,9 @@ type batch struct {
 	exemplars []exemplarCount
 	// metadata are the encoded metadata fields, sent with the first request.
 	metadata []string
+	// v2 has what 2.0 requests need of each record, when withV2.
+	v2     []recordV2
+	withV2 bool
 }
 
 // record is one series of a batch.
@@ -65,6 +70,14 @@ func (b *batch) reset() {
 	b.metadata = b.metadata[:0]
 	clear(b.ended)
 	b.ended = b.ended[:0]
+	clear(b.v2)
+	b.v2 = b.v2[:0]
+}
+
+// skippedByV1 reports whether record i is left out of 1.0 requests: a
+// custom-bucket histogram, which 1.0 receivers do not know.
+func (b *batch) skippedByV1(i int) bool {
+	return b.withV2 && b.v2[i].customBuckets
 }
 
 // seriesLen is the size of r's TimeSeries message.
@@ -93,6 +106,9 @@ func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
 type cut struct {
 	end   int
 	parts partCounts
+	// For 2.0 requests (v2Scratch): the request's symbols are
+	// syms[symStart:symEnd], its records' refs start at refs[refStart].
+	symStart, symEnd, refStart int
 }
 
 // partCounts is what the exporter's telemetry counts of a request.
@@ -105,16 +121,22 @@ type partCounts struct {
 // split cuts a prompb.WriteRequest of the same series: the first request
 // counts the metadata, which it carries. It returns the cuts appended to
 // cuts[:0].
-func (b *batch) cut(maxSeries, maxBytes int, cuts []cut) []cut {
+func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
 	cuts = cuts[:0]
 	size := 0 // of the request being cut
 	for _, m := range b.metadata {
 		size += len(m)
 	}
-	start, exemplar := 0, 0
+	start, exemplar := from, 0
+	for exemplar < len(b.exemplars) && b.exemplars[exemplar].record < from {
+		exemplar++
+	}
 	var parts partCounts
-	for i := range b.records {
+	for i := from; i < len(b.records); i++ {
 		r := &b.records[i]
+		if b.skippedByV1(i) {
+			continue
+		}
 		field := fieldLen(b.seriesLen(r))
 		if i > start && (i-start >= maxSeries || size+field > maxBytes) {
 			cuts = append(cuts, cut{end: i, parts: parts})
@@ -139,13 +161,17 @@ func (b *batch) cut(maxSeries, maxBytes int, cuts []cut) []cut {
 }
 
 // encode appends the WriteRequest of records[start:end] to buf; the first
-// request carries the metadata, at the end, where gogo's Marshal puts it.
-func (b *batch) encode(buf []byte, start, end int) []byte {
+// request, starting at from, carries the metadata, at the end, where gogo's
+// Marshal puts it.
+func (b *batch) encode(buf []byte, from, start, end int) []byte {
 	for i := start; i < end; i++ {
+		if b.skippedByV1(i) {
+			continue
+		}
 		r := &b.records[i]
 		buf = b.appendSeries(buf, r, b.seriesLen(r))
 	}
-	if start == 0 {
+	if start == from {
 		for _, m := range b.metadata {
 			buf = append(buf, m...)
 		}
@@ -158,6 +184,7 @@ func (b *batch) encode(buf []byte, start, end int) []byte {
 type sendBuffers struct {
 	cuts    []cut
 	workers [sendWorkers]workerBuffers
+	v2      v2Scratch
 }
 
 type workerBuffers struct {
@@ -178,9 +205,54 @@ const (
 // batch.cut). The first failure stops the rest: it is logged once and
 // returned, as a *WriteError that counts the series delivered and dropped.
 // delivered is how many records, from the first, the receiver accepted.
+//
+// A 2.0 exporter whose receiver refuses 2.0 sends what was not delivered
+// again as 1.0, and stays on 1.0 for a while (see WithProtocol).
 func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (delivered int, err error) {
-	bufs.cuts = b.cut(e.cfg.maxSeries, e.cfg.maxBytes, bufs.cuts)
-	p := &pipeline{e: e, ctx: ctx, b: b, cuts: bufs.cuts, tokens: make(chan struct{}, sendAhead)}
+	proto := e.negotiation.current(time.Now())
+	delivered, err = e.sendAs(ctx, b, bufs, 0, proto)
+	if proto == ProtocolV2 && refusesV2(err) {
+		proto = ProtocolV1
+		if e.negotiation.fallBack(time.Now()) {
+			e.cfg.logger.Warn("prwmetric: the receiver does not speak Remote Write 2.0; sending 1.0 instead, and trying 2.0 again every hour",
+				"endpoint", e.client.redacted, "reason", err.Error())
+		}
+		var more int
+		more, err = e.sendAs(ctx, b, bufs, delivered, ProtocolV1)
+		delivered += more
+	}
+	if proto == ProtocolV1 {
+		err = errors.Join(err, e.reportSkippedByV1(b))
+	}
+	return delivered, err
+}
+
+// reportSkippedByV1 warns of the custom-bucket histograms a 1.0 send left
+// out, and returns the error that says so.
+func (e *Exporter) reportSkippedByV1(b *batch) error {
+	n := 0
+	for i := range b.v2 {
+		if b.skippedByV1(i) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	err := fmt.Errorf("prwmetric: %d custom-bucket native histograms not sent: the receiver speaks only Remote Write 1.0 (WithClassicHistograms keeps classic series for it)", n)
+	e.cfg.logger.Warn(err.Error())
+	return err
+}
+
+// sendAs sends b.records[from:] in protocol proto; delivered counts from
+// from.
+func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, from int, proto Protocol) (delivered int, err error) {
+	if proto == ProtocolV2 {
+		bufs.cuts = e.series.cutV2(b, from, e.cfg.maxSeries, e.cfg.maxBytes, &bufs.v2, bufs.cuts)
+	} else {
+		bufs.cuts = b.cut(from, e.cfg.maxSeries, e.cfg.maxBytes, bufs.cuts)
+	}
+	p := &pipeline{e: e, ctx: ctx, b: b, from: from, proto: proto, v2: &bufs.v2, cuts: bufs.cuts, tokens: make(chan struct{}, sendAhead)}
 	for i := range p.slots {
 		p.slots[i].done = make(chan struct{}, 1)
 	}
@@ -204,23 +276,39 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 		}
 	}
 
+	if p.err != nil && proto == ProtocolV2 && refusesV2(p.err) {
+		return p.delivered, p.err // sent again as 1.0, not a failure yet
+	}
+	var errs []error
+	if p.partial != nil {
+		p.partial.Endpoint = e.client.redacted
+		e.cfg.logger.Warn("prwmetric: the receiver wrote only part of the data",
+			"endpoint", p.partial.Endpoint,
+			"samples_sent", p.partial.SamplesSent, "samples_written", p.partial.SamplesWritten,
+			"histograms_sent", p.partial.HistogramsSent, "histograms_written", p.partial.HistogramsWritten,
+			"exemplars_sent", p.partial.ExemplarsSent, "exemplars_written", p.partial.ExemplarsWritten)
+		errs = append(errs, p.partial)
+	}
 	if p.err != nil {
 		var we *WriteError
 		if errors.As(p.err, &we) {
-			we.Series, we.Delivered = len(b.records)-p.delivered, p.delivered
+			we.Series, we.Delivered = len(b.records)-from-p.delivered, p.delivered
 		}
 		e.warn(p.err)
-		return p.delivered, p.err
+		errs = append(errs, p.err)
 	}
-	return p.delivered, nil
+	return p.delivered, errors.Join(errs...)
 }
 
 // pipeline is the state of one send.
 type pipeline struct {
-	e    *Exporter
-	ctx  context.Context
-	b    *batch
-	cuts []cut
+	e     *Exporter
+	ctx   context.Context
+	b     *batch
+	from  int
+	proto Protocol
+	v2    *v2Scratch
+	cuts  []cut
 
 	// next is the next request for a worker to take. A worker takes a
 	// token first, which post returns once the request is sent: so at most
@@ -237,9 +325,10 @@ type pipeline struct {
 
 	// failed stops the work after the first failed request.
 	failed atomic.Bool
-	// err and delivered are written by post.
+	// err, delivered and partial are written by post.
 	err       error
 	delivered int
+	partial   *PartialWriteError
 }
 
 // work encodes and compresses requests until none are left. After a
@@ -256,11 +345,15 @@ func (p *pipeline) work(buf *workerBuffers) {
 		slot := &p.slots[k%sendAhead]
 		slot.body = nil
 		if !p.failed.Load() {
-			start := 0
+			start := p.from
 			if k > 0 {
 				start = p.cuts[k-1].end
 			}
-			buf.raw = p.b.encode(buf.raw[:0], start, p.cuts[k].end)
+			if p.proto == ProtocolV2 {
+				buf.raw = p.v2.encodeV2(buf.raw[:0], p.b, start, p.cuts[k])
+			} else {
+				buf.raw = p.b.encode(buf.raw[:0], p.from, start, p.cuts[k].end)
+			}
 			if n := snappy.MaxEncodedLen(len(buf.raw)); len(buf.snappy) < n {
 				buf.snappy = make([]byte, n)
 			}
@@ -285,10 +378,18 @@ func (p *pipeline) post() {
 		slot.body = nil
 		if body != nil && !p.failed.Load() {
 			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
-				err := e.client.attempt(ctx, body, c.parts.series, attempt)
+				err := e.client.attempt(ctx, body, c.parts, p.proto, attempt)
 				e.tel.attempt(ctx, rawLen, len(body), err)
 				return err
 			})
+			var short *shortWrite
+			if errors.As(err, &short) {
+				if p.partial == nil {
+					p.partial = &PartialWriteError{}
+				}
+				p.partial.add(c.parts, short.written)
+				err = nil
+			}
 			e.tel.part(p.ctx, c.parts, err)
 			if err != nil {
 				p.err = err

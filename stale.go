@@ -117,6 +117,9 @@ func (sc *seriesCache) delivered(b *batch, n int) {
 			continue
 		}
 		r.s.delivered, r.s.newest, r.s.histogram = true, r.ts, r.isHistogram()
+		if b.withV2 && r.s.v2 != nil && b.v2[i].newestExemplar > r.s.v2.newestExemplar {
+			r.s.v2.newestExemplar = b.v2[i].newestExemplar
+		}
 	}
 	if n == len(b.records) {
 		// Without markers, a series ends with the first export that
@@ -134,6 +137,7 @@ func (sc *seriesCache) delivered(b *batch, n int) {
 func (sc *seriesCache) endAll(b *batch, now int64) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	b.withV2 = sc.withV2
 	for _, s := range sc.last {
 		if s.delivered && sc.markStale {
 			b.addMarker(s, now)
@@ -156,4 +160,7 @@ func (b *batch) addMarker(s *seriesState, now int64) {
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)|recordHistogram
 	}
 	b.records = append(b.records, r)
+	if b.withV2 {
+		b.v2 = append(b.v2, recordV2{})
+	}
 }
