@@ -253,6 +253,8 @@ func cacheCheck(t testing.TB, c *converter, rm *metricdata.ResourceMetrics, req 
 		}
 	}
 
+	cacheCheckV2(t, c, rm)
+
 	// Delivered: the same data again moves 1 ms past what the receiver
 	// holds; then an export without data ends every series.
 	tracker := newRefTracker(true)

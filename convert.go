@@ -106,6 +106,22 @@ func newConverter(cfg config) (*converter, error) {
 // is left out with one warning per metric, and the returned error lists it;
 // the request then still carries everything else.
 func (c *converter) convert(rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, error) {
+	req, _, err := c.convertInfo(rm)
+	return req, err
+}
+
+// seriesInfo is what a 2.0 request carries of a series beyond its 1.0
+// message: its family's metadata and its start time (0 for gauges).
+type seriesInfo struct {
+	family     string
+	typ        prompb.MetricMetadata_MetricType
+	help, unit string
+	start      int64
+}
+
+// convertInfo is convert, also returning the seriesInfo of each series of
+// the request.
+func (c *converter) convertInfo(rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, []seriesInfo, error) {
 	cv := &conversion{
 		c:        c,
 		req:      &prompb.WriteRequest{},
@@ -120,7 +136,7 @@ func (c *converter) convert(rm *metricdata.ResourceMetrics) (*prompb.WriteReques
 		}
 	}
 	cv.targetInfo(rm)
-	return cv.req, cv.err()
+	return cv.req, cv.infos, cv.err()
 }
 
 // conversion is the state of one convert call.
@@ -145,6 +161,11 @@ type conversion struct {
 	hasNewest bool
 
 	dropped []string
+
+	// infos has the seriesInfo of each series in req; start is that of
+	// the next series emitted.
+	infos []seriesInfo
+	start int64
 
 	// scratch is reused by pointLabels: a first export builds the labels
 	// of every data point, and fresh maps and slices for each would more
@@ -499,6 +520,7 @@ type metricCtx struct {
 
 func (cv *conversion) metric(scope instrumentation.Scope, high map[string]string, m metricdata.Metrics) {
 	mc := &metricCtx{m: m, high: high}
+	cv.start = 0
 	switch d := m.Data.(type) {
 	case metricdata.Sum[int64]:
 		convertSum(cv, mc, d)
@@ -575,6 +597,11 @@ func (cv *conversion) emit(mc *metricCtx, family string, typ prompb.MetricMetada
 		cv.observeTime(h.Timestamp)
 	}
 	cv.req.Timeseries = append(cv.req.Timeseries, ts)
+	info := seriesInfo{family: family, typ: typ, help: mc.m.Description, unit: cv.c.unitNamer.Build(mc.m.Unit), start: cv.start}
+	if t := ts.Samples; len(t) > 0 && info.start > t[0].Timestamp || len(ts.Histograms) > 0 && info.start > ts.Histograms[0].Timestamp {
+		info.start = 0
+	}
+	cv.infos = append(cv.infos, info)
 	if _, ok := cv.families[family]; ok {
 		return
 	}
@@ -668,6 +695,7 @@ func convertSum[N int64 | float64](cv *conversion, mc *metricCtx, d metricdata.S
 			Samples: oneSample(float64(dp.Value), dp.Time.UnixMilli()),
 		}
 		if d.IsMonotonic {
+			cv.start = startMillis(dp.StartTime)
 			// OpenMetrics allows exemplars on counters and histogram
 			// buckets only.
 			ts.Exemplars = convertExemplars(cv.c, dp.Exemplars, dp.Time.UnixMilli(), &mc.p)
@@ -739,6 +767,7 @@ func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metric
 		}
 		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelBucketBound)
 		t := dp.Time.UnixMilli()
+		cv.start = startMillis(dp.StartTime)
 		exemplars := bucketExemplars(cv.c, dp, t, &mc.p)
 		bucketName := nameLabel(name + "_bucket")
 		var n uint64 // cumulative count
@@ -769,6 +798,7 @@ func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metric
 		if !minMax {
 			continue
 		}
+		cv.start = 0 // gauges
 		if v, ok := dp.Min.Value(); ok {
 			cv.emit(mc, minName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
 				Labels:  withLabels(base, nameLabel(minName)),
@@ -812,6 +842,7 @@ func convertExponentialHistogram[N int64 | float64](cv *conversion, mc *metricCt
 			continue
 		}
 		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, "")
+		cv.start = startMillis(dp.StartTime)
 		cv.emit(mc, name, typ, prompb.TimeSeries{
 			Labels:     withLabels(base, nameLabel(name)),
 			Histograms: []prompb.Histogram{h},
@@ -829,6 +860,7 @@ func convertSummary(cv *conversion, mc *metricCtx, d metricdata.Summary) {
 	for _, dp := range d.DataPoints {
 		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelQuantile)
 		t := dp.Time.UnixMilli()
+		cv.start = startMillis(dp.StartTime)
 		for _, q := range dp.QuantileValues {
 			cv.emit(mc, name, typ, prompb.TimeSeries{
 				Labels:  withLabels(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)}),
@@ -921,6 +953,7 @@ func (cv *conversion) targetInfo(rm *metricdata.ResourceMetrics) {
 	mc := targetInfoCtx()
 	labels := cv.c.targetInfoLabels(rm.Resource.Set(), cv.job, cv.instance, &mc.p)
 	if labels != nil && cv.familyFree(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE) {
+		cv.start = 0
 		cv.emit(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
 			Labels:  labels,
 			Samples: oneSample(1, cv.newest),
