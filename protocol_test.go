@@ -1,0 +1,335 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/otlptranslator"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// v2Data has every kind of series a 2.0 request carries: a counter with
+// exemplars (start time), a gauge (none), a classic histogram with bucket
+// exemplars, a native histogram, a summary.
+func v2Data() *metricdata.ResourceMetrics {
+	counter := convPoint[int64](10, attribute.String("method", "GET"))
+	counter.Exemplars = []metricdata.Exemplar[int64]{
+		convExemplar[int64](3, convTime, attribute.String("user", "u1")),
+		convExemplar[int64](4, convLater),
+	}
+	hist := convHistPoint[float64](7, []float64{1, 5}, []uint64{1, 1, 1})
+	hist.Exemplars = []metricdata.Exemplar[float64]{convExemplar(0.5, convTime), convExemplar(9.0, convLater)}
+	exp := convExpPoint(0, 1, metricdata.ExponentialBucket{Offset: 0, Counts: []uint64{1, 2}}, metricdata.ExponentialBucket{}, 4.5)
+	return convRM(
+		metricdata.Metrics{Name: "requests", Description: "Requests served.", Unit: "{request}", Data: convSum(true, counter)},
+		metricdata.Metrics{Name: "temperature", Description: "Room temperature.", Unit: "Cel", Data: metricdata.Gauge[float64]{DataPoints: []metricdata.DataPoint[float64]{convPoint(21.5)}}},
+		metricdata.Metrics{Name: "latency", Unit: "s", Data: convHist(hist)},
+		metricdata.Metrics{Name: "size", Unit: "By", Data: convExpHist(exp)},
+		metricdata.Metrics{Name: "rtt", Data: metricdata.Summary{DataPoints: []metricdata.SummaryDataPoint{{
+			StartTime: convStart, Time: convTime, Count: 2, Sum: 3,
+			QuantileValues: []metricdata.QuantileValue{{Quantile: 0.5, Value: 1}, {Quantile: 1, Value: 2}},
+		}}}},
+	)
+}
+
+// v2Want is what the receiver should decode from the exporter's 2.0
+// requests for rm, by the reference.
+func v2Want(t *testing.T, rm *metricdata.ResourceMetrics, opts ...Option) []v2Series {
+	t.Helper()
+	c, _ := convConverter(t, opts...)
+	want, err := referenceV2(c, rm)
+	if err != nil {
+		t.Fatalf("reference: %v", err)
+	}
+	return resolveV2(t, want)
+}
+
+// v2Received decodes the series of 2.0 requests that broke no rule; split
+// allows a classic histogram's series to be split between requests.
+func v2Received(t *testing.T, reqs []prwmetrictest.Request, split bool) []v2Series {
+	t.Helper()
+	var all []v2Series
+	for _, r := range reqs {
+		if r.Protocol != prwmetrictest.ProtocolV2 || r.V2 == nil {
+			t.Fatalf("request %d: protocol %v, want 2.0", r.Seq, r.Protocol)
+		}
+		for _, v := range r.Violations {
+			if !split || !strings.Contains(v, `no le="+Inf" bucket`) {
+				t.Errorf("request %d broke a rule: %s", r.Seq, v)
+			}
+		}
+		all = append(all, resolveV2(t, r.V2)...)
+	}
+	return all
+}
+
+func TestProtocolV2Export(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	logger, logs := newLogCapture()
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithLogger(logger), WithoutStaleMarkers())
+	rm := v2Data()
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1", len(reqs))
+	}
+	h := reqs[0].Header
+	if h.Get("Content-Type") != contentTypeV2 || h.Get("X-Prometheus-Remote-Write-Version") != versionV2 || h.Get("Content-Encoding") != "snappy" {
+		t.Errorf("headers %v", h)
+	}
+	want := v2Want(t, rm)
+	if diff := cmp.Diff(want, v2Received(t, reqs, false), convCmpOpts); diff != "" {
+		t.Errorf("series (-reference +received):\n%s", diff)
+	}
+	// The start times are there for counters, histograms and summaries
+	// only.
+	for _, s := range want {
+		name := s.Labels[0].Value
+		gauge := name == "temperature_celsius" || name == "target_info"
+		var start int64
+		if len(s.Samples) > 0 {
+			start = s.Samples[0].StartTimestamp
+		} else {
+			start = s.Histograms[0].StartTimestamp
+		}
+		if gauge != (start == 0) || !gauge && start != convStart.UnixMilli() {
+			t.Errorf("series %s: start %d", name, start)
+		}
+		if s.Help == "" && name != "latency_seconds_bucket" && name != "size_bytes" && !strings.HasPrefix(name, "rtt") && !strings.HasPrefix(name, "latency") {
+			t.Errorf("series %s: no help", name)
+		}
+	}
+
+	// The SDK repeats a cumulative point's exemplars: the receiver has
+	// them, so they are not sent again (2.0 receivers count them as not
+	// written), and no partial write is reported.
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("second Export: %v", err)
+	}
+	second := srv.Requests()[1]
+	for _, ts := range second.V2.Timeseries {
+		if len(ts.Exemplars) > 0 {
+			t.Errorf("second export repeats exemplars: %+v", ts.Exemplars)
+		}
+	}
+	if len(logs.all()) != 0 {
+		t.Errorf("warnings: %v", logs.all())
+	}
+}
+
+func TestProtocolV2Split(t *testing.T) {
+	// Lenient: a histogram's series may be split between requests.
+	srv := prwmetrictest.NewServer(prwmetrictest.WithLenient())
+	t.Cleanup(srv.Close)
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxRequestBytes(400), WithoutStaleMarkers())
+	rm := v2Data()
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) < 3 {
+		t.Fatalf("%d requests, want several of at most 400 bytes", len(reqs))
+	}
+	for _, r := range reqs {
+		raw, err := r.V2.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.V2.Timeseries) > 1 && len(raw) > 400 {
+			t.Errorf("request %d: %d series in %d bytes", r.Seq, len(r.V2.Timeseries), len(raw))
+		}
+	}
+	if diff := cmp.Diff(v2Want(t, rm), v2Received(t, reqs, true), convCmpOpts); diff != "" {
+		t.Errorf("series (-reference +received):\n%s", diff)
+	}
+}
+
+// TestProtocolFallback: a receiver that does not speak 2.0 gets the export
+// again as 1.0, with one warning, and 1.0 from then on; 2.0 is tried again
+// after an hour, without a second warning.
+func TestProtocolFallback(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func() *prwmetrictest.Server
+	}{
+		{"415 Unsupported Media Type", func() *prwmetrictest.Server {
+			return prwmetrictest.NewServer(prwmetrictest.WithRemoteWrite1Only())
+		}},
+		{"2xx without written counts", func() *prwmetrictest.Server {
+			srv := prwmetrictest.NewServer()
+			// What a 1.0 receiver answers: it decoded an empty request.
+			srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusNoContent})
+			return srv
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := tc.setup()
+			t.Cleanup(srv.Close)
+			logger, logs := newLogCapture()
+			exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithLogger(logger), WithoutStaleMarkers())
+			rm := counterData(1)
+			for i := range 3 {
+				if err := exp.Export(context.Background(), rm); err != nil {
+					t.Fatalf("Export %d: %v", i, err)
+				}
+			}
+			var protocols []prwmetrictest.Protocol
+			for _, r := range srv.Requests() {
+				protocols = append(protocols, r.Protocol)
+			}
+			want := []prwmetrictest.Protocol{prwmetrictest.ProtocolV2, prwmetrictest.ProtocolV1, prwmetrictest.ProtocolV1, prwmetrictest.ProtocolV1}
+			if !cmp.Equal(protocols, want) {
+				t.Fatalf("protocols %v, want %v", protocols, want)
+			}
+			c, _ := convConverter(t)
+			ref, _ := c.convert(rm)
+			if diff := cmp.Diff(ref.Timeseries, srv.Requests()[1].V1.Timeseries, convCmpOpts); diff != "" {
+				t.Errorf("1.0 resend (-reference +received):\n%s", diff)
+			}
+			warnings := logs.all()
+			if len(warnings) != 1 || !strings.Contains(warnings[0].String(), "does not speak Remote Write 2.0") {
+				t.Fatalf("want one fallback warning, got %v", warnings)
+			}
+
+			// An hour later 2.0 is tried again; refused again, no news.
+			exp.negotiation.mu.Lock()
+			exp.negotiation.v1Until = time.Now().Add(-time.Second)
+			exp.negotiation.mu.Unlock()
+			if tc.name != "415 Unsupported Media Type" {
+				srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusNoContent})
+			}
+			if err := exp.Export(context.Background(), rm); err != nil {
+				t.Fatalf("Export after an hour: %v", err)
+			}
+			reqs := srv.Requests()[4:]
+			if len(reqs) != 2 || reqs[0].Protocol != prwmetrictest.ProtocolV2 || reqs[1].Protocol != prwmetrictest.ProtocolV1 {
+				t.Errorf("after an hour: %d requests %v", len(reqs), reqs)
+			}
+			if n := len(logs.all()); n != 1 {
+				t.Errorf("%d warnings after the retry, want still 1: %v", n, logs.all())
+			}
+		})
+	}
+}
+
+// TestProtocolFallbackMidExport: when a later request of a split export is
+// refused, what was delivered stays, and the rest goes again as 1.0.
+func TestProtocolFallbackMidExport(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithLenient())
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{})                                        // normal 2.0 answer
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType}) // then refused
+	logger, _ := newLogCapture()
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4), WithLogger(logger), WithoutStaleMarkers())
+	rm := v2Data()
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) < 3 || reqs[0].Protocol != prwmetrictest.ProtocolV2 || reqs[1].Protocol != prwmetrictest.ProtocolV2 {
+		t.Fatalf("requests: %v", reqs)
+	}
+	var names []string
+	for _, s := range resolveV2(t, reqs[0].V2) {
+		names = append(names, seriesString(s.Labels))
+	}
+	for _, r := range reqs[2:] {
+		if r.Protocol != prwmetrictest.ProtocolV1 {
+			t.Fatalf("request %d after the refusal is %v", r.Seq, r.Protocol)
+		}
+		for _, ts := range r.V1.Timeseries {
+			names = append(names, seriesString(ts.Labels))
+		}
+	}
+	var want []string
+	for _, s := range v2Want(t, rm) {
+		want = append(want, seriesString(s.Labels))
+	}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("series delivered (-want +got):\n%s", diff)
+	}
+}
+
+func TestProtocolPartialWrite(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Header: http.Header{
+		prwmetrictest.HeaderSamplesWritten:    {"1"},
+		prwmetrictest.HeaderHistogramsWritten: {"0"},
+		prwmetrictest.HeaderExemplarsWritten:  {"0"},
+	}})
+	logger, logs := newLogCapture()
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithLogger(logger), WithoutStaleMarkers(), WithoutTargetInfo())
+	err := exp.Export(context.Background(), v2Data())
+	var pe *PartialWriteError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Export: %v, want a *PartialWriteError", err)
+	}
+	want := PartialWriteError{Endpoint: srv.URL(), SamplesSent: 11, SamplesWritten: 1, HistogramsSent: 1, ExemplarsSent: 4}
+	if *pe != want {
+		t.Errorf("got %+v\nwant %+v", *pe, want)
+	}
+	warnings := logs.all()
+	if len(warnings) != 1 || !strings.Contains(warnings[0].String(), "samples_sent=11") || !strings.Contains(warnings[0].String(), "samples_written=1") {
+		t.Errorf("warnings %v", warnings)
+	}
+	// The next export is whole again, and nothing is held against it.
+	if err := exp.Export(context.Background(), v2Data()); err != nil {
+		t.Errorf("next Export: %v", err)
+	}
+}
+
+func TestProtocolOptions(t *testing.T) {
+	cases := []struct {
+		name    string
+		opts    []Option
+		env     map[string]string
+		wantErr string
+		want    Protocol
+	}{
+		{name: "default", want: ProtocolV1},
+		{name: "v2", opts: []Option{WithProtocol(ProtocolV2)}, want: ProtocolV2},
+		{name: "unknown", opts: []Option{WithProtocol(3)}, wantErr: "WithProtocol(3): unknown protocol"},
+		{name: "utf-8 names need 2.0", opts: []Option{WithTranslationStrategy(otlptranslator.NoUTF8EscapingWithSuffixes)}, wantErr: "or WithProtocol(ProtocolV2)"},
+		{name: "utf-8 names with 2.0", opts: []Option{WithProtocol(ProtocolV2), WithTranslationStrategy(otlptranslator.NoTranslation)}, want: ProtocolV2},
+		{name: "custom buckets need 2.0", opts: []Option{WithNativeHistogramsForExplicitBuckets()}, wantErr: "needs WithProtocol(ProtocolV2)"},
+		{name: "classic alone", opts: []Option{WithProtocol(ProtocolV2), WithClassicHistograms()}, wantErr: "WithClassicHistograms only applies"},
+		{name: "env", env: map[string]string{envProtocol: "2.0"}, want: ProtocolV2},
+		{name: "code wins over env", env: map[string]string{envProtocol: "2.0"}, opts: []Option{WithProtocol(ProtocolV1)}, want: ProtocolV1},
+		{name: "env invalid", env: map[string]string{envProtocol: "v2"}, wantErr: envProtocol + `: "v2" is not a Remote Write version; use 1.0 or 2.0`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			exp, err := New(append([]Option{WithEndpoint("http://127.0.0.1:1/api/v1/write"), WithLogger(slog.New(slog.DiscardHandler))}, tc.opts...)...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("New: %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+			if exp.cfg.protocol != tc.want {
+				t.Errorf("protocol %v, want %v", exp.cfg.protocol, tc.want)
+			}
+		})
+	}
+}
