@@ -324,8 +324,10 @@ type cachedConversion struct {
 	cv  conversion
 	res *resourceEntry
 	// start is the start time (ms) of the series emitted next, for 2.0
-	// requests: 0 for gauges.
-	start int64
+	// requests: 0 for gauges; customBuckets marks it as a native histogram
+	// with custom buckets.
+	start         int64
+	customBuckets bool
 }
 
 // convert converts rm into b, through the cache. Like converter.convert,
@@ -706,7 +708,7 @@ func (cc *cachedConversion) emit(mc *metricCtx, f *family, slot **seriesState, v
 	}
 	cc.b.records = append(cc.b.records, r)
 	if cc.b.withV2 {
-		info := recordV2{start: cc.start, fam: f}
+		info := recordV2{start: cc.start, fam: f, customBuckets: cc.customBuckets}
 		if cc.sc.c.withoutMetadata {
 			info.fam = nil
 		}
@@ -798,12 +800,18 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 		mc.p.addAll(ps.problems)
 		t := dp.Time.UnixMilli()
 		cc.start = startMillis(dp.StartTime)
+		if cc.sc.c.customBuckets {
+			cachedCustomBuckets(cc, mc, f, pe, dp, t)
+		}
 		var exemplars [][]prompb.Exemplar
-		if len(dp.Exemplars) > 0 {
+		if len(dp.Exemplars) > 0 && cc.sc.c.classic() {
 			exemplars = bucketExemplars(cc.sc.c, *dp, t, &mc.p)
 		}
 		var n uint64 // cumulative count
 		for j, count := range dp.BucketCounts {
+			if !cc.sc.c.classic() {
+				break
+			}
 			n += count
 			if j == len(dp.Bounds) {
 				// The +Inf bucket is the count, which exceeds the
@@ -816,9 +824,10 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 			}
 			cc.emit(mc, f, &ps.series[j], float64(n), t, ex, nil)
 		}
-		k := len(dp.BucketCounts)
-		cc.emit(mc, f, &ps.series[k], promValue(float64(dp.Sum)), t, nil, nil)
-		cc.emit(mc, f, &ps.series[k+1], float64(dp.Count), t, nil, nil)
+		if k := len(dp.BucketCounts); cc.sc.c.classic() {
+			cc.emit(mc, f, &ps.series[k], promValue(float64(dp.Sum)), t, nil, nil)
+			cc.emit(mc, f, &ps.series[k+1], float64(dp.Count), t, nil, nil)
+		}
 		if !minMax {
 			continue
 		}
@@ -830,6 +839,23 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 			cc.emit(mc, fmax, &ps.max, promValue(float64(v)), t, nil, nil)
 		}
 	}
+}
+
+// cachedCustomBuckets emits dp as a native histogram with custom buckets
+// (WithNativeHistogramsForExplicitBuckets), as the series pe.series.
+func cachedCustomBuckets[N int64 | float64](cc *cachedConversion, mc *metricCtx, f *family, pe *pointEntry, dp *metricdata.HistogramDataPoint[N], t int64) {
+	h, msg := buildCustomBuckets(dp, &cc.sc.native)
+	if msg != "" {
+		mc.p.addReason(msg, 1)
+		return
+	}
+	var exemplars []prompb.Exemplar
+	if len(dp.Exemplars) > 0 {
+		exemplars = convertExemplars(cc.sc.c, dp.Exemplars, t, &mc.p)
+	}
+	cc.customBuckets = true
+	cc.emit(mc, f, &pe.series, 0, t, exemplars, &h)
+	cc.customBuckets = false
 }
 
 // histogramPoint builds the series of a histogram point with bounds, as
@@ -845,6 +871,18 @@ func (cc *cachedConversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *p
 	}
 	ps.bounds = me.bounds
 	sc := cc.sc
+	if sc.c.customBuckets {
+		pe.series = sc.internWith(base, nameLabel(name))
+	}
+	ps.series = nil
+	if !sc.c.classic() {
+		ps.min, ps.max = nil, nil
+		if sc.c.histogramMinMax {
+			ps.min = sc.internWith(base, nameLabel(me.families[familyMin].name))
+			ps.max = sc.internWith(base, nameLabel(me.families[familyMax].name))
+		}
+		return pe
+	}
 	ps.series = make([]*seriesState, 0, len(bounds)+3)
 	bucketName := nameLabel(name + "_bucket")
 	for i := 0; i <= len(bounds); i++ {

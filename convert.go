@@ -61,6 +61,10 @@ type converter struct {
 	withoutTargetInfo bool
 	withoutMetadata   bool
 	histogramMinMax   bool
+	// customBuckets sends explicit histograms as native histograms with
+	// custom buckets, and also as classic series with classicHistograms.
+	customBuckets     bool
+	classicHistograms bool
 	resourceAsLabels  attribute.Filter
 	externalLabels    map[string]string
 	logger            *slog.Logger
@@ -96,6 +100,8 @@ func newConverter(cfg config) (*converter, error) {
 		withoutTargetInfo: cfg.withoutTargetInfo,
 		withoutMetadata:   cfg.withoutMetadata,
 		histogramMinMax:   cfg.histogramMinMax,
+		customBuckets:     cfg.customBuckets,
+		classicHistograms: cfg.classicHistograms,
 		resourceAsLabels:  cfg.resourceAsLabels,
 		externalLabels:    external,
 		logger:            logger,
@@ -768,33 +774,20 @@ func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metric
 		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelBucketBound)
 		t := dp.Time.UnixMilli()
 		cv.start = startMillis(dp.StartTime)
-		exemplars := bucketExemplars(cv.c, dp, t, &mc.p)
-		bucketName := nameLabel(name + "_bucket")
-		var n uint64 // cumulative count
-		for i, count := range dp.BucketCounts {
-			n += count
-			le := "+Inf"
-			if i < len(dp.Bounds) {
-				le = formatFloat(dp.Bounds[i])
+		if cv.c.customBuckets {
+			if h, msg := customBucketsHistogram(&dp); msg != "" {
+				mc.p.add("%s", msg)
 			} else {
-				// The +Inf bucket is the count, which exceeds the
-				// buckets' sum when the sum is NaN (see checkCount).
-				n = dp.Count
+				cv.emit(mc, name, typ, prompb.TimeSeries{
+					Labels:     withLabels(base, nameLabel(name)),
+					Histograms: []prompb.Histogram{h},
+					Exemplars:  convertExemplars(cv.c, dp.Exemplars, t, &mc.p),
+				})
 			}
-			cv.emit(mc, name, typ, prompb.TimeSeries{
-				Labels:    withLabels(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}),
-				Samples:   oneSample(float64(n), t),
-				Exemplars: exemplars[i],
-			})
 		}
-		cv.emit(mc, name, typ, prompb.TimeSeries{
-			Labels:  withLabels(base, nameLabel(name+"_sum")),
-			Samples: oneSample(float64(dp.Sum), t),
-		})
-		cv.emit(mc, name, typ, prompb.TimeSeries{
-			Labels:  withLabels(base, nameLabel(name+"_count")),
-			Samples: oneSample(float64(dp.Count), t),
-		})
+		if cv.c.classic() {
+			classicSeries(cv, mc, name, typ, &dp, base, t)
+		}
 		if !minMax {
 			continue
 		}
@@ -812,6 +805,40 @@ func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metric
 			})
 		}
 	}
+}
+
+// classic reports whether explicit histograms are sent as classic series.
+func (c *converter) classic() bool { return !c.customBuckets || c.classicHistograms }
+
+// classicSeries emits the _bucket, _sum and _count series of dp.
+func classicSeries[N int64 | float64](cv *conversion, mc *metricCtx, name string, typ prompb.MetricMetadata_MetricType, dp *metricdata.HistogramDataPoint[N], base []prompb.Label, t int64) {
+	exemplars := bucketExemplars(cv.c, *dp, t, &mc.p)
+	bucketName := nameLabel(name + "_bucket")
+	var n uint64 // cumulative count
+	for i, count := range dp.BucketCounts {
+		n += count
+		le := "+Inf"
+		if i < len(dp.Bounds) {
+			le = formatFloat(dp.Bounds[i])
+		} else {
+			// The +Inf bucket is the count, which exceeds the
+			// buckets' sum when the sum is NaN (see checkCount).
+			n = dp.Count
+		}
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:    withLabels(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}),
+			Samples:   oneSample(float64(n), t),
+			Exemplars: exemplars[i],
+		})
+	}
+	cv.emit(mc, name, typ, prompb.TimeSeries{
+		Labels:  withLabels(base, nameLabel(name+"_sum")),
+		Samples: oneSample(float64(dp.Sum), t),
+	})
+	cv.emit(mc, name, typ, prompb.TimeSeries{
+		Labels:  withLabels(base, nameLabel(name+"_count")),
+		Samples: oneSample(float64(dp.Count), t),
+	})
 }
 
 // bucketExemplars places each exemplar on the first bucket whose bound is

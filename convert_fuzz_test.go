@@ -242,6 +242,12 @@ func (r *convFuzzReader) options() []Option {
 	if flags&128 != 0 {
 		opts = append(opts, WithHistogramMinMax())
 	}
+	switch r.n(3) {
+	case 1:
+		opts = append(opts, WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets())
+	case 2:
+		opts = append(opts, WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets(), WithClassicHistograms())
+	}
 	return opts
 }
 

@@ -213,7 +213,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest) {
 			}
 		}
 		for _, h := range ts.Histograms {
-			if h.Schema < -4 || h.Schema > 8 {
+			if (h.Schema < -4 || h.Schema > 8) && h.Schema != customBucketsSchema {
 				t.Errorf("series %s: schema %d", key, h.Schema)
 			}
 			if h.IsFloatHistogram() {

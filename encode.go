@@ -45,6 +45,7 @@ const (
 	tagHistPosDeltas     = 12<<3 | 2
 	tagHistResetHint     = 14<<3 | 0
 	tagHistTimestamp     = 15<<3 | 0
+	tagHistCustomValues  = 16<<3 | 2 // a two-byte tag
 
 	tagSpanOffset = 1<<3 | 0
 	tagSpanLength = 2<<3 | 0
@@ -263,6 +264,9 @@ func appendHistogram(b []byte, h *nativeParts, counts bool) []byte {
 	if h.timestamp != 0 {
 		n += 1 + varintLen(uint64(h.timestamp))
 	}
+	if len(h.customValues) > 0 {
+		n += 2 + varintLen(uint64(8*len(h.customValues))) + 8*len(h.customValues)
+	}
 
 	b = append(b, tagSeriesHistogram)
 	b = appendVarint(b, uint64(n))
@@ -291,6 +295,13 @@ func appendHistogram(b []byte, h *nativeParts, counts bool) []byte {
 	if h.timestamp != 0 {
 		b = append(b, tagHistTimestamp)
 		b = appendVarint(b, uint64(h.timestamp))
+	}
+	if len(h.customValues) > 0 {
+		b = appendVarint(b, tagHistCustomValues)
+		b = appendVarint(b, uint64(8*len(h.customValues)))
+		for _, v := range h.customValues {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
 	}
 	return b
 }

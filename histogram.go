@@ -59,6 +59,8 @@ type nativeParts struct {
 	negSpans, posSpans   []prompb.BucketSpan
 	negDeltas, posDeltas []int64
 	timestamp            int64
+	// customValues are the bucket bounds of a custom-bucket histogram.
+	customValues []float64
 }
 
 // nativeScratch holds the buffers buildNative works in, so that converting
@@ -128,6 +130,53 @@ func buildNative[N int64 | float64](dp *metricdata.ExponentialHistogramDataPoint
 		posSpans:      posSpans,
 		posDeltas:     posDeltas,
 		timestamp:     dp.Time.UnixMilli(),
+	}, ""
+}
+
+// customBucketsSchema is the schema of native histograms with custom bucket
+// bounds (NHCB): bucket i counts the observations up to customValues[i],
+// the last one (past the bounds) up to +Inf.
+const customBucketsSchema = -53
+
+// buildCustomBuckets converts an explicit-bucket data point that passed
+// checkBuckets into a native histogram with custom buckets, in s's
+// buffers, or returns why Prometheus would refuse it.
+func buildCustomBuckets[N int64 | float64](dp *metricdata.HistogramDataPoint[N], s *nativeScratch) (nativeParts, string) {
+	// spans numbers bucket i as offset+i+1: -1 makes the first bucket 0.
+	b := expBuckets{offset: -1, counts: dp.BucketCounts}
+	spans, deltas, _, msg := b.spans(s.posSpans[:0], s.posDeltas[:0])
+	if msg != "" {
+		return nativeParts{}, msg
+	}
+	s.posSpans, s.posDeltas = spans, deltas
+	return nativeParts{
+		count:        dp.Count,
+		sum:          promValue(float64(dp.Sum)),
+		schema:       customBucketsSchema,
+		posSpans:     spans,
+		posDeltas:    deltas,
+		timestamp:    dp.Time.UnixMilli(),
+		customValues: dp.Bounds,
+	}, ""
+}
+
+// customBucketsHistogram is buildCustomBuckets as a prompb.Histogram, for
+// the reference conversion.
+func customBucketsHistogram[N int64 | float64](dp *metricdata.HistogramDataPoint[N]) (prompb.Histogram, string) {
+	var scratch nativeScratch
+	h, msg := buildCustomBuckets(dp, &scratch)
+	if msg != "" {
+		return prompb.Histogram{}, msg
+	}
+	return prompb.Histogram{
+		Count:          &prompb.Histogram_CountInt{CountInt: h.count},
+		Sum:            h.sum,
+		Schema:         h.schema,
+		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+		PositiveSpans:  h.posSpans,
+		PositiveDeltas: h.posDeltas,
+		Timestamp:      h.timestamp,
+		CustomValues:   h.customValues,
 	}, ""
 }
 

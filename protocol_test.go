@@ -3,6 +3,7 @@ package prwmetric
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -329,6 +331,104 @@ func TestProtocolOptions(t *testing.T) {
 			t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
 			if exp.cfg.protocol != tc.want {
 				t.Errorf("protocol %v, want %v", exp.cfg.protocol, tc.want)
+			}
+		})
+	}
+}
+
+// TestCustomBuckets: explicit histograms as native histograms with custom
+// buckets, alone or beside the classic series; empty buckets left out of
+// the spans; exemplars on the one series.
+func TestCustomBuckets(t *testing.T) {
+	point := convHistPoint[float64](12, []float64{1, 5, 10, 50}, []uint64{2, 0, 0, 0, 3})
+	point.Exemplars = []metricdata.Exemplar[float64]{convExemplar(60.0, convTime)}
+	rm := convRM(metricdata.Metrics{Name: "lat", Unit: "s", Data: convHist(point)})
+	native := prompb.TimeSeries{
+		Labels: convLabels(convL("__name__", "lat_seconds"), convIdentity),
+		Histograms: []prompb.Histogram{{
+			Count: &prompb.Histogram_CountInt{CountInt: 5}, Sum: 12, Schema: -53,
+			ZeroCount:     &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+			PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 1}, {Offset: 3, Length: 1}}, PositiveDeltas: []int64{2, 1},
+			Timestamp: convMillis, CustomValues: []float64{1, 5, 10, 50},
+		}},
+		Exemplars: []prompb.Exemplar{convPromExemplar(60, convMillis)},
+	}
+	for _, classic := range []bool{false, true} {
+		t.Run(fmt.Sprintf("classic=%v", classic), func(t *testing.T) {
+			opts := []Option{WithoutTargetInfo(), WithoutMetadata(), WithoutScopeInfo(), WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets()}
+			want := []string{seriesString(native.Labels)}
+			if classic {
+				opts = append(opts, WithClassicHistograms())
+				for _, le := range []string{"1", "5", "10", "50", "+Inf"} {
+					want = append(want, seriesString(convLabels(convL("__name__", "lat_seconds_bucket"), convIdentity, convL("le", le))))
+				}
+				want = append(want,
+					seriesString(convLabels(convL("__name__", "lat_seconds_sum"), convIdentity)),
+					seriesString(convLabels(convL("__name__", "lat_seconds_count"), convIdentity)))
+			}
+			c, _ := convConverter(t, opts...)
+			got, err := convRun(t, c, rm)
+			if err != nil {
+				t.Fatalf("convert: %v", err)
+			}
+			var names []string
+			for _, ts := range got.Timeseries {
+				names = append(names, seriesString(ts.Labels))
+			}
+			if diff := cmp.Diff(want, names); diff != "" {
+				t.Fatalf("series (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(native, got.Timeseries[0], convCmpOpts); diff != "" {
+				t.Errorf("native histogram (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCustomBucketsFallback: a receiver that speaks only 1.0 gets no
+// custom-bucket histograms (it would refuse the request), with a warning
+// and an error each export; the classic series still arrive when kept.
+func TestCustomBucketsFallback(t *testing.T) {
+	for _, classic := range []bool{false, true} {
+		t.Run(fmt.Sprintf("classic=%v", classic), func(t *testing.T) {
+			srv := prwmetrictest.NewServer(prwmetrictest.WithRemoteWrite1Only())
+			t.Cleanup(srv.Close)
+			logger, logs := newLogCapture()
+			opts := []Option{WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets(), WithLogger(logger), WithoutStaleMarkers(), WithoutTargetInfo()}
+			if classic {
+				opts = append(opts, WithClassicHistograms())
+			}
+			exp := newExporter(t, opts...)
+			rm := convRM(metricdata.Metrics{Name: "lat", Data: convHist(convHistPoint[float64](12, []float64{1}, []uint64{2, 3}))})
+			err := exp.Export(context.Background(), rm)
+			if err == nil || !strings.Contains(err.Error(), "1 custom-bucket native histograms not sent") {
+				t.Fatalf("Export: %v", err)
+			}
+			reqs := srv.Requests()
+			last := reqs[len(reqs)-1]
+			if classic {
+				if last.Protocol != prwmetrictest.ProtocolV1 || len(last.V1.Timeseries) != 4 {
+					t.Fatalf("want the 4 classic series as 1.0, got %+v", last)
+				}
+				for _, ts := range last.V1.Timeseries {
+					if len(ts.Histograms) > 0 {
+						t.Errorf("1.0 request carries a native histogram: %v", ts.Labels)
+					}
+				}
+			} else if len(reqs) != 1 {
+				t.Errorf("%d requests; after the refusal nothing is left to send", len(reqs))
+			}
+			var fallbacks, skipped int
+			for _, w := range logs.all() {
+				switch s := w.String(); {
+				case strings.Contains(s, "does not speak Remote Write 2.0"):
+					fallbacks++
+				case strings.Contains(s, "custom-bucket native histograms not sent"):
+					skipped++
+				}
+			}
+			if fallbacks != 1 || skipped != 1 {
+				t.Errorf("warnings: %v", logs.all())
 			}
 		})
 	}
