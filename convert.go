@@ -383,6 +383,9 @@ func (c *converter) addAttrsNamed(dst map[string]string, kvs []attribute.KeyValu
 				p.add("attribute %q: %v", kv.Key, err)
 				continue
 			}
+			// UTF-8 names (2.0) pass through unescaped, so they must
+			// be valid UTF-8 like values.
+			name = labelValue(name)
 			if names != nil {
 				names[kv.Key] = name
 			}
@@ -573,7 +576,7 @@ func (c *converter) familyName(m metricdata.Metrics, namingType otlptranslator.M
 	if err != nil {
 		return "", fmt.Sprintf("the whole metric: %v", err)
 	}
-	return name, ""
+	return labelValue(name), ""
 }
 
 // familyFree reports whether name may be used for a family of type typ in

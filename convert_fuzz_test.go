@@ -68,7 +68,7 @@ func FuzzConvert(f *testing.F) {
 		if req == nil {
 			t.Fatalf("nil request, error %v", convErr)
 		}
-		convCheckWire(t, req)
+		convCheckWire(t, req, c.labelNamer.UTF8Allowed)
 		cacheCheck(t, c, rm, req, convErr, logs.all())
 		if warned := len(logs.all()) > 0; warned != (convErr != nil) {
 			t.Errorf("warnings %q but error %v: want both or neither", logs.all(), convErr)
@@ -242,7 +242,9 @@ func (r *convFuzzReader) options() []Option {
 	if flags&128 != 0 {
 		opts = append(opts, WithHistogramMinMax())
 	}
-	switch r.n(3) {
+	switch r.n(4) {
+	case 3:
+		opts = append(opts, WithProtocol(ProtocolV2), WithTranslationStrategy(otlptranslator.NoUTF8EscapingWithSuffixes))
 	case 1:
 		opts = append(opts, WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets())
 	case 2:

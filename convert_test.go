@@ -194,7 +194,9 @@ var (
 // a valid metric name; samples xor native histograms; valid native
 // histograms; no stale-marker NaN; exemplar labels within 128 runes; no series
 // twice; and a marshal/unmarshal round trip that preserves every byte.
-func convCheckWire(t testing.TB, req *prompb.WriteRequest) {
+// convCheckWire checks the wire rules; utf8Names allows the UTF-8 names of
+// 2.0 translation strategies.
+func convCheckWire(t testing.TB, req *prompb.WriteRequest, utf8Names bool) {
 	t.Helper()
 	seen := map[string]bool{}
 	for i, ts := range req.Timeseries {
@@ -203,7 +205,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest) {
 			t.Errorf("series %d %s: sent twice", i, key)
 		}
 		seen[key] = true
-		convCheckLabels(t, key, ts.Labels, true)
+		convCheckLabels(t, key, ts.Labels, true, utf8Names)
 		if (len(ts.Samples) == 0) == (len(ts.Histograms) == 0) {
 			t.Errorf("series %s: %d samples and %d histograms, want exactly one kind", key, len(ts.Samples), len(ts.Histograms))
 		}
@@ -230,7 +232,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest) {
 			}
 		}
 		for _, e := range ts.Exemplars {
-			convCheckLabels(t, key+" exemplar", e.Labels, false)
+			convCheckLabels(t, key+" exemplar", e.Labels, false, utf8Names)
 			if n := labelRunes(e.Labels); n > 128 {
 				t.Errorf("series %s: exemplar labels have %d runes, limit 128", key, n)
 			}
@@ -240,7 +242,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest) {
 		}
 	}
 	for _, md := range req.Metadata {
-		if !convMetricNameRE.MatchString(md.MetricFamilyName) {
+		if !convMetricNameRE.MatchString(md.MetricFamilyName) && !(utf8Names && utf8.ValidString(md.MetricFamilyName) && md.MetricFamilyName != "") {
 			t.Errorf("metadata family %q: invalid name", md.MetricFamilyName)
 		}
 	}
@@ -264,7 +266,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest) {
 	}
 }
 
-func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series bool) {
+func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series, utf8Names bool) {
 	t.Helper()
 	hasName := false
 	for i, l := range labels {
@@ -280,10 +282,10 @@ func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series boo
 		switch {
 		case l.Name == "__name__" && series:
 			hasName = true
-			if !convMetricNameRE.MatchString(l.Value) {
+			if !convMetricNameRE.MatchString(l.Value) && !(utf8Names && utf8.ValidString(l.Value)) {
 				t.Errorf("%s: invalid metric name %q", key, l.Value)
 			}
-		case !convLabelNameRE.MatchString(l.Name) || strings.HasPrefix(l.Name, "__"):
+		case !convLabelNameRE.MatchString(l.Name) && !(utf8Names && utf8.ValidString(l.Name) && l.Name != ""), strings.HasPrefix(l.Name, "__"):
 			t.Errorf("%s: invalid or reserved label name %q", key, l.Name)
 		}
 	}
@@ -302,7 +304,7 @@ func convRun(t testing.TB, c *converter, rm *metricdata.ResourceMetrics) (*promp
 	if req == nil {
 		t.Fatalf("convert returned a nil request (error %v)", err)
 	}
-	convCheckWire(t, req)
+	convCheckWire(t, req, c.labelNamer.UTF8Allowed)
 	cacheCheck(t, c, rm, req, err, logs.all()[before:])
 	return req, err
 }
@@ -1287,7 +1289,7 @@ func TestConvertOverHTTP(t *testing.T) {
 	if err := got.Unmarshal(raw); err != nil {
 		t.Fatalf("protobuf: %v", err)
 	}
-	convCheckWire(t, &got)
+	convCheckWire(t, &got, false)
 	bucketInf := convStd("shop_wait_seconds_bucket", 2, "le", "+Inf", "route", "/")
 	bucketInf.Exemplars = []prompb.Exemplar{convPromExemplar(2, convMillis)}
 	want := &prompb.WriteRequest{

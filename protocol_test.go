@@ -433,3 +433,31 @@ func TestCustomBucketsFallback(t *testing.T) {
 		})
 	}
 }
+
+// TestUTF8NamesWithV2: with 2.0, names keep their dots; the fast path
+// matches the reference (convRun checks) and prwmetrictest accepts them.
+func TestUTF8NamesWithV2(t *testing.T) {
+	rm := convRM(metricdata.Metrics{Name: "http.server.requests", Unit: "{request}", Data: convSum(true, convPoint[int64](3, attribute.String("http.request.method", "GET")))})
+	c, _ := convConverter(t, WithoutTargetInfo(), WithoutMetadata(), WithoutScopeInfo(), WithProtocol(ProtocolV2), WithTranslationStrategy(otlptranslator.NoUTF8EscapingWithSuffixes))
+	got, err := convRun(t, c, rm)
+	if err != nil {
+		t.Fatalf("convert: %v", err)
+	}
+	want := convLabels(convL("__name__", "http.server.requests_total", "http.request.method", "GET"), convIdentity)
+	if len(got.Timeseries) != 1 {
+		t.Fatalf("%d series", len(got.Timeseries))
+	}
+	if diff := cmp.Diff(want, got.Timeseries[0].Labels, convCmpOpts); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithTranslationStrategy(otlptranslator.NoUTF8EscapingWithSuffixes), WithoutStaleMarkers())
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if _, err := srv.Find("http.server.requests_total", map[string]string{"http.request.method": "GET"}); err != nil {
+		t.Errorf("receiver: %v (violations %q)", err, srv.Violations())
+	}
+}

@@ -174,7 +174,7 @@ func decodeV1(raw []byte, v *violations) (*prompb.WriteRequest, *decoded, error)
 		}
 		s.finish()
 		where := "series " + formatRaw(s.raw)
-		checkLabels(v, where, s.raw)
+		checkLabels(v, where, s.raw, false)
 		for _, smp := range ts.Samples {
 			s.samples = append(s.samples, Sample{Timestamp: smp.Timestamp, Value: smp.Value})
 		}
@@ -193,7 +193,7 @@ func decodeV1(raw []byte, v *violations) (*prompb.WriteRequest, *decoded, error)
 			for _, l := range e.Labels {
 				ls = append(ls, label{l.Name, l.Value})
 			}
-			s.exemplars = append(s.exemplars, newExemplar(v, where, ls, e.Value, e.Timestamp))
+			s.exemplars = append(s.exemplars, newExemplar(v, where, ls, e.Value, e.Timestamp, false))
 		}
 		checkTimestamps(v, where, s)
 		d.add(s)
@@ -253,7 +253,7 @@ func decodeV2(raw []byte, v *violations) (*writev2.Request, *decoded, error) {
 		}
 		s.finish()
 		where = "series " + formatRaw(s.raw)
-		checkLabels(v, where, s.raw)
+		checkLabels(v, where, s.raw, true)
 		if len(ts.Samples) > 0 && len(ts.Histograms) > 0 {
 			v.add("%s: carries both samples and histograms; Remote-Write 2.0 allows only one kind per series", where)
 		}
@@ -295,7 +295,7 @@ func decodeV2(raw []byte, v *violations) (*writev2.Request, *decoded, error) {
 			if e.Timestamp == 0 {
 				v.add("%s: exemplar without timestamp; Remote-Write 2.0 requires one", where)
 			}
-			s.exemplars = append(s.exemplars, newExemplar(v, where, ls, e.Value, e.Timestamp))
+			s.exemplars = append(s.exemplars, newExemplar(v, where, ls, e.Value, e.Timestamp, true))
 		}
 		checkTimestamps(v, where, s)
 		md := ts.Metadata
@@ -378,8 +378,10 @@ func formatRaw(ls []label) string {
 	return b.String()
 }
 
-// checkLabels applies the label rules of SPEC §1 to one series.
-func checkLabels(v *violations, where string, ls []label) {
+// checkLabels applies the label rules of SPEC §1 to one series. With
+// utf8Names (Remote-Write 2.0), names may be any valid UTF-8, as Prometheus 3
+// accepts them.
+func checkLabels(v *violations, where string, ls []label, utf8Names bool) {
 	seen := make(map[string]bool, len(ls))
 	hasName := false
 	for i, l := range ls {
@@ -388,10 +390,10 @@ func checkLabels(v *violations, where string, ls []label) {
 			v.add("%s: label #%d has an empty name", where, i)
 		case l.name == nameLabel:
 			hasName = true
-			if !validMetricName(l.value) {
+			if !validMetricName(l.value) && !(utf8Names && utf8.ValidString(l.value)) {
 				v.add("%s: metric name %q does not match [a-zA-Z_:][a-zA-Z0-9_:]*", where, l.value)
 			}
-		case !validLabelName(l.name):
+		case !validLabelName(l.name) && !(utf8Names && utf8.ValidString(l.name)):
 			v.add("%s: label name %q does not match [a-zA-Z_][a-zA-Z0-9_]*", where, l.name)
 		case strings.HasPrefix(l.name, "__"):
 			v.add("%s: label name %q is reserved (names starting with __ belong to Prometheus)", where, l.name)
@@ -482,11 +484,11 @@ func checkNativeHistogram(v *violations, where string, nh NativeHistogram, toInt
 }
 
 // newExemplar checks an exemplar's labels and value and converts it.
-func newExemplar(v *violations, where string, ls []label, value float64, ts int64) Exemplar {
+func newExemplar(v *violations, where string, ls []label, value float64, ts int64, utf8Names bool) Exemplar {
 	e := Exemplar{Labels: make(Labels, len(ls)), Value: value, Timestamp: ts}
 	runes := 0
 	for _, l := range ls {
-		if !validLabelName(l.name) {
+		if !validLabelName(l.name) && !(utf8Names && utf8.ValidString(l.name)) {
 			v.add("%s: exemplar label name %q does not match [a-zA-Z_][a-zA-Z0-9_]*", where, l.name)
 		}
 		if _, dup := e.Labels[l.name]; dup {
