@@ -65,6 +65,16 @@
 // metric, the rest of the export is still sent, and Export returns an error
 // listing what was dropped.
 //
+// # Remote Write 2.0
+//
+// WithProtocol(ProtocolV2) sends Remote Write 2.0 requests: label strings
+// once per request, metadata and start times on each series, exemplars with
+// timestamps. A receiver that does not speak 2.0 (415, or a success without
+// the written counts 2.0 receivers send) gets the same data again as 1.0,
+// with one warning, and 1.0 from then on (2.0 is tried again hourly). A
+// receiver that writes less than it was sent makes Export return a
+// *PartialWriteError. The default is 1.0, which every receiver accepts.
+//
 // # Options
 //
 //   - WithEndpoint (required): the URL, http or https.
@@ -91,6 +101,9 @@
 //     Shutdown) with staleness markers.
 //   - WithMeterProvider (default off): the exporter's own telemetry.
 //   - WithoutEnvironment: ignore the environment variables below.
+//   - WithProtocol (default ProtocolV1): Remote Write 2.0, with fallback;
+//     with it, WithNativeHistogramsForExplicitBuckets and
+//     WithClassicHistograms.
 //
 // New reports every invalid setting at once and returns a nil Exporter.
 // Credentials never appear in errors or log records.
@@ -109,6 +122,7 @@
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BASIC_AUTH_USERNAME (default: none) — with …_BASIC_AUTH_PASSWORD_FILE.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE (default: none) — as WithBasicAuthPasswordFile.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BEARER_TOKEN_FILE (default: none) — as WithBearerTokenFile.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_PROTOCOL (default: 1.0) — 1.0 or 2.0, as WithProtocol.
 //
 // A malformed value makes New fail with an error naming the variable. The
 // module github.com/prwmetric/prwmetric/prwautoexport registers the exporter
