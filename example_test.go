@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -94,4 +95,46 @@ func Example_prwmetrictest() {
 	// value: 3
 	// http_server_requests_total{job="checkout", otel_scope_name="example/checkout", path="/cart"}
 	// rule violations: 0
+}
+
+// Remote Write 2.0: the receiver here speaks only 1.0, so the first export
+// is sent again as 1.0 (with one warning, silenced here) and nothing is
+// lost.
+func ExampleWithProtocol() {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithRemoteWrite1Only())
+	defer srv.Close()
+
+	exp, err := prwmetric.New(
+		prwmetric.WithEndpoint(srv.URL()),
+		prwmetric.WithProtocol(prwmetric.ProtocolV2),
+		prwmetric.WithLogger(slog.New(slog.DiscardHandler)),
+		prwmetric.WithoutEnvironment(),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	ctx := context.Background()
+	defer provider.Shutdown(ctx)
+
+	jobs, err := provider.Meter("example/worker").Int64Counter("jobs")
+	if err != nil {
+		log.Fatal(err)
+	}
+	jobs.Add(ctx, 7)
+	if err := provider.ForceFlush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range srv.Requests() {
+		fmt.Println(r.Protocol, r.Status)
+	}
+	got, err := srv.Latest("jobs_total", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("jobs_total:", got.Value)
+	// Output:
+	// 2.0 415
+	// 1.0 204
+	// jobs_total: 7
 }
