@@ -15,7 +15,9 @@
 //
 // Push exporters send to a receiver in a child process (see Receiver), so
 // that the receiver's own allocations and CPU are not booked to the library
-// under test; it reads and discards each body and counts its bytes.
+// under test; it reads and discards each 1.0 body and counts its bytes, and
+// decodes each 2.0 body to answer the written counts 2.0 senders expect
+// (that time is reported as rcv-decode-ns/op).
 //
 // gen-table.sh (cmd/gentable) runs the benchmarks afresh and regenerates
 // RESULTS.md; the numbers in it are never typed by hand. To look into one
@@ -23,6 +25,7 @@
 //
 //	go test -run='^$' -bench='BenchmarkExport/prwmetric$' -cpuprofile=cpu.prof
 //
-// Plain `go test ./...` runs only the sanity tests (workload_test.go): that
-// every competitor does the work the table says it does.
+// Plain `go test ./...` runs only the sanity tests (workload_test.go,
+// v2_test.go): that every competitor does the work the table says it does,
+// and that the 2.0 export really goes as 2.0.
 package benchmarks

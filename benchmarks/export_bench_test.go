@@ -11,6 +11,7 @@ import (
 func BenchmarkExport(b *testing.B) {
 	fx := fixtureW()
 	b.Run("prwmetric", func(b *testing.B) { benchPrwmetric(b, fx) })
+	b.Run("prwmetric_v2", func(b *testing.B) { benchPrwmetricV2(b, fx) })
 	b.Run("otlpmetrichttp", func(b *testing.B) { benchOTLP(b, fx, otlpmetrichttp.NoCompression) })
 	b.Run("otlpmetrichttp_gzip", func(b *testing.B) { benchOTLP(b, fx, otlpmetrichttp.GzipCompression) })
 	b.Run("collector_prw", func(b *testing.B) { benchCollector(b, fx) })

@@ -49,3 +49,35 @@ func benchPrwmetric(b *testing.B, fx *fixture) {
 		return exp.Export(ctx, fx.rm)
 	})
 }
+
+// benchPrwmetricV2: benchPrwmetric in Remote Write 2.0. The receiver
+// decodes each 2.0 request to answer with the written counts; its time for
+// that is reported as rcv-decode-ns/op. The benchmark fails rather than
+// measure something else: if the exporter warned (as it does when it falls
+// back to 1.0), or the receiver saw a request that was not 2.0, or fewer
+// samples than W has.
+func benchPrwmetricV2(b *testing.B, fx *fixture) {
+	rcv := receiver(b)
+	logs := &recordingHandler{}
+	exp := newPrwmetric(b, rcv.URL+"/api/v1/write",
+		prwmetric.WithProtocol(prwmetric.ProtocolV2), prwmetric.WithLogger(slog.New(logs)))
+	before, err := rcv.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	measurePush(b, fx, rcv, func(ctx context.Context) error {
+		SetTime(fx.rm, fx.w.Time())
+		return exp.Export(ctx, fx.rm)
+	})
+	after, err := rcv.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// After b.Loop, b.N is the number of measured exports.
+	exports := b.N + warmupExports
+	d := after.Sub(before)
+	if err := checkV2(d, logs, exports, fx.w.Series()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(d.DecodeNanos)/float64(exports), "rcv-decode-ns/op")
+}

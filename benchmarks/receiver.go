@@ -2,21 +2,27 @@ package benchmarks
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang/snappy"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // ReceiverEnv, set to "1", makes the test binary run as a receiver process
@@ -34,25 +40,81 @@ type Stats struct {
 	// sender compressed.
 	WireBytes int64
 	// RawBytes is the sum of the uncompressed sizes of snappy bodies (from
-	// the snappy block header; the body is not decoded).
+	// the snappy block header; a 1.0 body is not decoded).
 	RawBytes int64
+	// V2Requests is how many of Requests were Remote Write 2.0 requests,
+	// decoded and answered with the written counts.
+	V2Requests int64
+	// Samples, Histograms and Exemplars are what the 2.0 requests carried,
+	// and what the receiver answered as written.
+	Samples, Histograms, Exemplars int64
+	// DecodeNanos is the time spent decoding and counting 2.0 bodies: work
+	// that a 1.0 request, only counted in bytes, does not cost the receiver.
+	DecodeNanos int64
 }
 
 // Sub returns s - o, the counts between two readings.
 func (s Stats) Sub(o Stats) Stats {
-	return Stats{Requests: s.Requests - o.Requests, WireBytes: s.WireBytes - o.WireBytes, RawBytes: s.RawBytes - o.RawBytes}
+	return Stats{
+		Requests:    s.Requests - o.Requests,
+		WireBytes:   s.WireBytes - o.WireBytes,
+		RawBytes:    s.RawBytes - o.RawBytes,
+		V2Requests:  s.V2Requests - o.V2Requests,
+		Samples:     s.Samples - o.Samples,
+		Histograms:  s.Histograms - o.Histograms,
+		Exemplars:   s.Exemplars - o.Exemplars,
+		DecodeNanos: s.DecodeNanos - o.DecodeNanos,
+	}
 }
+
+// fields lists s's counts in the order the stats endpoint writes them.
+func (s *Stats) fields() []*int64 {
+	return []*int64{&s.Requests, &s.WireBytes, &s.RawBytes, &s.V2Requests, &s.Samples, &s.Histograms, &s.Exemplars, &s.DecodeNanos}
+}
+
+// The headers of a Remote Write 2.0 exchange.
+const (
+	contentTypeV2           = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+	protoV2                 = "io.prometheus.write.v2.Request"
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
 
 // counter is the receiver's handler: it reads every request body to the
 // end, counts its bytes, discards it and answers 204 No Content, which
-// both remote-write and OTLP/HTTP senders take as success.
+// both remote-write and OTLP/HTTP senders take as success. A Remote Write
+// 2.0 request is decoded as well (see serveV2), because a 2.0 sender needs
+// the written counts in the answer.
 type counter struct {
-	requests, wire, raw atomic.Int64
+	requests, wire, raw                      atomic.Int64
+	v2, samples, histograms, exemplars, nano atomic.Int64
+
+	scratch sync.Pool // of *v2Scratch
+}
+
+func (c *counter) stats() Stats {
+	return Stats{
+		Requests: c.requests.Load(), WireBytes: c.wire.Load(), RawBytes: c.raw.Load(),
+		V2Requests: c.v2.Load(), Samples: c.samples.Load(), Histograms: c.histograms.Load(), Exemplars: c.exemplars.Load(),
+		DecodeNanos: c.nano.Load(),
+	}
 }
 
 func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && r.URL.Path == statsPath {
-		fmt.Fprintf(w, "%d %d %d\n", c.requests.Load(), c.wire.Load(), c.raw.Load())
+		s := c.stats()
+		var line []byte
+		for _, f := range s.fields() {
+			line = strconv.AppendInt(line, *f, 10)
+			line = append(line, ' ')
+		}
+		line[len(line)-1] = '\n'
+		_, _ = w.Write(line)
+		return
+	}
+	if isV2(r.Header.Get("Content-Type")) {
+		c.serveV2(w, r)
 		return
 	}
 	var head [binary.MaxVarintLen64]byte
@@ -74,6 +136,182 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.requests.Add(1)
 	c.wire.Add(int64(n) + rest)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// isV2 reports whether a Content-Type names a Remote Write 2.0 request.
+func isV2(contentType string) bool {
+	if contentType == contentTypeV2 {
+		return true // what prwmetric sends; no parsing
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/x-protobuf" && params["proto"] == protoV2
+}
+
+// v2Scratch are the buffers one 2.0 request is decoded with, reused.
+type v2Scratch struct {
+	body, raw []byte
+	// ts is decoded into series after series. Its LabelsRefs keep one
+	// element in front of the refs: the generated decoder allocates anew
+	// for packed refs when the slice is empty, and appends otherwise.
+	ts writev2.TimeSeries
+}
+
+// v2Counts are the contents of one 2.0 request.
+type v2Counts struct{ samples, histograms, exemplars int }
+
+// serveV2 reads a Remote Write 2.0 request, decodes it (snappy, then the
+// series one by one with the generated writev2 decoder, into reused
+// buffers), checks that every symbol reference is in the table, and answers
+// 204 with the counts of samples, histograms and exemplars it carried, as
+// written. A body that does not decode is answered 400, as by Prometheus.
+//
+// This costs the receiver process CPU that a 1.0 request does not: a
+// snappy decode and the generated decoder per series, about 150 ns per
+// series on a 2-core machine, and for float samples no allocation once the
+// buffers have grown. The sender waits for it, so it is counted in
+// Stats.DecodeNanos for the benchmark to report.
+func (c *counter) serveV2(w http.ResponseWriter, r *http.Request) {
+	s, _ := c.scratch.Get().(*v2Scratch)
+	if s == nil {
+		s = &v2Scratch{}
+	}
+	defer c.scratch.Put(s)
+	buf := bytes.NewBuffer(s.body[:0])
+	_, err := buf.ReadFrom(r.Body)
+	s.body = buf.Bytes()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "snappy" {
+		http.Error(w, fmt.Sprintf("a Remote Write 2.0 body must be snappy-compressed; Content-Encoding is %q", enc), http.StatusUnsupportedMediaType)
+		return
+	}
+	start := time.Now()
+	counts, rawLen, err := s.decode()
+	elapsed := time.Since(start)
+	if err != nil {
+		http.Error(w, "decoding the Remote Write 2.0 request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.requests.Add(1)
+	c.wire.Add(int64(len(s.body)))
+	c.raw.Add(int64(rawLen))
+	c.v2.Add(1)
+	c.samples.Add(int64(counts.samples))
+	c.histograms.Add(int64(counts.histograms))
+	c.exemplars.Add(int64(counts.exemplars))
+	c.nano.Add(int64(elapsed))
+	h := w.Header()
+	h.Set(headerSamplesWritten, strconv.Itoa(counts.samples))
+	h.Set(headerHistogramsWritten, strconv.Itoa(counts.histograms))
+	h.Set(headerExemplarsWritten, strconv.Itoa(counts.exemplars))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decode decompresses s.body into s.raw and counts what the request
+// carries.
+func (s *v2Scratch) decode() (counts v2Counts, rawLen int, err error) {
+	n, err := snappy.DecodedLen(s.body)
+	if err != nil {
+		return counts, 0, fmt.Errorf("snappy: %w", err)
+	}
+	if cap(s.raw) < n {
+		s.raw = make([]byte, n)
+	}
+	raw, err := snappy.Decode(s.raw[:cap(s.raw)], s.body)
+	if err != nil {
+		return counts, 0, fmt.Errorf("snappy: %w", err)
+	}
+	counts, err = s.count(raw)
+	return counts, len(raw), err
+}
+
+// The field numbers of io.prometheus.write.v2.Request.
+const (
+	fieldSymbols    = 4
+	fieldTimeseries = 5
+)
+
+// count walks a Request's fields: symbols are counted, not copied, and each
+// series is decoded into s.ts.
+func (s *v2Scratch) count(b []byte) (counts v2Counts, err error) {
+	var symbols, series int
+	var maxRef uint32
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return counts, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if (num == fieldSymbols || num == fieldTimeseries) && typ != protowire.BytesType {
+			return counts, fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
+		}
+		switch num {
+		case fieldSymbols:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return counts, protowire.ParseError(n)
+			}
+			if symbols == 0 && len(v) != 0 {
+				return counts, fmt.Errorf("symbols[0] is %q; the table must start with the empty string", v)
+			}
+			symbols++
+			b = b[n:]
+		case fieldTimeseries:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return counts, protowire.ParseError(n)
+			}
+			ref, err := s.series(v, &counts)
+			if err != nil {
+				return counts, fmt.Errorf("series %d: %w", series, err)
+			}
+			maxRef = max(maxRef, ref)
+			series++
+			b = b[n:]
+		default: // unknown fields are skipped, as protobuf says
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return counts, protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+	}
+	if series > 0 && int64(maxRef) >= int64(symbols) {
+		return counts, fmt.Errorf("symbol reference %d is beyond the table of %d symbols", maxRef, symbols)
+	}
+	return counts, nil
+}
+
+// series decodes one TimeSeries, adds what it carries to counts and
+// returns its largest symbol reference.
+func (s *v2Scratch) series(b []byte, counts *v2Counts) (maxRef uint32, err error) {
+	ts := &s.ts
+	refs := append(ts.LabelsRefs[:0], 0) // the element in front, see v2Scratch
+	*ts = writev2.TimeSeries{LabelsRefs: refs, Samples: ts.Samples[:0], Histograms: ts.Histograms[:0], Exemplars: ts.Exemplars[:0]}
+	if err := ts.Unmarshal(b); err != nil {
+		return 0, err
+	}
+	labels := ts.LabelsRefs[1:]
+	switch {
+	case len(labels) == 0 || len(labels)%2 != 0:
+		return 0, fmt.Errorf("%d label references; want a positive even number", len(labels))
+	case len(ts.Samples) > 0 && len(ts.Histograms) > 0:
+		return 0, errors.New("samples and histograms in one series")
+	case len(ts.Samples)+len(ts.Histograms)+len(ts.Exemplars) == 0:
+		return 0, errors.New("no sample, histogram or exemplar")
+	}
+	maxRef = max(slices.Max(labels), ts.Metadata.HelpRef, ts.Metadata.UnitRef)
+	for _, e := range ts.Exemplars {
+		if len(e.LabelsRefs) > 0 {
+			maxRef = max(maxRef, slices.Max(e.LabelsRefs))
+		}
+	}
+	counts.samples += len(ts.Samples)
+	counts.histograms += len(ts.Histograms)
+	counts.exemplars += len(ts.Exemplars)
+	return maxRef, nil
 }
 
 // ServeReceiver runs a receiver in this process until in reaches EOF: it
@@ -153,7 +391,11 @@ func (r *Receiver) Stats() (Stats, error) {
 	}
 	defer resp.Body.Close()
 	var s Stats
-	if _, err := fmt.Fscan(resp.Body, &s.Requests, &s.WireBytes, &s.RawBytes); err != nil {
+	var dst []any
+	for _, f := range s.fields() {
+		dst = append(dst, f)
+	}
+	if _, err := fmt.Fscan(resp.Body, dst...); err != nil {
 		return Stats{}, fmt.Errorf("reading the receiver's stats: %w", err)
 	}
 	return s, nil

@@ -301,6 +301,7 @@ type row struct{ name, label, wireNote string }
 
 var exportRows = []row{
 	{"prwmetric", "**prwmetric** `Export` → remote write", "snappy"},
+	{"prwmetric_v2", "**prwmetric** `Export` → remote write 2.0 (receiver decodes to answer the written counts)", "snappy"},
 	{"otlpmetrichttp", "`otlpmetrichttp` `Export`, uncompressed", "protobuf"},
 	{"otlpmetrichttp_gzip", "`otlpmetrichttp` `Export`, gzip", "gzip"},
 	{"collector_prw", "Collector translator `FromMetrics` + gogo marshal + snappy + POST", "snappy"},
