@@ -215,7 +215,7 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 		proto = ProtocolV1
 		if e.negotiation.fallBack(time.Now()) {
 			e.cfg.logger.Warn("prwmetric: the receiver does not speak Remote Write 2.0; sending 1.0 instead, and trying 2.0 again every hour",
-				"endpoint", e.client.redacted, "reason", err.Error())
+				"endpoint", e.client.redacted, "reason", refusalReason(err))
 		}
 		var more int
 		more, err = e.sendAs(ctx, b, bufs, delivered, ProtocolV1)
@@ -228,8 +228,12 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 }
 
 // reportSkippedByV1 warns of the custom-bucket histograms a 1.0 send left
-// out, and returns the error that says so.
+// out, and returns the error that says so; with WithClassicHistograms the
+// classic series carry the same data, and there is nothing to report.
 func (e *Exporter) reportSkippedByV1(b *batch) error {
+	if e.cfg.classicHistograms {
+		return nil
+	}
 	n := 0
 	for i := range b.v2 {
 		if b.skippedByV1(i) {
@@ -239,7 +243,7 @@ func (e *Exporter) reportSkippedByV1(b *batch) error {
 	if n == 0 {
 		return nil
 	}
-	err := fmt.Errorf("prwmetric: %d custom-bucket native histograms not sent: the receiver speaks only Remote Write 1.0 (WithClassicHistograms keeps classic series for it)", n)
+	err := fmt.Errorf("prwmetric: %d custom-bucket native histograms not sent: the receiver speaks only Remote Write 1.0; add WithClassicHistograms to send classic series as well", n)
 	e.cfg.logger.Warn(err.Error())
 	return err
 }

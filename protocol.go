@@ -71,9 +71,11 @@ func WithProtocol(p Protocol) Option {
 // WithProtocol(ProtocolV2), and a receiver that stores native histograms
 // with custom buckets (Prometheus 3). Default: classic series.
 //
-// When the receiver turns out to speak only Remote Write 1.0, those
-// histograms are dropped with a warning, unless WithClassicHistograms keeps
-// the classic series as well.
+// When the receiver turns out to speak only Remote Write 1.0 (see
+// WithProtocol), those histograms are left out of its requests: each export
+// then warns and returns an error saying how many, unless
+// WithClassicHistograms sends the classic series as well, which carry the
+// same data.
 func WithNativeHistogramsForExplicitBuckets() Option {
 	return optionFunc(func(c config) config { c.customBuckets = true; return c })
 }

@@ -498,6 +498,14 @@ func refusesV2(err error) bool {
 		errors.As(err, &we) && we.StatusCode == http.StatusUnsupportedMediaType
 }
 
+// refusalReason says how the receiver refused 2.0, for the warning.
+func refusalReason(err error) string {
+	if errors.Is(err, errNoWrittenHeaders) {
+		return errNoWrittenHeaders.Error()
+	}
+	return "it answered 415 Unsupported Media Type"
+}
+
 // writtenCounts reads the counts of a 2.0 receiver's answer; ok is false
 // when it sent none.
 func writtenCounts(h http.Header) (written partCounts, ok bool) {

@@ -39,6 +39,9 @@ type promConfig struct {
 	// client reaches the server through its TLS and auth; nil for plain HTTP.
 	client     *http.Client
 	user, pass string
+	// extraArgs are appended to the command line, e.g. more
+	// --enable-feature flags (Prometheus accepts the flag repeatedly).
+	extraArgs []string
 }
 
 // minimalPromConfig is a Prometheus configuration that scrapes nothing: the
@@ -106,7 +109,8 @@ func startPrometheus(t *testing.T, name, bin string, cfg promConfig, extra ...st
 		name: name,
 		bin:  bin,
 		args: func(port int) []string {
-			return append(append([]string{fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port)}, common...), extra...)
+			args := append([]string{fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port)}, common...)
+			return append(append(args, extra...), cfg.extraArgs...)
 		},
 		readyURL: func(port int) string { return fmt.Sprintf("%s://127.0.0.1:%d/-/ready", scheme, port) },
 		client:   readyClient,
