@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -87,10 +88,19 @@ type symbolTable struct {
 	strs  []string // strs[0] == ""
 	epoch uint32
 
-	// req numbers the requests being cut; stamp[id] == req when id has a
-	// place in the current request's symbols, local[id].
-	req          uint32
-	stamp, local []uint32
+	// req numbers the requests being cut; slots[id].stamp == req when id
+	// has a place in the current request's symbols, slots[id].local.
+	req   uint32
+	slots []symbolSlot
+}
+
+type symbolSlot struct{ stamp, local uint32 }
+
+// fit makes slots cover every id of the table.
+func (t *symbolTable) fit() {
+	if n := len(t.strs); len(t.slots) < n {
+		t.slots = append(t.slots, make([]symbolSlot, n-len(t.slots))...)
+	}
 }
 
 func (t *symbolTable) id(s string) uint32 {
@@ -116,7 +126,7 @@ func (t *symbolTable) rebuild() {
 	t.ids = nil
 	clear(t.strs)
 	t.strs = t.strs[:0]
-	t.stamp, t.local = nil, nil
+	t.slots = nil
 	t.epoch++
 }
 
@@ -144,31 +154,32 @@ func (c *v2Cutter) beginRequest() {
 	t := c.t
 	t.req++
 	if t.req == 0 { // wrapped: old stamps could match again
-		clear(t.stamp)
+		clear(t.slots)
 		t.req = 1
 	}
+	t.fit()
+	t.slots[0] = symbolSlot{stamp: t.req} // "" is always 0
 	c.symStart = len(c.x.syms)
 }
 
 // ref returns id's index in the current request's symbols, adding it if
-// needed, and how many bytes that added to the request.
+// needed, and how many bytes that added to the request. The table's slots
+// must cover id (fit).
 func (c *v2Cutter) ref(id uint32) (uint32, int) {
-	if id == 0 {
-		return 0, 0
-	}
 	t := c.t
-	if int(id) >= len(t.stamp) {
-		n := max(len(t.strs), int(id)+1)
-		t.stamp = append(t.stamp, make([]uint32, n-len(t.stamp))...)
-		t.local = append(t.local, make([]uint32, n-len(t.local))...)
+	if sl := &t.slots[id]; sl.stamp == t.req {
+		return sl.local, 0
 	}
-	if t.stamp[id] == t.req {
-		return t.local[id], 0
-	}
+	return c.add(id)
+}
+
+// add gives id the next index in the current request's symbols.
+func (c *v2Cutter) add(id uint32) (uint32, int) {
+	t := c.t
 	s := t.strs[id]
 	c.x.syms = append(c.x.syms, s)
 	l := uint32(len(c.x.syms) - c.symStart) // 0 is ""
-	t.stamp[id], t.local[id] = t.req, l
+	t.slots[id] = symbolSlot{stamp: t.req, local: l}
 	return l, fieldLen(len(s))
 }
 
@@ -189,17 +200,32 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 			s.v2.refs = append(s.v2.refs, t.id(name), t.id(value))
 		})
 		s.v2.epoch = t.epoch
+		t.fit()
 	}
+	// The hot loop of 2.0: two array lookups per label string.
 	x := c.x
 	head := len(x.refs)
-	x.refs = append(x.refs, 0, uint32(len(s.v2.refs)))
+	ids := s.v2.refs
+	x.refs = slices.Grow(x.refs, 2+len(ids))
+	x.refs = append(x.refs, 0, uint32(len(ids)))
+	out := x.refs[len(x.refs) : len(x.refs)+len(ids)]
+	slots, req := t.slots, t.req
 	packed := 0
-	for _, id := range s.v2.refs {
-		l, nb := c.ref(id)
-		symBytes += nb
-		packed += varintLen(uint64(l))
-		x.refs = append(x.refs, l)
+	for j, id := range ids {
+		sl := &slots[id]
+		if sl.stamp != req {
+			_, nb := c.add(id)
+			symBytes += nb
+		}
+		l := sl.local
+		out[j] = l
+		if l < 0x80 {
+			packed++
+		} else {
+			packed += varintLen(uint64(l))
+		}
 	}
+	x.refs = x.refs[:len(x.refs)+len(ids)]
 	if packed > 0 {
 		n += fieldLen(packed)
 	}
@@ -224,7 +250,9 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 		x.refs = append(x.refs, 1)
 		packed := 0
 		walkLabels(labels, func(name, value string) {
-			for _, id := range [2]uint32{t.id(name), t.id(value)} {
+			ids := [2]uint32{t.id(name), t.id(value)}
+			t.fit()
+			for _, id := range ids {
 				l, nb := c.ref(id)
 				symBytes += nb
 				packed += varintLen(uint64(l))
@@ -243,6 +271,7 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 		if f.symEpoch != t.epoch || !f.symbolized {
 			f.helpID, f.unitID = t.id(f.help), t.id(f.unit)
 			f.symEpoch, f.symbolized = t.epoch, true
+			t.fit()
 		}
 		typ = uint32(f.typ)
 		var nb int
@@ -280,7 +309,7 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 			// The record goes to the next request: undo its refs and
 			// symbols here.
 			for _, s := range x.syms[symMark:] {
-				c.t.stamp[c.t.ids[s]] = 0
+				c.t.slots[c.t.ids[s]].stamp = 0
 			}
 			x.refs, x.syms = x.refs[:refMark], x.syms[:symMark]
 			cuts = append(cuts, cut{end: i, parts: parts, symStart: c.symStart, symEnd: symMark, refStart: refStart})
