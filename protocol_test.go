@@ -464,3 +464,29 @@ func TestUTF8NamesWithV2(t *testing.T) {
 		t.Errorf("receiver: %v (violations %q)", err, srv.Violations())
 	}
 }
+
+func TestWrittenCounts(t *testing.T) {
+	cases := []struct {
+		name   string
+		header http.Header
+		want   partCounts
+		ok     bool
+	}{
+		{"none", http.Header{}, partCounts{}, false},
+		{"all", http.Header{"X-Prometheus-Remote-Write-Samples-Written": {"3"}, "X-Prometheus-Remote-Write-Histograms-Written": {"2"}, "X-Prometheus-Remote-Write-Exemplars-Written": {"1"}}, partCounts{samples: 3, histograms: 2, exemplars: 1}, true},
+		{"one is enough to speak 2.0", http.Header{"X-Prometheus-Remote-Write-Samples-Written": {"7"}}, partCounts{samples: 7}, true},
+		// Unreadable counts read as nothing written: the warning then
+		// shows what the receiver failed to confirm.
+		{"garbage", http.Header{"X-Prometheus-Remote-Write-Samples-Written": {"many"}}, partCounts{}, true},
+		{"negative", http.Header{"X-Prometheus-Remote-Write-Samples-Written": {"-1"}}, partCounts{}, true},
+		{"overflow", http.Header{"X-Prometheus-Remote-Write-Samples-Written": {"99999999999999999999999"}}, partCounts{}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := writtenCounts(tc.header)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("writtenCounts = %+v, %v; want %+v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
