@@ -784,7 +784,13 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 		points = append(points, hp)
 		buckets = max(buckets, len(dp.BucketCounts))
 	}
-	order := me.order.sorted(points)
+	order, sorted := me.order.sorted(points)
+	if sorted {
+		// Lay the series' labels out in the order they are sent,
+		// once they are.
+		first := len(cc.b.records)
+		defer func() { cc.sc.layOut(cc.b.records[first:]) }()
+	}
 	for j := range buckets {
 		for _, k := range order {
 			p := &points[k]
@@ -837,7 +843,8 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 // them is most of the cost of a histogram's conversion, and needless: the
 // SDK reports a metric's points in the same order export after export
 // (until points come or go), so the order is only sorted anew when the
-// points differ from the last export's.
+// points differ from the last export's; their labels are then laid out
+// anew in memory too (layOut).
 type pointOrder struct {
 	// from are the points of the last export, in the order they came.
 	from []*pointMore
@@ -845,14 +852,15 @@ type pointOrder struct {
 	perm []int
 }
 
-// sorted returns the indices of points in histogramOrder.
-func (o *pointOrder) sorted(points []histPoint) []int {
+// sorted returns the indices of points in histogramOrder, and whether it
+// sorted them anew.
+func (o *pointOrder) sorted(points []histPoint) (order []int, sorted bool) {
 	same := len(points) == len(o.from)
 	for k := 0; same && k < len(points); k++ {
 		same = points[k].ps == o.from[k]
 	}
 	if same {
-		return o.perm
+		return o.perm, false
 	}
 	o.from, o.perm = o.from[:0], o.perm[:0]
 	for k := range points {
@@ -869,8 +877,41 @@ func (o *pointOrder) sorted(points []histPoint) []int {
 		}
 		return a - b
 	})
-	return o.perm
+	return o.perm, true
 }
+
+// layOut copies the labels of the series of records into blocks of memory,
+// one after the other: histogramOrder sends a histogram's series in an
+// order other than the one they were built in, and encoding them reads the
+// labels far faster in sequence than scattered over the heap.
+func (sc *seriesCache) layOut(records []record) {
+	for start := 0; start < len(records); {
+		n, end := 0, start
+		for ; end < len(records) && (end == start || n+len(records[end].s.labels) <= layoutBlock); end++ {
+			n += len(records[end].s.labels)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		for i := start; i < end; i++ {
+			b.WriteString(records[i].s.labels)
+		}
+		block := b.String()
+		for i := start; i < end; i++ {
+			s := records[i].s
+			n := len(s.labels)
+			// The table's key must be the new string too, or it would
+			// keep the old one.
+			delete(sc.byLabels, s.labels)
+			s.labels, block = block[:n], block[n:]
+			sc.byLabels[s.labels] = s
+		}
+		start = end
+	}
+}
+
+// layoutBlock is the size of layOut's blocks: a block stays in memory as
+// long as one of its series does.
+const layoutBlock = 256 << 10
 
 // histPoint is a valid data point of the histogram being converted, in
 // seriesCache.histPoints.

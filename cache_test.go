@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang/snappy"
 	"github.com/google/go-cmp/cmp"
@@ -608,6 +609,8 @@ func cacheAlignMarkerTimes(want, got []prompb.TimeSeries) {
 // (pointOrder) against the reference through exports whose points come in
 // another order, come and go, repeat themselves, change their bounds or
 // collide (two attribute sets, one label set): the same bytes every time.
+// And the series' labels lie in memory in the order they are sent
+// (layOut), still interned under their labels.
 func TestHistogramOrderFollowsThePoints(t *testing.T) {
 	c, _ := convConverter(t, WithoutTargetInfo())
 	sc := newSeriesCache(c, true)
@@ -651,6 +654,21 @@ func TestHistogramOrderFollowsThePoints(t *testing.T) {
 		}
 		got := cacheRequests(&bt, 1<<30, 1<<40)
 		cacheCompare(t, tt.name, cacheMarshal(t, req, 1<<30, 1<<40), got)
+		for i := range bt.records {
+			s := bt.records[i].s
+			if sc.byLabels[s.labels] != s {
+				t.Errorf("%s: series %d is not interned under its labels", tt.name, i)
+			}
+			if i > 0 {
+				prev := bt.records[i-1].s.labels
+				if unsafe.StringData(s.labels) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev))) {
+					t.Errorf("%s: the labels of series %d do not follow those of series %d in memory", tt.name, i, i-1)
+				}
+			}
+		}
+		if len(sc.byLabels) != len(sc.last) {
+			t.Errorf("%s: %d series interned, %d tracked", tt.name, len(sc.byLabels), len(sc.last))
+		}
 		// The order does not depend on the order of the points.
 		switch tt.name {
 		case "first":
