@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/otlptranslator"
@@ -81,10 +82,12 @@ type seriesCache struct {
 
 	// families is reused by every conversion (see conversion.families).
 	families map[string]prompb.MetricMetadata_MetricType
-	// native, labelBuf and labels are scratch space of the conversion.
+	// native, labelBuf, labels and histPoints are scratch space of the conversion.
 	native   nativeScratch
 	labelBuf []byte
 	labels   []prompb.Label
+	// histPoints are a histogram's points being converted.
+	histPoints []histPoint
 
 	// withV2 makes conversions record what 2.0 requests need (batch.v2).
 	withV2 bool
@@ -275,6 +278,8 @@ type metricEntry struct {
 	// bounds are the explicit bucket bounds most recently cached, which
 	// points with equal bounds share.
 	bounds []float64
+	// order is the order of a histogram's points.
+	order pointOrder
 }
 
 // pointEntry is what one data point yields. It is kept small: there is one
@@ -786,6 +791,16 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 	fmin, fmax := &me.families[familyMin], &me.families[familyMax]
 	minMax := cc.sc.c.histogramMinMax &&
 		cc.cv.familyFree(mc, fmin.name, fmin.typ) && cc.cv.familyFree(mc, fmax.name, fmax.typ)
+	classic := cc.sc.c.classic()
+	// The points are looked up in their order, which is also the order of
+	// their problems and of their custom-bucket histograms; the classic
+	// series are then sent in histogramOrder.
+	points := cc.sc.histPoints[:0]
+	defer func() {
+		clear(points) // keep no exemplars alive
+		cc.sc.histPoints = points[:0]
+	}()
+	buckets := 0
 	for i := range d.DataPoints {
 		dp := &d.DataPoints[i]
 		if msg := checkBuckets(dp); msg != "" {
@@ -798,47 +813,175 @@ func cachedHistogram[N int64 | float64](cc *cachedConversion, mc *metricCtx, me 
 		}
 		ps := pe.more
 		mc.p.addAll(ps.problems)
-		t := dp.Time.UnixMilli()
-		cc.start = startMillis(dp.StartTime)
+		hp := histPoint{ps: ps, i: i, t: dp.Time.UnixMilli(), start: startMillis(dp.StartTime)}
 		if cc.sc.c.customBuckets {
-			cachedCustomBuckets(cc, mc, f, pe, dp, t)
+			cc.start = hp.start
+			cachedCustomBuckets(cc, mc, f, pe, dp, hp.t)
 		}
-		var exemplars [][]prompb.Exemplar
-		if len(dp.Exemplars) > 0 && cc.sc.c.classic() {
-			exemplars = bucketExemplars(cc.sc.c, *dp, t, &mc.p)
-		}
-		var n uint64 // cumulative count
-		for j, count := range dp.BucketCounts {
-			if !cc.sc.c.classic() {
-				break
+		if classic {
+			if len(dp.Exemplars) > 0 {
+				hp.exemplars = bucketExemplars(cc.sc.c, *dp, hp.t, &mc.p)
 			}
-			n += count
-			if j == len(dp.Bounds) {
-				// The +Inf bucket is the count, which exceeds the
-				// buckets' sum when the sum is NaN (see checkCount).
-				n = dp.Count
+			buckets = max(buckets, len(dp.BucketCounts))
+		}
+		points = append(points, hp)
+	}
+	// order is histogramOrder, when there are classic series; the rest
+	// go in data point order.
+	var order []int
+	if classic {
+		var sorted bool
+		order, sorted = me.order.sorted(points)
+		if sorted {
+			// Lay the series' labels out in the order they are sent,
+			// once they are.
+			first := len(cc.b.records)
+			defer func() { cc.sc.layOut(cc.b.records[first:]) }()
+		}
+		for j := range buckets {
+			for _, k := range order {
+				p := &points[k]
+				dp := &d.DataPoints[p.i]
+				if j >= len(dp.BucketCounts) {
+					continue
+				}
+				p.n += dp.BucketCounts[j]
+				n := p.n
+				if j == len(dp.Bounds) {
+					// The +Inf bucket is the count, which exceeds the
+					// buckets' sum when the sum is NaN (see checkCount).
+					n = dp.Count
+				}
+				var ex []prompb.Exemplar
+				if p.exemplars != nil {
+					ex = p.exemplars[j]
+				}
+				cc.start = p.start
+				cc.emit(mc, f, &p.ps.series[j], float64(n), p.t, ex, nil)
 			}
-			var ex []prompb.Exemplar
-			if exemplars != nil {
-				ex = exemplars[j]
-			}
-			cc.emit(mc, f, &ps.series[j], float64(n), t, ex, nil)
 		}
-		if k := len(dp.BucketCounts); cc.sc.c.classic() {
-			cc.emit(mc, f, &ps.series[k], promValue(float64(dp.Sum)), t, nil, nil)
-			cc.emit(mc, f, &ps.series[k+1], float64(dp.Count), t, nil, nil)
+		for _, k := range order {
+			p := &points[k]
+			dp := &d.DataPoints[p.i]
+			cc.start = p.start
+			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)], promValue(float64(dp.Sum)), p.t, nil, nil)
 		}
-		if !minMax {
-			continue
-		}
-		cc.start = 0 // gauges
-		if v, ok := dp.Min.Value(); ok {
-			cc.emit(mc, fmin, &ps.min, promValue(float64(v)), t, nil, nil)
-		}
-		if v, ok := dp.Max.Value(); ok {
-			cc.emit(mc, fmax, &ps.max, promValue(float64(v)), t, nil, nil)
+		for _, k := range order {
+			p := &points[k]
+			dp := &d.DataPoints[p.i]
+			cc.start = p.start
+			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)+1], float64(dp.Count), p.t, nil, nil)
 		}
 	}
+	if !minMax {
+		return
+	}
+	cc.start = 0 // gauges
+	for k := range points {
+		p := &points[k]
+		if order != nil {
+			p = &points[order[k]]
+		}
+		if v, ok := d.DataPoints[p.i].Min.Value(); ok {
+			cc.emit(mc, fmin, &p.ps.min, promValue(float64(v)), p.t, nil, nil)
+		}
+	}
+	for k := range points {
+		p := &points[k]
+		if order != nil {
+			p = &points[order[k]]
+		}
+		if v, ok := d.DataPoints[p.i].Max.Value(); ok {
+			cc.emit(mc, fmax, &p.ps.max, promValue(float64(v)), p.t, nil, nil)
+		}
+	}
+}
+
+// pointOrder keeps the histogramOrder of a histogram's points. Sorting
+// them is most of the cost of a histogram's conversion, and needless: the
+// SDK reports a metric's points in the same order export after export
+// (until points come or go), so the order is only sorted anew when the
+// points differ from the last export's; their labels are then laid out
+// anew in memory too (layOut).
+type pointOrder struct {
+	// from are the points of the last export, in the order they came.
+	from []*pointMore
+	// perm are their indices, in histogramOrder.
+	perm []int
+}
+
+// sorted returns the indices of points in histogramOrder, and whether it
+// sorted them anew.
+func (o *pointOrder) sorted(points []histPoint) (order []int, sorted bool) {
+	same := len(points) == len(o.from)
+	for k := 0; same && k < len(points); k++ {
+		same = points[k].ps == o.from[k]
+	}
+	if same {
+		return o.perm, false
+	}
+	o.from, o.perm = o.from[:0], o.perm[:0]
+	for k := range points {
+		o.from = append(o.from, points[k].ps)
+		o.perm = append(o.perm, k)
+	}
+	clear(o.from[len(o.from):cap(o.from)]) // keep no dropped points alive
+	slices.SortFunc(o.perm, func(a, b int) int {
+		// The _count series, last, has the point's sort key as its
+		// labels; ties stay in data point order.
+		sa, sb := o.from[a].series, o.from[b].series
+		if c := strings.Compare(sa[len(sa)-1].labels, sb[len(sb)-1].labels); c != 0 {
+			return c
+		}
+		return a - b
+	})
+	return o.perm, true
+}
+
+// layOut copies the labels of the series of records into blocks of memory,
+// one after the other: histogramOrder sends a histogram's series in an
+// order other than the one they were built in, and encoding them reads the
+// labels far faster in sequence than scattered over the heap.
+func (sc *seriesCache) layOut(records []record) {
+	for start := 0; start < len(records); {
+		n, end := 0, start
+		for ; end < len(records) && (end == start || n+len(records[end].s.labels) <= layoutBlock); end++ {
+			n += len(records[end].s.labels)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		for i := start; i < end; i++ {
+			b.WriteString(records[i].s.labels)
+		}
+		block := b.String()
+		for i := start; i < end; i++ {
+			s := records[i].s
+			n := len(s.labels)
+			// The table's key must be the new string too, or it would
+			// keep the old one.
+			delete(sc.byLabels, s.labels)
+			s.labels, block = block[:n], block[n:]
+			sc.byLabels[s.labels] = s
+		}
+		start = end
+	}
+}
+
+// layoutBlock is the size of layOut's blocks: a block stays in memory as
+// long as one of its series does.
+const layoutBlock = 256 << 10
+
+// histPoint is a valid data point of the histogram being converted, in
+// seriesCache.histPoints.
+type histPoint struct {
+	ps *pointMore
+	// i is the point's index in the data points.
+	i int
+	// t and start are its time and start time in ms.
+	t, start int64
+	// n is the cumulative count of the point's buckets sent so far.
+	n         uint64
+	exemplars [][]prompb.Exemplar
 }
 
 // cachedCustomBuckets emits dp as a native histogram with custom buckets

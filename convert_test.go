@@ -452,6 +452,27 @@ func TestConvertTypes(t *testing.T) {
 			wantMeta: []prompb.MetricMetadata{convMeta(hist, "rpc_duration_milliseconds", "", "milliseconds")},
 		},
 		{
+			name: "histogram points go sorted by labels, bucket by bucket",
+			give: metricdata.Metrics{Name: "rpc.duration", Unit: "s",
+				Data: convHist(
+					convHistPoint[int64](4, []float64{1}, []uint64{2, 1}, attribute.String("route", "/pay")),
+					convHistPoint[int64](5, []float64{0.5, 1, 2}, []uint64{1, 0, 3, 1}, attribute.String("route", "/buy")),
+				)},
+			want: []prompb.TimeSeries{
+				convStd("rpc_duration_seconds_bucket", 1, "le", "0.5", "route", "/buy"),
+				convStd("rpc_duration_seconds_bucket", 2, "le", "1", "route", "/pay"),
+				convStd("rpc_duration_seconds_bucket", 1, "le", "1", "route", "/buy"),
+				convStd("rpc_duration_seconds_bucket", 3, "le", "+Inf", "route", "/pay"),
+				convStd("rpc_duration_seconds_bucket", 4, "le", "2", "route", "/buy"),
+				convStd("rpc_duration_seconds_bucket", 5, "le", "+Inf", "route", "/buy"),
+				convStd("rpc_duration_seconds_sum", 5, "route", "/buy"),
+				convStd("rpc_duration_seconds_sum", 4, "route", "/pay"),
+				convStd("rpc_duration_seconds_count", 5, "route", "/buy"),
+				convStd("rpc_duration_seconds_count", 3, "route", "/pay"),
+			},
+			wantMeta: []prompb.MetricMetadata{convMeta(hist, "rpc_duration_seconds", "", "seconds")},
+		},
+		{
 			name: "histogram without bounds has only +Inf",
 			give: metricdata.Metrics{Name: "sizes", Data: convHist(convHistPoint[int64](9, nil, []uint64{3}))},
 			want: []prompb.TimeSeries{
@@ -630,6 +651,11 @@ func TestConvertOptions(t *testing.T) {
 	histPoint := convHistPoint[float64](3, []float64{1}, []uint64{1, 1})
 	histPoint.Min, histPoint.Max = metricdata.NewExtrema(0.5), metricdata.NewExtrema(2.5)
 	histogram := metricdata.Metrics{Name: "rpc.duration", Unit: "s", Data: convHist(histPoint)}
+	buyPoint := convHistPoint[float64](4, []float64{1}, []uint64{0, 1}, attribute.String("route", "/buy"))
+	buyPoint.Min, buyPoint.Max = metricdata.NewExtrema(4.0), metricdata.NewExtrema(4.0)
+	// twoPoints has its points out of order: the point with fewer labels
+	// goes first.
+	twoPoints := metricdata.Metrics{Name: "rpc.duration", Unit: "s", Data: convHist(buyPoint, histPoint)}
 	noMinMax := metricdata.Metrics{Name: "rpc.size", Unit: "By", Data: convHist(convHistPoint[int64](3, nil, []uint64{2}))}
 
 	std := func(name string, v float64, extra ...string) prompb.TimeSeries {
@@ -712,14 +738,20 @@ func TestConvertOptions(t *testing.T) {
 		{
 			name: "WithHistogramMinMax adds _min and _max gauges where recorded",
 			opts: []Option{WithHistogramMinMax(), WithoutTargetInfo()},
-			give: []metricdata.Metrics{histogram, noMinMax},
+			give: []metricdata.Metrics{twoPoints, noMinMax},
 			want: []prompb.TimeSeries{
 				std("rpc_duration_seconds_bucket", 1, "le", "1"),
+				std("rpc_duration_seconds_bucket", 0, "le", "1", "route", "/buy"),
 				std("rpc_duration_seconds_bucket", 2, "le", "+Inf"),
+				std("rpc_duration_seconds_bucket", 1, "le", "+Inf", "route", "/buy"),
 				std("rpc_duration_seconds_sum", 3),
+				std("rpc_duration_seconds_sum", 4, "route", "/buy"),
 				std("rpc_duration_seconds_count", 2),
+				std("rpc_duration_seconds_count", 1, "route", "/buy"),
 				std("rpc_duration_seconds_min", 0.5),
+				std("rpc_duration_seconds_min", 4, "route", "/buy"),
 				std("rpc_duration_seconds_max", 2.5),
+				std("rpc_duration_seconds_max", 4, "route", "/buy"),
 				std("rpc_size_bytes_bucket", 2, "le", "+Inf"),
 				std("rpc_size_bytes_sum", 3),
 				std("rpc_size_bytes_count", 2),

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/s2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -526,11 +527,11 @@ func BenchmarkStagesW(b *testing.B) {
 	})
 	b.Run("compress", func(b *testing.B) {
 		encode(true)
-		dst := make([]byte, snappy.MaxEncodedLen(4<<20))
+		dst := make([]byte, s2.MaxEncodedLen(4<<20))
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			for _, raw := range raws {
-				snappy.Encode(dst, raw)
+				s2.EncodeSnappy(dst, raw)
 			}
 		}
 		perSeries(b)

@@ -17,4 +17,5 @@ func BenchmarkExport(b *testing.B) {
 	b.Run("collector_prw", func(b *testing.B) { benchCollector(b, fx) })
 	b.Run("otelprom_scrape", func(b *testing.B) { benchPull(b, fx) })
 	b.Run("snappy_floor", func(b *testing.B) { benchSnappyFloor(b, fx) })
+	b.Run("s2_snappy", func(b *testing.B) { benchS2(b, fx) })
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/s2"
 )
 
 // prwmetricPayloads captures what prwmetric sends for one steady-state
@@ -37,11 +38,21 @@ func prwmetricPayloads(tb testing.TB, fx *fixture) [][]byte {
 // benchSnappyFloor: snappy.Encode of prwmetric's own payload into reused
 // buffers, nothing else — the cost no remote-write exporter can avoid.
 func benchSnappyFloor(b *testing.B, fx *fixture) {
+	benchCompress(b, fx, snappy.MaxEncodedLen, snappy.Encode)
+}
+
+// benchS2: s2.EncodeSnappy, the snappy block encoder prwmetric uses, of its
+// own payload alone, as benchSnappyFloor.
+func benchS2(b *testing.B, fx *fixture) {
+	benchCompress(b, fx, s2.MaxEncodedLen, s2.EncodeSnappy)
+}
+
+func benchCompress(b *testing.B, fx *fixture, maxLen func(int) int, encode func(dst, src []byte) []byte) {
 	raws := prwmetricPayloads(b, fx)
 	dsts := make([][]byte, len(raws))
 	rawBytes := 0
 	for i, raw := range raws {
-		dsts[i] = make([]byte, snappy.MaxEncodedLen(len(raw)))
+		dsts[i] = make([]byte, maxLen(len(raw)))
 		rawBytes += len(raw)
 	}
 	b.ReportAllocs()
@@ -49,7 +60,7 @@ func benchSnappyFloor(b *testing.B, fx *fixture) {
 	for b.Loop() {
 		wire = 0
 		for i, raw := range raws {
-			wire += len(snappy.Encode(dsts[i], raw))
+			wire += len(encode(dsts[i], raw))
 		}
 	}
 	b.ReportMetric(float64(fx.w.Series()), "series/op")
