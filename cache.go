@@ -38,20 +38,43 @@ type seriesState struct {
 	labels string
 	// newest is the newest timestamp delivered, when delivered is set.
 	newest int64
-	// seen is the generation of the last export that sent it.
-	seen generation
+	// bits holds the generation of the last export that sent it (the low
+	// genBits) and the flags below: packed so that, with v2, a seriesState
+	// fits a 32-byte allocation.
+	bits uint32
+	// v2 indexes what 2.0 requests keep of the series in
+	// seriesCache.v2series; 0 until it is first sent as 2.0.
+	v2 uint32
+}
+
+const (
+	genBits = 24
+	genMask = 1<<genBits - 1
+
 	// delivered: the series was in the last successful export, so the
 	// receiver holds it; it must be ended by a staleness marker when it
 	// disappears, and its next sample must be later than newest.
-	delivered bool
+	delivered = 1 << (genBits + iota)
 	// histogram: its last delivered sample was a native histogram, so its
 	// staleness marker must be one too.
-	histogram bool
+	histogram
 	// evicted: the series left the table. Cache entries that still point
 	// to it look it up again by its labels.
-	evicted bool
-	// v2 is what the Remote Write 2.0 encoding keeps, once sent as 2.0.
-	v2 *seriesV2
+	evicted
+)
+
+func (s *seriesState) seen() generation { return generation(s.bits & genMask) }
+
+func (s *seriesState) setSeen(g generation) { s.bits = s.bits&^genMask | uint32(g) }
+
+func (s *seriesState) is(flag uint32) bool { return s.bits&flag != 0 }
+
+func (s *seriesState) set(flag uint32, on bool) {
+	if on {
+		s.bits |= flag
+	} else {
+		s.bits &^= flag
+	}
 }
 
 // seriesCache holds what exports reuse. One export converts at a time (the
@@ -91,18 +114,23 @@ type seriesCache struct {
 
 	// withV2 makes conversions record what 2.0 requests need (batch.v2).
 	withV2 bool
-	// symbols number the label strings of 2.0 requests (v2.go).
-	symbols symbolTable
+	// symbols number the label strings of 2.0 requests; v2series holds
+	// what 2.0 keeps of each series (seriesState.v2; 0 is unused), v2free
+	// the indexes of evicted series, for reuse (v2.go).
+	symbols  symbolTable
+	v2series []seriesV2
+	v2free   []uint32
 }
 
-// generation numbers conversions. 32 bits keep the per-series state small.
-// Wrapping around is harmless: an entry keeps an old generation only while
-// the export that would end it keeps failing, and 2^32 exports take more
-// than a century at one per second. 0 is skipped: new entries hold it.
+// generation numbers conversions, in genBits bits, which keep the
+// per-series state small. Wrapping around is harmless: an entry keeps an
+// old generation only while the export that would end it keeps failing, and
+// 2^24 exports take half a year at one per second. 0 is skipped: new
+// entries hold it.
 type generation uint32
 
 func (g generation) next() generation {
-	if g++; g == 0 {
+	if g = (g + 1) & genMask; g == 0 {
 		g++
 	}
 	return g
@@ -673,15 +701,15 @@ func (cc *cachedConversion) singlePoint(mc *metricCtx, me *metricEntry, attrs *a
 // A native histogram h (v unused) is sent instead of a sample when not nil.
 func (cc *cachedConversion) emit(mc *metricCtx, f *family, slot **seriesState, v float64, ms int64, exemplars []prompb.Exemplar, h *nativeParts) {
 	s := *slot
-	if s.evicted {
+	if s.is(evicted) {
 		s = cc.sc.internString(s.labels)
 		*slot = s
 	}
-	if s.seen == cc.gen {
+	if s.seen() == cc.gen {
 		mc.p.add("series %s sent twice in one export: kept the first", seriesString(decodeLabels(s.labels)))
 		return
 	}
-	s.seen = cc.gen
+	s.setSeen(cc.gen)
 	cc.sc.seenCount++
 	cc.cv.observeTime(ms)
 	// A sample at or just before the newest one delivered (collections
@@ -689,7 +717,7 @@ func (cc *cachedConversion) emit(mc *metricCtx, f *family, slot **seriesState, v
 	// moves to 1 ms after it: the receiver would reject the request. One
 	// that is older still is genuinely out of order (the clock went back);
 	// it goes as it is, and the receiver's rejection is reported.
-	if s.delivered && ms <= s.newest && s.newest-ms < restampWindow {
+	if s.is(delivered) && ms <= s.newest && s.newest-ms < restampWindow {
 		ms = s.newest + 1
 	}
 	r := record{s: s, value: v, ts: ms}

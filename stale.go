@@ -40,8 +40,8 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 		kept := sc.last[:0]
 		for _, s := range sc.last {
 			switch {
-			case s.seen == sc.gen:
-			case s.delivered:
+			case s.seen() == sc.gen:
+			case s.is(delivered):
 				// It stays until its end is delivered.
 				if sc.markStale {
 					b.addMarker(s, now)
@@ -50,7 +50,8 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 				}
 			default:
 				delete(sc.byLabels, s.labels)
-				s.evicted = true
+				sc.dropV2(s)
+				s.set(evicted, true)
 				continue
 			}
 			kept = append(kept, s)
@@ -113,19 +114,22 @@ func (sc *seriesCache) delivered(b *batch, n int) {
 	for i := range b.records[:n] {
 		r := &b.records[i]
 		if i >= b.markers {
-			r.s.delivered = false
+			r.s.set(delivered, false)
 			continue
 		}
-		r.s.delivered, r.s.newest, r.s.histogram = true, r.ts, r.isHistogram()
-		if b.withV2 && r.s.v2 != nil && b.v2[i].newestExemplar > r.s.v2.newestExemplar {
-			r.s.v2.newestExemplar = b.v2[i].newestExemplar
+		r.s.newest = r.ts
+		r.s.set(delivered, true)
+		r.s.set(histogram, r.isHistogram())
+		if b.withV2 && r.s.v2 != 0 {
+			sv := &sc.v2series[r.s.v2]
+			sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
 		}
 	}
 	if n == len(b.records) {
 		// Without markers, a series ends with the first export that
 		// arrives without it.
 		for _, s := range b.ended {
-			s.delivered = false
+			s.set(delivered, false)
 		}
 	}
 }
@@ -139,10 +143,10 @@ func (sc *seriesCache) endAll(b *batch, now int64) {
 	defer sc.mu.Unlock()
 	b.withV2 = sc.withV2
 	for _, s := range sc.last {
-		if s.delivered && sc.markStale {
+		if s.is(delivered) && sc.markStale {
 			b.addMarker(s, now)
 		}
-		s.delivered = false
+		s.set(delivered, false)
 	}
 }
 
@@ -152,7 +156,7 @@ func (sc *seriesCache) endAll(b *batch, now int64) {
 func (b *batch) addMarker(s *seriesState, now int64) {
 	at := max(now, s.newest+1)
 	r := record{s: s, value: staleNaN, ts: at}
-	if s.histogram {
+	if s.is(histogram) {
 		// A native histogram series ends with a histogram whose sum is
 		// the stale NaN, as Prometheus itself writes it.
 		start := len(b.extra)

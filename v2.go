@@ -79,6 +79,32 @@ type seriesV2 struct {
 	newestExemplar int64
 }
 
+// seriesV2 returns what 2.0 keeps of s, making room for it on its first
+// 2.0 request. The pointer is good until the next call.
+func (sc *seriesCache) seriesV2(s *seriesState) *seriesV2 {
+	if s.v2 == 0 {
+		if n := len(sc.v2free); n > 0 {
+			s.v2, sc.v2free = sc.v2free[n-1], sc.v2free[:n-1]
+		} else {
+			if len(sc.v2series) == 0 {
+				sc.v2series = append(sc.v2series, seriesV2{}) // 0 is unused
+			}
+			s.v2 = uint32(len(sc.v2series))
+			sc.v2series = append(sc.v2series, seriesV2{})
+		}
+	}
+	return &sc.v2series[s.v2]
+}
+
+// dropV2 frees what 2.0 kept of an evicted series.
+func (sc *seriesCache) dropV2(s *seriesState) {
+	if s.v2 != 0 {
+		sc.v2series[s.v2] = seriesV2{}
+		sc.v2free = append(sc.v2free, s.v2)
+		s.v2 = 0
+	}
+}
+
 // symbolTable numbers strings for the whole exporter, so that a stable
 // series looks its labels up once. Strings of series that are gone stay
 // until the table is rebuilt (a new epoch), which happens when it has
@@ -144,8 +170,9 @@ type v2Scratch struct {
 // v2Cutter cuts one batch into 2.0 requests; it runs with the series
 // cache locked.
 type v2Cutter struct {
-	t *symbolTable
-	x *v2Scratch
+	t  *symbolTable
+	sc *seriesCache
+	x  *v2Scratch
 	// symStart is where the current request's symbols start in x.syms.
 	symStart int
 }
@@ -191,21 +218,19 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 	info := &b.v2[i]
 	s := r.s
 	t := c.t
-	if s.v2 == nil {
-		s.v2 = &seriesV2{epoch: t.epoch - 1}
-	}
-	if s.v2.epoch != t.epoch || s.v2.refs == nil {
-		s.v2.refs = s.v2.refs[:0]
+	sv := c.sc.seriesV2(s)
+	if sv.epoch != t.epoch || sv.refs == nil {
+		sv.refs = sv.refs[:0]
 		walkLabels(s.labels, func(name, value string) {
-			s.v2.refs = append(s.v2.refs, t.id(name), t.id(value))
+			sv.refs = append(sv.refs, t.id(name), t.id(value))
 		})
-		s.v2.epoch = t.epoch
+		sv.epoch = t.epoch
 		t.fit()
 	}
 	// The hot loop of 2.0: two array lookups per label string.
 	x := c.x
 	head := len(x.refs)
-	ids := s.v2.refs
+	ids := sv.refs
 	x.refs = slices.Grow(x.refs, 2+len(ids))
 	x.refs = append(x.refs, 0, uint32(len(ids)))
 	out := x.refs[len(x.refs) : len(x.refs)+len(ids)]
@@ -240,7 +265,7 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 		}
 		labels, rest := splitExemplar(body)
 		ts := exemplarTime(rest)
-		if s.v2.newestExemplar != 0 && ts <= s.v2.newestExemplar || info.newestExemplar != 0 && ts <= info.newestExemplar {
+		if sv.newestExemplar != 0 && ts <= sv.newestExemplar || info.newestExemplar != 0 && ts <= info.newestExemplar {
 			x.refs = append(x.refs, 0)
 			return
 		}
@@ -293,7 +318,7 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	x.syms, x.refs = x.syms[:0], x.refs[:0]
-	c := &v2Cutter{t: &sc.symbols, x: x}
+	c := &v2Cutter{t: &sc.symbols, sc: sc, x: x}
 	cuts = cuts[:0]
 	c.t.id("") // the table starts with ""
 	c.beginRequest()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/prometheus/prompb"
@@ -227,5 +228,14 @@ func cacheCheckV2(t testing.TB, c *converter, rm *metricdata.ResourceMetrics) {
 				t.Errorf("%s: series differ (-reference +cached):\n%s", what, diff)
 			}
 		}
+	}
+}
+
+// TestSeriesStateSize guards the per-series memory of 1.0 exports (the
+// 1 000 000-series target): a seriesState fits a 32-byte allocation, so
+// what 2.0 keeps per series lives aside, in seriesCache.v2series.
+func TestSeriesStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(seriesState{}); n > 32 {
+		t.Errorf("seriesState is %d bytes, want at most 32", n)
 	}
 }
