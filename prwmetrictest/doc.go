@@ -27,7 +27,8 @@
 //   - per series: a __name__ label matching [a-zA-Z_:][a-zA-Z0-9_:]*,
 //     label names matching [a-zA-Z_][a-zA-Z0-9_]* and not starting with
 //     "__", labels sorted by name in byte order, no repeated names, no
-//     empty values, valid UTF-8;
+//     empty values, valid UTF-8 (in 2.0 requests names may be any valid
+//     UTF-8, as Prometheus 3 accepts them);
 //   - samples and histograms in timestamp order within a series, also
 //     across requests (a sample older than one already stored is a
 //     violation, as in Prometheus), and timestamps that look like
