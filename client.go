@@ -178,12 +178,6 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// send POSTs one snappy-compressed 1.0 body carrying series series, once.
-// It returns nil on any 2xx and a *WriteError otherwise.
-func (c *client) send(ctx context.Context, body []byte, series int) error {
-	return c.attempt(ctx, body, partCounts{series: series}, ProtocolV1, 0)
-}
-
 // shortWrite is a 2.0 receiver's success that wrote less than the request
 // carried.
 type shortWrite struct{ written partCounts }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -91,27 +92,54 @@ func TestProtocolV2Export(t *testing.T) {
 	if h.Get("Content-Type") != contentTypeV2 || h.Get("X-Prometheus-Remote-Write-Version") != versionV2 || h.Get("Content-Encoding") != "snappy" {
 		t.Errorf("headers %v", h)
 	}
-	want := v2Want(t, rm)
-	if diff := cmp.Diff(want, v2Received(t, reqs, false), convCmpOpts); diff != "" {
+	got := v2Received(t, reqs, false)
+	if diff := cmp.Diff(v2Want(t, rm), got, convCmpOpts); diff != "" {
 		t.Errorf("series (-reference +received):\n%s", diff)
 	}
-	// The start times are there for counters, histograms and summaries
-	// only.
-	for _, s := range want {
+	// Independently of the reference: start times on counters,
+	// histograms and summaries only, and each series' family metadata.
+	type meta struct {
+		typ        writev2.Metadata_MetricType
+		help, unit string
+		start      bool
+	}
+	counter, histogram, summary := writev2.Metadata_METRIC_TYPE_COUNTER, writev2.Metadata_METRIC_TYPE_HISTOGRAM, writev2.Metadata_METRIC_TYPE_SUMMARY
+	wantMeta := map[string]meta{
+		"requests_total":         {counter, "Requests served.", "", true},
+		"temperature_celsius":    {writev2.Metadata_METRIC_TYPE_GAUGE, "Room temperature.", "celsius", false},
+		"latency_seconds_bucket": {histogram, "", "seconds", true},
+		"latency_seconds_sum":    {histogram, "", "seconds", true},
+		"latency_seconds_count":  {histogram, "", "seconds", true},
+		"size_bytes":             {histogram, "", "bytes", true},
+		"rtt":                    {summary, "", "", true},
+		"rtt_sum":                {summary, "", "", true},
+		"rtt_count":              {summary, "", "", true},
+		"target_info":            {writev2.Metadata_METRIC_TYPE_GAUGE, targetInfoHelp, "", false},
+	}
+	seen := map[string]bool{}
+	for _, s := range got {
 		name := s.Labels[0].Value
-		gauge := name == "temperature_celsius" || name == "target_info"
+		w, ok := wantMeta[name]
+		if !ok {
+			t.Errorf("unexpected series %s", name)
+			continue
+		}
+		seen[name] = true
 		var start int64
 		if len(s.Samples) > 0 {
 			start = s.Samples[0].StartTimestamp
 		} else {
 			start = s.Histograms[0].StartTimestamp
 		}
-		if gauge != (start == 0) || !gauge && start != convStart.UnixMilli() {
-			t.Errorf("series %s: start %d", name, start)
+		if wantStart := map[bool]int64{true: convStart.UnixMilli()}[w.start]; start != wantStart {
+			t.Errorf("series %s: start %d, want %d", name, start, wantStart)
 		}
-		if s.Help == "" && name != "latency_seconds_bucket" && name != "size_bytes" && !strings.HasPrefix(name, "rtt") && !strings.HasPrefix(name, "latency") {
-			t.Errorf("series %s: no help", name)
+		if s.Type != w.typ || s.Help != w.help || s.Unit != w.unit {
+			t.Errorf("series %s: metadata %v %q %q, want %v %q %q", name, s.Type, s.Help, s.Unit, w.typ, w.help, w.unit)
 		}
+	}
+	if len(seen) != len(wantMeta) {
+		t.Errorf("series names %v, want those of %v", seen, wantMeta)
 	}
 
 	// The SDK repeats a cumulative point's exemplars: the receiver has

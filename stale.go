@@ -165,6 +165,8 @@ func (b *batch) addMarker(s *seriesState, now int64) {
 	}
 	b.records = append(b.records, r)
 	if b.withV2 {
+		// A marker carries no start time and no metadata: the series
+		// may be gone from the cache, and receivers need neither.
 		b.v2 = append(b.v2, recordV2{})
 	}
 }
