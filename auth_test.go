@@ -241,3 +241,72 @@ func TestOriginTransportLeavesRequestAlone(t *testing.T) {
 		t.Errorf("caller's request headers = %v, want untouched (empty)", req.Header)
 	}
 }
+
+// roundTripperFunc adapts a function to http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestRoundTripperHooks checks the order of the transport hooks: user hooks in
+// the order given, after the exporter's headers and credentials, and the
+// authenticator innermost, seeing the final request.
+func TestRoundTripperHooks(t *testing.T) {
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	var order []string
+	hook := func(name string) func(http.RoundTripper) http.RoundTripper {
+		return func(next http.RoundTripper) http.RoundTripper {
+			return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+				order = append(order, name+" sees "+r.Header.Get("X-Scope-OrgID")+"/"+r.Header.Get("Content-Encoding"))
+				r = r.Clone(r.Context())
+				r.Header.Add("X-Hooks", name)
+				return next.RoundTrip(r)
+			})
+		}
+	}
+	signer := func(next http.RoundTripper) (http.RoundTripper, error) {
+		return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			order = append(order, "signer sees "+strings.Join(r.Header.Values("X-Hooks"), ","))
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Signed")
+			return next.RoundTrip(r)
+		}), nil
+	}
+	exp := newExporter(t, pinned(WithEndpoint(endpoint),
+		WithHeaders(map[string]string{"X-Scope-OrgID": "t1"}),
+		WithRoundTripper(hook("first")), WithRoundTripper(nil), WithRoundTripper(hook("second")),
+		WithAuthenticator("test.WithSigner", signer))...)
+	if err := exp.Export(t.Context(), counterData(3)); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	want := []string{"first sees t1/snappy", "second sees t1/snappy", "signer sees first,second"}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("hook order (-want +got):\n%s", diff)
+	}
+	got := rec.only(t)
+	if a := got.Header.Get("Authorization"); a != "Signed" {
+		t.Errorf("Authorization = %q, want the authenticator's", a)
+	}
+	if diff := cmp.Diff([]series{counterSeries(3)}, got.Series); diff != "" {
+		t.Errorf("series (-want +got):\n%s", diff)
+	}
+}
+
+func TestAuthenticatorProblemsFailNew(t *testing.T) {
+	ep := WithEndpoint(validEndpoint)
+	ok := func(next http.RoundTripper) (http.RoundTripper, error) { return next, nil }
+	for _, tt := range []struct {
+		name string
+		give []Option
+		want []string
+	}{
+		{name: "error", give: []Option{ep, WithAuthenticator("x.WithThing", func(http.RoundTripper) (http.RoundTripper, error) {
+			return nil, errors.New("no region: set Region")
+		})}, want: []string{"x.WithThing", "no region: set Region"}},
+		{name: "nil transport", give: []Option{ep, WithAuthenticator("x.WithThing", func(http.RoundTripper) (http.RoundTripper, error) { return nil, nil })}, want: []string{"x.WithThing"}},
+		{name: "with basic auth", give: []Option{ep, WithBasicAuth("alice", secretPassword), WithAuthenticator("x.WithThing", ok)}, want: []string{"x.WithThing", "WithBasicAuth"}},
+		{name: "with bearer", give: []Option{ep, WithBearerToken(secretToken), WithAuthenticator("x.WithThing", ok)}, want: []string{"x.WithThing", "WithBearerToken"}},
+		{name: "with Authorization header", give: []Option{ep, WithHeaders(map[string]string{"Authorization": secretToken}), WithAuthenticator("x.WithThing", ok)}, want: []string{"x.WithThing", "Authorization"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { assertNewFails(t, tt.give, tt.want) })
+	}
+}

@@ -136,6 +136,21 @@ func newClient(c config) (*client, error) {
 		}
 		cl.owned, base = t, t
 	}
+	if c.authenticator != nil {
+		wrapped, err := c.authenticator(base)
+		if err != nil {
+			return nil, fmt.Errorf("prwmetric: %s: %w", c.authenticatorName, err)
+		}
+		if wrapped == nil {
+			return nil, fmt.Errorf("prwmetric: %s: returned no transport", c.authenticatorName)
+		}
+		base = wrapped
+	}
+	for i := len(c.roundTrippers) - 1; i >= 0; i-- {
+		if wrapped := c.roundTrippers[i](base); wrapped != nil {
+			base = wrapped
+		}
+	}
 	hc.Transport = wrapTransport(base, c)
 	if hc.CheckRedirect == nil {
 		hc.CheckRedirect = checkRedirect

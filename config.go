@@ -57,6 +57,12 @@ type config struct {
 	tls             *TLSConfig
 	tlsClientConfig *tls.Config
 	httpClient      *http.Client
+	// roundTrippers wrap the base transport, first one outermost.
+	roundTrippers []func(http.RoundTripper) http.RoundTripper
+	// authenticator is an authentication scheme from another package
+	// (WithAuthenticator); authenticatorName is the option users wrote.
+	authenticator     func(http.RoundTripper) (http.RoundTripper, error)
+	authenticatorName string
 
 	logger              *slog.Logger
 	aggregationSelector sdkmetric.AggregationSelector
@@ -178,6 +184,14 @@ func (c *config) validate() error {
 	if c.basicAuthSet && hasBearer {
 		add("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", basicName, bearerName)
 	}
+	if c.authenticator != nil {
+		switch {
+		case c.basicAuthSet:
+			add("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", c.authenticatorName, basicName)
+		case hasBearer:
+			add("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", c.authenticatorName, bearerName)
+		}
+	}
 	for name, value := range c.headers {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
 		switch {
@@ -192,6 +206,8 @@ func (c *config) validate() error {
 			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", basicName)
 		case canonical == "Authorization" && hasBearer:
 			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", bearerName)
+		case canonical == "Authorization" && c.authenticator != nil:
+			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", c.authenticatorName)
 		}
 	}
 
@@ -540,4 +556,42 @@ func WithoutMetadata() Option {
 // default, as the OpenTelemetry specification has it.
 func WithHistogramMinMax() Option {
 	return optionFunc(func(c config) config { c.histogramMinMax = true; return c })
+}
+
+// WithRoundTripper wraps the exporter's transport with wrap, for request
+// signing, tracing or any other per-request work. wrap receives the
+// transport that sends the request (the exporter's own, with its TLS, proxy
+// and timeouts, or WithHTTPClient's) and returns the one to use instead. The
+// wrapper sees each request after the exporter has set its protocol headers,
+// WithHeaders and credentials, so a signer signs the final request. Several
+// WithRoundTripper options compose in order: the first one given sees the
+// request first. A transport from WithAuthenticator sits inside all of them.
+// A nil wrap is ignored. Default: none.
+func WithRoundTripper(wrap func(next http.RoundTripper) http.RoundTripper) Option {
+	return optionFunc(func(c config) config {
+		if wrap != nil {
+			c.roundTrippers = append(c.roundTrippers[:len(c.roundTrippers):len(c.roundTrippers)], wrap)
+		}
+		return c
+	})
+}
+
+// WithAuthenticator adds an authentication scheme implemented outside this
+// package, such as the AWS SigV4 signing of prwmetric/sigv4 or the Entra ID
+// tokens of prwmetric/azuread; most programs use those packages' options
+// rather than this one. name is the option the user wrote (e.g.
+// "sigv4.WithSigV4"), used in New's errors. New calls wrap once with the
+// transport that sends requests; an error from it is New's error. The
+// returned transport is the innermost wrapper, after WithRoundTripper's, so
+// it sees the final request. It sets the request's one Authorization: it
+// cannot be combined with basic auth, a bearer token or an Authorization
+// header. A later WithAuthenticator replaces an earlier one. Default: none.
+func WithAuthenticator(name string, wrap func(next http.RoundTripper) (http.RoundTripper, error)) Option {
+	return optionFunc(func(c config) config {
+		c.authenticator, c.authenticatorName = wrap, name
+		if c.authenticatorName == "" {
+			c.authenticatorName = "WithAuthenticator"
+		}
+		return c
+	})
 }
