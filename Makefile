@@ -1,7 +1,8 @@
 # prwmetric build and test entry points.
 #
 #   make test      go vet + unit tests (-race) in the root module and in
-#                  prwautoexport/, then the end-to-end tests in e2e/ and the
+#                  every nested library module (prwautoexport/, sigv4/,
+#                  azuread/), then the end-to-end tests in e2e/ and the
 #                  tests in benchmarks/.
 #   make e2e-deps  installs what the end-to-end tests run against: the Debian
 #                  packages prometheus (2.42) and victoria-metrics, and
@@ -27,9 +28,13 @@ export PRWMETRIC_PROMETHEUS3 ?= $(PROMETHEUS3)
 # Debian package → the binary the e2e harness runs.
 DEBIAN_BINARIES := prometheus:/usr/bin/prometheus victoria-metrics:/usr/bin/victoria-metrics
 
-.PHONY: test test-unit test-fuzz test-autoexport test-e2e test-benchmarks e2e-deps debian-deps prometheus3
+# Nested library modules: each has its own go.mod so that the core module
+# never pulls their dependencies (contrib autoexport, the AWS and Azure SDKs).
+MODULES := $(wildcard prwautoexport sigv4 azuread)
 
-test: test-unit test-fuzz test-autoexport test-e2e test-benchmarks
+.PHONY: test test-unit test-fuzz test-modules test-e2e test-benchmarks e2e-deps debian-deps prometheus3
+
+test: test-unit test-fuzz test-modules test-e2e test-benchmarks
 
 # A short run of every fuzz target; long runs are done by hand before a
 # release: make test-fuzz FUZZTIME=10m
@@ -47,8 +52,10 @@ test-unit:
 	# shortened soak above.
 	$(GO) test -run '^TestSoak$$' -count=1 .
 
-test-autoexport:
-	cd prwautoexport && $(GO) vet ./... && $(GO) test -race ./...
+test-modules:
+	for m in $(MODULES); do \
+		(cd $$m && $(GO) vet ./... && $(GO) test -race ./...) || exit 1; \
+	done
 
 test-e2e:
 	cd e2e && $(GO) vet ./... && $(GO) test -race -timeout 20m ./...

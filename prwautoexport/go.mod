@@ -5,7 +5,7 @@ go 1.26.7
 replace github.com/prwmetric/prwmetric => ../
 
 require (
-	github.com/prwmetric/prwmetric v0.0.0-00010101000000-000000000000
+	github.com/prwmetric/prwmetric v0.1.0
 	go.opentelemetry.io/contrib/exporters/autoexport v0.72.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
