@@ -27,7 +27,7 @@ import (
 
 // The exporter sends through the series cache (cache.go), the wire encoder
 // (encode.go) and the request cutter (pipeline.go). These tests hold them
-// to the reference: converter.convert's prompb request, the staleness and
+// to the reference: rules.convert's prompb request, the staleness and
 // ordering model refTracker, the cut refSplit, and gogo's Marshal. Every
 // conversion test of convert_test.go and the conversion fuzz target run
 // cacheCheck on their data.
@@ -223,11 +223,11 @@ var cacheCuts = []struct{ series, bytes int }{
 
 // cacheCheck checks the cached conversion of rm against the reference
 // conversion of the same data, which returned req and err and logged
-// warnings with converter c: the same bytes for every cut, the same error
+// warnings with rules c: the same bytes for every cut, the same error
 // and the same warnings, from a cold cache and from a warm one; and, after
 // the export counts as delivered, the same timestamps and staleness
 // markers as refTracker.
-func cacheCheck(t testing.TB, c *converter, rm *metricdata.ResourceMetrics, req *prompb.WriteRequest, err error, warnings []string) {
+func cacheCheck(t testing.TB, c *rules, rm *metricdata.ResourceMetrics, req *prompb.WriteRequest, err error, warnings []string) {
 	t.Helper()
 	logs := &convLogs{}
 	fast := *c
@@ -260,14 +260,14 @@ func cacheCheck(t testing.TB, c *converter, rm *metricdata.ResourceMetrics, req 
 	// holds; then an export without data ends every series.
 	tracker := newRefTracker(true)
 	tracker.delivered(tracker.observe(req))
-	sc.delivered(&b, len(b.records))
-	again, _ := ref.convert(rm)
+	sc.markDelivered(&b, len(b.records))
+	again, _ := ref.reference(rm)
 	live := tracker.observe(again)
 	b.reset()
 	_ = sc.convert(rm, &b, now)
 	cacheCompare(t, "after delivery", cacheMarshal(t, again, 1<<30, 1<<40), cacheRequests(&b, 1<<30, 1<<40))
 	tracker.delivered(live)
-	sc.delivered(&b, len(b.records))
+	sc.markDelivered(&b, len(b.records))
 
 	b.reset()
 	_ = sc.convert(&metricdata.ResourceMetrics{Resource: rm.Resource}, &b, now)
@@ -403,7 +403,7 @@ func TestWireEncodingMatchesGogo(t *testing.T) {
 // cacheModel is the reference model of an exporter: the reference
 // conversion, refTracker and refSplit.
 type cacheModel struct {
-	conv      *converter
+	conv      *rules
 	tracker   *refTracker
 	maxSeries int
 	maxBytes  int
@@ -415,7 +415,7 @@ type cacheModel struct {
 // holds in all.
 func (m *cacheModel) export(t *testing.T, rm *metricdata.ResourceMetrics, now int64, failAt int) ([]*prompb.WriteRequest, int) {
 	t.Helper()
-	req, _ := m.conv.convert(rm)
+	req, _ := m.conv.reference(rm)
 	live := m.tracker.observe(req)
 	req.Timeseries = append(req.Timeseries, m.tracker.markers(live, now)...)
 	if len(req.Timeseries) == 0 {
@@ -485,7 +485,7 @@ func TestExportMatchesReferenceModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv, err := newConverter(cfg)
+	conv, err := newRules(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -648,7 +648,7 @@ func TestHistogramOrderFollowsThePoints(t *testing.T) {
 		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
 			{Name: "wait", Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: tt.points}},
 		}}}}
-		req, err := c.convert(rm)
+		req, err := c.reference(rm)
 		bt.reset()
 		fastErr := sc.convert(rm, &bt, at.UnixMilli())
 		if fmt.Sprint(fastErr) != fmt.Sprint(err) {
@@ -706,7 +706,7 @@ func TestCacheFollowsLiveSeries(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ok {
-			sc.delivered(&b, len(b.records))
+			sc.markDelivered(&b, len(b.records))
 		}
 	}
 	tests := []struct {
@@ -759,7 +759,7 @@ func TestCacheIdentityIsTheLabelSet(t *testing.T) {
 		if len(got) != 1 || got[0].Samples[0].Timestamp != at.UnixMilli()+int64(i) {
 			t.Errorf("export of %q: %v; want one sample of a_b, 1 ms after the last", name, got)
 		}
-		sc.delivered(&b, len(b.records))
+		sc.markDelivered(&b, len(b.records))
 	}
 }
 
@@ -787,7 +787,7 @@ func TestSteadyStateAllocations(t *testing.T) {
 				buf = b.encode(buf[:0], 0, start, c.end)
 				start = c.end
 			}
-			sc.delivered(&b, len(b.records))
+			sc.markDelivered(&b, len(b.records))
 		}
 		export()
 		if allocs := testing.AllocsPerRun(5, export); allocs != 0 {
@@ -802,7 +802,7 @@ func TestSteadyStateAllocations(t *testing.T) {
 func TestCachedConversionMatchesReferenceOnBenchData(t *testing.T) {
 	rm, series := benchData(benchW, 20, time.UnixMilli(1_700_000_000_123))
 	c, logs := convConverter(t)
-	req, err := c.convert(rm)
+	req, err := c.reference(rm)
 	if err != nil {
 		t.Fatal(err)
 	}

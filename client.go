@@ -30,6 +30,15 @@ const (
 	versionV1             = "0.1.0"
 )
 
+const (
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+
+	contentTypeV2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+	versionV2     = "2.0.0"
+)
+
 // Version is this release of prwmetric; it is sent in the User-Agent header.
 const Version = "0.1.0"
 
@@ -52,51 +61,6 @@ func isProtocolHeader(canonical string) bool {
 	}
 	return false
 }
-
-// WriteError reports a remote-write request that did not succeed. Export
-// returns it (wrapped or joined with other errors; use errors.As).
-type WriteError struct {
-	// Endpoint is the URL the request went to, without credentials.
-	Endpoint string
-	// StatusCode is the HTTP status, or 0 when no response arrived.
-	StatusCode int
-	// Body is the start (at most 1 KiB) of the response body.
-	Body string
-	// Series is how many series of the export were not delivered: those of
-	// the failed request and of the requests after it, which are not sent.
-	// They are dropped: cumulative values catch up on the next success.
-	Series int
-	// Delivered is how many series of the same export earlier requests
-	// delivered, when the export was split into several requests.
-	Delivered int
-	// Err is the transport error when no response arrived.
-	Err error
-	// Attempts is how many times the request was sent: 1 unless WithRetry
-	// is enabled.
-	Attempts int
-
-	retryAfter time.Duration
-}
-
-// Error describes the failure without any credentials.
-func (e *WriteError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "prwmetric: remote write to %s: ", e.Endpoint)
-	if e.StatusCode != 0 {
-		fmt.Fprintf(&b, "server answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-		if e.Body != "" {
-			fmt.Fprintf(&b, ": %s", e.Body)
-		}
-	} else {
-		fmt.Fprintf(&b, "%v", e.Err)
-	}
-	fmt.Fprintf(&b, " (%d series dropped%s)", e.Series, attemptsText(e.Attempts))
-	return b.String()
-}
-
-// Unwrap returns the transport error, so that errors.Is(err,
-// context.DeadlineExceeded) works.
-func (e *WriteError) Unwrap() error { return e.Err }
 
 // client sends one remote-write request. It knows nothing of retries or
 // authentication: retries are a policy above it, authentication a transport
@@ -199,6 +163,10 @@ type shortWrite struct{ written partCounts }
 
 func (s *shortWrite) Error() string { return "partial write" }
 
+// errNoWrittenHeaders is a 2xx answer to a 2.0 request without the counts
+// every 2.0 receiver sends: a 1.0 receiver read it as an empty request.
+var errNoWrittenHeaders = errors.New("the receiver answered without X-Prometheus-Remote-Write-*-Written headers")
+
 // attempt POSTs one snappy-compressed body of protocol proto carrying parts,
 // once. It returns nil on a 2xx and a *WriteError otherwise; for 2.0,
 // errNoWrittenHeaders or a *shortWrite when the 2xx does not say that
@@ -254,6 +222,31 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 		Attempts:   1,
 		retryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now()),
 	}
+}
+
+// writtenCounts reads the counts of a 2.0 receiver's answer; ok is false
+// when it sent none.
+func writtenCounts(h http.Header) (written partCounts, ok bool) {
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{
+		{headerSamplesWritten, &written.samples},
+		{headerHistogramsWritten, &written.histograms},
+		{headerExemplarsWritten, &written.exemplars},
+	} {
+		v := h.Get(f.name)
+		if v == "" {
+			continue
+		}
+		ok = true
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			n = 0
+		}
+		*f.dst = n
+	}
+	return written, ok
 }
 
 // stripURL removes the *url.Error wrapper, whose text repeats the method and

@@ -22,15 +22,16 @@ import (
 // defaultTimeout bounds one export, like the OTLP exporters' default.
 const defaultTimeout = 30 * time.Second
 
-// Option configures an Exporter. Options are applied in order; for options
-// that set the same thing, the last one wins.
-type Option interface {
-	apply(config) config
-}
-
-type optionFunc func(config) config
-
-func (f optionFunc) apply(c config) config { return f(c) }
+// The byte limit is the Collector's default batch size, which receivers are
+// sized for; with typical labels (a few hundred bytes a series) it binds
+// first, at 6 000–10 000 series. The series limit guards against requests of
+// very many tiny series; fewer, larger requests cost less per series on both
+// ends than Prometheus' own 2 000-sample batches, which exist to feed its
+// parallel shards.
+const (
+	defaultMaxSeriesPerRequest = 10000
+	defaultMaxRequestBytes     = 3 << 20
+)
 
 // config is the validated result of all options. It is copied by value into
 // each option so that an Option can never mutate a config it does not own.
@@ -259,6 +260,33 @@ func (c *config) validate() error {
 	return errors.Join(errs...)
 }
 
+func validateSplit(c *config) []error {
+	var errs []error
+	if c.maxSeries <= 0 {
+		errs = append(errs, fmt.Errorf("prwmetric: WithMaxSeriesPerRequest(%d): the limit must be positive", c.maxSeries))
+	}
+	if c.maxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("prwmetric: WithMaxRequestBytes(%d): the limit must be positive", c.maxBytes))
+	}
+	return errs
+}
+
+func validateProtocol(c *config) []error {
+	var errs []error
+	switch c.protocol {
+	case ProtocolV1, ProtocolV2:
+	default:
+		errs = append(errs, fmt.Errorf("prwmetric: WithProtocol(%d): unknown protocol; use ProtocolV1 or ProtocolV2", int(c.protocol)))
+	}
+	if c.customBuckets && c.protocol != ProtocolV2 {
+		errs = append(errs, fmt.Errorf("prwmetric: WithNativeHistogramsForExplicitBuckets needs WithProtocol(ProtocolV2): custom-bucket native histograms are a Remote Write 2.0 feature"))
+	}
+	if c.classicHistograms && !c.customBuckets {
+		errs = append(errs, fmt.Errorf("prwmetric: WithClassicHistograms only applies with WithNativeHistogramsForExplicitBuckets (classic series are already the default); remove it or add that option"))
+	}
+	return errs
+}
+
 func (c *config) validateConversion() error {
 	switch c.translationStrategy {
 	case otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes:
@@ -354,65 +382,6 @@ func isLegacyLabelName(s string) bool {
 	return true
 }
 
-// WithEndpoint sets the remote-write URL, e.g. "http://prometheus:9090/api/v1/write".
-// It is required; the scheme must be http or https, and credentials belong in
-// WithBasicAuth, not in the URL.
-func WithEndpoint(url string) Option {
-	return optionFunc(func(c config) config { c.endpoint = url; return c })
-}
-
-// WithTimeout bounds each export, conversion and request included. The
-// default is 30 seconds. When the context passed to Export has an earlier
-// deadline (the PeriodicReader's export timeout), that one applies.
-func WithTimeout(d time.Duration) Option {
-	return optionFunc(func(c config) config { c.timeout = d; return c })
-}
-
-// WithBasicAuth sends HTTP basic authentication with every request. It cannot
-// be combined with a bearer token or an Authorization header. Default: none.
-func WithBasicAuth(username, password string) Option {
-	return optionFunc(func(c config) config {
-		c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, false, username, password, ""
-		return c
-	})
-}
-
-// WithBasicAuthPasswordFile is WithBasicAuth with the password read from path
-// at each request, trimmed of trailing newlines, so that rotated secrets are
-// picked up without a restart. A missing file fails that export, not New.
-func WithBasicAuthPasswordFile(username, path string) Option {
-	return optionFunc(func(c config) config {
-		c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, true, username, "", path
-		return c
-	})
-}
-
-// WithBearerToken sends "Authorization: Bearer <token>" with every request. It
-// cannot be combined with WithBearerTokenFile, basic auth or an Authorization
-// header. Default: none.
-func WithBearerToken(token string) Option {
-	return optionFunc(func(c config) config { c.bearerSet, c.bearerToken = true, token; return c })
-}
-
-// WithBearerTokenFile is WithBearerToken with the token read from path at each
-// request, trimmed of surrounding white space, so that rotated tokens (such as
-// Kubernetes service-account tokens) are picked up. A missing file fails that
-// export, not New.
-func WithBearerTokenFile(path string) Option {
-	return optionFunc(func(c config) config { c.bearerFileSet, c.bearerTokenFile = true, path; return c })
-}
-
-// WithHeaders adds headers to every request, such as X-Scope-OrgID for
-// Cortex and Mimir tenants. The map is copied. Headers of the remote-write
-// protocol (Content-Encoding, Content-Type, X-Prometheus-Remote-Write-Version,
-// User-Agent) cannot be replaced, and Authorization conflicts with basic and
-// bearer auth. Several WithHeaders options merge; a later value for the same
-// name wins.
-func WithHeaders(headers map[string]string) Option {
-	headers = maps.Clone(headers)
-	return optionFunc(func(c config) config { c.headers = merge(c.headers, headers); return c })
-}
-
 // merge returns a new map holding a's entries overwritten by b's, so that an
 // option never mutates a map a config already holds.
 func merge(a, b map[string]string) map[string]string {
@@ -420,178 +389,4 @@ func merge(a, b map[string]string) map[string]string {
 	maps.Copy(m, a)
 	maps.Copy(m, b)
 	return m
-}
-
-// WithProxyURL sends requests through the proxy at rawURL. The default is
-// http.ProxyFromEnvironment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY). It replaces
-// WithProxy, and cannot be combined with WithHTTPClient.
-func WithProxyURL(rawURL string) Option {
-	return optionFunc(func(c config) config {
-		c.proxySet, c.proxyURL, c.proxy = true, rawURL, nil
-		return c
-	})
-}
-
-// WithProxy chooses the proxy for each request, as http.Transport.Proxy does;
-// a nil function or a nil URL means no proxy. The default is
-// http.ProxyFromEnvironment. It replaces WithProxyURL, and cannot be combined
-// with WithHTTPClient.
-func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
-	return optionFunc(func(c config) config {
-		c.proxySet, c.proxyURL, c.proxy = true, "", proxy
-		if proxy == nil {
-			c.proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
-		}
-		return c
-	})
-}
-
-// WithTLS configures TLS from files, like Prometheus' tls_config: a CA to
-// trust, a client certificate and key for mutual TLS, the server name to
-// verify and whether to skip verification. Files are read by New, which fails
-// on unreadable or non-PEM files. TLS 1.2 is the minimum version. It cannot be
-// combined with WithTLSClientConfig or WithHTTPClient. Default: the system
-// roots and no client certificate.
-func WithTLS(cfg TLSConfig) Option {
-	return optionFunc(func(c config) config { c.tls = &cfg; return c })
-}
-
-// WithTLSClientConfig uses a clone of cfg for TLS, for full control. It cannot
-// be combined with WithTLS or WithHTTPClient.
-func WithTLSClientConfig(cfg *tls.Config) Option {
-	return optionFunc(func(c config) config {
-		c.tlsClientConfig = nil
-		if cfg != nil {
-			c.tlsClientConfig = cfg.Clone()
-		}
-		return c
-	})
-}
-
-// WithHTTPClient sends requests with client instead of the exporter's own. The
-// exporter still adds authentication and headers around the client's
-// transport. Proxy and TLS options cannot be combined with it: configure the
-// client's transport instead. Shutdown does not close its idle connections.
-func WithHTTPClient(client *http.Client) Option {
-	return optionFunc(func(c config) config { c.httpClient = client; return c })
-}
-
-// WithLogger sets where warnings about failed exports and dropped data go.
-// The default is slog.Default(). Credentials never appear in what is logged.
-func WithLogger(logger *slog.Logger) Option {
-	return optionFunc(func(c config) config { c.logger = logger; return c })
-}
-
-// WithAggregationSelector chooses the aggregation per instrument kind, e.g.
-// base-2 exponential histograms (sent as Prometheus native histograms). The
-// default is sdkmetric.DefaultAggregationSelector.
-func WithAggregationSelector(selector sdkmetric.AggregationSelector) Option {
-	return optionFunc(func(c config) config { c.aggregationSelector = selector; return c })
-}
-
-// WithNamespace prefixes every metric name with namespace and an underscore,
-// as the OpenTelemetry Prometheus exporter does; target_info is not prefixed.
-// The namespace is escaped like a label name ("my.app" → "my_app", "1app" →
-// "key_1app"); one that escapes to nothing, such as "...", makes New fail.
-// Default: no prefix.
-func WithNamespace(namespace string) Option {
-	return optionFunc(func(c config) config { c.namespace = namespace; return c })
-}
-
-// WithTranslationStrategy chooses how OpenTelemetry names become Prometheus
-// names. The default, otlptranslator.UnderscoreEscapingWithSuffixes, replaces
-// invalid characters with "_" and appends unit and "_total" suffixes;
-// otlptranslator.UnderscoreEscapingWithoutSuffixes leaves the suffixes out.
-// Strategies that keep UTF-8 names (otlptranslator.NoUTF8EscapingWithSuffixes,
-// otlptranslator.NoTranslation) need WithProtocol(ProtocolV2), New refuses
-// them otherwise: Remote Write 1.0 receivers expect legacy names. Should a
-// 2.0 exporter fall back to 1.0 (see WithProtocol), the receiver may refuse
-// the UTF-8 names, and Export reports that.
-func WithTranslationStrategy(strategy otlptranslator.TranslationStrategyOption) Option {
-	return optionFunc(func(c config) config { c.translationStrategy = strategy; return c })
-}
-
-// WithoutScopeInfo leaves out the otel_scope_name, otel_scope_version,
-// otel_scope_schema_url and otel_scope_<attribute> labels. Default: included.
-func WithoutScopeInfo() Option {
-	return optionFunc(func(c config) config { c.withoutScopeInfo = true; return c })
-}
-
-// WithoutTargetInfo leaves out the target_info series that carries the
-// resource attributes. Default: one target_info series per export.
-func WithoutTargetInfo() Option {
-	return optionFunc(func(c config) config { c.withoutTargetInfo = true; return c })
-}
-
-// WithResourceAsLabels copies the resource attributes that filter keeps onto
-// every series as labels (a nil filter keeps all). Default: none are copied;
-// they are in target_info.
-func WithResourceAsLabels(filter attribute.Filter) Option {
-	return optionFunc(func(c config) config {
-		if filter == nil {
-			filter = func(attribute.KeyValue) bool { return true }
-		}
-		c.resourceAsLabels = filter
-		return c
-	})
-}
-
-// WithExternalLabels adds constant labels to every series, like Prometheus'
-// external_labels; they win over attributes of the same name. Names must be
-// valid, not reserved ("__" prefix) and values non-empty, or New fails. The
-// map is copied; several options merge.
-func WithExternalLabels(labels map[string]string) Option {
-	labels = maps.Clone(labels)
-	return optionFunc(func(c config) config { c.externalLabels = merge(c.externalLabels, labels); return c })
-}
-
-// WithoutMetadata leaves out the metric metadata (type, help, unit) that is
-// otherwise sent once per metric family in each request.
-func WithoutMetadata() Option {
-	return optionFunc(func(c config) config { c.withoutMetadata = true; return c })
-}
-
-// WithHistogramMinMax adds <name>_min and <name>_max gauges from the recorded
-// extrema of explicit-bucket histograms, where the SDK recorded them. Off by
-// default, as the OpenTelemetry specification has it.
-func WithHistogramMinMax() Option {
-	return optionFunc(func(c config) config { c.histogramMinMax = true; return c })
-}
-
-// WithRoundTripper wraps the exporter's transport with wrap, for request
-// signing, tracing or any other per-request work. wrap receives the
-// transport that sends the request (the exporter's own, with its TLS, proxy
-// and timeouts, or WithHTTPClient's) and returns the one to use instead. The
-// wrapper sees each request after the exporter has set its protocol headers,
-// WithHeaders and credentials, so a signer signs the final request. Several
-// WithRoundTripper options compose in order: the first one given sees the
-// request first. A transport from WithAuthenticator sits inside all of them.
-// A nil wrap is ignored. Default: none.
-func WithRoundTripper(wrap func(next http.RoundTripper) http.RoundTripper) Option {
-	return optionFunc(func(c config) config {
-		if wrap != nil {
-			c.roundTrippers = append(c.roundTrippers[:len(c.roundTrippers):len(c.roundTrippers)], wrap)
-		}
-		return c
-	})
-}
-
-// WithAuthenticator adds an authentication scheme implemented outside this
-// package, such as the AWS SigV4 signing of prwmetric/sigv4 or the Entra ID
-// tokens of prwmetric/azuread; most programs use those packages' options
-// rather than this one. name is the option the user wrote (e.g.
-// "sigv4.WithSigV4"), used in New's errors. New calls wrap once with the
-// transport that sends requests; an error from it is New's error. The
-// returned transport is the innermost wrapper, after WithRoundTripper's, so
-// it sees the final request. It sets the request's one Authorization: it
-// cannot be combined with basic auth, a bearer token or an Authorization
-// header. A later WithAuthenticator replaces an earlier one. Default: none.
-func WithAuthenticator(name string, wrap func(next http.RoundTripper) (http.RoundTripper, error)) Option {
-	return optionFunc(func(c config) config {
-		c.authenticator, c.authenticatorName = wrap, name
-		if c.authenticatorName == "" {
-			c.authenticatorName = "WithAuthenticator"
-		}
-		return c
-	})
 }

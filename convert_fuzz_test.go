@@ -60,11 +60,11 @@ func FuzzConvert(f *testing.F) {
 		if err != nil {
 			t.Fatalf("newConfig: %v", err)
 		}
-		c, err := newConverter(cfg)
+		c, err := newRules(cfg)
 		if err != nil {
 			return // an invalid namespace, refused by New
 		}
-		req, convErr := c.convert(rm)
+		req, convErr := c.reference(rm)
 		if req == nil {
 			t.Fatalf("nil request, error %v", convErr)
 		}
@@ -73,7 +73,7 @@ func FuzzConvert(f *testing.F) {
 		if warned := len(logs.all()) > 0; warned != (convErr != nil) {
 			t.Errorf("warnings %q but error %v: want both or neither", logs.all(), convErr)
 		}
-		again, _ := c.convert(rm)
+		again, _ := c.reference(rm)
 		first, err1 := req.Marshal()
 		second, err2 := again.Marshal()
 		if err1 != nil || err2 != nil || string(first) != string(second) {

@@ -120,8 +120,8 @@ func convRM(metrics ...metricdata.Metrics) *metricdata.ResourceMetrics {
 
 func convAttrs(kvs ...attribute.KeyValue) attribute.Set { return attribute.NewSet(kvs...) }
 
-// convConverter builds a converter through the real options.
-func convConverter(t testing.TB, opts ...Option) (*converter, *convLogs) {
+// convConverter builds a rules through the real options.
+func convConverter(t testing.TB, opts ...Option) (*rules, *convLogs) {
 	t.Helper()
 	logs := &convLogs{}
 	all := append([]Option{WithEndpoint("http://127.0.0.1:9/api/v1/write"), WithLogger(slog.New(logs))}, opts...)
@@ -129,9 +129,9 @@ func convConverter(t testing.TB, opts ...Option) (*converter, *convLogs) {
 	if err != nil {
 		t.Fatalf("newConfig: %v", err)
 	}
-	c, err := newConverter(cfg)
+	c, err := newRules(cfg)
 	if err != nil {
-		t.Fatalf("newConverter: %v", err)
+		t.Fatalf("newRules: %v", err)
 	}
 	return c, logs
 }
@@ -296,11 +296,11 @@ func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series, ut
 
 // convRun converts rm and checks the wire rules, and that the exporter's
 // cached conversion sends the same (cacheCheck).
-func convRun(t testing.TB, c *converter, rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, error) {
+func convRun(t testing.TB, c *rules, rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, error) {
 	t.Helper()
 	logs := c.logger.Handler().(*convLogs)
 	before := len(logs.all())
-	req, err := c.convert(rm)
+	req, err := c.reference(rm)
 	if req == nil {
 		t.Fatalf("convert returned a nil request (error %v)", err)
 	}

@@ -7,6 +7,90 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 )
 
+// seriesLen is the size of r's TimeSeries message.
+func (b *batch) seriesLen(r *record) int {
+	n := len(r.s.labels) + int(r.extraLen&^recordHistogram)
+	if !r.isHistogram() {
+		n += fieldLen(sampleLen(r.value, r.ts))
+	}
+	return n
+}
+
+// appendSeries appends r as a WriteRequest.timeseries field whose message
+// is n bytes long.
+func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
+	dst = append(dst, tagWriteTimeseries)
+	dst = appendVarint(dst, uint64(n))
+	dst = append(dst, r.s.labels...)
+	if !r.isHistogram() {
+		dst = appendSample(dst, r.value, r.ts)
+	}
+	return append(dst, b.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
+}
+
+// cut cuts b into requests of at most maxSeries series and maxBytes bytes (a
+// series larger than that alone), in order, exactly where the reference
+// split cuts a prompb.WriteRequest of the same series: the first request
+// counts the metadata, which it carries. It returns the cuts appended to
+// cuts[:0].
+func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
+	cuts = cuts[:0]
+	size := 0 // of the request being cut
+	for _, m := range b.metadata {
+		size += len(m)
+	}
+	start, exemplar := from, 0
+	for exemplar < len(b.exemplars) && b.exemplars[exemplar].record < from {
+		exemplar++
+	}
+	var parts partCounts
+	for i := from; i < len(b.records); i++ {
+		r := &b.records[i]
+		if b.skippedByV1(i) {
+			continue
+		}
+		field := fieldLen(b.seriesLen(r))
+		if i > start && (i-start >= maxSeries || size+field > maxBytes) {
+			cuts = append(cuts, cut{end: i, parts: parts})
+			size, start, parts = 0, i, partCounts{}
+		}
+		size += field
+		parts.series++
+		if r.isHistogram() {
+			parts.histograms++
+		} else {
+			parts.samples++
+		}
+		if exemplar < len(b.exemplars) && b.exemplars[exemplar].record == i {
+			parts.exemplars += b.exemplars[exemplar].n
+			exemplar++
+		}
+	}
+	if parts.series > 0 {
+		cuts = append(cuts, cut{end: len(b.records), parts: parts})
+	}
+	return cuts
+}
+
+// encode appends the WriteRequest of records[start:end] to buf; the first
+// request, starting at from, carries the metadata, at the end, where gogo's
+// Marshal puts it.
+func (b *batch) encode(buf []byte, from, start, end int) []byte {
+	for i := start; i < end; i++ {
+		if b.skippedByV1(i) {
+			continue
+		}
+		r := &b.records[i]
+		buf = b.appendSeries(buf, r, b.seriesLen(r))
+	}
+	if start == from {
+		for _, m := range b.metadata {
+			buf = append(buf, m...)
+		}
+	}
+	return buf
+}
+
 // The Remote-Write 1.0 protobuf wire format, written directly into byte
 // slices. Every function writes exactly the bytes gogo's generated Marshal
 // of the matching prompb message writes: fields in field-number order,
@@ -337,61 +421,4 @@ func appendMetadata(b []byte, typ prompb.MetricMetadata_MetricType, family, help
 		b = appendString(b, tagMetaUnit, unit)
 	}
 	return b
-}
-
-// decodeLabels reads back labels written by appendLabels, for the rare
-// messages that name a series (a duplicate). It returns nil on malformed
-// input, which appendLabels never writes.
-func decodeLabels(b string) []prompb.Label {
-	var out []prompb.Label
-	if !walkLabels(b, func(name, value string) { out = append(out, prompb.Label{Name: name, Value: value}) }) {
-		return nil
-	}
-	return out
-}
-
-// walkLabels calls fn with each label written by appendLabels, in order;
-// the strings are substrings of b. It reports false for malformed input.
-func walkLabels(b string, fn func(name, value string)) bool {
-	for len(b) > 0 {
-		if b[0] != tagSeriesLabel {
-			return false
-		}
-		n, rest, ok := readVarint(b[1:])
-		if !ok || uint64(len(rest)) < n {
-			return false
-		}
-		msg := rest[:n]
-		b = rest[n:]
-		var name, value string
-		for len(msg) > 0 {
-			tag := msg[0]
-			m, r, ok := readVarint(msg[1:])
-			if !ok || uint64(len(r)) < m {
-				return false
-			}
-			switch tag {
-			case tagLabelName:
-				name = r[:m]
-			case tagLabelValue:
-				value = r[:m]
-			default:
-				return false
-			}
-			msg = r[m:]
-		}
-		fn(name, value)
-	}
-	return true
-}
-
-func readVarint(b string) (uint64, string, bool) {
-	var v uint64
-	for i := 0; i < len(b) && i < 10; i++ {
-		v |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i] < 0x80 {
-			return v, b[i+1:], true
-		}
-	}
-	return 0, "", false
 }

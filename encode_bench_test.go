@@ -352,7 +352,7 @@ func BenchmarkExportWOneRequest(b *testing.B) {
 }
 
 // BenchmarkSnappyFloorW is snappy.Encode of W's payload (one write request
-// of all series, as the reference converter marshals it): the floor no
+// of all series, as the reference rules marshals it): the floor no
 // remote-write exporter can go below.
 func BenchmarkSnappyFloorW(b *testing.B) {
 	rm, series := benchData(benchW, 500, time.Unix(1_750_000_000, 0))
@@ -360,11 +360,11 @@ func BenchmarkSnappyFloorW(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := newConverter(cfg)
+	c, err := newRules(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	req, err := c.convert(rm)
+	req, err := c.reference(rm)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func BenchmarkStagesW(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := newConverter(cfg)
+	c, err := newRules(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func BenchmarkStagesW(b *testing.B) {
 		if err := sc.convert(rm, &bt, 0); err != nil {
 			b.Fatal(err)
 		}
-		sc.delivered(&bt, len(bt.records))
+		sc.markDelivered(&bt, len(bt.records))
 	}
 	convert()
 	buf := make([]byte, 0, 4<<20)

@@ -24,12 +24,6 @@ const (
 	envProtocol          = envPrefix + "PROTOCOL"
 )
 
-// WithoutEnvironment makes New ignore the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_*
-// environment variables, for programs configured by code alone.
-func WithoutEnvironment() Option {
-	return optionFunc(func(c config) config { c.withoutEnvironment = true; return c })
-}
-
 // fromEnvironment returns the options the environment asks for; lookup is
 // os.LookupEnv. Errors name the variable but never echo a value
 // that may be secret.

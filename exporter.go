@@ -21,7 +21,6 @@ type Exporter struct {
 	retry  retryPolicy
 	// negotiation is the protocol spoken now (see WithProtocol).
 	negotiation negotiation
-	conv        *converter
 	series      *seriesCache
 	// tel is nil without WithMeterProvider.
 	tel *telemetry
@@ -37,8 +36,6 @@ type Exporter struct {
 	shutdownOnce sync.Once
 }
 
-var _ sdkmetric.Exporter = (*Exporter)(nil)
-
 // New returns an Exporter configured by opts. WithEndpoint is required. Every
 // invalid setting is reported in the returned error, with a nil Exporter.
 func New(opts ...Option) (*Exporter, error) {
@@ -50,7 +47,7 @@ func New(opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv, err := newConverter(cfg)
+	rules, err := newRules(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -58,14 +55,13 @@ func New(opts ...Option) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prwmetric: WithMeterProvider: creating instruments: %w", err)
 	}
-	series := newSeriesCache(conv, !cfg.withoutStaleMarkers)
-	series.withV2 = cfg.protocol == ProtocolV2
+	series := newSeriesCache(rules, !cfg.withoutStaleMarkers)
+	series.collectV2 = cfg.protocol == ProtocolV2
 	return &Exporter{
 		cfg:         cfg,
 		client:      cl,
 		retry:       newRetryPolicy(cfg.retry),
 		negotiation: negotiation{configured: cfg.protocol},
-		conv:        conv,
 		series:      series,
 		tel:         tel,
 		exporting:   make(chan struct{}, 1),
@@ -121,7 +117,7 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 
 	b := &e.batch
 	defer b.reset()
-	ok, convErr := e.convert(rm, b)
+	ok, convErr := e.convertSafely(rm, b)
 	if !ok || len(b.records) == 0 {
 		return convErr
 	}
@@ -132,17 +128,17 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	}
 	// What the receiver accepted counts, even when a later request of
 	// the export failed: it holds those samples and those ends.
-	e.series.delivered(b, delivered)
+	e.series.markDelivered(b, delivered)
 	if err != nil {
 		return errors.Join(convErr, err)
 	}
 	return convErr
 }
 
-// convert converts rm into b through the cache. A panic in conversion
+// convertSafely converts rm into b through the cache. A panic in conversion
 // becomes an error for this export, which then sends nothing (ok is
 // false): the exporter must never crash the service it runs in.
-func (e *Exporter) convert(rm *metricdata.ResourceMetrics, b *batch) (ok bool, err error) {
+func (e *Exporter) convertSafely(rm *metricdata.ResourceMetrics, b *batch) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			ok, err = false, fmt.Errorf("prwmetric: conversion failed, export dropped: %v", r)
@@ -205,3 +201,5 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+var _ sdkmetric.Exporter = (*Exporter)(nil)

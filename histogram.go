@@ -25,30 +25,6 @@ const (
 	maxSpanGap = 2
 )
 
-// nativeHistogram converts dp, or returns why Prometheus would refuse it.
-// Scales finer than 8 are merged down to 8; scales coarser than -4 cannot be
-// represented.
-func nativeHistogram[N int64 | float64](dp metricdata.ExponentialHistogramDataPoint[N]) (prompb.Histogram, string) {
-	var scratch nativeScratch
-	h, msg := buildNative(&dp, &scratch)
-	if msg != "" {
-		return prompb.Histogram{}, msg
-	}
-	return prompb.Histogram{
-		Count:          &prompb.Histogram_CountInt{CountInt: h.count},
-		Sum:            h.sum,
-		Schema:         h.schema,
-		ZeroThreshold:  h.zeroThreshold,
-		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: h.zeroCount},
-		NegativeSpans:  h.negSpans,
-		NegativeDeltas: h.negDeltas,
-		PositiveSpans:  h.posSpans,
-		PositiveDeltas: h.posDeltas,
-		ResetHint:      prompb.Histogram_UNKNOWN,
-		Timestamp:      h.timestamp,
-	}, ""
-}
-
 // nativeParts is an integer native histogram: the fields of a
 // prompb.Histogram that the conversion sets (the reset hint is always
 // UNKNOWN). The encoder writes it without building the prompb message.
@@ -157,26 +133,6 @@ func buildCustomBuckets[N int64 | float64](dp *metricdata.HistogramDataPoint[N],
 		posDeltas:    deltas,
 		timestamp:    dp.Time.UnixMilli(),
 		customValues: dp.Bounds,
-	}, ""
-}
-
-// customBucketsHistogram is buildCustomBuckets as a prompb.Histogram, for
-// the reference conversion.
-func customBucketsHistogram[N int64 | float64](dp *metricdata.HistogramDataPoint[N]) (prompb.Histogram, string) {
-	var scratch nativeScratch
-	h, msg := buildCustomBuckets(dp, &scratch)
-	if msg != "" {
-		return prompb.Histogram{}, msg
-	}
-	return prompb.Histogram{
-		Count:          &prompb.Histogram_CountInt{CountInt: h.count},
-		Sum:            h.sum,
-		Schema:         h.schema,
-		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
-		PositiveSpans:  h.posSpans,
-		PositiveDeltas: h.posDeltas,
-		Timestamp:      h.timestamp,
-		CustomValues:   h.customValues,
 	}, ""
 }
 

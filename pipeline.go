@@ -3,7 +3,6 @@ package prwmetric
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -20,164 +19,6 @@ import (
 // At no time does the whole encoded export exist in memory: one
 // uncompressed request per worker, and a few compressed ones waiting for
 // their turn.
-
-// batch is one export's series, in request order.
-type batch struct {
-	records []record
-	// markers is where the staleness markers start in records.
-	markers int
-	// ended are the series this export ends without a marker
-	// (WithoutStaleMarkers).
-	ended []*seriesState
-	// extra holds the encoded exemplars and native histograms of records.
-	extra []byte
-	// exemplars counts the exemplars of the records that have some, for
-	// the exporter's own telemetry.
-	exemplars []exemplarCount
-	// metadata are the encoded metadata fields, sent with the first request.
-	metadata []string
-	// v2 has what 2.0 requests need of each record, when withV2.
-	v2     []recordV2
-	withV2 bool
-}
-
-// record is one series of a batch.
-type record struct {
-	s     *seriesState
-	value float64
-	// ts is the sample's timestamp, already moved past the newest one
-	// delivered.
-	ts int64
-	// extra and extraLen locate the series' exemplars and native histogram
-	// in batch.extra; extraLen has recordHistogram set for a native
-	// histogram series, which has no float sample.
-	extra, extraLen uint32
-}
-
-const recordHistogram = 1 << 31
-
-func (r *record) isHistogram() bool { return r.extraLen&recordHistogram != 0 }
-
-type exemplarCount struct {
-	record, n int
-}
-
-func (b *batch) reset() {
-	clear(b.records) // no pointers into the cache outlive the export
-	b.records, b.markers, b.extra = b.records[:0], 0, b.extra[:0]
-	b.exemplars = b.exemplars[:0]
-	clear(b.metadata)
-	b.metadata = b.metadata[:0]
-	clear(b.ended)
-	b.ended = b.ended[:0]
-	clear(b.v2)
-	b.v2 = b.v2[:0]
-}
-
-// skippedByV1 reports whether record i is left out of 1.0 requests: a
-// custom-bucket histogram, which 1.0 receivers do not know.
-func (b *batch) skippedByV1(i int) bool {
-	return b.withV2 && b.v2[i].customBuckets
-}
-
-// seriesLen is the size of r's TimeSeries message.
-func (b *batch) seriesLen(r *record) int {
-	n := len(r.s.labels) + int(r.extraLen&^recordHistogram)
-	if !r.isHistogram() {
-		n += fieldLen(sampleLen(r.value, r.ts))
-	}
-	return n
-}
-
-// appendSeries appends r as a WriteRequest.timeseries field whose message
-// is n bytes long.
-func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
-	dst = append(dst, tagWriteTimeseries)
-	dst = appendVarint(dst, uint64(n))
-	dst = append(dst, r.s.labels...)
-	if !r.isHistogram() {
-		dst = appendSample(dst, r.value, r.ts)
-	}
-	return append(dst, b.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
-}
-
-// cut is the end (exclusive) of one request in batch.records, and what the
-// exporter's telemetry counts of it.
-type cut struct {
-	end   int
-	parts partCounts
-	// For 2.0 requests (v2Scratch): the request's symbols are
-	// syms[symStart:symEnd], its records' refs start at refs[refStart].
-	symStart, symEnd, refStart int
-}
-
-// partCounts is what the exporter's telemetry counts of a request.
-type partCounts struct {
-	series, samples, histograms, exemplars int
-}
-
-// cut cuts b into requests of at most maxSeries series and maxBytes bytes (a
-// series larger than that alone), in order, exactly where the reference
-// split cuts a prompb.WriteRequest of the same series: the first request
-// counts the metadata, which it carries. It returns the cuts appended to
-// cuts[:0].
-func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
-	cuts = cuts[:0]
-	size := 0 // of the request being cut
-	for _, m := range b.metadata {
-		size += len(m)
-	}
-	start, exemplar := from, 0
-	for exemplar < len(b.exemplars) && b.exemplars[exemplar].record < from {
-		exemplar++
-	}
-	var parts partCounts
-	for i := from; i < len(b.records); i++ {
-		r := &b.records[i]
-		if b.skippedByV1(i) {
-			continue
-		}
-		field := fieldLen(b.seriesLen(r))
-		if i > start && (i-start >= maxSeries || size+field > maxBytes) {
-			cuts = append(cuts, cut{end: i, parts: parts})
-			size, start, parts = 0, i, partCounts{}
-		}
-		size += field
-		parts.series++
-		if r.isHistogram() {
-			parts.histograms++
-		} else {
-			parts.samples++
-		}
-		if exemplar < len(b.exemplars) && b.exemplars[exemplar].record == i {
-			parts.exemplars += b.exemplars[exemplar].n
-			exemplar++
-		}
-	}
-	if parts.series > 0 {
-		cuts = append(cuts, cut{end: len(b.records), parts: parts})
-	}
-	return cuts
-}
-
-// encode appends the WriteRequest of records[start:end] to buf; the first
-// request, starting at from, carries the metadata, at the end, where gogo's
-// Marshal puts it.
-func (b *batch) encode(buf []byte, from, start, end int) []byte {
-	for i := start; i < end; i++ {
-		if b.skippedByV1(i) {
-			continue
-		}
-		r := &b.records[i]
-		buf = b.appendSeries(buf, r, b.seriesLen(r))
-	}
-	if start == from {
-		for _, m := range b.metadata {
-			buf = append(buf, m...)
-		}
-	}
-	return buf
-}
 
 // sendBuffers are the buffers an exporter's exports reuse: the cuts, and
 // each worker's uncompressed request and compression output.
@@ -225,27 +66,6 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 		err = errors.Join(err, e.reportSkippedByV1(b))
 	}
 	return delivered, err
-}
-
-// reportSkippedByV1 warns of the custom-bucket histograms a 1.0 send left
-// out, and returns the error that says so; with WithClassicHistograms the
-// classic series carry the same data, and there is nothing to report.
-func (e *Exporter) reportSkippedByV1(b *batch) error {
-	if e.cfg.classicHistograms {
-		return nil
-	}
-	n := 0
-	for i := range b.v2 {
-		if b.skippedByV1(i) {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	err := fmt.Errorf("prwmetric: %d custom-bucket native histograms not sent: the receiver speaks only Remote Write 1.0; add WithClassicHistograms to send classic series as well", n)
-	e.cfg.logger.Warn(err.Error())
-	return err
 }
 
 // sendAs sends b.records[from:] in protocol proto; delivered counts from

@@ -225,7 +225,7 @@ func TestProtocolFallback(t *testing.T) {
 				t.Fatalf("protocols %v, want %v", protocols, want)
 			}
 			c, _ := convConverter(t)
-			ref, _ := c.convert(rm)
+			ref, _ := c.reference(rm)
 			if diff := cmp.Diff(ref.Timeseries, srv.Requests()[1].V1.Timeseries, convCmpOpts); diff != "" {
 				t.Errorf("1.0 resend (-reference +received):\n%s", diff)
 			}

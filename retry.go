@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -26,18 +25,6 @@ type RetryConfig struct {
 	// MaxElapsedTime bounds all attempts of one request (default 1m). The
 	// export's timeout and context deadline bound them too.
 	MaxElapsedTime time.Duration
-}
-
-// WithRetry retries failed requests when cfg.Enabled is set: answers 5xx
-// and 429 and network errors are retried with jittered exponential backoff,
-// honouring Retry-After; other 4xx answers never are, as they cannot
-// succeed. Retries carry a Retry-Attempt header. Default: no retries.
-//
-// Beware that some receivers answer 500 to requests that can never succeed
-// (Prometheus 2.x does for some invalid data), so retries are bounded by
-// MaxElapsedTime, WithTimeout and the export's context.
-func WithRetry(cfg RetryConfig) Option {
-	return optionFunc(func(c config) config { c.retry = cfg; return c })
 }
 
 func (r RetryConfig) withDefaults() RetryConfig {
@@ -178,12 +165,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return d
 	}
 	return 0
-}
-
-// attemptsText is "after 3 attempts" for the error text, empty for one.
-func attemptsText(n int) string {
-	if n <= 1 {
-		return ""
-	}
-	return fmt.Sprintf(" after %d attempts", n)
 }

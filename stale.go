@@ -8,23 +8,14 @@ import (
 // for that and never sent for an ordinary NaN.
 var staleNaN = math.Float64frombits(0x7ff0000000000002)
 
-// WithoutStaleMarkers stops the exporter from ending series with staleness
-// markers. By default, a series that the receiver got before and that is
-// missing from an export, and every series at Shutdown, is sent once more
-// with the stale NaN, so Prometheus ends its line at once instead of five
-// minutes later.
-func WithoutStaleMarkers() Option {
-	return optionFunc(func(c config) config { c.withoutStaleMarkers = true; return c })
-}
-
-// The series table of the cache (cache.go) remembers, for each series, what
+// The series table of the cache (series.go) remembers, for each series, what
 // the receiver holds of it: whether the series arrived (in a request the
 // receiver accepted) and has not been ended since, and its newest timestamp
 // then. That serves two rules. A series the receiver holds that is missing
 // from an export is ended with a staleness marker. And a series' samples
 // must have strictly increasing timestamps, so a sample stamped at or before
 // the newest one delivered moves to 1 ms after it (see
-// cachedConversion.emit). Only accepted requests count: after a failed
+// conversion.emit). Only accepted requests count: after a failed
 // request, the next export is still measured against the samples that
 // arrived.
 
@@ -41,7 +32,7 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 		for _, s := range sc.last {
 			switch {
 			case s.seen() == sc.gen:
-			case s.is(delivered):
+			case s.is(flagDelivered):
 				// It stays until its end is delivered.
 				if sc.markStale {
 					b.addMarker(s, now)
@@ -51,7 +42,7 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 			default:
 				delete(sc.byLabels, s.labels)
 				sc.dropV2(s)
-				s.set(evicted, true)
+				s.set(flagEvicted, true)
 				continue
 			}
 			kept = append(kept, s)
@@ -64,63 +55,24 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 	}
 }
 
-// sweepEntries drops the scope, metric and point entries the current export
-// did not use, and recounts the rest.
-func (sc *seriesCache) sweepEntries() {
-	n := 0
-	if res := sc.res; res != nil {
-		for sk, se := range res.scopes {
-			if se.seen != sc.gen {
-				delete(res.scopes, sk)
-				continue
-			}
-			n++
-			for mk, me := range se.metrics {
-				if me.seen != sc.gen {
-					delete(se.metrics, mk)
-					continue
-				}
-				n++
-				for pk, head := range me.points {
-					var kept *pointEntry
-					for pe := head; pe != nil; {
-						next := pe.next
-						if pe.seen == sc.gen {
-							pe.next, kept = kept, pe
-							n++
-						}
-						pe = next
-					}
-					if kept == nil {
-						delete(me.points, pk)
-					} else {
-						me.points[pk] = kept
-					}
-				}
-			}
-		}
-	}
-	sc.entries = n
-}
-
 // delivered records that the receiver accepted the first n records of b
 // (requests are sent in order, and the first failure stops the rest): the
 // series among them are what it holds now, with their newest sample, and
 // those ended by a marker are gone. The rest of b changes nothing: after a
 // failure, the next export is measured against what the receiver holds.
-func (sc *seriesCache) delivered(b *batch, n int) {
+func (sc *seriesCache) markDelivered(b *batch, n int) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	for i := range b.records[:n] {
 		r := &b.records[i]
 		if i >= b.markers {
-			r.s.set(delivered, false)
+			r.s.set(flagDelivered, false)
 			continue
 		}
 		r.s.newest = r.ts
-		r.s.set(delivered, true)
-		r.s.set(histogram, r.isHistogram())
-		if b.withV2 && r.s.v2 != 0 {
+		r.s.set(flagDelivered, true)
+		r.s.set(flagHistogram, r.isHistogram())
+		if b.collectV2 && r.s.v2 != 0 {
 			sv := &sc.v2series[r.s.v2]
 			sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
 		}
@@ -129,7 +81,7 @@ func (sc *seriesCache) delivered(b *batch, n int) {
 		// Without markers, a series ends with the first export that
 		// arrives without it.
 		for _, s := range b.ended {
-			s.set(delivered, false)
+			s.set(flagDelivered, false)
 		}
 	}
 }
@@ -141,12 +93,12 @@ func (sc *seriesCache) delivered(b *batch, n int) {
 func (sc *seriesCache) endAll(b *batch, now int64) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	b.withV2 = sc.withV2
+	b.collectV2 = sc.collectV2
 	for _, s := range sc.last {
-		if s.is(delivered) && sc.markStale {
+		if s.is(flagDelivered) && sc.markStale {
 			b.addMarker(s, now)
 		}
-		s.set(delivered, false)
+		s.set(flagDelivered, false)
 	}
 }
 
@@ -156,7 +108,7 @@ func (sc *seriesCache) endAll(b *batch, now int64) {
 func (b *batch) addMarker(s *seriesState, now int64) {
 	at := max(now, s.newest+1)
 	r := record{s: s, value: staleNaN, ts: at}
-	if s.is(histogram) {
+	if s.is(flagHistogram) {
 		// A native histogram series ends with a histogram whose sum is
 		// the stale NaN, as Prometheus itself writes it.
 		start := len(b.extra)
@@ -164,7 +116,7 @@ func (b *batch) addMarker(s *seriesState, now int64) {
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)|recordHistogram
 	}
 	b.records = append(b.records, r)
-	if b.withV2 {
+	if b.collectV2 {
 		// A marker carries no start time and no metadata: the series
 		// may be gone from the cache, and receivers need neither.
 		b.v2 = append(b.v2, recordV2{})

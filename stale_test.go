@@ -3,12 +3,13 @@ package prwmetric
 import (
 	"context"
 	"errors"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.opentelemetry.io/otel/sdk/resource"
 	"math"
 	"sort"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/prwmetric/prwmetric/prwmetrictest"
 )

@@ -21,8 +21,8 @@ import (
 
 // referenceV2 converts rm with c into the 2.0 request the exporter should
 // send in one piece.
-func referenceV2(c *converter, rm *metricdata.ResourceMetrics) (*writev2.Request, error) {
-	req, infos, err := c.convertInfo(rm)
+func referenceV2(c *rules, rm *metricdata.ResourceMetrics) (*writev2.Request, error) {
+	req, infos, err := c.referenceInfo(rm)
 	return toV2(c, req.Timeseries, infos), err
 }
 
@@ -31,7 +31,7 @@ func referenceV2(c *converter, rm *metricdata.ResourceMetrics) (*writev2.Request
 // series, start times on samples and histograms. Exemplars not later than
 // the previous one of their series are left out, as 2.0 receivers refuse
 // them.
-func toV2(c *converter, series []prompb.TimeSeries, infos []seriesInfo) *writev2.Request {
+func toV2(c *rules, series []prompb.TimeSeries, infos []seriesInfo) *writev2.Request {
 	st := writev2.NewSymbolTable()
 	out := &writev2.Request{}
 	for i, ts := range series {
@@ -179,13 +179,13 @@ func cacheRequestsV2(sc *seriesCache, b *batch, maxSeries, maxBytes int) [][]byt
 // cacheCheckV2 checks the 2.0 requests of rm through the cache against the
 // reference: one request byte for byte as gogo marshals it, and cut ones
 // decoding to the same series, within the limits.
-func cacheCheckV2(t testing.TB, c *converter, rm *metricdata.ResourceMetrics) {
+func cacheCheckV2(t testing.TB, c *rules, rm *metricdata.ResourceMetrics) {
 	t.Helper()
 	ref := *c
 	ref.logger = slog.New(slog.DiscardHandler)
 	want, _ := referenceV2(&ref, rm)
 	sc := newSeriesCache(&ref, true)
-	sc.withV2 = true
+	sc.collectV2 = true
 	var b batch
 	for _, pass := range []string{"cold cache", "warm cache"} {
 		b.reset()
@@ -255,7 +255,7 @@ func TestSymbolTableRebuild(t *testing.T) {
 		return convRM(metricdata.Metrics{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: dps}})
 	}
 	sc := newSeriesCache(c, false)
-	sc.withV2 = true
+	sc.collectV2 = true
 	var b batch
 	export := func(rm *metricdata.ResourceMetrics) {
 		t.Helper()

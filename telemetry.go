@@ -13,17 +13,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
-// WithMeterProvider records the exporter's own telemetry with mp: data points
-// exported and the export duration under the OpenTelemetry semantic
-// conventions for SDK exporters (otel.sdk.exporter.*), and series, samples,
-// histograms, exemplars, requests and bytes under prwmetric.exporter.*. All
-// attributes have a small fixed set of values, so when mp is the provider
-// whose metrics this exporter sends, its own series stay a fixed few. Off by
-// default.
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return optionFunc(func(c config) config { c.meterProvider = mp; return c })
-}
-
 const componentType = "prwmetric_remote_write_metric_exporter"
 
 var exporterIDs atomic.Int64
@@ -166,28 +155,10 @@ func countDataPoints(rm *metricdata.ResourceMetrics) int {
 		return 0
 	}
 	n := 0
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				n += len(d.DataPoints)
-			case metricdata.Sum[float64]:
-				n += len(d.DataPoints)
-			case metricdata.Gauge[int64]:
-				n += len(d.DataPoints)
-			case metricdata.Gauge[float64]:
-				n += len(d.DataPoints)
-			case metricdata.Histogram[int64]:
-				n += len(d.DataPoints)
-			case metricdata.Histogram[float64]:
-				n += len(d.DataPoints)
-			case metricdata.ExponentialHistogram[int64]:
-				n += len(d.DataPoints)
-			case metricdata.ExponentialHistogram[float64]:
-				n += len(d.DataPoints)
-			case metricdata.Summary:
-				n += len(d.DataPoints)
-			}
+	for i := range rm.ScopeMetrics {
+		for j := range rm.ScopeMetrics[i].Metrics {
+			points, _ := dataPoints(rm.ScopeMetrics[i].Metrics[j].Data)
+			n += points
 		}
 	}
 	return n

@@ -1,0 +1,96 @@
+package prwmetric
+
+// batch is one export's series, in request order.
+type batch struct {
+	records []record
+	// markers is where the staleness markers start in records.
+	markers int
+	// ended are the series this export ends without a marker
+	// (WithoutStaleMarkers).
+	ended []*seriesState
+	// extra holds the encoded exemplars and native histograms of records.
+	extra []byte
+	// exemplars counts the exemplars of the records that have some, for
+	// the exporter's own telemetry.
+	exemplars []exemplarCount
+	// metadata are the encoded metadata fields, sent with the first request.
+	metadata []string
+	// v2 has what 2.0 requests need of each record, when collectV2.
+	v2        []recordV2
+	collectV2 bool
+}
+
+// record is one series of a batch.
+type record struct {
+	s     *seriesState
+	value float64
+	// ts is the sample's timestamp, already moved past the newest one
+	// delivered.
+	ts int64
+	// extra and extraLen locate the series' exemplars and native histogram
+	// in batch.extra; extraLen has recordHistogram set for a native
+	// histogram series, which has no float sample.
+	extra, extraLen uint32
+}
+
+const recordHistogram = 1 << 31
+
+func (r *record) isHistogram() bool { return r.extraLen&recordHistogram != 0 }
+
+type exemplarCount struct {
+	record, n int
+}
+
+func (b *batch) reset() {
+	clear(b.records) // no pointers into the cache outlive the export
+	b.records, b.markers, b.extra = b.records[:0], 0, b.extra[:0]
+	b.exemplars = b.exemplars[:0]
+	clear(b.metadata)
+	b.metadata = b.metadata[:0]
+	clear(b.ended)
+	b.ended = b.ended[:0]
+	clear(b.v2)
+	b.v2 = b.v2[:0]
+}
+
+// skippedByV1 reports whether record i is left out of 1.0 requests: a
+// custom-bucket histogram, which 1.0 receivers do not know.
+func (b *batch) skippedByV1(i int) bool {
+	return b.collectV2 && b.v2[i].customBuckets
+}
+
+// recordV2 is what a 2.0 request needs of a record beyond the 1.0 bytes.
+type recordV2 struct {
+	// start is the start (created) time in ms of a counter, histogram or
+	// summary series; 0 for gauges.
+	start int64
+	// fam is the series' family, for its metadata; nil without metadata.
+	fam *family
+	// newestExemplar is the time of the newest exemplar a request carries
+	// for the series, set by the cut.
+	newestExemplar int64
+	// customBuckets marks a native histogram with custom buckets, which a
+	// 1.0 request leaves out (see WithNativeHistogramsForExplicitBuckets).
+	customBuckets bool
+}
+
+// partCounts is what the exporter's telemetry counts of a request.
+type partCounts struct {
+	series, samples, histograms, exemplars int
+}
+
+// cut is the end (exclusive) of one request in batch.records, and what the
+// exporter's telemetry counts of it.
+type cut struct {
+	end   int
+	parts partCounts
+	// For 2.0 requests (v2Scratch): the request's symbols are
+	// syms[symStart:symEnd], its records' refs start at refs[refStart].
+	symStart, symEnd, refStart int
+}
+
+// extraOf returns r's exemplar and native histogram fields.
+func (b *batch) extraOf(r *record) string {
+	end := r.extra + r.extraLen&^recordHistogram
+	return unsafeString(b.extra[r.extra:end])
+}

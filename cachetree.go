@@ -1,0 +1,399 @@
+package prwmetric
+
+import (
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// resourceEntry is what a resource yields, and the cache below it.
+type resourceEntry struct {
+	res *resource.Resource
+	set attribute.Set
+
+	job, instance string
+	low           map[string]string
+	problems      []savedProblem
+
+	// target is the target_info series (nil when the resource has no
+	// attributes for it), with its problems and family.
+	target         *seriesState
+	targetProblems []savedProblem
+	targetFamily   family
+
+	scopes map[scopeKey]*scopeEntry
+}
+
+type scopeKey struct {
+	name, version, schemaURL string
+	attrs                    attribute.Distinct
+}
+
+// scopeEntry is what an instrumentation scope yields: the labels that win
+// over data point attributes (rules.scopeLabels), and its metrics.
+type scopeEntry struct {
+	attrs    attribute.Set
+	high     map[string]string
+	problems []savedProblem
+	seen     generation
+	metrics  map[metricKey]*metricEntry
+}
+
+// metricKey is everything of a metric the conversion reads besides its data
+// points: its data type decides the naming and the series of a point.
+type metricKey struct {
+	name, unit, description string
+	kind                    metricKind
+}
+
+type metricKind uint8
+
+const (
+	kindUnsupported metricKind = iota
+	kindSumInt
+	kindSumFloat
+	kindMonotonicSumInt
+	kindMonotonicSumFloat
+	kindGaugeInt
+	kindGaugeFloat
+	kindHistogramInt
+	kindHistogramFloat
+	kindExponentialInt
+	kindExponentialFloat
+	kindSummary
+)
+
+func kindOf(data metricdata.Aggregation) metricKind {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		if d.IsMonotonic {
+			return kindMonotonicSumInt
+		}
+		return kindSumInt
+	case metricdata.Sum[float64]:
+		if d.IsMonotonic {
+			return kindMonotonicSumFloat
+		}
+		return kindSumFloat
+	case metricdata.Gauge[int64]:
+		return kindGaugeInt
+	case metricdata.Gauge[float64]:
+		return kindGaugeFloat
+	case metricdata.Histogram[int64]:
+		return kindHistogramInt
+	case metricdata.Histogram[float64]:
+		return kindHistogramFloat
+	case metricdata.ExponentialHistogram[int64]:
+		return kindExponentialInt
+	case metricdata.ExponentialHistogram[float64]:
+		return kindExponentialFloat
+	case metricdata.Summary:
+		return kindSummary
+	}
+	return kindUnsupported
+}
+
+// family is a Prometheus metric family a metric sends series of.
+type family struct {
+	name string
+	typ  prompb.MetricMetadata_MetricType
+	// metadata is its encoded WriteRequest.metadata field.
+	metadata string
+	// help and unit are its metadata for 2.0 requests, helpID and unitID
+	// their numbers in the symbol table of symEpoch (when symbolized).
+	help, unit     string
+	helpID, unitID uint32
+	symEpoch       uint32
+	symbolized     bool
+	// registered is the export in which this metric already made sure the
+	// family is registered, so that only its first series looks it up.
+	registered generation
+}
+
+// The families of a metric, by index.
+const (
+	familyMain = iota
+	// familyMin and familyMax are the _min and _max gauges of
+	// WithHistogramMinMax.
+	familyMin
+	familyMax
+)
+
+// metricEntry is what a metric yields: its family names and metadata, and
+// its data points by attribute set.
+type metricEntry struct {
+	// problem says why the metric has no name; families are unset then.
+	problem  string
+	families [3]family
+	seen     generation
+	// points holds the data points by the hash of their attribute set;
+	// colliding sets are chained.
+	points map[attribute.Distinct]*pointEntry
+	// bounds are the explicit bucket bounds most recently cached, which
+	// points with equal bounds share.
+	bounds []float64
+	// order is the order of a histogram's points.
+	order pointOrder
+}
+
+// pointEntry is what one data point yields. It is kept small: there is one
+// per data point, as many as series for sums and gauges.
+type pointEntry struct {
+	attrs attribute.Set
+	next  *pointEntry
+	seen  generation
+	// series is the series of a sum, gauge or exponential histogram point.
+	series *seriesState
+	// more is what other points have, and problems: nil for most.
+	more *pointMore
+}
+
+type pointMore struct {
+	// problems are those of building the point's labels, replayed at each
+	// export.
+	problems []savedProblem
+	// series are the series of a histogram point, one per bucket (+Inf
+	// last), _sum and _count, or of a summary point, one per quantile,
+	// _sum and _count.
+	series []*seriesState
+	// bounds or quantiles are those the series were built for.
+	bounds    []float64
+	quantiles []float64
+	// min and max are the _min and _max series (WithHistogramMinMax).
+	min, max *seriesState
+}
+
+// problems returns the saved problems of the point.
+func (pe *pointEntry) problems() []savedProblem {
+	if pe.more == nil {
+		return nil
+	}
+	return pe.more.problems
+}
+
+// resource returns the entry of r, building it when r differs from the
+// last resource (which drops the cache below it: another resource means
+// other labels).
+func (cc *conversion) resource(r *resource.Resource) *resourceEntry {
+	sc := cc.sc
+	if e := sc.res; e != nil && (e.res == r || e.set.Equals(r.Set())) {
+		e.res = r
+		return e
+	}
+	set := r.Set() // nil-safe: a nil resource is empty
+	e := &resourceEntry{res: r, set: *set, scopes: map[scopeKey]*scopeEntry{}}
+	var p problems
+	e.job, e.instance, e.low = sc.rules.resourceLabels(set, &p)
+	e.problems = p.saved()
+
+	if !sc.rules.withoutTargetInfo {
+		p = problems{}
+		if labels := sc.rules.targetInfoLabels(set, e.job, e.instance, &p); labels != nil {
+			e.target = sc.internLabels(labels)
+		}
+		e.targetProblems = p.saved()
+		e.targetFamily = sc.family(otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, targetInfoHelp, "")
+	}
+	sc.res, sc.entries = e, 0
+	return e
+}
+
+// family returns the family name of type typ with the metadata of a metric
+// with description help and unit.
+func (sc *seriesCache) family(name string, typ prompb.MetricMetadata_MetricType, help, unit string) family {
+	unit = sc.rules.unitNamer.Build(unit)
+	return family{name: name, typ: typ, metadata: string(appendMetadata(nil, typ, name, help, unit)), help: help, unit: unit}
+}
+
+func (cc *conversion) touch(seen *generation) {
+	if *seen != cc.gen {
+		*seen = cc.gen
+		cc.sc.entriesSeen++
+	}
+}
+
+func (cc *conversion) scope(scope instrumentation.Scope) *scopeEntry {
+	key := scopeKey{name: scope.Name, version: scope.Version, schemaURL: scope.SchemaURL, attrs: scope.Attributes.Equivalent()}
+	se := cc.res.scopes[key]
+	if se == nil || !se.attrs.Equals(&scope.Attributes) {
+		// A replaced entry (its key collided) stays counted: counting
+		// too many only makes the sweep run and recount.
+		se = &scopeEntry{attrs: scope.Attributes, metrics: map[metricKey]*metricEntry{}}
+		var p problems
+		se.high = cc.sc.rules.scopeLabels(scope, cc.res.job, cc.res.instance, &p)
+		se.problems = p.saved()
+		cc.res.scopes[key] = se
+		cc.sc.entries++
+	}
+	cc.touch(&se.seen)
+	return se
+}
+
+func (cc *conversion) metricEntry(se *scopeEntry, m *metricdata.Metrics, kind metricKind) *metricEntry {
+	key := metricKey{name: m.Name, unit: m.Unit, description: m.Description, kind: kind}
+	me := se.metrics[key]
+	if me == nil {
+		me = cc.newMetricEntry(m, kind)
+		se.metrics[key] = me
+		cc.sc.entries++
+	}
+	cc.touch(&me.seen)
+	return me
+}
+
+// newMetricEntry names the metric's families.
+func (cc *conversion) newMetricEntry(m *metricdata.Metrics, kind metricKind) *metricEntry {
+	c := cc.sc.rules
+	var namingType otlptranslator.MetricType = otlptranslator.MetricTypeGauge
+	typ := prompb.MetricMetadata_GAUGE
+	switch kind {
+	case kindSumInt, kindSumFloat:
+		namingType = otlptranslator.MetricTypeNonMonotonicCounter
+	case kindMonotonicSumInt, kindMonotonicSumFloat:
+		namingType, typ = otlptranslator.MetricTypeNonMonotonicCounter, prompb.MetricMetadata_COUNTER
+		// Like the pull exporter: without suffixes, a counter is named
+		// like an up-down counter (no "_total").
+		if c.withSuffixes {
+			namingType = otlptranslator.MetricTypeMonotonicCounter
+		}
+	case kindHistogramInt, kindHistogramFloat, kindExponentialInt, kindExponentialFloat:
+		namingType, typ = otlptranslator.MetricTypeHistogram, prompb.MetricMetadata_HISTOGRAM
+	case kindSummary:
+		namingType, typ = otlptranslator.MetricTypeSummary, prompb.MetricMetadata_SUMMARY
+	}
+	points, _ := dataPoints(m.Data)
+	me := &metricEntry{points: make(map[attribute.Distinct]*pointEntry, points)}
+	name, problem := c.familyName(*m, namingType)
+	if problem != "" {
+		me.problem = problem
+		return me
+	}
+	me.families[familyMain] = cc.sc.family(name, typ, m.Description, m.Unit)
+	if kind == kindHistogramInt || kind == kindHistogramFloat {
+		me.families[familyMin] = cc.sc.family(name+"_min", prompb.MetricMetadata_GAUGE, m.Description, m.Unit)
+		me.families[familyMax] = cc.sc.family(name+"_max", prompb.MetricMetadata_GAUGE, m.Description, m.Unit)
+	}
+	return me
+}
+
+// dataPoints returns how many data points data holds, and about how many
+// series they convert to: exact for valid data with WithHistogramMinMax
+// off. It only sizes tables and counts for telemetry.
+func dataPoints(data metricdata.Aggregation) (points, series int) {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Sum[float64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Gauge[int64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Gauge[float64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.ExponentialHistogram[int64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.ExponentialHistogram[float64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Histogram[int64]:
+		return len(d.DataPoints), classicSeries(d.DataPoints)
+	case metricdata.Histogram[float64]:
+		return len(d.DataPoints), classicSeries(d.DataPoints)
+	case metricdata.Summary:
+		for k := range d.DataPoints {
+			series += len(d.DataPoints[k].QuantileValues) + 2
+		}
+		return len(d.DataPoints), series
+	}
+	return 0, 0
+}
+
+// classicSeries is the number of classic series of a histogram's points:
+// one per bucket, _sum and _count.
+func classicSeries[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) int {
+	n := 0
+	for k := range dps {
+		n += len(dps[k].BucketCounts) + 2
+	}
+	return n
+}
+
+// point returns the cached entry of the data point with attributes attrs,
+// or nil.
+func (cc *conversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
+	for pe := me.points[attrs.Equivalent()]; pe != nil; pe = pe.next {
+		if pe.attrs.Equals(attrs) {
+			cc.touch(&pe.seen)
+			return pe
+		}
+	}
+	return nil
+}
+
+// newPoint adds an entry for attrs, or resets pe (the entry of attrs whose
+// buckets or quantiles changed), and returns its base labels:
+// exportState.pointLabels with the problems saved in the entry.
+func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, attrs attribute.Set, reserved string) (*pointEntry, []prompb.Label) {
+	if pe == nil {
+		key := attrs.Equivalent()
+		pe = &pointEntry{attrs: attrs, next: me.points[key]}
+		me.points[key] = pe
+		cc.sc.entries++
+		cc.touch(&pe.seen)
+	}
+	var p problems
+	base := cc.pointLabels(attrs, mc.high, &p, reserved)
+	if saved := p.saved(); saved != nil || pe.more != nil {
+		pe.more = &pointMore{problems: saved}
+	}
+	return pe, base
+}
+
+// sweepEntries drops the scope, metric and point entries the current export
+// did not use, and recounts the rest.
+func (sc *seriesCache) sweepEntries() {
+	n := 0
+	if res := sc.res; res != nil {
+		for sk, se := range res.scopes {
+			if se.seen != sc.gen {
+				delete(res.scopes, sk)
+				continue
+			}
+			n++
+			for mk, me := range se.metrics {
+				if me.seen != sc.gen {
+					delete(se.metrics, mk)
+					continue
+				}
+				n++
+				for pk, head := range me.points {
+					var kept *pointEntry
+					for pe := head; pe != nil; {
+						next := pe.next
+						if pe.seen == sc.gen {
+							pe.next, kept = kept, pe
+							n++
+						}
+						pe = next
+					}
+					if kept == nil {
+						delete(me.points, pk)
+					} else {
+						me.points[pk] = kept
+					}
+				}
+			}
+		}
+	}
+	sc.entries = n
+}
+
+// forget drops every entry above the series, after a conversion failed
+// half-way (it panicked): the series table stays consistent, the rest is
+// rebuilt by the next export.
+func (sc *seriesCache) forget() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.res, sc.entries = nil, 0
+}

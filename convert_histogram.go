@@ -1,0 +1,202 @@
+package prwmetric
+
+import (
+	"math"
+
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEntry, d metricdata.Histogram[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	name := cc.mainFamily(mc, me)
+	if name == "" {
+		return
+	}
+	f := &me.families[familyMain]
+	fmin, fmax := &me.families[familyMin], &me.families[familyMax]
+	minMax := cc.sc.rules.histogramMinMax &&
+		cc.familyFree(mc, fmin.name, fmin.typ) && cc.familyFree(mc, fmax.name, fmax.typ)
+	classic := cc.sc.rules.classic()
+	// The points are looked up in their order, which is also the order of
+	// their problems and of their custom-bucket histograms; the classic
+	// series are then sent in the histogram order.
+	points := cc.sc.histPoints[:0]
+	defer func() {
+		clear(points) // keep no exemplars alive
+		cc.sc.histPoints = points[:0]
+	}()
+	buckets := 0
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		if msg := checkBuckets(dp); msg != "" {
+			mc.p.addReason(msg, 1)
+			continue
+		}
+		pe := cc.point(me, &dp.Attributes)
+		if pe == nil || pe.more == nil || !sameFloats(pe.more.bounds, dp.Bounds) {
+			pe = cc.histogramPoint(mc, me, pe, dp.Attributes, dp.Bounds, name)
+		}
+		ps := pe.more
+		mc.p.addAll(ps.problems)
+		hp := histPoint{ps: ps, i: i, t: dp.Time.UnixMilli(), start: startMillis(dp.StartTime)}
+		if cc.sc.rules.customBuckets {
+			cc.start = hp.start
+			convertCustomBuckets(cc, mc, f, pe, dp, hp.t)
+		}
+		if classic {
+			if len(dp.Exemplars) > 0 {
+				hp.exemplars = bucketExemplars(cc.sc.rules, *dp, hp.t, &mc.p)
+			}
+			buckets = max(buckets, len(dp.BucketCounts))
+		}
+		points = append(points, hp)
+	}
+	// order is the histogram order, when there are classic series; the rest
+	// go in data point order.
+	var order []int
+	if classic {
+		var sorted bool
+		order, sorted = me.order.sorted(points)
+		if sorted {
+			// Lay the series' labels out in the order they are sent,
+			// once they are.
+			first := len(cc.b.records)
+			defer func() { cc.sc.layOut(cc.b.records[first:]) }()
+		}
+		for j := range buckets {
+			for _, k := range order {
+				p := &points[k]
+				dp := &d.DataPoints[p.i]
+				if j >= len(dp.BucketCounts) {
+					continue
+				}
+				p.n += dp.BucketCounts[j]
+				n := p.n
+				if j == len(dp.Bounds) {
+					// The +Inf bucket is the count, which exceeds the
+					// buckets' sum when the sum is NaN (see checkCount).
+					n = dp.Count
+				}
+				var ex []prompb.Exemplar
+				if p.exemplars != nil {
+					ex = p.exemplars[j]
+				}
+				cc.start = p.start
+				cc.emit(mc, f, &p.ps.series[j], float64(n), p.t, ex, nil)
+			}
+		}
+		for _, k := range order {
+			p := &points[k]
+			dp := &d.DataPoints[p.i]
+			cc.start = p.start
+			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)], promValue(float64(dp.Sum)), p.t, nil, nil)
+		}
+		for _, k := range order {
+			p := &points[k]
+			dp := &d.DataPoints[p.i]
+			cc.start = p.start
+			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)+1], float64(dp.Count), p.t, nil, nil)
+		}
+	}
+	if !minMax {
+		return
+	}
+	cc.start = 0 // gauges
+	for k := range points {
+		p := &points[k]
+		if order != nil {
+			p = &points[order[k]]
+		}
+		if v, ok := d.DataPoints[p.i].Min.Value(); ok {
+			cc.emit(mc, fmin, &p.ps.min, promValue(float64(v)), p.t, nil, nil)
+		}
+	}
+	for k := range points {
+		p := &points[k]
+		if order != nil {
+			p = &points[order[k]]
+		}
+		if v, ok := d.DataPoints[p.i].Max.Value(); ok {
+			cc.emit(mc, fmax, &p.ps.max, promValue(float64(v)), p.t, nil, nil)
+		}
+	}
+}
+
+// convertCustomBuckets emits dp as a native histogram with custom buckets
+// (WithNativeHistogramsForExplicitBuckets), as the series pe.series.
+func convertCustomBuckets[N int64 | float64](cc *conversion, mc *metricCtx, f *family, pe *pointEntry, dp *metricdata.HistogramDataPoint[N], t int64) {
+	h, msg := buildCustomBuckets(dp, &cc.sc.native)
+	if msg != "" {
+		mc.p.addReason(msg, 1)
+		return
+	}
+	var exemplars []prompb.Exemplar
+	if len(dp.Exemplars) > 0 {
+		exemplars = convertExemplars(cc.sc.rules, dp.Exemplars, t, &mc.p)
+	}
+	cc.customBuckets = true
+	cc.emit(mc, f, &pe.series, 0, t, exemplars, &h)
+	cc.customBuckets = false
+}
+
+// histogramPoint builds the series of a histogram point with bounds: one
+// per bucket (+Inf last), _sum and _count, and _min and _max.
+func (cc *conversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, attrs attribute.Set, bounds []float64, name string) *pointEntry {
+	pe, base := cc.newPoint(mc, me, pe, attrs, labelBucketBound)
+	if pe.more == nil {
+		pe.more = &pointMore{}
+	}
+	ps := pe.more
+	if !sameFloats(me.bounds, bounds) {
+		me.bounds = append([]float64(nil), bounds...)
+	}
+	ps.bounds = me.bounds
+	sc := cc.sc
+	if sc.rules.customBuckets {
+		pe.series = sc.internWith(base, nameLabel(name))
+	}
+	ps.series = nil
+	if !sc.rules.classic() {
+		ps.min, ps.max = nil, nil
+		if sc.rules.histogramMinMax {
+			ps.min = sc.internWith(base, nameLabel(me.families[familyMin].name))
+			ps.max = sc.internWith(base, nameLabel(me.families[familyMax].name))
+		}
+		return pe
+	}
+	ps.series = make([]*seriesState, 0, len(bounds)+3)
+	bucketName := nameLabel(name + "_bucket")
+	for i := 0; i <= len(bounds); i++ {
+		le := "+Inf"
+		if i < len(bounds) {
+			le = formatFloat(bounds[i])
+		}
+		ps.series = append(ps.series, sc.internWith(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}))
+	}
+	ps.series = append(ps.series,
+		sc.internWith(base, nameLabel(name+"_sum")),
+		sc.internWith(base, nameLabel(name+"_count")))
+	if sc.rules.histogramMinMax {
+		ps.min = sc.internWith(base, nameLabel(me.families[familyMin].name))
+		ps.max = sc.internWith(base, nameLabel(me.families[familyMax].name))
+	}
+	return pe
+}
+
+// sameFloats reports whether a and b hold the same numbers, bit for bit
+// (0 and -0 make different labels).
+func sameFloats(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,90 @@
+package prwmetric
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// WriteError reports a remote-write request that did not succeed. Export
+// returns it (wrapped or joined with other errors; use errors.As).
+type WriteError struct {
+	// Endpoint is the URL the request went to, without credentials.
+	Endpoint string
+	// StatusCode is the HTTP status, or 0 when no response arrived.
+	StatusCode int
+	// Body is the start (at most 1 KiB) of the response body.
+	Body string
+	// Series is how many series of the export were not delivered: those of
+	// the failed request and of the requests after it, which are not sent.
+	// They are dropped: cumulative values catch up on the next success.
+	Series int
+	// Delivered is how many series of the same export earlier requests
+	// delivered, when the export was split into several requests.
+	Delivered int
+	// Err is the transport error when no response arrived.
+	Err error
+	// Attempts is how many times the request was sent: 1 unless WithRetry
+	// is enabled.
+	Attempts int
+
+	retryAfter time.Duration
+}
+
+// Error describes the failure without any credentials.
+func (e *WriteError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "prwmetric: remote write to %s: ", e.Endpoint)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, "server answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+		if e.Body != "" {
+			fmt.Fprintf(&b, ": %s", e.Body)
+		}
+	} else {
+		fmt.Fprintf(&b, "%v", e.Err)
+	}
+	fmt.Fprintf(&b, " (%d series dropped%s)", e.Series, attemptsText(e.Attempts))
+	return b.String()
+}
+
+// Unwrap returns the transport error, so that errors.Is(err,
+// context.DeadlineExceeded) works.
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// attemptsText is "after 3 attempts" for the error text, empty for one.
+func attemptsText(n int) string {
+	if n <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" after %d attempts", n)
+}
+
+// PartialWriteError reports that a Remote Write 2.0 receiver accepted an
+// export's requests but wrote fewer samples, histograms or exemplars than
+// they carried (it rejected some, e.g. as out of order or invalid). The
+// rest of the export was delivered.
+type PartialWriteError struct {
+	// Endpoint is the URL the requests went to, without credentials.
+	Endpoint string
+	// Sent and Written count the samples, histograms and exemplars of the
+	// requests concerned.
+	SamplesSent, SamplesWritten       int
+	HistogramsSent, HistogramsWritten int
+	ExemplarsSent, ExemplarsWritten   int
+}
+
+// Error gives the counts.
+func (e *PartialWriteError) Error() string {
+	return fmt.Sprintf("prwmetric: remote write to %s: the receiver wrote %d of %d samples, %d of %d histograms, %d of %d exemplars",
+		e.Endpoint, e.SamplesWritten, e.SamplesSent, e.HistogramsWritten, e.HistogramsSent, e.ExemplarsWritten, e.ExemplarsSent)
+}
+
+func (e *PartialWriteError) add(sent, written partCounts) {
+	e.SamplesSent += sent.samples
+	e.SamplesWritten += written.samples
+	e.HistogramsSent += sent.histograms
+	e.HistogramsWritten += written.histograms
+	e.ExemplarsSent += sent.exemplars
+	e.ExemplarsWritten += written.exemplars
+}

@@ -1,0 +1,463 @@
+package prwmetric
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// refConversion is the state of one reference conversion.
+type refConversion struct {
+	exportState
+	req *prompb.WriteRequest
+	// seen holds the label sets of the series in req, so that no series is
+	// sent twice (Prometheus rejects conflicting duplicates).
+	seen map[string]struct{}
+	// infos has the seriesInfo of each series in req; start is that of
+	// the next series emitted.
+	infos []seriesInfo
+	start int64
+}
+
+// convert turns rm into one write request. Data that Prometheus cannot accept
+// is left out with one warning per metric, and the returned error lists it;
+// the request then still carries everything else.
+func (c *rules) reference(rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, error) {
+	req, _, err := c.referenceInfo(rm)
+	return req, err
+}
+
+// seriesInfo is what a 2.0 request carries of a series beyond its 1.0
+// message: its family's metadata and its start time (0 for gauges).
+type seriesInfo struct {
+	family     string
+	typ        prompb.MetricMetadata_MetricType
+	help, unit string
+	start      int64
+}
+
+// referenceInfo is reference, also returning the seriesInfo of each series of
+// the request.
+func (c *rules) referenceInfo(rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, []seriesInfo, error) {
+	cv := &refConversion{
+		exportState: exportState{rules: c, families: map[string]prompb.MetricMetadata_MetricType{}},
+		req:         &prompb.WriteRequest{},
+		seen:        map[string]struct{}{},
+	}
+	cv.prepareResource(rm)
+	for _, sm := range rm.ScopeMetrics {
+		scope := cv.scopeLabels(sm.Scope)
+		for _, m := range sm.Metrics {
+			cv.metric(sm.Scope, scope, m)
+		}
+	}
+	cv.targetInfo(rm)
+	return cv.req, cv.infos, cv.err()
+}
+
+// prepareResource derives job, instance and the resource labels from rm.
+func (cv *refConversion) prepareResource(rm *metricdata.ResourceMetrics) {
+	var p problems
+	cv.job, cv.instance, cv.low = cv.rules.resourceLabels(rm.Resource.Set(), &p) // nil-safe: a nil resource is empty
+	cv.reportResource(&p)
+}
+
+// scopeLabels returns the labels that win over data point attributes for
+// every series of scope: scope labels, then job/instance, then external
+// labels, each overriding the ones before.
+func (cv *refConversion) scopeLabels(scope instrumentation.Scope) map[string]string {
+	var p problems
+	high := cv.rules.scopeLabels(scope, cv.job, cv.instance, &p)
+	cv.reportScope(scope, &p)
+	return high
+}
+
+func oneSample(v float64, t int64) []prompb.Sample {
+	return []prompb.Sample{{Value: promValue(v), Timestamp: t}}
+}
+
+func (cv *refConversion) metric(scope instrumentation.Scope, high map[string]string, m metricdata.Metrics) {
+	mc := &metricCtx{m: m, high: high}
+	cv.start = 0
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		refSum(cv, mc, d)
+	case metricdata.Sum[float64]:
+		refSum(cv, mc, d)
+	case metricdata.Gauge[int64]:
+		refGauge(cv, mc, d)
+	case metricdata.Gauge[float64]:
+		refGauge(cv, mc, d)
+	case metricdata.Histogram[int64]:
+		refHistogram(cv, mc, d)
+	case metricdata.Histogram[float64]:
+		refHistogram(cv, mc, d)
+	case metricdata.ExponentialHistogram[int64]:
+		refExponentialHistogram(cv, mc, d)
+	case metricdata.ExponentialHistogram[float64]:
+		refExponentialHistogram(cv, mc, d)
+	case metricdata.Summary:
+		refSummary(cv, mc, d)
+	default:
+		mc.p.add("unsupported data type %T: the whole metric", m.Data)
+	}
+	cv.report(fmt.Sprintf("metric %q", m.Name), &mc.p, "metric", m.Name, "scope", scope.Name)
+}
+
+// family names m as a Prometheus metric family of type typ, or reports why it
+// cannot be sent and returns "".
+func (cv *refConversion) family(mc *metricCtx, namingType otlptranslator.MetricType, typ prompb.MetricMetadata_MetricType) string {
+	name, problem := cv.rules.familyName(mc.m, namingType)
+	if problem != "" {
+		mc.p.addReason(problem, 1)
+		return ""
+	}
+	if !cv.familyFree(mc, name, typ) {
+		return ""
+	}
+	return name
+}
+
+// emit appends a series unless an identical label set was already sent,
+// registering the family and its metadata with the first series.
+func (cv *refConversion) emit(mc *metricCtx, family string, typ prompb.MetricMetadata_MetricType, ts prompb.TimeSeries) {
+	key := identityKey(ts.Labels)
+	if _, dup := cv.seen[key]; dup {
+		mc.p.add("series %s sent twice in one export: kept the first", seriesString(ts.Labels))
+		return
+	}
+	cv.seen[key] = struct{}{}
+	for _, s := range ts.Samples {
+		cv.observeTime(s.Timestamp)
+	}
+	for _, h := range ts.Histograms {
+		cv.observeTime(h.Timestamp)
+	}
+	cv.req.Timeseries = append(cv.req.Timeseries, ts)
+	info := seriesInfo{family: family, typ: typ, help: mc.m.Description, unit: cv.rules.unitNamer.Build(mc.m.Unit), start: cv.start}
+	if t := ts.Samples; len(t) > 0 && info.start > t[0].Timestamp || len(ts.Histograms) > 0 && info.start > ts.Histograms[0].Timestamp {
+		info.start = 0
+	}
+	cv.infos = append(cv.infos, info)
+	if _, ok := cv.families[family]; ok {
+		return
+	}
+	cv.families[family] = typ
+	if !cv.rules.withoutMetadata {
+		cv.req.Metadata = append(cv.req.Metadata, prompb.MetricMetadata{
+			Type:             typ,
+			MetricFamilyName: family,
+			Help:             mc.m.Description,
+			Unit:             cv.rules.unitNamer.Build(mc.m.Unit),
+		})
+	}
+}
+
+// identityKey is an exact key of a label set: names are ASCII and values
+// valid UTF-8, so neither contains the byte 0xff that separates them.
+func identityKey(labels []prompb.Label) string {
+	n := 0
+	for _, l := range labels {
+		n += len(l.Name) + len(l.Value) + 2
+	}
+	b := make([]byte, 0, n)
+	for _, l := range labels {
+		b = append(b, l.Name...)
+		b = append(b, 0xff)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
+	}
+	return string(b)
+}
+
+func refSum[N int64 | float64](cv *refConversion, mc *metricCtx, d metricdata.Sum[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	var namingType otlptranslator.MetricType = otlptranslator.MetricTypeNonMonotonicCounter
+	typ := prompb.MetricMetadata_GAUGE
+	if d.IsMonotonic {
+		typ = prompb.MetricMetadata_COUNTER
+		// Like the pull exporter: without suffixes, a counter is named like
+		// an up-down counter (no "_total").
+		if cv.rules.withSuffixes {
+			namingType = otlptranslator.MetricTypeMonotonicCounter
+		}
+	}
+	name := cv.family(mc, namingType, typ)
+	if name == "" {
+		return
+	}
+	for _, dp := range d.DataPoints {
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, "")
+		ts := prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name)),
+			Samples: oneSample(float64(dp.Value), dp.Time.UnixMilli()),
+		}
+		if d.IsMonotonic {
+			cv.start = startMillis(dp.StartTime)
+			// OpenMetrics allows exemplars on counters and histogram
+			// buckets only.
+			ts.Exemplars = convertExemplars(cv.rules, dp.Exemplars, dp.Time.UnixMilli(), &mc.p)
+		}
+		cv.emit(mc, name, typ, ts)
+	}
+}
+
+func refGauge[N int64 | float64](cv *refConversion, mc *metricCtx, d metricdata.Gauge[N]) {
+	name := cv.family(mc, otlptranslator.MetricTypeGauge, prompb.MetricMetadata_GAUGE)
+	if name == "" {
+		return
+	}
+	for _, dp := range d.DataPoints {
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, "")
+		cv.emit(mc, name, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name)),
+			Samples: oneSample(float64(dp.Value), dp.Time.UnixMilli()),
+		})
+	}
+}
+
+func refHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricdata.Histogram[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	typ := prompb.MetricMetadata_HISTOGRAM
+	name := cv.family(mc, otlptranslator.MetricTypeHistogram, typ)
+	if name == "" {
+		return
+	}
+	minName, maxName := name+"_min", name+"_max"
+	minMax := cv.rules.histogramMinMax &&
+		cv.familyFree(mc, minName, prompb.MetricMetadata_GAUGE) && cv.familyFree(mc, maxName, prompb.MetricMetadata_GAUGE)
+	classic := cv.rules.classic()
+	type point struct {
+		dp        *metricdata.HistogramDataPoint[N]
+		base      []prompb.Label
+		count     []prompb.Label // the _count series' labels
+		key       string         // count encoded, the sort key
+		t, start  int64
+		exemplars [][]prompb.Exemplar
+		n         uint64 // cumulative count of the buckets sent
+	}
+	var points []point
+	buckets := 0
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		if msg := checkBuckets(dp); msg != "" {
+			mc.p.add("%s", msg)
+			continue
+		}
+		base := slices.Clone(cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelBucketBound))
+		p := point{dp: dp, base: base, t: dp.Time.UnixMilli(), start: startMillis(dp.StartTime)}
+		if cv.rules.customBuckets {
+			// In data point order, each as one native histogram.
+			if h, msg := customBucketsHistogram(dp); msg != "" {
+				mc.p.add("%s", msg)
+			} else {
+				cv.start = p.start
+				cv.emit(mc, name, typ, prompb.TimeSeries{
+					Labels:     withLabels(base, nameLabel(name)),
+					Histograms: []prompb.Histogram{h},
+					Exemplars:  convertExemplars(cv.rules, dp.Exemplars, p.t, &mc.p),
+				})
+			}
+		}
+		if classic {
+			p.count = withLabels(base, nameLabel(name+"_count"))
+			p.key = string(appendLabels(nil, p.count))
+			p.exemplars = bucketExemplars(cv.rules, *dp, p.t, &mc.p)
+			buckets = max(buckets, len(dp.BucketCounts))
+		}
+		points = append(points, p)
+	}
+	if classic {
+		// Classic series go out in the histogram order.
+		slices.SortStableFunc(points, func(a, b point) int { return strings.Compare(a.key, b.key) })
+		bucketName := nameLabel(name + "_bucket")
+		for i := range buckets {
+			for k := range points {
+				p := &points[k]
+				if i >= len(p.dp.BucketCounts) {
+					continue
+				}
+				p.n += p.dp.BucketCounts[i]
+				n, le := p.n, "+Inf"
+				if i < len(p.dp.Bounds) {
+					le = formatFloat(p.dp.Bounds[i])
+				} else {
+					// The +Inf bucket is the count, which exceeds the
+					// buckets' sum when the sum is NaN (see checkCount).
+					n = p.dp.Count
+				}
+				cv.start = p.start
+				cv.emit(mc, name, typ, prompb.TimeSeries{
+					Labels:    withLabels(p.base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}),
+					Samples:   oneSample(float64(n), p.t),
+					Exemplars: p.exemplars[i],
+				})
+			}
+		}
+		for _, p := range points {
+			cv.start = p.start
+			cv.emit(mc, name, typ, prompb.TimeSeries{
+				Labels:  withLabels(p.base, nameLabel(name+"_sum")),
+				Samples: oneSample(float64(p.dp.Sum), p.t),
+			})
+		}
+		for _, p := range points {
+			cv.start = p.start
+			cv.emit(mc, name, typ, prompb.TimeSeries{
+				Labels:  p.count,
+				Samples: oneSample(float64(p.dp.Count), p.t),
+			})
+		}
+	}
+	if !minMax {
+		return
+	}
+	cv.start = 0 // gauges
+	for _, p := range points {
+		if v, ok := p.dp.Min.Value(); ok {
+			cv.emit(mc, minName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+				Labels:  withLabels(p.base, nameLabel(minName)),
+				Samples: oneSample(float64(v), p.t),
+			})
+		}
+	}
+	for _, p := range points {
+		if v, ok := p.dp.Max.Value(); ok {
+			cv.emit(mc, maxName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+				Labels:  withLabels(p.base, nameLabel(maxName)),
+				Samples: oneSample(float64(v), p.t),
+			})
+		}
+	}
+}
+
+func refExponentialHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricdata.ExponentialHistogram[N]) {
+	if !checkTemporality(mc, d.Temporality) {
+		return
+	}
+	typ := prompb.MetricMetadata_HISTOGRAM
+	name := cv.family(mc, otlptranslator.MetricTypeHistogram, typ)
+	if name == "" {
+		return
+	}
+	for _, dp := range d.DataPoints {
+		h, msg := nativeHistogram(dp)
+		if msg != "" {
+			mc.p.add("%s", msg)
+			continue
+		}
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, "")
+		cv.start = startMillis(dp.StartTime)
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:     withLabels(base, nameLabel(name)),
+			Histograms: []prompb.Histogram{h},
+			Exemplars:  convertExemplars(cv.rules, dp.Exemplars, h.Timestamp, &mc.p),
+		})
+	}
+}
+
+func refSummary(cv *refConversion, mc *metricCtx, d metricdata.Summary) {
+	typ := prompb.MetricMetadata_SUMMARY
+	name := cv.family(mc, otlptranslator.MetricTypeSummary, typ)
+	if name == "" {
+		return
+	}
+	for _, dp := range d.DataPoints {
+		base := cv.pointLabels(dp.Attributes, mc.high, &mc.p, labelQuantile)
+		t := dp.Time.UnixMilli()
+		cv.start = startMillis(dp.StartTime)
+		for _, q := range dp.QuantileValues {
+			cv.emit(mc, name, typ, prompb.TimeSeries{
+				Labels:  withLabels(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)}),
+				Samples: oneSample(q.Value, t),
+			})
+		}
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name+"_sum")),
+			Samples: oneSample(dp.Sum, t),
+		})
+		cv.emit(mc, name, typ, prompb.TimeSeries{
+			Labels:  withLabels(base, nameLabel(name+"_count")),
+			Samples: oneSample(float64(dp.Count), t),
+		})
+	}
+}
+
+// targetInfo adds the target_info series: the resource attributes other
+// than those in job and instance, as labels of a gauge with value 1 (SPEC
+// §3). It is sent only with other series, and only when it has attributes to
+// carry; its timestamp is that of the newest sample in the request, so that
+// it lines up with the data it describes and refConversion stays deterministic.
+func (cv *refConversion) targetInfo(rm *metricdata.ResourceMetrics) {
+	if cv.rules.withoutTargetInfo || !cv.hasNewest {
+		return
+	}
+	mc := targetInfoCtx()
+	labels := cv.rules.targetInfoLabels(rm.Resource.Set(), cv.job, cv.instance, &mc.p)
+	if labels != nil && cv.familyFree(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE) {
+		cv.start = 0
+		cv.emit(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+			Labels:  labels,
+			Samples: oneSample(1, cv.newest),
+		})
+	}
+	cv.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
+}
+
+// targetInfoCtx is the metric target_info is described as.
+func targetInfoCtx() *metricCtx {
+	return &metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
+}
+
+// nativeHistogram converts dp, or returns why Prometheus would refuse it.
+// Scales finer than 8 are merged down to 8; scales coarser than -4 cannot be
+// represented.
+func nativeHistogram[N int64 | float64](dp metricdata.ExponentialHistogramDataPoint[N]) (prompb.Histogram, string) {
+	var scratch nativeScratch
+	h, msg := buildNative(&dp, &scratch)
+	if msg != "" {
+		return prompb.Histogram{}, msg
+	}
+	return prompb.Histogram{
+		Count:          &prompb.Histogram_CountInt{CountInt: h.count},
+		Sum:            h.sum,
+		Schema:         h.schema,
+		ZeroThreshold:  h.zeroThreshold,
+		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: h.zeroCount},
+		NegativeSpans:  h.negSpans,
+		NegativeDeltas: h.negDeltas,
+		PositiveSpans:  h.posSpans,
+		PositiveDeltas: h.posDeltas,
+		ResetHint:      prompb.Histogram_UNKNOWN,
+		Timestamp:      h.timestamp,
+	}, ""
+}
+
+// customBucketsHistogram is buildCustomBuckets as a prompb.Histogram, for
+// the reference refConversion.
+func customBucketsHistogram[N int64 | float64](dp *metricdata.HistogramDataPoint[N]) (prompb.Histogram, string) {
+	var scratch nativeScratch
+	h, msg := buildCustomBuckets(dp, &scratch)
+	if msg != "" {
+		return prompb.Histogram{}, msg
+	}
+	return prompb.Histogram{
+		Count:          &prompb.Histogram_CountInt{CountInt: h.count},
+		Sum:            h.sum,
+		Schema:         h.schema,
+		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+		PositiveSpans:  h.posSpans,
+		PositiveDeltas: h.posDeltas,
+		Timestamp:      h.timestamp,
+		CustomValues:   h.customValues,
+	}, ""
+}
