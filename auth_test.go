@@ -1,7 +1,6 @@
 package prwmetric
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"os"
@@ -11,20 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// writeFile writes content to dir/name and returns the path.
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func basicHeader(user, password string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
-}
 
 func TestAuthHeaders(t *testing.T) {
 	dir := t.TempDir()
@@ -241,11 +226,6 @@ func TestOriginTransportLeavesRequestAlone(t *testing.T) {
 		t.Errorf("caller's request headers = %v, want untouched (empty)", req.Header)
 	}
 }
-
-// roundTripperFunc adapts a function to http.RoundTripper.
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // TestRoundTripperHooks checks the order of the transport hooks: user hooks in
 // the order given, after the exporter's headers and credentials, and the

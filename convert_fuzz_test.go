@@ -2,7 +2,6 @@ package prwmetric
 
 import (
 	"encoding/binary"
-	"log/slog"
 	"math"
 	"slices"
 	"testing"
@@ -55,8 +54,8 @@ func FuzzConvert(f *testing.F) {
 		opts := r.options()
 		rm := r.resourceMetrics()
 
-		logs := &convLogs{}
-		cfg, err := newConfig(append([]Option{WithEndpoint("http://127.0.0.1:9/api/v1/write"), WithLogger(slog.New(logs))}, opts...))
+		logger, logs := newLogCapture()
+		cfg, err := newConfig(append([]Option{WithEndpoint("http://127.0.0.1:9/api/v1/write"), WithLogger(logger)}, opts...))
 		if err != nil {
 			t.Fatalf("newConfig: %v", err)
 		}
@@ -69,9 +68,9 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("nil request, error %v", convErr)
 		}
 		convCheckWire(t, req, c.labelNamer.UTF8Allowed)
-		cacheCheck(t, c, rm, req, convErr, logs.all())
-		if warned := len(logs.all()) > 0; warned != (convErr != nil) {
-			t.Errorf("warnings %q but error %v: want both or neither", logs.all(), convErr)
+		cacheCheck(t, c, rm, req, convErr, logs.lines())
+		if warned := len(logs.lines()) > 0; warned != (convErr != nil) {
+			t.Errorf("warnings %q but error %v: want both or neither", logs.lines(), convErr)
 		}
 		again, _ := c.reference(rm)
 		first, err1 := req.Marshal()

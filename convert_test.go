@@ -3,14 +3,12 @@ package prwmetric
 import (
 	"context"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -25,6 +23,39 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 )
+
+// TestSteadyStateAllocations checks that converting and encoding an export
+// whose series are cached allocates nothing, whatever the number of series.
+func TestSteadyStateAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts: skipped with -short")
+	}
+	for _, sets := range []int{10, 200} {
+		rm, series := benchData(benchW, sets, time.UnixMilli(1_700_000_000_000))
+		c, _ := convConverter(t)
+		sc := newSeriesCache(c, true)
+		var b batch
+		buf := make([]byte, 0, 4<<20)
+		var cuts []cut
+		export := func() {
+			b.reset()
+			if err := sc.convert(rm, &b, 0); err != nil {
+				t.Fatal(err)
+			}
+			cuts = b.cut(0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
+			start := 0
+			for _, c := range cuts {
+				buf = b.encode(buf[:0], 0, start, c.end)
+				start = c.end
+			}
+			sc.markDelivered(&b, len(b.records))
+		}
+		export()
+		if allocs := testing.AllocsPerRun(5, export); allocs != 0 {
+			t.Errorf("%d series: %v allocations per export, want 0", series, allocs)
+		}
+	}
+}
 
 // The conversion tests compare whole write requests: every series with its
 // labels in wire order, samples, exemplars and native histograms, and the
@@ -121,10 +152,10 @@ func convRM(metrics ...metricdata.Metrics) *metricdata.ResourceMetrics {
 func convAttrs(kvs ...attribute.KeyValue) attribute.Set { return attribute.NewSet(kvs...) }
 
 // convConverter builds a rules through the real options.
-func convConverter(t testing.TB, opts ...Option) (*rules, *convLogs) {
+func convConverter(t testing.TB, opts ...Option) (*rules, *logCapture) {
 	t.Helper()
-	logs := &convLogs{}
-	all := append([]Option{WithEndpoint("http://127.0.0.1:9/api/v1/write"), WithLogger(slog.New(logs))}, opts...)
+	logger, logs := newLogCapture()
+	all := append([]Option{WithEndpoint("http://127.0.0.1:9/api/v1/write"), WithLogger(logger)}, opts...)
 	cfg, err := newConfig(all)
 	if err != nil {
 		t.Fatalf("newConfig: %v", err)
@@ -151,36 +182,6 @@ var convCmpOpts = cmp.Options{
 	cmpopts.IgnoreFields(prompb.MetricMetadata{}, "XXX_NoUnkeyedLiteral"),
 	cmpopts.EquateEmpty(),
 	cmp.Comparer(func(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) }),
-}
-
-// convLogs is a slog handler that keeps the records.
-type convLogs struct {
-	mu      sync.Mutex
-	records []string
-}
-
-func (*convLogs) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *convLogs) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Level.String() + " " + r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		b.WriteString(" " + a.Key + "=" + a.Value.String())
-		return true
-	})
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.records = append(h.records, b.String())
-	return nil
-}
-
-func (h *convLogs) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *convLogs) WithGroup(string) slog.Handler      { return h }
-
-func (h *convLogs) all() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.records)
 }
 
 // Wire rules of SPEC §1, checked on every request the tests produce.
@@ -298,14 +299,14 @@ func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series, ut
 // cached conversion sends the same (cacheCheck).
 func convRun(t testing.TB, c *rules, rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, error) {
 	t.Helper()
-	logs := c.logger.Handler().(*convLogs)
-	before := len(logs.all())
+	logs := c.logger.Handler().(*logCapture)
+	before := len(logs.lines())
 	req, err := c.reference(rm)
 	if req == nil {
 		t.Fatalf("convert returned a nil request (error %v)", err)
 	}
 	convCheckWire(t, req, c.labelNamer.UTF8Allowed)
-	cacheCheck(t, c, rm, req, err, logs.all()[before:])
+	cacheCheck(t, c, rm, req, err, logs.lines()[before:])
 	return req, err
 }
 
@@ -550,7 +551,7 @@ func TestConvertTypes(t *testing.T) {
 			if diff := cmp.Diff(want, got, convCmpOpts); diff != "" {
 				t.Errorf("request (-want +got):\n%s", diff)
 			}
-			if l := logs.all(); len(l) > 0 {
+			if l := logs.lines(); len(l) > 0 {
 				t.Errorf("unexpected log records: %q", l)
 			}
 		})
@@ -867,7 +868,7 @@ func TestConvertLabels(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
 					t.Fatalf("convert error = %v, want it to contain %q", err, tt.wantError)
 				}
-				if l := logs.all(); len(l) != 1 || !strings.Contains(l[0], "metric=m") {
+				if l := logs.lines(); len(l) != 1 || !strings.Contains(l[0], "metric=m") {
 					t.Errorf("log records = %q, want one warning naming metric m", l)
 				}
 			}
@@ -1116,7 +1117,7 @@ func TestConvertDropsInvalid(t *testing.T) {
 			if diff := cmp.Diff(want, got.Timeseries, convCmpOpts); diff != "" {
 				t.Errorf("series (-want +got):\n%s", diff)
 			}
-			l := logs.all()
+			l := logs.lines()
 			if len(l) != 1 || !strings.HasPrefix(l[0], "WARN ") || !strings.Contains(l[0], "metric="+tt.give.Name) {
 				t.Errorf("log records = %q, want one warning naming metric %q", l, tt.give.Name)
 			}
@@ -1156,7 +1157,7 @@ func TestConvertConflicts(t *testing.T) {
 			t.Errorf("convert error = %v, want it to contain %q", err, w)
 		}
 	}
-	if l := logs.all(); len(l) != 2 {
+	if l := logs.lines(); len(l) != 2 {
 		t.Errorf("log records = %q, want one warning per metric with dropped data", l)
 	}
 }
@@ -1286,8 +1287,8 @@ func TestConvertOverHTTP(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 
-	logs := &convLogs{}
-	exp, err := New(WithEndpoint(srv.URL+"/api/v1/write"), WithLogger(slog.New(logs)), WithNamespace("shop"))
+	logger, logs := newLogCapture()
+	exp, err := New(WithEndpoint(srv.URL+"/api/v1/write"), WithLogger(logger), WithNamespace("shop"))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -1342,7 +1343,7 @@ func TestConvertOverHTTP(t *testing.T) {
 	if diff := cmp.Diff(want, &got, convCmpOpts); diff != "" {
 		t.Errorf("received request (-want +got):\n%s", diff)
 	}
-	if l := logs.all(); len(l) != 1 || !strings.Contains(l[0], "metric=broken") {
+	if l := logs.lines(); len(l) != 1 || !strings.Contains(l[0], "metric=broken") {
 		t.Errorf("log records = %q, want one warning about metric broken", l)
 	}
 }

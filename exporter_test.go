@@ -5,23 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prwmetric/prwmetric/prwmetrictest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -29,339 +26,88 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
-// This file holds the exporter's tests and the helpers every test file of
-// the package shares: a receiver that decodes what was POSTed (snappy block
-// + prompb), fixed metric data, and a slog handler that captures records.
-
-// --- fixed data -------------------------------------------------------------
-
-var (
-	testStart = time.Unix(1700000000, 0).UTC()
-	// testTime has sub-millisecond digits, so truncation to milliseconds is
-	// visible on the wire.
-	testTime = time.Unix(1700000060, 123456789).UTC()
-)
-
-// testMillis is testTime in milliseconds since the epoch.
-const testMillis int64 = 1700000060123
-
-// pinned fixes the parts of the output that other features own (scope
-// labels, target_info, metadata, staleness markers at Shutdown), so these
-// tests compare exact series and count requests exactly.
-func pinned(opts ...Option) []Option {
-	return append([]Option{WithoutScopeInfo(), WithoutTargetInfo(), WithoutMetadata(), WithoutStaleMarkers()}, opts...)
+// TestConversionPanicDropsTheExport checks that a panic in conversion (here
+// in the user's WithResourceAsLabels filter) becomes an error for that
+// export, which sends nothing, and that the next export converts anew.
+func TestConversionPanicDropsTheExport(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithResourceAsLabels(func(kv attribute.KeyValue) bool {
+		if kv.Key == "boom" {
+			panic("filter exploded")
+		}
+		return true
+	}))
+	at := time.UnixMilli(1_700_000_000_000)
+	ctx := context.Background()
+	if err := exp.Export(ctx, manyGauges(3, at)); err != nil {
+		t.Fatal(err)
+	}
+	bad := manyGauges(3, at.Add(time.Minute))
+	bad.Resource = resource.NewSchemaless(attribute.String("boom", "1"))
+	if err := exp.Export(ctx, bad); err == nil || !strings.Contains(err.Error(), "conversion failed") || !strings.Contains(err.Error(), "filter exploded") {
+		t.Errorf("Export = %v, want a conversion error naming the panic", err)
+	}
+	if n := srv.RequestCount(); n != 1 {
+		t.Errorf("%d requests, want 1: the failed conversion sends nothing", n)
+	}
+	if err := exp.Export(ctx, manyGauges(3, at.Add(2*time.Minute))); err != nil {
+		t.Fatalf("export after the panic: %v", err)
+	}
+	samples, err := srv.Samples("load", map[string]string{"i": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 2 || samples[1].Timestamp != at.Add(2*time.Minute).UnixMilli() {
+		t.Errorf("samples = %+v, want the first and the third export's", samples)
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
 }
 
-func testResource() *resource.Resource {
-	return resource.NewSchemaless(
-		attribute.String("service.name", "checkout"),
-		attribute.String("service.instance.id", "pod-1"),
-	)
-}
+// TestFailedExportsCatchUp is the README's illustration: a counter at 1..5,
+// exports SUCCESS FAIL FAIL SUCCESS SUCCESS, and the receiver sees 1 4 5.
+func TestFailedExportsCatchUp(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithoutStaleMarkers())
 
-// counterData is one monotonic int64 Sum "requests" {method="GET"} = v.
-func counterData(v int64) *metricdata.ResourceMetrics {
-	return &metricdata.ResourceMetrics{
-		Resource: testResource(),
-		ScopeMetrics: []metricdata.ScopeMetrics{{
-			Scope: instrumentation.Scope{Name: "prwmetric/test", Version: "1.0.0"},
-			Metrics: []metricdata.Metrics{{
+	start := time.UnixMilli(1_700_000_000_000)
+	outcome := []int{0, 503, 503, 0, 0}
+	for i, status := range outcome {
+		srv.RespondWith(1, prwmetrictest.Response{Status: status})
+		rm := &metricdata.ResourceMetrics{
+			Resource: resource.Empty(),
+			ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
 				Name: "requests",
 				Data: metricdata.Sum[int64]{
-					Temporality: metricdata.CumulativeTemporality,
-					IsMonotonic: true,
-					DataPoints: []metricdata.DataPoint[int64]{{
-						Attributes: attribute.NewSet(attribute.String("method", "GET")),
-						StartTime:  testStart,
-						Time:       testTime,
-						Value:      v,
-					}},
+					Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+					DataPoints: []metricdata.DataPoint[int64]{{StartTime: start, Time: start.Add(time.Duration(i+1) * 15 * time.Second), Value: int64(i + 1)}},
 				},
-			}},
-		}},
-	}
-}
-
-// counterSeries is what counterData(v) becomes on the wire.
-func counterSeries(v float64) series {
-	return series{
-		Labels:  []string{"__name__=requests_total", "instance=pod-1", "job=checkout", "method=GET"},
-		Samples: []sample{{Value: v, Millis: testMillis}},
-	}
-}
-
-// --- decoded requests ---------------------------------------------------------
-
-// sample and series are a readable form of prompb's types for cmp.Diff.
-type sample struct {
-	Value  float64
-	Millis int64
-}
-
-type series struct {
-	// Labels are "name=value" in wire order, so that sorting is checked too.
-	Labels     []string
-	Samples    []sample
-	Exemplars  int
-	Histograms int
-}
-
-func (s series) name() string { return strings.TrimPrefix(s.Labels[0], "__name__=") }
-
-func fromProm(wr *prompb.WriteRequest) []series {
-	out := make([]series, 0, len(wr.Timeseries))
-	for _, ts := range wr.Timeseries {
-		s := series{Exemplars: len(ts.Exemplars), Histograms: len(ts.Histograms)}
-		for _, l := range ts.Labels {
-			s.Labels = append(s.Labels, l.Name+"="+l.Value)
+			}}}},
 		}
-		for _, smp := range ts.Samples {
-			s.Samples = append(s.Samples, sample{Value: smp.Value, Millis: smp.Timestamp})
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// named returns the series whose metric name is one of names, sorted by
-// labels: the conversion may add other series (target_info) and order them
-// as it likes.
-func named(all []series, names ...string) []series {
-	var out []series
-	for _, s := range all {
-		for _, n := range names {
-			if len(s.Labels) > 0 && s.name() == n {
-				out = append(out, s)
-			}
+		err := exp.Export(context.Background(), rm)
+		if (err != nil) != (status != 0) {
+			t.Fatalf("export %d: err = %v, want failure %v", i+1, err, status != 0)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		return strings.Join(out[i].Labels, ",") < strings.Join(out[j].Labels, ",")
-	})
-	return out
-}
-
-// decodeBody undoes what the exporter does: snappy block format, then the
-// Remote-Write 1.0 protobuf.
-func decodeBody(body []byte) (*prompb.WriteRequest, error) {
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		return nil, fmt.Errorf("snappy block decode: %w", err)
-	}
-	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(raw); err != nil {
-		return nil, fmt.Errorf("prompb unmarshal: %w", err)
-	}
-	return &wr, nil
-}
-
-// received is one request as a test server saw it.
-type received struct {
-	Method     string
-	Host       string
-	Path       string
-	RequestURI string
-	Header     http.Header
-	// Body is the decoded write request; DecodeErr says why it is nil.
-	Body      *prompb.WriteRequest
-	DecodeErr error
-	// Series is Body in readable form.
-	Series []series
-}
-
-// recorder keeps every request a test server received.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []received
-}
-
-// record reads and decodes r's body (bounded) and keeps the request.
-func (rec *recorder) record(r *http.Request) received {
-	got := received{
-		Method:     r.Method,
-		Host:       r.Host,
-		Path:       r.URL.Path,
-		RequestURI: r.RequestURI,
-		Header:     r.Header.Clone(),
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
-	if err == nil {
-		got.Body, err = decodeBody(body)
-	}
-	if err != nil {
-		got.DecodeErr = err
-	} else {
-		got.Series = fromProm(got.Body)
-	}
-	rec.mu.Lock()
-	rec.reqs = append(rec.reqs, got)
-	rec.mu.Unlock()
-	return got
-}
-
-func (rec *recorder) all() []received {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return append([]received(nil), rec.reqs...)
-}
-
-func (rec *recorder) count() int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return len(rec.reqs)
-}
-
-// only returns the single request received, failing the test if there was
-// not exactly one or it did not decode.
-func (rec *recorder) only(t *testing.T) received {
-	t.Helper()
-	all := rec.all()
-	if len(all) != 1 {
-		t.Fatalf("server received %d requests, want exactly 1", len(all))
-	}
-	if all[0].DecodeErr != nil {
-		t.Fatalf("request body does not decode: %v", all[0].DecodeErr)
-	}
-	return all[0]
-}
-
-// startServer starts a 127.0.0.1 test server closed at cleanup; its
-// handshake and handler errors are discarded to keep test output clean.
-func startServer(t *testing.T, h http.Handler) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// newReceiver starts a server that records every request and answers with
-// status and body. Its URL has the usual /api/v1/write path.
-func newReceiver(t *testing.T, status int, body string) (endpoint string, rec *recorder) {
-	t.Helper()
-	rec = &recorder{}
-	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.record(r)
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}))
-	return srv.URL + "/api/v1/write", rec
-}
-
-// newExporter calls New and shuts the exporter down at cleanup.
-func newExporter(t *testing.T, opts ...Option) *Exporter {
-	t.Helper()
-	exp, err := New(opts...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if exp == nil {
-		t.Fatal("New returned a nil exporter and no error")
-	}
-	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
-	return exp
-}
-
-// closedEndpoint returns a URL on 127.0.0.1 where nothing listens: the
-// port was just released, so connecting is refused.
-func closedEndpoint(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	samples, err := srv.Samples("requests_total", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
+	var got []string
+	for _, s := range samples {
+		got = append(got, fmt.Sprintf("%v@%d", s.Value, s.Timestamp))
 	}
-	return "http://" + addr + "/api/v1/write"
-}
-
-// --- captured logs --------------------------------------------------------------
-
-// logRecord is one captured slog record with its attributes as text.
-type logRecord struct {
-	Level   slog.Level
-	Message string
-	Attrs   map[string]string
-}
-
-// String renders everything in the record, for searching it for secrets.
-func (r logRecord) String() string {
-	keys := make([]string, 0, len(r.Attrs))
-	for k := range r.Attrs {
-		keys = append(keys, k)
+	want := []string{"1@1700000015000", "4@1700000060000", "5@1700000075000"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("receiver saw %v, want %v", got, want)
 	}
-	sort.Strings(keys)
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%s", k, r.Attrs[k])
+	if n := srv.RequestCount(); n != 5 {
+		t.Errorf("%d requests, want 5: one per export, no retries", n)
 	}
-	return b.String()
 }
-
-// logCapture is a slog.Handler that keeps every record, safe for
-// concurrent use.
-type logCapture struct {
-	mu      *sync.Mutex
-	records *[]logRecord
-	prefix  string
-	attrs   []slog.Attr
-}
-
-func newLogCapture() (*slog.Logger, *logCapture) {
-	h := &logCapture{mu: &sync.Mutex{}, records: &[]logRecord{}}
-	return slog.New(h), h
-}
-
-func (h *logCapture) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *logCapture) Handle(_ context.Context, r slog.Record) error {
-	rec := logRecord{Level: r.Level, Message: r.Message, Attrs: map[string]string{}}
-	var add func(prefix string, a slog.Attr)
-	add = func(prefix string, a slog.Attr) {
-		v := a.Value.Resolve()
-		if v.Kind() == slog.KindGroup {
-			for _, g := range v.Group() {
-				add(prefix+a.Key+".", g)
-			}
-			return
-		}
-		rec.Attrs[prefix+a.Key] = v.String()
-	}
-	for _, a := range h.attrs {
-		add("", a)
-	}
-	r.Attrs(func(a slog.Attr) bool { add(h.prefix, a); return true })
-	h.mu.Lock()
-	*h.records = append(*h.records, rec)
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *logCapture) WithAttrs(attrs []slog.Attr) slog.Handler {
-	c := *h
-	for _, a := range attrs {
-		c.attrs = append(append([]slog.Attr(nil), c.attrs...), slog.Attr{Key: h.prefix + a.Key, Value: a.Value})
-	}
-	return &c
-}
-
-func (h *logCapture) WithGroup(name string) slog.Handler {
-	c := *h
-	c.prefix += name + "."
-	return &c
-}
-
-func (h *logCapture) all() []logRecord {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]logRecord(nil), *h.records...)
-}
-
-// --- tests ------------------------------------------------------------------------
 
 func TestExportSendsExactSeries(t *testing.T) {
 	rm := &metricdata.ResourceMetrics{

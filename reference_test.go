@@ -7,9 +7,95 @@ import (
 
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
+
+// The 2.0 encoding (v2.go) is held to a reference built the plain way: the
+// reference conversion's 1.0 request and series infos, turned into a
+// writev2.Request with writev2's own symbol table, marshalled by gogo.
+
+// referenceV2 converts rm with c into the 2.0 request the exporter should
+// send in one piece.
+func referenceV2(c *rules, rm *metricdata.ResourceMetrics) (*writev2.Request, error) {
+	req, infos, err := c.referenceInfo(rm)
+	return toV2(c, req.Timeseries, infos), err
+}
+
+// toV2 turns 1.0 series and their infos into a 2.0 request: symbols in the
+// order of first use (labels, exemplar labels, help, unit), metadata per
+// series, start times on samples and histograms. Exemplars not later than
+// the previous one of their series are left out, as 2.0 receivers refuse
+// them.
+func toV2(c *rules, series []prompb.TimeSeries, infos []seriesInfo) *writev2.Request {
+	st := writev2.NewSymbolTable()
+	out := &writev2.Request{}
+	for i, ts := range series {
+		info := infos[i]
+		var v2 writev2.TimeSeries
+		for _, l := range ts.Labels {
+			v2.LabelsRefs = append(v2.LabelsRefs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+		}
+		for _, s := range ts.Samples {
+			v2.Samples = append(v2.Samples, writev2.Sample{Value: s.Value, Timestamp: s.Timestamp, StartTimestamp: info.start})
+		}
+		for _, h := range ts.Histograms {
+			v2.Histograms = append(v2.Histograms, histogramV2(h, info.start))
+		}
+		var newest int64
+		for _, e := range ts.Exemplars {
+			if newest != 0 && e.Timestamp <= newest {
+				continue
+			}
+			newest = e.Timestamp
+			ex := writev2.Exemplar{Value: e.Value, Timestamp: e.Timestamp}
+			for _, l := range e.Labels {
+				ex.LabelsRefs = append(ex.LabelsRefs, st.Symbolize(l.Name), st.Symbolize(l.Value))
+			}
+			v2.Exemplars = append(v2.Exemplars, ex)
+		}
+		if !c.withoutMetadata && info.family != "" {
+			v2.Metadata = writev2.Metadata{
+				Type:    writev2.Metadata_MetricType(info.typ),
+				HelpRef: st.Symbolize(info.help),
+				UnitRef: st.Symbolize(info.unit),
+			}
+		}
+		out.Timeseries = append(out.Timeseries, v2)
+	}
+	out.Symbols = st.Symbols()
+	return out
+}
+
+func histogramV2(h prompb.Histogram, start int64) writev2.Histogram {
+	out := writev2.Histogram{
+		Sum: h.Sum, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold,
+		NegativeDeltas: h.NegativeDeltas, NegativeCounts: h.NegativeCounts,
+		PositiveDeltas: h.PositiveDeltas, PositiveCounts: h.PositiveCounts,
+		ResetHint: writev2.Histogram_ResetHint(h.ResetHint), Timestamp: h.Timestamp,
+		CustomValues: h.CustomValues, StartTimestamp: start,
+	}
+	switch c := h.Count.(type) {
+	case *prompb.Histogram_CountInt:
+		out.Count = &writev2.Histogram_CountInt{CountInt: c.CountInt}
+	case *prompb.Histogram_CountFloat:
+		out.Count = &writev2.Histogram_CountFloat{CountFloat: c.CountFloat}
+	}
+	switch z := h.ZeroCount.(type) {
+	case *prompb.Histogram_ZeroCountInt:
+		out.ZeroCount = &writev2.Histogram_ZeroCountInt{ZeroCountInt: z.ZeroCountInt}
+	case *prompb.Histogram_ZeroCountFloat:
+		out.ZeroCount = &writev2.Histogram_ZeroCountFloat{ZeroCountFloat: z.ZeroCountFloat}
+	}
+	for _, s := range h.NegativeSpans {
+		out.NegativeSpans = append(out.NegativeSpans, writev2.BucketSpan{Offset: s.Offset, Length: s.Length})
+	}
+	for _, s := range h.PositiveSpans {
+		out.PositiveSpans = append(out.PositiveSpans, writev2.BucketSpan{Offset: s.Offset, Length: s.Length})
+	}
+	return out
+}
 
 // refConversion is the state of one reference conversion.
 type refConversion struct {

@@ -12,17 +12,16 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/golang/snappy"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prwmetric/prwmetric/prwmetrictest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
-
-	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
 
 // The exporter sends through the series cache (cache.go), the wire encoder
@@ -229,9 +228,9 @@ var cacheCuts = []struct{ series, bytes int }{
 // markers as refTracker.
 func cacheCheck(t testing.TB, c *rules, rm *metricdata.ResourceMetrics, req *prompb.WriteRequest, err error, warnings []string) {
 	t.Helper()
-	logs := &convLogs{}
+	logger, logs := newLogCapture()
 	fast := *c
-	fast.logger = slog.New(logs)
+	fast.logger = logger
 	sc := newSeriesCache(&fast, true)
 	ref := *c
 	ref.logger = slog.New(slog.DiscardHandler)
@@ -240,12 +239,12 @@ func cacheCheck(t testing.TB, c *rules, rm *metricdata.ResourceMetrics, req *pro
 	var b batch
 	for _, pass := range []string{"cold cache", "warm cache"} {
 		b.reset()
-		before := len(logs.all())
+		before := len(logs.lines())
 		fastErr := sc.convert(rm, &b, now)
 		if fmt.Sprint(fastErr) != fmt.Sprint(err) {
 			t.Errorf("%s: error\n%v\nreference:\n%v", pass, fastErr, err)
 		}
-		if got := logs.all()[before:]; !slices.Equal(got, warnings) {
+		if got := logs.lines()[before:]; !slices.Equal(got, warnings) {
 			t.Errorf("%s: warnings\n%q\nreference:\n%q", pass, got, warnings)
 		}
 		for _, cut := range cacheCuts {
@@ -323,80 +322,173 @@ func cacheEncodeOne(ts prompb.TimeSeries) []byte {
 	return cacheRequests(&b, 1, 1<<30)[0]
 }
 
-// TestWireEncodingMatchesGogo checks the wire encoder against gogo's
-// Marshal on the values where protobuf encodings differ: zero values left
-// out, NaN and -0, negative numbers as 10-byte varints, empty strings,
-// every native histogram field.
-func TestWireEncodingMatchesGogo(t *testing.T) {
-	labels := []prompb.Label{{Name: "__name__", Value: "x"}, {Name: "a", Value: "é\u00ff"}, {Name: "empty", Value: ""}}
-	long := []prompb.Label{{Name: "__name__", Value: strings.Repeat("n", 300)}}
-	sample := func(v float64, ms int64) []prompb.Sample { return []prompb.Sample{{Value: v, Timestamp: ms}} }
-	tests := []struct {
-		name string
-		give prompb.TimeSeries
-	}{
-		{"value and timestamp", prompb.TimeSeries{Labels: labels, Samples: sample(1.5, 1700000000123)}},
-		{"zero value and zero timestamp are left out", prompb.TimeSeries{Labels: labels, Samples: sample(0, 0)}},
-		{"negative timestamp", prompb.TimeSeries{Labels: labels, Samples: sample(-2, -1)}},
-		{"NaN", prompb.TimeSeries{Labels: labels, Samples: sample(math.NaN(), 5)}},
-		{"stale NaN keeps its bits", prompb.TimeSeries{Labels: labels, Samples: sample(staleNaN, 5)}},
-		{"infinity", prompb.TimeSeries{Labels: labels, Samples: sample(math.Inf(-1), 5)}},
-		{"long label needs a two-byte length", prompb.TimeSeries{Labels: long, Samples: sample(1, 1)}},
-		{"no labels", prompb.TimeSeries{Samples: sample(1, 1)}},
-		{"exemplars", prompb.TimeSeries{Labels: labels, Samples: sample(3, 9), Exemplars: []prompb.Exemplar{
-			{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 2.5, Timestamp: 8},
-			{Value: 0, Timestamp: 0},
-			{Labels: long, Value: math.NaN(), Timestamp: -3},
-		}}},
-		{"native histogram", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{
-			Count: &prompb.Histogram_CountInt{CountInt: 300}, Sum: -12.5, Schema: -3, ZeroThreshold: 1e-128,
-			ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
-			NegativeSpans:  []prompb.BucketSpan{{Offset: -70000, Length: 2}, {Offset: 0, Length: 0}},
-			NegativeDeltas: []int64{1, -1 << 40},
-			PositiveSpans:  []prompb.BucketSpan{{Offset: 3, Length: 1}},
-			PositiveDeltas: []int64{math.MaxInt64},
-			Timestamp:      1700000000123,
-		}}}},
-		{"native histogram with zeros left out", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{
-			Count: &prompb.Histogram_CountInt{CountInt: 0}, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
-		}}}},
-		{"stale native histogram", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{Sum: staleNaN, Timestamp: 7}}}},
-		{"native histogram with exemplar", prompb.TimeSeries{Labels: labels,
-			Exemplars: []prompb.Exemplar{{Labels: labels[:1], Value: 1, Timestamp: 2}},
-			Histograms: []prompb.Histogram{{
-				Count: &prompb.Histogram_CountInt{CountInt: 1}, Schema: 8, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1},
-			}}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			want, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{tt.give}}).Marshal()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := cacheEncodeOne(tt.give); !bytes.Equal(got, want) {
-				t.Errorf("encoded\n% x\ngogo\n% x", got, want)
-			}
-		})
-	}
+// v2Series is a decoded 2.0 series with its strings resolved, for
+// comparing requests whose symbol tables differ.
+type v2Series struct {
+	Labels     []prompb.Label
+	Samples    []writev2.Sample
+	Histograms []writev2.Histogram
+	Exemplars  []v2Exemplar
+	Type       writev2.Metadata_MetricType
+	Help, Unit string
+}
 
-	meta := []prompb.MetricMetadata{
-		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "a_total", Help: "Help.", Unit: "seconds"},
-		{Type: prompb.MetricMetadata_UNKNOWN},
-		{Type: prompb.MetricMetadata_STATESET, MetricFamilyName: strings.Repeat("f", 200)},
+type v2Exemplar struct {
+	Labels    []prompb.Label
+	Value     float64
+	Timestamp int64
+}
+
+// sameV2Series reports whether a and b hold the same series, floats
+// compared bit for bit (through their wire form).
+func sameV2Series(a, b []v2Series) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	want, err := (&prompb.WriteRequest{Metadata: meta}).Marshal()
-	if err != nil {
-		t.Fatal(err)
+	for i := range a {
+		if !bytes.Equal(v2SeriesKey(&a[i]), v2SeriesKey(&b[i])) {
+			return false
+		}
 	}
-	var got []byte
-	for _, m := range meta {
-		got = appendMetadata(got, m.Type, m.MetricFamilyName, m.Help, m.Unit)
+	return true
+}
+
+// v2SeriesKey is an exact encoding of s.
+func v2SeriesKey(s *v2Series) []byte {
+	var b []byte
+	b = appendLabels(b, s.Labels)
+	for i := range s.Samples {
+		m, _ := s.Samples[i].Marshal()
+		b = appendString(b, 1, string(m))
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("metadata encoded\n% x\ngogo\n% x", got, want)
+	for i := range s.Histograms {
+		m, _ := s.Histograms[i].Marshal()
+		b = appendString(b, 2, string(m))
 	}
-	if back := decodeLabels(string(appendLabels(nil, labels))); !cmp.Equal(back, labels, convCmpOpts) {
-		t.Errorf("decodeLabels = %v, want %v", back, labels)
+	for _, e := range s.Exemplars {
+		b = appendLabels(b, e.Labels)
+		b = appendDouble(b, 3, e.Value)
+		b = appendVarint(b, uint64(e.Timestamp))
+	}
+	b = appendVarint(b, uint64(s.Type))
+	b = appendString(b, 4, s.Help)
+	return appendString(b, 5, s.Unit)
+}
+
+// resolveV2 resolves every reference of req, failing t on a reference out
+// of range or an invalid symbol table.
+func resolveV2(t testing.TB, req *writev2.Request) []v2Series {
+	t.Helper()
+	if len(req.Symbols) == 0 || req.Symbols[0] != "" {
+		t.Fatalf("symbols must start with \"\": %q", req.Symbols)
+	}
+	seen := map[string]bool{}
+	for _, s := range req.Symbols[1:] {
+		if seen[s] || s == "" {
+			t.Errorf("symbol %q repeated", s)
+		}
+		seen[s] = true
+	}
+	sym := func(r uint32) string {
+		if int(r) >= len(req.Symbols) {
+			t.Fatalf("reference %d out of %d symbols", r, len(req.Symbols))
+		}
+		return req.Symbols[r]
+	}
+	labels := func(refs []uint32) []prompb.Label {
+		if len(refs)%2 != 0 {
+			t.Fatalf("odd number of label references: %v", refs)
+		}
+		var out []prompb.Label
+		for i := 0; i < len(refs); i += 2 {
+			out = append(out, prompb.Label{Name: sym(refs[i]), Value: sym(refs[i+1])})
+		}
+		return out
+	}
+	var out []v2Series
+	for _, ts := range req.Timeseries {
+		s := v2Series{
+			Labels: labels(ts.LabelsRefs), Samples: ts.Samples, Histograms: ts.Histograms,
+			Type: ts.Metadata.Type, Help: sym(ts.Metadata.HelpRef), Unit: sym(ts.Metadata.UnitRef),
+		}
+		if len(ts.Samples) > 0 && len(ts.Histograms) > 0 {
+			t.Errorf("series %v carries samples and histograms", s.Labels)
+		}
+		for _, e := range ts.Exemplars {
+			s.Exemplars = append(s.Exemplars, v2Exemplar{Labels: labels(e.LabelsRefs), Value: e.Value, Timestamp: e.Timestamp})
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// cacheRequestsV2 cuts and encodes b as 2.0 requests within the limits.
+func cacheRequestsV2(sc *seriesCache, b *batch, maxSeries, maxBytes int) [][]byte {
+	var x v2Scratch
+	var out [][]byte
+	start := 0
+	for _, c := range sc.cutV2(b, 0, maxSeries, maxBytes, &x, nil) {
+		out = append(out, x.encodeV2(nil, b, start, c))
+		start = c.end
+	}
+	return out
+}
+
+// cacheCheckV2 checks the 2.0 requests of rm through the cache against the
+// reference: one request byte for byte as gogo marshals it, and cut ones
+// decoding to the same series, within the limits.
+func cacheCheckV2(t testing.TB, c *rules, rm *metricdata.ResourceMetrics) {
+	t.Helper()
+	ref := *c
+	ref.logger = slog.New(slog.DiscardHandler)
+	want, _ := referenceV2(&ref, rm)
+	sc := newSeriesCache(&ref, true)
+	sc.collectV2 = true
+	var b batch
+	for _, pass := range []string{"cold cache", "warm cache"} {
+		b.reset()
+		_ = sc.convert(rm, &b, time.Now().UnixMilli())
+		got := cacheRequestsV2(sc, &b, 1<<30, 1<<40)
+		if len(want.Timeseries) == 0 {
+			if len(got) != 0 {
+				t.Errorf("2.0, %s: %d requests for no series", pass, len(got))
+			}
+			continue
+		}
+		raw, err := want.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("2.0, %s: %d requests without limits", pass, len(got))
+		}
+		if !bytes.Equal(got[0], raw) {
+			var g writev2.Request
+			if err := g.Unmarshal(got[0]); err != nil {
+				t.Fatalf("2.0, %s: request does not decode: %v", pass, err)
+			}
+			t.Errorf("2.0, %s: request differs from the reference; decoded (-reference +cached):\n%s", pass, cmp.Diff(want, &g, convCmpOpts))
+		}
+		wantSeries := resolveV2(t, want)
+		for _, cut := range cacheCuts {
+			what := fmt.Sprintf("2.0, %s, %d series / %d bytes per request", pass, cut.series, cut.bytes)
+			var all []v2Series
+			for i, raw := range cacheRequestsV2(sc, &b, cut.series, cut.bytes) {
+				var req writev2.Request
+				if err := req.Unmarshal(raw); err != nil {
+					t.Fatalf("%s: request %d does not decode: %v", what, i, err)
+				}
+				if n := len(req.Timeseries); n > cut.series || n > 1 && len(raw) > cut.bytes {
+					t.Errorf("%s: request %d has %d series in %d bytes", what, i, n, len(raw))
+				}
+				all = append(all, resolveV2(t, &req)...)
+			}
+			// cmp.Diff only to describe a difference: on the many series of
+			// the bench data it is most of the test's time.
+			if !sameV2Series(wantSeries, all) {
+				t.Errorf("%s: series differ (-reference +cached):\n%s", what, cmp.Diff(wantSeries, all, convCmpOpts))
+			}
+		}
 	}
 }
 
@@ -462,6 +554,38 @@ func cacheData(k int, at time.Time) *metricdata.ResourceMetrics {
 	return &metricdata.ResourceMetrics{
 		Resource:     resource.NewSchemaless(attribute.String("service.name", "svc"), attribute.String("host.name", "h")),
 		ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: "test", Version: "1"}, Metrics: metrics}},
+	}
+}
+
+func cacheSplitMarkers(series []prompb.TimeSeries) (data, markers []prompb.TimeSeries) {
+	for _, s := range series {
+		stale := (len(s.Samples) > 0 && math.Float64bits(s.Samples[0].Value) == math.Float64bits(staleNaN)) ||
+			(len(s.Histograms) > 0 && math.Float64bits(s.Histograms[0].Sum) == math.Float64bits(staleNaN))
+		if stale {
+			markers = append(markers, s)
+		} else {
+			data = append(data, s)
+		}
+	}
+	return data, markers
+}
+
+// cacheAlignMarkerTimes gives the model's markers the sent ones' times
+// where the model used the time of the export (the clocks differ by the
+// time the export took); the times past a series' newest sample must
+// agree.
+func cacheAlignMarkerTimes(want, got []prompb.TimeSeries) {
+	if len(want) != len(got) {
+		return
+	}
+	for i := range want {
+		w, g := &want[i], &got[i]
+		switch {
+		case len(w.Samples) > 0 && len(g.Samples) > 0 && w.Samples[0].Timestamp < g.Samples[0].Timestamp:
+			w.Samples[0].Timestamp = g.Samples[0].Timestamp
+		case len(w.Histograms) > 0 && len(g.Histograms) > 0 && w.Histograms[0].Timestamp < g.Histograms[0].Timestamp:
+			w.Histograms[0].Timestamp = g.Histograms[0].Timestamp
+		}
 	}
 }
 
@@ -575,227 +699,6 @@ func TestExportMatchesReferenceModel(t *testing.T) {
 	}
 }
 
-func cacheSplitMarkers(series []prompb.TimeSeries) (data, markers []prompb.TimeSeries) {
-	for _, s := range series {
-		stale := (len(s.Samples) > 0 && math.Float64bits(s.Samples[0].Value) == math.Float64bits(staleNaN)) ||
-			(len(s.Histograms) > 0 && math.Float64bits(s.Histograms[0].Sum) == math.Float64bits(staleNaN))
-		if stale {
-			markers = append(markers, s)
-		} else {
-			data = append(data, s)
-		}
-	}
-	return data, markers
-}
-
-// cacheAlignMarkerTimes gives the model's markers the sent ones' times
-// where the model used the time of the export (the clocks differ by the
-// time the export took); the times past a series' newest sample must
-// agree.
-func cacheAlignMarkerTimes(want, got []prompb.TimeSeries) {
-	if len(want) != len(got) {
-		return
-	}
-	for i := range want {
-		w, g := &want[i], &got[i]
-		switch {
-		case len(w.Samples) > 0 && len(g.Samples) > 0 && w.Samples[0].Timestamp < g.Samples[0].Timestamp:
-			w.Samples[0].Timestamp = g.Samples[0].Timestamp
-		case len(w.Histograms) > 0 && len(g.Histograms) > 0 && w.Histograms[0].Timestamp < g.Histograms[0].Timestamp:
-			w.Histograms[0].Timestamp = g.Histograms[0].Timestamp
-		}
-	}
-}
-
-// TestHistogramOrderFollowsThePoints checks the cached histogramOrder
-// (pointOrder) against the reference through exports whose points come in
-// another order, come and go, repeat themselves, change their bounds or
-// collide (two attribute sets, one label set): the same bytes every time.
-// And the series' labels lie in memory in the order they are sent
-// (layOut), still interned under their labels.
-func TestHistogramOrderFollowsThePoints(t *testing.T) {
-	c, _ := convConverter(t, WithoutTargetInfo())
-	sc := newSeriesCache(c, true)
-	at := time.UnixMilli(1_700_000_000_000)
-	point := func(key, route string, bounds ...float64) metricdata.HistogramDataPoint[int64] {
-		counts := make([]uint64, len(bounds)+1)
-		counts[len(bounds)] = 2
-		return metricdata.HistogramDataPoint[int64]{Attributes: attribute.NewSet(attribute.String(key, route)), Time: at,
-			Bounds: bounds, BucketCounts: counts, Count: 2, Sum: int64(len(route))}
-	}
-	a, b, c2, d := point("route", "/a", 1), point("route", "/b", 1), point("route", "/c", 1), point("route", "/d", 1)
-	// Attribute keys r.x and r_x both yield the label r_x; the values tell
-	// which point was sent.
-	x1, x2 := point("r.x", "/x", 1), point("r_x", "/x", 1)
-	x2.Sum = 7
-	tests := []struct {
-		name   string
-		points []metricdata.HistogramDataPoint[int64]
-	}{
-		{"first", []metricdata.HistogramDataPoint[int64]{c2, a, b}},
-		{"same order", []metricdata.HistogramDataPoint[int64]{c2, a, b}},
-		{"another order", []metricdata.HistogramDataPoint[int64]{b, c2, a}},
-		{"one point fewer", []metricdata.HistogramDataPoint[int64]{b, a}},
-		{"a new point and a repeated one", []metricdata.HistogramDataPoint[int64]{b, a, d, b}},
-		{"new bounds", []metricdata.HistogramDataPoint[int64]{a, point("route", "/b", 0.5, 1), c2}},
-		{"colliding points", []metricdata.HistogramDataPoint[int64]{x1, a, x2}},
-		{"colliding points swapped", []metricdata.HistogramDataPoint[int64]{x2, a, x1}},
-		{"colliding points swapped again", []metricdata.HistogramDataPoint[int64]{x1, a, x2}},
-	}
-	var bt batch
-	var first []prompb.TimeSeries
-	for _, tt := range tests {
-		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-			{Name: "wait", Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: tt.points}},
-		}}}}
-		req, err := c.reference(rm)
-		bt.reset()
-		fastErr := sc.convert(rm, &bt, at.UnixMilli())
-		if fmt.Sprint(fastErr) != fmt.Sprint(err) {
-			t.Errorf("%s: error\n%v\nreference:\n%v", tt.name, fastErr, err)
-		}
-		got := cacheRequests(&bt, 1<<30, 1<<40)
-		cacheCompare(t, tt.name, cacheMarshal(t, req, 1<<30, 1<<40), got)
-		for i := range bt.records {
-			s := bt.records[i].s
-			if sc.byLabels[s.labels] != s {
-				t.Errorf("%s: series %d is not interned under its labels", tt.name, i)
-			}
-			if i > 0 {
-				prev := bt.records[i-1].s.labels
-				if unsafe.StringData(s.labels) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev))) {
-					t.Errorf("%s: the labels of series %d do not follow those of series %d in memory", tt.name, i, i-1)
-				}
-			}
-		}
-		if len(sc.byLabels) != len(sc.last) {
-			t.Errorf("%s: %d series interned, %d tracked", tt.name, len(sc.byLabels), len(sc.last))
-		}
-		// The order does not depend on the order of the points.
-		switch tt.name {
-		case "first":
-			first = cacheDecode(t, got)
-		case "another order":
-			if diff := cmp.Diff(first, cacheDecode(t, got), convCmpOpts); diff != "" {
-				t.Errorf("%s: series differ from the first export's (-first +got):\n%s", tt.name, diff)
-			}
-		}
-	}
-}
-
-// TestCacheFollowsLiveSeries checks that the cache forgets series that
-// stop reporting once their end is delivered, so that its size follows the
-// live series, and that it keeps them while the receiver still needs their
-// staleness marker.
-func TestCacheFollowsLiveSeries(t *testing.T) {
-	c, _ := convConverter(t, WithoutTargetInfo())
-	sc := newSeriesCache(c, true)
-	at := time.UnixMilli(1_700_000_000_000)
-	var b batch
-	export := func(from, to int, ok bool) {
-		t.Helper()
-		b.reset()
-		var dps []metricdata.DataPoint[int64]
-		for i := from; i < to; i++ {
-			dps = append(dps, metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attribute.Int("i", i)), Time: at, Value: 1})
-		}
-		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-			{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: dps}},
-		}}}}
-		if err := sc.convert(rm, &b, at.UnixMilli()); err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			sc.markDelivered(&b, len(b.records))
-		}
-	}
-	tests := []struct {
-		name                  string
-		from, to              int
-		ok                    bool
-		wantSeries, wantStale int
-		wantTracked           int
-	}{
-		{"first export", 0, 100, true, 100, 0, 100},
-		{"half the series end", 50, 100, true, 50, 50, 100},
-		{"their markers were delivered: forgotten", 50, 100, true, 50, 0, 50},
-		{"all new series, export fails", 1000, 1050, false, 50, 50, 100},
-		{"old ones still held by the receiver, failed ones forgotten", 2000, 2010, true, 10, 50, 60},
-		{"steady", 2000, 2010, true, 10, 0, 10},
-	}
-	for _, tt := range tests {
-		export(tt.from, tt.to, tt.ok)
-		stale := len(b.records) - b.markers
-		if b.markers != tt.wantSeries || stale != tt.wantStale || len(sc.last) != tt.wantTracked || len(sc.byLabels) != tt.wantTracked {
-			t.Errorf("%s: %d series, %d markers, %d tracked (%d interned); want %d, %d, %d",
-				tt.name, b.markers, stale, len(sc.last), len(sc.byLabels), tt.wantSeries, tt.wantStale, tt.wantTracked)
-		}
-		if sc.entries != sc.entriesSeen {
-			t.Errorf("%s: %d cache entries kept, %d used", tt.name, sc.entries, sc.entriesSeen)
-		}
-	}
-}
-
-// TestCacheIdentityIsTheLabelSet checks that a series is the same series
-// for staleness and ordering whichever metric it comes from: when a metric
-// is renamed into another that yields the same labels, no marker ends the
-// series that goes on.
-func TestCacheIdentityIsTheLabelSet(t *testing.T) {
-	c, _ := convConverter(t, WithoutTargetInfo(), WithoutScopeInfo())
-	sc := newSeriesCache(c, true)
-	at := time.UnixMilli(1_700_000_000_000)
-	rm := func(name string) *metricdata.ResourceMetrics {
-		return &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-			{Name: name, Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{{Time: at, Value: 1}}}},
-		}}}}
-	}
-	var b batch
-	for i, name := range []string{"a.b", "a_b", "a/b"} {
-		b.reset()
-		if err := sc.convert(rm(name), &b, at.UnixMilli()); err != nil {
-			t.Fatal(err)
-		}
-		got := cacheDecode(t, cacheRequests(&b, 100, 1<<20))
-		if len(got) != 1 || got[0].Samples[0].Timestamp != at.UnixMilli()+int64(i) {
-			t.Errorf("export of %q: %v; want one sample of a_b, 1 ms after the last", name, got)
-		}
-		sc.markDelivered(&b, len(b.records))
-	}
-}
-
-// TestSteadyStateAllocations checks that converting and encoding an export
-// whose series are cached allocates nothing, whatever the number of series.
-func TestSteadyStateAllocations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation counts: skipped with -short")
-	}
-	for _, sets := range []int{10, 200} {
-		rm, series := benchData(benchW, sets, time.UnixMilli(1_700_000_000_000))
-		c, _ := convConverter(t)
-		sc := newSeriesCache(c, true)
-		var b batch
-		buf := make([]byte, 0, 4<<20)
-		var cuts []cut
-		export := func() {
-			b.reset()
-			if err := sc.convert(rm, &b, 0); err != nil {
-				t.Fatal(err)
-			}
-			cuts = b.cut(0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
-			start := 0
-			for _, c := range cuts {
-				buf = b.encode(buf[:0], 0, start, c.end)
-				start = c.end
-			}
-			sc.markDelivered(&b, len(b.records))
-		}
-		export()
-		if allocs := testing.AllocsPerRun(5, export); allocs != 0 {
-			t.Errorf("%d series: %v allocations per export, want 0", series, allocs)
-		}
-	}
-}
-
 // TestCachedConversionMatchesReferenceOnBenchData runs cacheCheck on the
 // benchmark's workload, scaled down: counters, up-down counters, gauges and
 // 15-bucket histograms with the default options.
@@ -809,45 +712,82 @@ func TestCachedConversionMatchesReferenceOnBenchData(t *testing.T) {
 	if len(req.Timeseries) != series {
 		t.Fatalf("%d series, want %d", len(req.Timeseries), series)
 	}
-	cacheCheck(t, c, rm, req, err, logs.all())
+	cacheCheck(t, c, rm, req, err, logs.lines())
 }
 
-// TestConversionPanicDropsTheExport checks that a panic in conversion (here
-// in the user's WithResourceAsLabels filter) becomes an error for that
-// export, which sends nothing, and that the next export converts anew.
-func TestConversionPanicDropsTheExport(t *testing.T) {
-	srv := prwmetrictest.NewServer()
-	defer srv.Close()
-	exp := newTestExporter(t, srv, WithResourceAsLabels(func(kv attribute.KeyValue) bool {
-		if kv.Key == "boom" {
-			panic("filter exploded")
-		}
-		return true
-	}))
-	at := time.UnixMilli(1_700_000_000_000)
-	ctx := context.Background()
-	if err := exp.Export(ctx, manyGauges(3, at)); err != nil {
-		t.Fatal(err)
+// TestWireEncodingMatchesGogo checks the wire encoder against gogo's
+// Marshal on the values where protobuf encodings differ: zero values left
+// out, NaN and -0, negative numbers as 10-byte varints, empty strings,
+// every native histogram field.
+func TestWireEncodingMatchesGogo(t *testing.T) {
+	labels := []prompb.Label{{Name: "__name__", Value: "x"}, {Name: "a", Value: "é\u00ff"}, {Name: "empty", Value: ""}}
+	long := []prompb.Label{{Name: "__name__", Value: strings.Repeat("n", 300)}}
+	sample := func(v float64, ms int64) []prompb.Sample { return []prompb.Sample{{Value: v, Timestamp: ms}} }
+	tests := []struct {
+		name string
+		give prompb.TimeSeries
+	}{
+		{"value and timestamp", prompb.TimeSeries{Labels: labels, Samples: sample(1.5, 1700000000123)}},
+		{"zero value and zero timestamp are left out", prompb.TimeSeries{Labels: labels, Samples: sample(0, 0)}},
+		{"negative timestamp", prompb.TimeSeries{Labels: labels, Samples: sample(-2, -1)}},
+		{"NaN", prompb.TimeSeries{Labels: labels, Samples: sample(math.NaN(), 5)}},
+		{"stale NaN keeps its bits", prompb.TimeSeries{Labels: labels, Samples: sample(staleNaN, 5)}},
+		{"infinity", prompb.TimeSeries{Labels: labels, Samples: sample(math.Inf(-1), 5)}},
+		{"long label needs a two-byte length", prompb.TimeSeries{Labels: long, Samples: sample(1, 1)}},
+		{"no labels", prompb.TimeSeries{Samples: sample(1, 1)}},
+		{"exemplars", prompb.TimeSeries{Labels: labels, Samples: sample(3, 9), Exemplars: []prompb.Exemplar{
+			{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 2.5, Timestamp: 8},
+			{Value: 0, Timestamp: 0},
+			{Labels: long, Value: math.NaN(), Timestamp: -3},
+		}}},
+		{"native histogram", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{
+			Count: &prompb.Histogram_CountInt{CountInt: 300}, Sum: -12.5, Schema: -3, ZeroThreshold: 1e-128,
+			ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+			NegativeSpans:  []prompb.BucketSpan{{Offset: -70000, Length: 2}, {Offset: 0, Length: 0}},
+			NegativeDeltas: []int64{1, -1 << 40},
+			PositiveSpans:  []prompb.BucketSpan{{Offset: 3, Length: 1}},
+			PositiveDeltas: []int64{math.MaxInt64},
+			Timestamp:      1700000000123,
+		}}}},
+		{"native histogram with zeros left out", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{
+			Count: &prompb.Histogram_CountInt{CountInt: 0}, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
+		}}}},
+		{"stale native histogram", prompb.TimeSeries{Labels: labels, Histograms: []prompb.Histogram{{Sum: staleNaN, Timestamp: 7}}}},
+		{"native histogram with exemplar", prompb.TimeSeries{Labels: labels,
+			Exemplars: []prompb.Exemplar{{Labels: labels[:1], Value: 1, Timestamp: 2}},
+			Histograms: []prompb.Histogram{{
+				Count: &prompb.Histogram_CountInt{CountInt: 1}, Schema: 8, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1},
+			}}}},
 	}
-	bad := manyGauges(3, at.Add(time.Minute))
-	bad.Resource = resource.NewSchemaless(attribute.String("boom", "1"))
-	if err := exp.Export(ctx, bad); err == nil || !strings.Contains(err.Error(), "conversion failed") || !strings.Contains(err.Error(), "filter exploded") {
-		t.Errorf("Export = %v, want a conversion error naming the panic", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{tt.give}}).Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cacheEncodeOne(tt.give); !bytes.Equal(got, want) {
+				t.Errorf("encoded\n% x\ngogo\n% x", got, want)
+			}
+		})
 	}
-	if n := srv.RequestCount(); n != 1 {
-		t.Errorf("%d requests, want 1: the failed conversion sends nothing", n)
+
+	meta := []prompb.MetricMetadata{
+		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "a_total", Help: "Help.", Unit: "seconds"},
+		{Type: prompb.MetricMetadata_UNKNOWN},
+		{Type: prompb.MetricMetadata_STATESET, MetricFamilyName: strings.Repeat("f", 200)},
 	}
-	if err := exp.Export(ctx, manyGauges(3, at.Add(2*time.Minute))); err != nil {
-		t.Fatalf("export after the panic: %v", err)
-	}
-	samples, err := srv.Samples("load", map[string]string{"i": "2"})
+	want, err := (&prompb.WriteRequest{Metadata: meta}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(samples) != 2 || samples[1].Timestamp != at.Add(2*time.Minute).UnixMilli() {
-		t.Errorf("samples = %+v, want the first and the third export's", samples)
+	var got []byte
+	for _, m := range meta {
+		got = appendMetadata(got, m.Type, m.MetricFamilyName, m.Help, m.Unit)
 	}
-	if v := srv.Violations(); len(v) > 0 {
-		t.Errorf("violations: %v", v)
+	if !bytes.Equal(got, want) {
+		t.Errorf("metadata encoded\n% x\ngogo\n% x", got, want)
+	}
+	if back := decodeLabels(string(appendLabels(nil, labels))); !cmp.Equal(back, labels, convCmpOpts) {
+		t.Errorf("decodeLabels = %v, want %v", back, labels)
 	}
 }

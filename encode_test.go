@@ -3,50 +3,13 @@ package prwmetric
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/instrumentation"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.opentelemetry.io/otel/sdk/resource"
-
 	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
-
-// manyGauges is one gauge metric with n series, value i for series i.
-func manyGauges(n int, at time.Time) *metricdata.ResourceMetrics {
-	dps := make([]metricdata.DataPoint[float64], n)
-	for i := range dps {
-		dps[i] = metricdata.DataPoint[float64]{
-			Attributes: attribute.NewSet(attribute.Int("i", i)),
-			Time:       at,
-			Value:      float64(i),
-		}
-	}
-	return &metricdata.ResourceMetrics{
-		Resource: resource.NewSchemaless(attribute.String("service.name", "svc")),
-		ScopeMetrics: []metricdata.ScopeMetrics{{
-			Scope:   instrumentation.Scope{Name: "test"},
-			Metrics: []metricdata.Metrics{{Name: "load", Description: "d", Data: metricdata.Gauge[float64]{DataPoints: dps}}},
-		}},
-	}
-}
-
-func newTestExporter(t *testing.T, srv *prwmetrictest.Server, opts ...Option) *Exporter {
-	t.Helper()
-	base := []Option{WithEndpoint(srv.URL()), WithoutEnvironment(), WithLogger(slog.New(slog.DiscardHandler)), WithoutTargetInfo(), WithoutScopeInfo()}
-	exp, err := New(append(base, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
-	return exp
-}
 
 func TestSplitBySeriesCount(t *testing.T) {
 	srv := prwmetrictest.NewServer()
@@ -154,48 +117,5 @@ func TestSplitLimitsValidated(t *testing.T) {
 		if err == nil || exp != nil || !strings.Contains(err.Error(), "must be positive") {
 			t.Errorf("New = %v, %v; want a nil exporter and a \"must be positive\" error", exp, err)
 		}
-	}
-}
-
-// TestFailedExportsCatchUp is the README's illustration: a counter at 1..5,
-// exports SUCCESS FAIL FAIL SUCCESS SUCCESS, and the receiver sees 1 4 5.
-func TestFailedExportsCatchUp(t *testing.T) {
-	srv := prwmetrictest.NewServer()
-	defer srv.Close()
-	exp := newTestExporter(t, srv, WithoutStaleMarkers())
-
-	start := time.UnixMilli(1_700_000_000_000)
-	outcome := []int{0, 503, 503, 0, 0}
-	for i, status := range outcome {
-		srv.RespondWith(1, prwmetrictest.Response{Status: status})
-		rm := &metricdata.ResourceMetrics{
-			Resource: resource.Empty(),
-			ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
-				Name: "requests",
-				Data: metricdata.Sum[int64]{
-					Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
-					DataPoints: []metricdata.DataPoint[int64]{{StartTime: start, Time: start.Add(time.Duration(i+1) * 15 * time.Second), Value: int64(i + 1)}},
-				},
-			}}}},
-		}
-		err := exp.Export(context.Background(), rm)
-		if (err != nil) != (status != 0) {
-			t.Fatalf("export %d: err = %v, want failure %v", i+1, err, status != 0)
-		}
-	}
-	samples, err := srv.Samples("requests_total", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, s := range samples {
-		got = append(got, fmt.Sprintf("%v@%d", s.Value, s.Timestamp))
-	}
-	want := []string{"1@1700000015000", "4@1700000060000", "5@1700000075000"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("receiver saw %v, want %v", got, want)
-	}
-	if n := srv.RequestCount(); n != 5 {
-		t.Errorf("%d requests, want 5: one per export, no retries", n)
 	}
 }

@@ -1,0 +1,89 @@
+package prwmetric
+
+import (
+	"fmt"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// TestHistogramOrderFollowsThePoints checks the cached histogramOrder
+// (pointOrder) against the reference through exports whose points come in
+// another order, come and go, repeat themselves, change their bounds or
+// collide (two attribute sets, one label set): the same bytes every time.
+// And the series' labels lie in memory in the order they are sent
+// (layOut), still interned under their labels.
+func TestHistogramOrderFollowsThePoints(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	point := func(key, route string, bounds ...float64) metricdata.HistogramDataPoint[int64] {
+		counts := make([]uint64, len(bounds)+1)
+		counts[len(bounds)] = 2
+		return metricdata.HistogramDataPoint[int64]{Attributes: attribute.NewSet(attribute.String(key, route)), Time: at,
+			Bounds: bounds, BucketCounts: counts, Count: 2, Sum: int64(len(route))}
+	}
+	a, b, c2, d := point("route", "/a", 1), point("route", "/b", 1), point("route", "/c", 1), point("route", "/d", 1)
+	// Attribute keys r.x and r_x both yield the label r_x; the values tell
+	// which point was sent.
+	x1, x2 := point("r.x", "/x", 1), point("r_x", "/x", 1)
+	x2.Sum = 7
+	tests := []struct {
+		name   string
+		points []metricdata.HistogramDataPoint[int64]
+	}{
+		{"first", []metricdata.HistogramDataPoint[int64]{c2, a, b}},
+		{"same order", []metricdata.HistogramDataPoint[int64]{c2, a, b}},
+		{"another order", []metricdata.HistogramDataPoint[int64]{b, c2, a}},
+		{"one point fewer", []metricdata.HistogramDataPoint[int64]{b, a}},
+		{"a new point and a repeated one", []metricdata.HistogramDataPoint[int64]{b, a, d, b}},
+		{"new bounds", []metricdata.HistogramDataPoint[int64]{a, point("route", "/b", 0.5, 1), c2}},
+		{"colliding points", []metricdata.HistogramDataPoint[int64]{x1, a, x2}},
+		{"colliding points swapped", []metricdata.HistogramDataPoint[int64]{x2, a, x1}},
+		{"colliding points swapped again", []metricdata.HistogramDataPoint[int64]{x1, a, x2}},
+	}
+	var bt batch
+	var first []prompb.TimeSeries
+	for _, tt := range tests {
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+			{Name: "wait", Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: tt.points}},
+		}}}}
+		req, err := c.reference(rm)
+		bt.reset()
+		fastErr := sc.convert(rm, &bt, at.UnixMilli())
+		if fmt.Sprint(fastErr) != fmt.Sprint(err) {
+			t.Errorf("%s: error\n%v\nreference:\n%v", tt.name, fastErr, err)
+		}
+		got := cacheRequests(&bt, 1<<30, 1<<40)
+		cacheCompare(t, tt.name, cacheMarshal(t, req, 1<<30, 1<<40), got)
+		for i := range bt.records {
+			s := bt.records[i].s
+			if sc.byLabels[s.labels] != s {
+				t.Errorf("%s: series %d is not interned under its labels", tt.name, i)
+			}
+			if i > 0 {
+				prev := bt.records[i-1].s.labels
+				if unsafe.StringData(s.labels) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev))) {
+					t.Errorf("%s: the labels of series %d do not follow those of series %d in memory", tt.name, i, i-1)
+				}
+			}
+		}
+		if len(sc.byLabels) != len(sc.last) {
+			t.Errorf("%s: %d series interned, %d tracked", tt.name, len(sc.byLabels), len(sc.last))
+		}
+		// The order does not depend on the order of the points.
+		switch tt.name {
+		case "first":
+			first = cacheDecode(t, got)
+		case "another order":
+			if diff := cmp.Diff(first, cacheDecode(t, got), convCmpOpts); diff != "" {
+				t.Errorf("%s: series differ from the first export's (-first +got):\n%s", tt.name, diff)
+			}
+		}
+	}
+}
