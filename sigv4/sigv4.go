@@ -1,0 +1,214 @@
+package sigv4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/prwmetric/prwmetric"
+)
+
+// DefaultService is the SigV4 service name of Amazon Managed Service for
+// Prometheus, used when Config.Service is empty.
+const DefaultService = "aps"
+
+// Environment variables read by ConfigFromEnvironment. Credentials have no
+// variables of their own: they come from the AWS SDK's default chain, so
+// AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE and the rest
+// work as they do for every AWS tool.
+const (
+	EnvRegion     = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION"
+	EnvService    = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_SERVICE"
+	EnvProfile    = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_PROFILE"
+	EnvRoleARN    = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_ROLE_ARN"
+	EnvExternalID = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_EXTERNAL_ID"
+)
+
+// optionName is the name New's errors use for this option.
+const optionName = "sigv4.WithSigV4"
+
+// sdkTimeout bounds each call the AWS SDK makes for credentials (STS, the
+// instance metadata service). The export's deadline stops the wait sooner;
+// this one ends the SDK's call itself, which the credential cache runs
+// detached from the export.
+const sdkTimeout = 30 * time.Second
+
+// expiryWindow is how long before temporary credentials expire they are
+// refreshed, so that no request is signed with credentials about to lapse.
+const expiryWindow = time.Minute
+
+// Config says how to sign. Every field is optional: the zero Config signs
+// for Amazon Managed Service for Prometheus with the region and credentials
+// of the AWS SDK's default chain.
+type Config struct {
+	// Region is the AWS region of the workspace, e.g. "us-east-1". Default:
+	// the chain's (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
+	// New fails when no region is found anywhere.
+	Region string
+	// Service is the SigV4 service name. Default: DefaultService ("aps").
+	Service string
+
+	// AccessKey and SecretKey are static credentials; set both or neither.
+	// Default: the chain's (environment variables, shared config and
+	// credentials files, web identity token file as with IRSA, ECS and
+	// EC2 roles). They cannot be combined with Profile.
+	AccessKey string
+	// SecretKey is the secret of AccessKey.
+	SecretKey string
+	// SessionToken goes with temporary static credentials; it needs
+	// AccessKey and SecretKey.
+	SessionToken string
+	// Profile selects a profile of the shared config files instead of
+	// AWS_PROFILE. New fails when it does not exist.
+	Profile string
+
+	// RoleARN, when set, assumes this IAM role through STS with the
+	// credentials above (static, profile or chain), and signs with the
+	// role's temporary credentials, refreshed before they expire. Its shape
+	// is "arn:aws:iam::123456789012:role/name".
+	RoleARN string
+	// ExternalID is passed to AssumeRole when the role's trust policy asks
+	// for one; it needs RoleARN.
+	ExternalID string
+}
+
+// ConfigFromEnvironment returns the Config that the
+// OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_* variables describe (EnvRegion,
+// EnvService, EnvProfile, EnvRoleARN, EnvExternalID); unset variables leave
+// their field empty, that is, to the AWS SDK's default chain.
+func ConfigFromEnvironment() Config {
+	get := func(name string) string { return strings.TrimSpace(os.Getenv(name)) }
+	return Config{
+		Region:     get(EnvRegion),
+		Service:    get(EnvService),
+		Profile:    get(EnvProfile),
+		RoleARN:    get(EnvRoleARN),
+		ExternalID: get(EnvExternalID),
+	}
+}
+
+// WithSigV4 signs every request with AWS Signature Version 4, as Amazon
+// Managed Service for Prometheus requires. New resolves the region and
+// the credentials' source (see Config) and fails with the fix when the
+// configuration cannot work; credentials themselves are fetched at the
+// first export and cached until shortly before they expire. A failure to
+// get them fails that export, within its deadline.
+//
+// Each request is signed as it is sent, retries and redirects included,
+// over its method, URL, headers (custom ones from WithHeaders too) and the
+// SHA-256 of its body. A redirect to another host is followed unsigned, so
+// that no session token leaves the endpoint's origin. WithSigV4 sets the
+// request's Authorization: it cannot be combined with WithBasicAuth,
+// WithBearerToken or an Authorization header.
+func WithSigV4(cfg Config) prwmetric.Option {
+	return prwmetric.WithAuthenticator(optionName, func(next http.RoundTripper) (http.RoundTripper, error) {
+		return newTransport(cfg, next)
+	})
+}
+
+func (c Config) validate() error {
+	var errs []string
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		if c.AccessKey == "" {
+			errs = append(errs, "SecretKey is set without AccessKey: set both, or neither to use the AWS default credential chain")
+		} else {
+			errs = append(errs, "AccessKey is set without SecretKey: set both, or neither to use the AWS default credential chain")
+		}
+	}
+	if c.SessionToken != "" && (c.AccessKey == "" || c.SecretKey == "") {
+		errs = append(errs, "SessionToken is set without AccessKey and SecretKey: it belongs to temporary static credentials; set all three, or none")
+	}
+	if c.AccessKey != "" && c.Profile != "" {
+		errs = append(errs, fmt.Sprintf("AccessKey and Profile %q are both set: credentials come from one source, keep one", c.Profile))
+	}
+	if c.RoleARN != "" {
+		a, err := arn.Parse(c.RoleARN)
+		if err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || len(a.Resource) == len("role/") {
+			errs = append(errs, fmt.Sprintf("RoleARN %q is not an IAM role ARN: want e.g. \"arn:aws:iam::123456789012:role/prometheus-writer\"", c.RoleARN))
+		}
+	} else if c.ExternalID != "" {
+		errs = append(errs, "ExternalID is set without RoleARN: it is passed when assuming a role; set RoleARN too")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// newTransport resolves cfg into a signing transport around next.
+func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cacheOptions := func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = expiryWindow }
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(sdkTimeout)),
+		config.WithCredentialsCacheOptions(cacheOptions),
+	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
+	}
+	if cfg.AccessKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
+	}
+	// Loading reads files and the environment only; the bound is a guard.
+	ctx, cancel := context.WithTimeout(context.Background(), sdkTimeout)
+	defer cancel()
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		var notExist config.SharedConfigProfileNotExistError
+		if errors.As(err, &notExist) {
+			return nil, fmt.Errorf("AWS profile %q not found in the shared config files %s: check Profile (or AWS_PROFILE), AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE",
+				notExist.Profile, strings.Join(notExist.Filename, ", "))
+		}
+		return nil, fmt.Errorf("loading the AWS configuration: %s", redact(err.Error(), cfg.SecretKey, cfg.SessionToken))
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("no AWS region: set Config.Region (OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION), AWS_REGION, or region in the profile, to the region of the workspace, e.g. \"us-east-1\"")
+	}
+	if awsCfg.Credentials == nil {
+		return nil, errors.New("no AWS credentials source: set AccessKey and SecretKey, a profile, or the AWS_* credential variables")
+	}
+	provider := awsCfg.Credentials
+	if cfg.RoleARN != "" {
+		provider = stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			// Shows in CloudTrail which program assumed the role.
+			o.RoleSessionName = "prwmetric-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+			if cfg.ExternalID != "" {
+				o.ExternalID = aws.String(cfg.ExternalID)
+			}
+		})
+	}
+	if _, ok := provider.(*aws.CredentialsCache); !ok {
+		provider = aws.NewCredentialsCache(provider, cacheOptions)
+	}
+	service := cfg.Service
+	if service == "" {
+		service = DefaultService
+	}
+	return &transport{
+		next:    next,
+		creds:   provider,
+		signer:  v4.NewSigner(),
+		region:  awsCfg.Region,
+		service: service,
+		static:  []string{cfg.SecretKey, cfg.SessionToken},
+	}, nil
+}

@@ -1,0 +1,136 @@
+package sigv4autoexport_test
+
+import (
+	"context"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/prwmetric/prwmetric/sigv4/internal/sigv4test"
+	_ "github.com/prwmetric/prwmetric/sigv4/sigv4autoexport"
+)
+
+const roleARN = "arn:aws:iam::123456789012:role/prometheus-writer"
+
+var (
+	longTerm  = sigv4test.Credentials{AccessKey: "AKIAAUTOEXPORT000001", SecretKey: "aUtOeXpOrTsEcReT/00000000000000000000000000"}
+	temporary = sigv4test.Credentials{AccessKey: "ASIAAUTOEXPORT000002", SecretKey: "aUtOeXpOrTtEmP/0000000000000000000000000000", SessionToken: "aUtOeXpOrTtOkEn////////00000000000000000000"}
+)
+
+// TestAutoexport configures everything from the environment, as an
+// operator would, and finds the data, signed, at the receiver.
+func TestAutoexport(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		service string
+		signer  sigv4test.Credentials
+		calls   []sigv4test.STSCall
+	}{
+		{
+			name:    "AWS variables",
+			env:     map[string]string{"OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION": "eu-central-1"},
+			service: "aps",
+			signer:  longTerm,
+		},
+		{
+			name: "role with external ID",
+			env: map[string]string{
+				"OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION":      "eu-central-1",
+				"OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_SERVICE":     "aps-test",
+				"OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_ROLE_ARN":    roleARN,
+				"OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_EXTERNAL_ID": "ext-7",
+			},
+			service: "aps-test",
+			signer:  temporary,
+			calls:   []sigv4test.STSCall{{Action: "AssumeRole", RoleARN: roleARN, ExternalID: "ext-7"}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sigv4test.Isolate(t)
+			sts := sigv4test.NewSTS(temporary)
+			sts.Start()
+			defer sts.Close()
+			recv := sigv4test.NewReceiver(&sigv4test.Verifier{
+				Region:      "eu-central-1",
+				Service:     tc.service,
+				Credentials: []sigv4test.Credentials{tc.signer},
+				Require:     []string{"content-encoding", "content-length", "content-type"},
+			})
+			defer recv.Close()
+
+			t.Setenv("OTEL_METRICS_EXPORTER", "prometheusremotewrite_sigv4")
+			t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT", recv.URL())
+			t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000") // only Shutdown's final export runs
+			t.Setenv("OTEL_SERVICE_NAME", "checkout")
+			t.Setenv("AWS_ACCESS_KEY_ID", longTerm.AccessKey)
+			t.Setenv("AWS_SECRET_ACCESS_KEY", longTerm.SecretKey)
+			t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL())
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+
+			ctx := context.Background()
+			reader, err := autoexport.NewMetricReader(ctx)
+			if err != nil {
+				t.Fatalf("NewMetricReader: %v", err)
+			}
+			if _, ok := reader.(*sdkmetric.PeriodicReader); !ok {
+				t.Fatalf("reader is %T, want a *sdkmetric.PeriodicReader", reader)
+			}
+			provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			counter, err := provider.Meter("shop").Int64Counter("orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			counter.Add(ctx, 3, metric.WithAttributes(attribute.String("region", "eu")))
+			if err := provider.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v (rejected: %q)", err, recv.Rejected())
+			}
+
+			// The final export carries the value; the exporter's Shutdown
+			// then ends the series with a staleness marker. Both verified.
+			if a, r := recv.Accepted(), recv.Rejected(); len(a) != 2 || len(r) != 0 {
+				t.Fatalf("verified %d requests and rejected %q, want 2 verified", len(a), r)
+			}
+			for _, a := range recv.Accepted() {
+				if a.AccessKey != tc.signer.AccessKey {
+					t.Errorf("signed by %s, want %s", a.AccessKey, tc.signer.AccessKey)
+				}
+			}
+			samples, err := recv.Store.Samples("orders_total", map[string]string{"region": "eu", "job": "checkout"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(samples) != 2 || samples[0].Value != 3 || math.Float64bits(samples[1].Value) != 0x7ff0000000000002 {
+				t.Errorf("orders_total samples = %+v, want 3 then a staleness marker", samples)
+			}
+			calls := sts.Calls()
+			for i := range calls {
+				calls[i].RoleSessionName = ""
+			}
+			if len(calls)+len(tc.calls) > 0 && !reflect.DeepEqual(calls, tc.calls) {
+				t.Errorf("STS calls = %+v, want %+v", calls, tc.calls)
+			}
+		})
+	}
+}
+
+func TestAutoexportBadEnvironment(t *testing.T) {
+	sigv4test.Isolate(t)
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheusremotewrite_sigv4")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT", "http://127.0.0.1:1/api/v1/write")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION", "eu-central-1")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_ROLE_ARN", "prometheus-writer")
+	_, err := autoexport.NewMetricReader(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `RoleARN "prometheus-writer" is not an IAM role ARN`) {
+		t.Fatalf("NewMetricReader error = %v, want one about the role ARN", err)
+	}
+}

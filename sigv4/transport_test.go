@@ -1,0 +1,170 @@
+package sigv4
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prwmetric/prwmetric/sigv4/internal/sigv4test"
+)
+
+const (
+	testAccessKey = "ASIATESTKEY000000009"
+	testSecretKey = "tRaNsPoRtSeCrEt/000000000000000000000000000"
+	testToken     = "tRaNsPoRtToKeN//////////000000000000000000000000"
+)
+
+func testTransport(t *testing.T, next http.RoundTripper) *transport {
+	t.Helper()
+	sigv4test.Isolate(t)
+	tr, err := newTransport(Config{Region: "us-west-2", AccessKey: testAccessKey, SecretKey: testSecretKey, SessionToken: testToken}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func testVerifier() *sigv4test.Verifier {
+	return &sigv4test.Verifier{
+		Region:      "us-west-2",
+		Service:     DefaultService,
+		Credentials: []sigv4test.Credentials{{AccessKey: testAccessKey, SecretKey: testSecretKey, SessionToken: testToken}},
+		Require:     []string{"content-length", "content-type"},
+	}
+}
+
+// recorder keeps the last request it was given and answers 204.
+type recorder struct {
+	req  *http.Request
+	body []byte
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.req = req
+	r.body, _ = io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: req}, nil
+}
+
+// TestSignedRequest signs a request and checks the result with the
+// independent verifier, then changes it after signing.
+func TestSignedRequest(t *testing.T) {
+	rec := &recorder{}
+	tr := testTransport(t, rec)
+	body := []byte("snappy-compressed protobuf")
+	req := httptest.NewRequest(http.MethodPost, "https://aps-workspaces.us-west-2.amazonaws.com/workspaces/ws-1/api/v1/remote_write", bytes.NewReader(body))
+	req.RequestURI = ""
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	if _, err := tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	if req.Header.Get("Authorization") != "" || req.Header.Get("X-Amz-Date") != "" {
+		t.Error("RoundTrip modified the caller's request")
+	}
+	if !bytes.Equal(rec.body, body) {
+		t.Errorf("sent body %q, want %q: signing consumed the body", rec.body, body)
+	}
+	v := testVerifier()
+	if _, err := v.Verify(rec.req, rec.body); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+
+	cases := []struct {
+		name   string
+		change func(r *http.Request) []byte
+	}{
+		{name: "body changed", change: func(*http.Request) []byte { return []byte("snappy-compressed protobuX") }},
+		{name: "content type changed", change: func(r *http.Request) []byte {
+			r.Header.Set("Content-Type", "application/json")
+			return body
+		}},
+		{name: "path changed", change: func(r *http.Request) []byte {
+			r.URL.Path = "/workspaces/ws-2/api/v1/remote_write"
+			return body
+		}},
+		{name: "token removed", change: func(r *http.Request) []byte {
+			r.Header.Del("X-Amz-Security-Token")
+			return body
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rec.req.Clone(rec.req.Context())
+			if _, err := v.Verify(r, tc.change(r)); err == nil {
+				t.Error("Verify accepted a request changed after signing")
+			}
+		})
+	}
+}
+
+// TestUnreadableBody checks that a body without GetBody fails the request
+// rather than being consumed by the signer.
+func TestUnreadableBody(t *testing.T) {
+	rec := &recorder{}
+	tr := testTransport(t, rec)
+	req, err := http.NewRequest(http.MethodPost, "https://example.com/", io.NopCloser(strings.NewReader("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "GetBody") {
+		t.Fatalf("RoundTrip error = %v, want one about GetBody", err)
+	}
+	if rec.req != nil {
+		t.Error("the request was sent")
+	}
+}
+
+// TestTransportConcurrentSafe signs from many goroutines at once.
+func TestTransportConcurrentSafe(t *testing.T) {
+	v := testVerifier()
+	var mu sync.Mutex
+	var failures []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if _, err := v.Verify(r, body); err != nil {
+			mu.Lock()
+			failures = append(failures, err.Error())
+			mu.Unlock()
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: testTransport(t, srv.Client().Transport)}
+
+	const goroutines, each = 16, 10
+	var wg sync.WaitGroup
+	statuses := make(chan int, goroutines*each)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				body := strings.Repeat("x", g*each+i+1) // every body different
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/remote_write", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-protobuf")
+				resp, err := client.Do(req)
+				if err != nil {
+					statuses <- 0
+					continue
+				}
+				_ = resp.Body.Close()
+				statuses <- resp.StatusCode
+			}
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != http.StatusNoContent {
+			t.Errorf("status %d", s)
+		}
+	}
+	if len(failures) > 0 {
+		t.Errorf("verification failures: %q", failures[:min(3, len(failures))])
+	}
+}
