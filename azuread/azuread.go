@@ -196,12 +196,12 @@ func (k kind) String() string {
 
 // settings is a validated Config.
 type settings struct {
-	kind          kind
-	cfg           Config
-	scope         string
-	authority     string
-	trusted       bool // authority configured by the user: skip instance discovery
-	workloadFile  string
+	kind         kind
+	cfg          Config
+	scope        string
+	authority    string
+	trusted      bool // authority configured by the user: skip instance discovery
+	workloadFile string
 }
 
 // validate checks cfg and resolves the authority and scope. getenv is

@@ -466,14 +466,14 @@ type receiver struct {
 	*prwmetrictest.Server
 	front *httptest.Server
 	book  *tokenBook
-	mu sync.Mutex
+	mu    sync.Mutex
 	// echo makes the receiver refuse every request, quoting its
 	// Authorization header in the answer, as a careless receiver might.
 	echo bool
 	// redirectTo, when set, answers accepted requests with a 307 to it.
 	redirectTo string
-	accepted []string // the token of each accepted request
-	refused  []string // why requests were refused
+	accepted   []string // the token of each accepted request
+	refused    []string // why requests were refused
 }
 
 func newReceiver(t *testing.T, book *tokenBook) *receiver {
