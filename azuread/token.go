@@ -60,6 +60,10 @@ type tokenCache struct {
 	mu       sync.Mutex
 	current  cachedToken
 	inflight *fetch
+
+	// onWait, when set (in tests), is called as a caller starts waiting
+	// for another caller's token request.
+	onWait func()
 }
 
 // fetch is one token request in flight; done is closed when it ends.
@@ -99,6 +103,9 @@ func (c *tokenCache) token(ctx context.Context) (string, error) {
 		if owner {
 			c.run(ctx, f)
 		} else {
+			if c.onWait != nil {
+				c.onWait()
+			}
 			select {
 			case <-f.done:
 			case <-ctx.Done():
