@@ -494,6 +494,9 @@ func TestSecretsNotInErrorsOrLogs(t *testing.T) {
 			t.Setenv("AZURE_TENANT_ID", testTenant)
 			t.Setenv("AZURE_CLIENT_ID", testClientID)
 			t.Setenv("AZURE_CLIENT_SECRET", secret)
+			// The chain stops at the environment credential's failure; this
+			// makes sure it never goes on to probe IMDS (169.254.169.254).
+			t.Setenv("AZURE_TOKEN_CREDENTIALS", "EnvironmentCredential")
 			return Config{AuthorityHost: f.auth.URL(), HTTPClient: f.auth.client}, []string{secret}
 		}},
 	}
