@@ -1,0 +1,360 @@
+package azuread
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/prwmetric/prwmetric"
+)
+
+// optionName is how New's errors name this option.
+const optionName = "azuread.WithAzureAD"
+
+// Cloud is an Azure cloud: it chooses the Entra ID authority that issues
+// tokens and the Azure Monitor scope they are issued for. The values are the
+// ones Prometheus' azuread configuration uses.
+type Cloud string
+
+const (
+	// CloudPublic is global Azure: authority https://login.microsoftonline.com/,
+	// scope https://monitor.azure.com/.default. It is the default.
+	CloudPublic Cloud = "AzurePublic"
+	// CloudChina is Azure operated by 21Vianet: authority
+	// https://login.chinacloudapi.cn/, scope https://monitor.azure.cn/.default.
+	CloudChina Cloud = "AzureChina"
+	// CloudUSGovernment is Azure Government: authority
+	// https://login.microsoftonline.us/, scope https://monitor.azure.us/.default.
+	CloudUSGovernment Cloud = "AzureGovernment"
+)
+
+// clouds maps each known cloud to its authority and Azure Monitor scope.
+var clouds = map[Cloud]struct{ authority, scope string }{
+	CloudPublic:       {cloud.AzurePublic.ActiveDirectoryAuthorityHost, "https://monitor.azure.com/.default"},
+	CloudChina:        {cloud.AzureChina.ActiveDirectoryAuthorityHost, "https://monitor.azure.cn/.default"},
+	CloudUSGovernment: {cloud.AzureGovernment.ActiveDirectoryAuthorityHost, "https://monitor.azure.us/.default"},
+}
+
+// parseCloud accepts the constants' values in any case; "" is CloudPublic.
+func parseCloud(c Cloud) (Cloud, bool) {
+	if c == "" {
+		return CloudPublic, true
+	}
+	for known := range clouds {
+		if strings.EqualFold(string(c), string(known)) {
+			return known, true
+		}
+	}
+	return "", false
+}
+
+// Config chooses how WithAzureAD obtains Entra ID tokens. Exactly one kind
+// of credential is chosen:
+//
+//   - managed identity: ManagedIdentity, with ClientID for a user-assigned
+//     identity (system-assigned without it);
+//   - workload identity (AKS): WorkloadIdentity; the federated token file,
+//     client and tenant come from AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID
+//     and AZURE_TENANT_ID as the workload identity webhook sets them, and
+//     ClientID or TenantID, when set, win over the variables;
+//   - an app registration with a client secret: ClientID, TenantID and
+//     ClientSecret or ClientSecretFile;
+//   - an app registration with a certificate: ClientID, TenantID and
+//     ClientCertificateFile;
+//   - the Azure SDK's default chain (environment variables, workload
+//     identity, managed identity, Azure CLI, Azure Developer CLI): none of the
+//     fields above set.
+//
+// Anything else (two kinds, or a ClientID or TenantID with no kind) fails
+// at New with an error that names the fields.
+type Config struct {
+	// Cloud is the Azure cloud; default CloudPublic.
+	Cloud Cloud
+	// ClientID is the application (client) ID of the app registration, or
+	// of the user-assigned managed identity, or the workload identity's
+	// client ID overriding AZURE_CLIENT_ID.
+	ClientID string
+	// ClientSecret is the app registration's client secret. Prefer
+	// ClientSecretFile, which keeps the secret out of the program and is
+	// re-read when it changes.
+	ClientSecret string
+	// ClientSecretFile holds the client secret (trailing newline ignored),
+	// at most 16 KiB. It is read at New, to fail early, and again before
+	// each token request, so a rotated secret takes effect without a
+	// restart. It cannot be combined with ClientSecret.
+	ClientSecretFile string
+	// ClientCertificateFile holds the app registration's certificate and
+	// its unencrypted RSA private key, PEM-encoded (or PKCS #12 without a
+	// password), at most 1 MiB. Like ClientSecretFile it is read at New and
+	// re-read before each token request.
+	ClientCertificateFile string
+	// TenantID is the Entra ID tenant (directory) ID of the app
+	// registration, or the workload identity's tenant overriding
+	// AZURE_TENANT_ID.
+	TenantID string
+	// ManagedIdentity chooses the managed identity of the Azure resource the
+	// program runs on (VM, scale set, App Service, Container Apps, Arc).
+	ManagedIdentity bool
+	// WorkloadIdentity chooses Microsoft Entra Workload ID (AKS).
+	WorkloadIdentity bool
+	// Scope is the scope tokens are requested for; default the Cloud's
+	// Azure Monitor scope. It must end in "/.default".
+	Scope string
+	// AuthorityHost is the Entra ID authority, e.g.
+	// "https://login.microsoftonline.com/", for private clouds (Azure
+	// Stack) and tests. Default: the Cloud's; for CloudPublic, the
+	// AZURE_AUTHORITY_HOST variable when set. An authority given here or
+	// in AZURE_AUTHORITY_HOST is trusted as configured: Entra ID instance
+	// discovery, which validates unknown authorities against
+	// login.microsoftonline.com, is skipped for it. It must be https.
+	AuthorityHost string
+	// HTTPClient sends the requests to the authority and to the managed
+	// identity endpoint. Default: the Azure SDK's client (proxy from the
+	// environment, system roots). The exporter's own transport (WithTLS,
+	// WithProxyURL) is not used for them: its CA is the receiver's.
+	HTTPClient *http.Client
+}
+
+// WithAzureAD authenticates every remote-write request with an Entra ID
+// (Azure AD) access token, as Azure Monitor managed service for Prometheus
+// requires: it sets "Authorization: Bearer <token>" on the final request.
+// cfg chooses the credential; see Config.
+//
+// Tokens are obtained with the Azure SDK (azidentity) and cached. A token is
+// reused until its refresh point: when less than 5 minutes remain before it
+// expires, or less than half of its lifetime for tokens issued for under 10
+// minutes, or earlier when the authority asks for an earlier refresh. If the
+// refresh fails while the old token is still valid (at least 30 seconds, or
+// a quarter of its lifetime, from expiry), the old token is used and the
+// next export tries again, so a short outage of Entra ID loses nothing; after
+// that the export fails with the error.
+//
+// Getting a token is bounded by the export's context (WithTimeout): a
+// failing or silent authority fails the export in time, never hangs it.
+// Token requests are not retried by the Azure SDK; WithRetry retries the
+// whole request, token included. Errors never carry a secret, a client
+// assertion or a token, even when a server echoes them back. The token is
+// sent only to the endpoint's origin (not after a redirect to another host)
+// and only over https, or http to a loopback address.
+//
+// WithAzureAD cannot be combined with WithBasicAuth, WithBearerToken or an
+// Authorization header; a later WithAuthenticator replaces it. Every
+// configuration error is reported by New.
+func WithAzureAD(cfg Config) prwmetric.Option {
+	return withAzureAD(cfg, time.Now)
+}
+
+// withAzureAD is WithAzureAD with the clock the token cache uses, so that
+// tests can step through token lifetimes without waiting.
+func withAzureAD(cfg Config, now func() time.Time) prwmetric.Option {
+	return prwmetric.WithAuthenticator(optionName, func(next http.RoundTripper) (http.RoundTripper, error) {
+		p, err := newProvider(cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		return &transport{next: next, tokens: p}, nil
+	})
+}
+
+// Size limits of the files WithAzureAD reads.
+const (
+	maxSecretFile      = 16 << 10
+	maxCertificateFile = 1 << 20
+)
+
+// kind is the credential a Config chooses.
+type kind int
+
+const (
+	kindDefault kind = iota
+	kindManagedIdentity
+	kindWorkloadIdentity
+	kindSecret
+	kindCertificate
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindManagedIdentity:
+		return "managed identity"
+	case kindWorkloadIdentity:
+		return "workload identity"
+	case kindSecret:
+		return "client secret"
+	case kindCertificate:
+		return "client certificate"
+	}
+	return "default credential chain"
+}
+
+// settings is a validated Config.
+type settings struct {
+	kind         kind
+	cfg          Config
+	scope        string
+	authority    string
+	trusted      bool // authority configured by the user: skip instance discovery
+	workloadFile string
+}
+
+// validate checks cfg and resolves the authority and scope. getenv is
+// os.Getenv. Every problem is reported at once; no message carries a value
+// that may be secret.
+func validate(cfg Config, getenv func(string) string) (settings, error) {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	s := settings{cfg: cfg}
+	s.cfg.ClientID = strings.TrimSpace(cfg.ClientID)
+	s.cfg.TenantID = strings.TrimSpace(cfg.TenantID)
+
+	// Which kinds were chosen, by which fields.
+	var chosen []string
+	var kinds []kind
+	if cfg.ManagedIdentity {
+		chosen, kinds = append(chosen, "ManagedIdentity"), append(kinds, kindManagedIdentity)
+	}
+	if cfg.WorkloadIdentity {
+		chosen, kinds = append(chosen, "WorkloadIdentity"), append(kinds, kindWorkloadIdentity)
+	}
+	switch {
+	case cfg.ClientSecret != "" && cfg.ClientSecretFile != "":
+		add("Config.ClientSecret and Config.ClientSecretFile both set: keep one (the file keeps the secret out of the program)")
+		chosen, kinds = append(chosen, "ClientSecret/ClientSecretFile"), append(kinds, kindSecret)
+	case cfg.ClientSecret != "":
+		chosen, kinds = append(chosen, "ClientSecret"), append(kinds, kindSecret)
+	case cfg.ClientSecretFile != "":
+		chosen, kinds = append(chosen, "ClientSecretFile"), append(kinds, kindSecret)
+	}
+	if cfg.ClientCertificateFile != "" {
+		chosen, kinds = append(chosen, "ClientCertificateFile"), append(kinds, kindCertificate)
+	}
+	switch len(kinds) {
+	case 0:
+		if s.cfg.ClientID != "" || s.cfg.TenantID != "" {
+			add("Config.ClientID or Config.TenantID set without a credential: add ClientSecretFile (or ClientSecret) or ClientCertificateFile for an app registration, ManagedIdentity: true for a managed identity, or WorkloadIdentity: true for AKS workload identity; leave all of them empty for the Azure SDK's default chain")
+		}
+		s.kind = kindDefault
+	case 1:
+		s.kind = kinds[0]
+	default:
+		add("more than one credential chosen (Config.%s): choose exactly one", strings.Join(chosen, ", Config."))
+		s.kind = kinds[0]
+	}
+
+	switch s.kind {
+	case kindManagedIdentity:
+		if s.cfg.TenantID != "" {
+			add("Config.TenantID is not used with ManagedIdentity (the identity's tenant is the resource's): remove it")
+		}
+	case kindWorkloadIdentity:
+		s.workloadFile = strings.TrimSpace(getenv("AZURE_FEDERATED_TOKEN_FILE"))
+		if s.workloadFile == "" {
+			add("WorkloadIdentity: AZURE_FEDERATED_TOKEN_FILE is not set: label the pod azure.workload.identity/use: \"true\" and give it a service account annotated with the identity's client ID, so that the workload identity webhook sets it")
+		}
+		if s.cfg.ClientID == "" && strings.TrimSpace(getenv("AZURE_CLIENT_ID")) == "" {
+			add("WorkloadIdentity: no client ID: set Config.ClientID or AZURE_CLIENT_ID")
+		}
+		if s.cfg.TenantID == "" && strings.TrimSpace(getenv("AZURE_TENANT_ID")) == "" {
+			add("WorkloadIdentity: no tenant ID: set Config.TenantID or AZURE_TENANT_ID")
+		}
+	case kindSecret, kindCertificate:
+		field := "ClientSecret"
+		if s.kind == kindCertificate {
+			field = "ClientCertificateFile"
+		} else if cfg.ClientSecretFile != "" {
+			field = "ClientSecretFile"
+		}
+		if s.cfg.ClientID == "" {
+			add("Config.%s needs Config.ClientID: the application (client) ID of the app registration", field)
+		}
+		if s.cfg.TenantID == "" {
+			add("Config.%s needs Config.TenantID: the directory (tenant) ID of the app registration", field)
+		}
+	}
+	if s.cfg.TenantID != "" && !validTenantID(s.cfg.TenantID) {
+		add("Config.TenantID %q: not a tenant ID: want a GUID or a domain such as contoso.onmicrosoft.com", s.cfg.TenantID)
+	}
+	if cfg.ClientSecret != "" && strings.TrimSpace(cfg.ClientSecret) == "" {
+		add("Config.ClientSecret is blank: pass the secret's value")
+	}
+
+	c, ok := parseCloud(cfg.Cloud)
+	if !ok {
+		add("Config.Cloud %q: unknown cloud: use azuread.CloudPublic (%q, the default), CloudChina (%q) or CloudUSGovernment (%q); for another cloud set AuthorityHost and Scope", cfg.Cloud, CloudPublic, CloudChina, CloudUSGovernment)
+		c = CloudPublic
+	}
+	s.cfg.Cloud = c
+	s.scope = clouds[c].scope
+	if sc := strings.TrimSpace(cfg.Scope); sc != "" {
+		s.scope = sc
+		if !strings.HasSuffix(sc, "/.default") || strings.ContainsAny(sc, " \t\r\n") {
+			add("Config.Scope %q: want a resource's \"/.default\" scope, e.g. %q", cfg.Scope, clouds[c].scope)
+		}
+	}
+
+	s.authority = clouds[c].authority
+	switch {
+	case strings.TrimSpace(cfg.AuthorityHost) != "":
+		s.authority, s.trusted = strings.TrimSpace(cfg.AuthorityHost), true
+		if err := checkAuthority(s.authority); err != nil {
+			add("Config.AuthorityHost %q: %v", s.authority, err)
+		}
+	case c == CloudPublic && strings.TrimSpace(getenv("AZURE_AUTHORITY_HOST")) != "":
+		s.authority, s.trusted = strings.TrimSpace(getenv("AZURE_AUTHORITY_HOST")), true
+		if err := checkAuthority(s.authority); err != nil {
+			add("AZURE_AUTHORITY_HOST %q: %v", s.authority, err)
+		}
+	}
+
+	if len(problems) > 0 {
+		return s, errors.New(strings.Join(problems, "; "))
+	}
+	return s, nil
+}
+
+func checkAuthority(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("not a URL: want e.g. \"https://login.microsoftonline.com/\"")
+	case u.Scheme != "https":
+		return errors.New("the authority must be https")
+	case u.Host == "":
+		return errors.New("no host: want e.g. \"https://login.microsoftonline.com/\"")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return errors.New("want the authority's base URL only, e.g. \"https://login.microsoftonline.com/\"")
+	}
+	return nil
+}
+
+// validTenantID is azidentity's rule: letters, digits, '.' and '-'.
+func validTenantID(id string) bool {
+	for _, r := range id {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || r == '.' || r == '-') {
+			return false
+		}
+	}
+	return id != ""
+}
+
+// clientOptions are the Azure SDK options every credential gets.
+func (s settings) clientOptions() azcore.ClientOptions {
+	o := azcore.ClientOptions{
+		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
+		// One retry policy: prwmetric's (WithRetry) around the whole
+		// request. The SDK's own retries would spend the export's timeout
+		// and hide the authority's answer behind a deadline error.
+		Retry: policy.RetryOptions{MaxRetries: -1},
+	}
+	if s.cfg.HTTPClient != nil {
+		o.Transport = s.cfg.HTTPClient
+	}
+	return o
+}

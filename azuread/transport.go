@@ -1,0 +1,107 @@
+package azuread
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// transport sets the Entra ID token on each request to the endpoint.
+type transport struct {
+	next   http.RoundTripper
+	tokens *tokenCache
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !sameOrigin(req.URL, originalURL(req)) {
+		// A redirect to another host gets no token.
+		return t.next.RoundTrip(req)
+	}
+	if !secureEnough(req.URL) {
+		closeBody(req)
+		return nil, fmt.Errorf("azuread: refusing to send an Entra ID token over plain http to %s: use the https endpoint", req.URL.Host)
+	}
+	token, err := t.tokens.token(req.Context())
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	// RoundTrippers must not modify the caller's request.
+	out := req.Clone(req.Context())
+	out.Header.Set("Authorization", "Bearer "+token)
+	resp, err := t.next.RoundTrip(out)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 400 {
+		scrubBody(resp, token)
+	}
+	return resp, nil
+}
+
+// originalURL is the URL of the request the client was asked to send,
+// before any redirect.
+func originalURL(req *http.Request) *url.URL {
+	// http.Client stops after 10 redirects; the bound only guards a cycle.
+	for i := 0; i < 100 && req.Response != nil && req.Response.Request != nil; i++ {
+		req = req.Response.Request
+	}
+	return req.URL
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && strings.EqualFold(a.Host, b.Host)
+}
+
+// secureEnough allows https, and http to a loopback address (a local proxy
+// or a test receiver), where the token cannot be overheard.
+func secureEnough(u *url.URL) bool {
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close() // RoundTrip must close the body, even on error.
+	}
+}
+
+// maxScrub bounds how much of an error answer is searched for the token;
+// the exporter quotes only the first KiB of it.
+const maxScrub = 64 << 10
+
+// scrubBody removes the token from the start of an error answer, which the
+// exporter quotes in its error: a receiver may echo the request's headers.
+func scrubBody(resp *http.Response, token string) {
+	head, err := io.ReadAll(io.LimitReader(resp.Body, maxScrub))
+	if bytes.Contains(head, []byte(token)) {
+		head = bytes.ReplaceAll(head, []byte(token), []byte(redacted))
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
+	var rest io.Reader = resp.Body
+	if err != nil {
+		rest = errReader{err}
+	}
+	resp.Body = readCloser{Reader: io.MultiReader(bytes.NewReader(head), rest), Closer: resp.Body}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
