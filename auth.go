@@ -44,7 +44,7 @@ func sameOrigin(a, b *url.URL) bool {
 
 // wrapTransport layers custom headers, then authentication, around next, so
 // that the request code never knows which authentication is configured.
-func wrapTransport(next http.RoundTripper, c config) http.RoundTripper {
+func wrapTransport(next http.RoundTripper, c config, sec *secrets) http.RoundTripper {
 	if len(c.headers) > 0 {
 		static := make(http.Header, len(c.headers))
 		for k, v := range c.headers {
@@ -52,7 +52,7 @@ func wrapTransport(next http.RoundTripper, c config) http.RoundTripper {
 		}
 		next = &originTransport{next: next, origin: c.endpointURL, header: func() (http.Header, error) { return static, nil }}
 	}
-	if auth := authorization(c); auth != nil {
+	if auth := authorization(c, sec); auth != nil {
 		next = &originTransport{next: next, origin: c.endpointURL, header: func() (http.Header, error) {
 			v, err := auth()
 			if err != nil {
@@ -66,8 +66,9 @@ func wrapTransport(next http.RoundTripper, c config) http.RoundTripper {
 
 // authorization returns a function giving the Authorization header value, or
 // nil when no authentication is configured. Files are read at each request so
-// that rotated secrets take effect without a restart.
-func authorization(c config) func() (string, error) {
+// that rotated secrets take effect without a restart; what they hold joins
+// sec.
+func authorization(c config, sec *secrets) func() (string, error) {
 	switch {
 	case c.basicAuthSet && c.basicAuthFromFile:
 		user, path := c.basicAuthUser, c.basicAuthFile
@@ -76,7 +77,9 @@ func authorization(c config) func() (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("prwmetric: reading the basic-auth password file: %w", err)
 			}
-			return basicAuth(user, strings.TrimRight(string(b), "\r\n")), nil
+			password := strings.TrimRight(string(b), "\r\n")
+			sec.set("basic-auth password file", password, user+":"+password)
+			return basicAuth(user, password), nil
 		}
 	case c.basicAuthSet:
 		v := basicAuth(c.basicAuthUser, c.basicAuthPassword)
@@ -89,6 +92,7 @@ func authorization(c config) func() (string, error) {
 				return "", fmt.Errorf("prwmetric: reading the bearer token file: %w", err)
 			}
 			token := strings.TrimSpace(string(b))
+			sec.set("bearer token file", token)
 			if token == "" {
 				return "", fmt.Errorf("prwmetric: the bearer token file %q is empty", path)
 			}
@@ -103,4 +107,58 @@ func authorization(c config) func() (string, error) {
 
 func basicAuth(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
+
+// knownSecrets returns the secrets of c that New knows: the credentials,
+// secret header values and the endpoint's and proxy's query values and
+// passwords. Secret files add theirs when read.
+func knownSecrets(c config) *secrets {
+	sec := &secrets{}
+	if c.basicAuthSet && !c.basicAuthFromFile {
+		sec.set("basic auth", c.basicAuthPassword, c.basicAuthUser+":"+c.basicAuthPassword)
+	}
+	if c.bearerSet {
+		sec.set("bearer token", c.bearerToken)
+	}
+	var headers []string
+	for name, value := range c.headers {
+		if secretHeader(name) {
+			headers = append(headers, value)
+			// "Bearer tok", "Basic dXNlcjpwdw==": the credential alone too.
+			if _, cred, ok := strings.Cut(value, " "); ok {
+				headers = append(headers, cred)
+			}
+		}
+	}
+	sec.set("headers", headers...)
+	if c.endpointURL != nil {
+		sec.set("endpoint query", queryValues(c.endpointURL)...)
+	}
+	if c.proxyURL != "" {
+		if u, err := url.Parse(c.proxyURL); err == nil {
+			values := queryValues(u)
+			if p, ok := u.User.Password(); ok {
+				values = append(values, p, u.User.Username()+":"+p)
+			}
+			sec.set("proxy", values...)
+		}
+	}
+	return sec
+}
+
+// secretHeader reports whether a header of this name carries a secret:
+// Authorization and the like, and names that say key, token, secret,
+// password, signature or credential (X-API-Key, X-Auth-Token, …).
+func secretHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie":
+		return true
+	}
+	for _, word := range []string{"key", "token", "secret", "password", "passwd", "auth", "signature", "credential", "session"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
 }

@@ -212,7 +212,7 @@ func TestOriginTransportLeavesRequestAlone(t *testing.T) {
 	}
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
-	rt := wrapTransport(base, c)
+	rt := wrapTransport(base, c, &secrets{})
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, endpoint, strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)

@@ -68,14 +68,17 @@ func isProtocolHeader(canonical string) bool {
 type client struct {
 	http     *http.Client
 	endpoint string
+	// redacted is the endpoint for errors and logs (see safeURL).
 	redacted string
+	// secrets are taken out of every response body and transport error.
+	secrets *secrets
 	// owned is the transport New created, closed on Shutdown; nil when the
 	// user brought their own client.
 	owned *http.Transport
 }
 
 func newClient(c config) (*client, error) {
-	cl := &client{endpoint: c.endpointURL.String(), redacted: c.endpointURL.Redacted()}
+	cl := &client{endpoint: c.endpointURL.String(), redacted: safeURL(c.endpointURL), secrets: knownSecrets(c)}
 	var base http.RoundTripper
 	hc := &http.Client{}
 	if c.httpClient != nil {
@@ -115,7 +118,7 @@ func newClient(c config) (*client, error) {
 			base = wrapped
 		}
 	}
-	hc.Transport = wrapTransport(base, c)
+	hc.Transport = wrapTransport(base, c, cl.secrets)
 	if hc.CheckRedirect == nil {
 		hc.CheckRedirect = checkRedirect
 	}
@@ -195,7 +198,7 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: stripURL(err)}
+		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: c.secrets.redactErr(stripURL(err))}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -217,7 +220,7 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 	return &WriteError{
 		Endpoint:   c.redacted,
 		StatusCode: resp.StatusCode,
-		Body:       cleanBody(msg),
+		Body:       c.secrets.redact(cleanBody(msg)),
 		Series:     series,
 		Attempts:   1,
 		retryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now()),

@@ -38,7 +38,10 @@ const (
 type config struct {
 	endpoint    string
 	endpointURL *url.URL
-	timeout     time.Duration
+	// endpointFrom names where endpoint came from, for New's errors: an
+	// option or an environment variable.
+	endpointFrom string
+	timeout      time.Duration
 
 	basicAuthSet      bool
 	basicAuthFromFile bool
@@ -138,8 +141,8 @@ func (c *config) validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	if c.endpoint == "" {
-		add("prwmetric: no endpoint: use WithEndpoint(\"http://host:port/api/v1/write\")")
-	} else if u, err := parseEndpoint(c.endpoint); err != nil {
+		add("prwmetric: no endpoint: use WithEndpoint(\"http://host:port/api/v1/write\") or set %s", envEndpoint)
+	} else if u, err := parseEndpoint(c.endpoint, c.endpointFrom); err != nil {
 		errs = append(errs, err)
 	} else {
 		c.endpointURL = u
@@ -197,7 +200,9 @@ func (c *config) validate() error {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
 		switch {
 		case !validHeaderName(name):
-			add("prwmetric: WithHeaders: %q is not a valid HTTP header name", name)
+			// Never the whole name: a header line passed as a name
+			// ("Authorization: Bearer …") holds its value.
+			add("prwmetric: WithHeaders: %q is not a valid HTTP header name; pass the name and the value separately, e.g. {\"X-Scope-OrgID\": \"tenant\"}", headerNamePrefix(name))
 		case !validHeaderValue(value):
 			// The value may be a secret: name the header only.
 			add("prwmetric: WithHeaders: the value of header %q is not a valid HTTP header value (control characters or newlines?)", name)
@@ -215,10 +220,13 @@ func (c *config) validate() error {
 	if c.proxySet && c.proxyURL != "" {
 		u, err := url.Parse(c.proxyURL)
 		if err != nil || u.Scheme == "" || u.Host == "" {
-			add("prwmetric: WithProxyURL(%q): not a proxy URL; want e.g. \"http://proxy.example:3128\"", redactURLString(c.proxyURL))
+			add("prwmetric: WithProxyURL(%q): not a proxy URL; want e.g. \"http://proxy.example:3128\"", safeURLString(c.proxyURL))
 		} else {
 			c.proxy = http.ProxyURL(u)
 		}
+	}
+	if (c.tls != nil || c.tlsClientConfig != nil) && c.endpointURL != nil && c.endpointURL.Scheme != "https" && !strings.HasPrefix(c.proxyURL, "https://") {
+		add("prwmetric: TLS settings (WithTLS, WithTLSClientConfig or the %s* variables) are set but the endpoint %s is plain http, which would ignore them: use an https:// endpoint, or drop the TLS settings", envPrefix+"CERTIFICATE", safeURL(c.endpointURL))
 	}
 	if c.tls != nil && c.tlsClientConfig != nil {
 		add("prwmetric: WithTLS and WithTLSClientConfig both set: keep one")
@@ -315,35 +323,34 @@ func (c *config) validateConversion() error {
 	return errors.Join(errs...)
 }
 
-func parseEndpoint(raw string) (*url.URL, error) {
+func parseEndpoint(raw, from string) (*url.URL, error) {
+	setting := fmt.Sprintf("WithEndpoint(%q)", safeURLString(raw))
+	if from != "" && from != "WithEndpoint" {
+		setting = fmt.Sprintf("%s=%q", from, safeURLString(raw))
+	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("prwmetric: WithEndpoint(%q): not a URL: want e.g. \"http://host:9090/api/v1/write\"", redactURLString(raw))
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("prwmetric: WithEndpoint(%q): scheme must be http or https", u.Redacted())
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("prwmetric: WithEndpoint(%q): no host: want e.g. \"http://host:9090/api/v1/write\"", u.Redacted())
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("prwmetric: WithEndpoint(%q): credentials in the URL are not sent; use WithBasicAuth instead", u.Redacted())
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("prwmetric: %s: not a URL: want e.g. \"http://host:9090/api/v1/write\"", setting)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("prwmetric: %s: scheme must be http or https, e.g. \"http://host:9090/api/v1/write\"", setting)
+	case u.Host == "":
+		return nil, fmt.Errorf("prwmetric: %s: no host: want e.g. \"http://host:9090/api/v1/write\"", setting)
+	case u.User != nil:
+		return nil, fmt.Errorf("prwmetric: %s: credentials in the URL are not sent; use WithBasicAuth instead", setting)
 	}
 	return u, nil
 }
 
-// redactURLString hides userinfo in a string that may not parse as a URL.
-func redactURLString(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
-			return raw[:scheme+3] + "xxxxx" + raw[at:]
+// headerNamePrefix is name up to its first character not allowed in a
+// header name, for an error that must not echo a value passed along.
+func headerNamePrefix(name string) string {
+	for i := 0; i < len(name); i++ {
+		if !validHeaderName(name[i : i+1]) {
+			return name[:i] + "…"
 		}
-		return "xxxxx" + raw[at:]
 	}
-	return raw
+	return name
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.

@@ -36,7 +36,7 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 	}
 
 	if v := get(envEndpoint); v != "" {
-		opts = append(opts, WithEndpoint(v))
+		opts = append(opts, optionFunc(func(c config) config { c.endpoint, c.endpointFrom = v, envEndpoint; return c }))
 	}
 	if v := get(envHeaders); v != "" {
 		h, err := parseHeaders(v)

@@ -28,7 +28,7 @@ func (f optionFunc) apply(c config) config { return f(c) }
 // It is required; the scheme must be http or https, and credentials belong in
 // WithBasicAuth, not in the URL.
 func WithEndpoint(url string) Option {
-	return optionFunc(func(c config) config { c.endpoint = url; return c })
+	return optionFunc(func(c config) config { c.endpoint, c.endpointFrom = url, "WithEndpoint"; return c })
 }
 
 // WithTimeout bounds each export, conversion and request included. The
