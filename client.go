@@ -136,6 +136,7 @@ func newClient(c config) (*client, error) {
 		}
 		cl.owned, base = t, t
 	}
+	tokenBase := base // OAuth2 token requests: our TLS and proxy, no auth layers or hooks
 	if c.authenticator != nil {
 		wrapped, err := c.authenticator(base)
 		if err != nil {
@@ -152,6 +153,9 @@ func newClient(c config) (*client, error) {
 		}
 	}
 	hc.Transport = wrapTransport(base, c)
+	if c.oauth2 != nil {
+		hc.Transport = newOAuth2Transport(hc.Transport, tokenBase, c)
+	}
 	if hc.CheckRedirect == nil {
 		hc.CheckRedirect = checkRedirect
 	}

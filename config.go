@@ -63,6 +63,7 @@ type config struct {
 	// (WithAuthenticator); authenticatorName is the option users wrote.
 	authenticator     func(http.RoundTripper) (http.RoundTripper, error)
 	authenticatorName string
+	oauth2            *OAuth2Config
 
 	logger              *slog.Logger
 	aggregationSelector sdkmetric.AggregationSelector
@@ -108,9 +109,10 @@ func newConfig(opts []Option) (config, error) {
 		c = applyOptions(c, envOpts)
 		// Credentials and TLS are each one setting: when code configures
 		// them, none of the environment's parts remain to conflict with it.
-		if code.basicAuthSet || code.bearerSet || code.bearerFileSet {
+		if code.basicAuthSet || code.bearerSet || code.bearerFileSet || code.oauth2 != nil {
 			c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, false, "", "", ""
 			c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile = false, "", false, ""
+			c.oauth2 = nil
 		}
 		if code.tls != nil || code.tlsClientConfig != nil || code.httpClient != nil {
 			c.tls = nil
@@ -192,6 +194,7 @@ func (c *config) validate() error {
 			add("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", c.authenticatorName, bearerName)
 		}
 	}
+	errs = append(errs, c.validateOAuth2()...)
 	for name, value := range c.headers {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
 		switch {

@@ -86,6 +86,10 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 	case tokenFile != "":
 		opts = append(opts, WithBearerTokenFile(tokenFile))
 	}
+	oauth2Opt, oauth2Errs := oauth2FromEnvironment(get)
+	if errs = append(errs, oauth2Errs...); oauth2Opt != nil {
+		opts = append(opts, oauth2Opt)
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("prwmetric: environment: %s", strings.Join(errs, "; "))
 	}
