@@ -1,11 +1,11 @@
 package prwmetric
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 )
 
@@ -16,14 +16,14 @@ type originTransport struct {
 	next   http.RoundTripper
 	origin *url.URL
 	// header returns the headers to add; an error fails the request.
-	header func() (http.Header, error)
+	header func(ctx context.Context) (http.Header, error)
 }
 
 func (t *originTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !sameOrigin(req.URL, t.origin) {
 		return t.next.RoundTrip(req)
 	}
-	h, err := t.header()
+	h, err := t.header(req.Context())
 	if err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close() // RoundTrip must close the body, even on error.
@@ -50,11 +50,11 @@ func wrapTransport(next http.RoundTripper, c config, sec *secrets) http.RoundTri
 		for k, v := range c.headers {
 			static.Set(k, v)
 		}
-		next = &originTransport{next: next, origin: c.endpointURL, header: func() (http.Header, error) { return static, nil }}
+		next = &originTransport{next: next, origin: c.endpointURL, header: func(context.Context) (http.Header, error) { return static, nil }}
 	}
 	if auth := authorization(c, sec); auth != nil {
-		next = &originTransport{next: next, origin: c.endpointURL, header: func() (http.Header, error) {
-			v, err := auth()
+		next = &originTransport{next: next, origin: c.endpointURL, header: func(ctx context.Context) (http.Header, error) {
+			v, err := auth(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -68,30 +68,30 @@ func wrapTransport(next http.RoundTripper, c config, sec *secrets) http.RoundTri
 // nil when no authentication is configured. Files are read at each request so
 // that rotated secrets take effect without a restart; what they hold joins
 // sec.
-func authorization(c config, sec *secrets) func() (string, error) {
+func authorization(c config, sec *secrets) func(ctx context.Context) (string, error) {
 	switch {
 	case c.basicAuthSet && c.basicAuthFromFile:
 		user, path := c.basicAuthUser, c.basicAuthFile
-		return func() (string, error) {
-			b, err := os.ReadFile(path)
+		return func(ctx context.Context) (string, error) {
+			b, err := readSecretFile(ctx, "WithBasicAuthPasswordFile", path)
 			if err != nil {
-				return "", fmt.Errorf("prwmetric: reading the basic-auth password file: %w", err)
+				return "", err
 			}
-			password := strings.TrimRight(string(b), "\r\n")
+			password := strings.TrimRight(b, "\r\n")
 			sec.set("basic-auth password file", password, user+":"+password)
 			return basicAuth(user, password), nil
 		}
 	case c.basicAuthSet:
 		v := basicAuth(c.basicAuthUser, c.basicAuthPassword)
-		return func() (string, error) { return v, nil }
+		return func(context.Context) (string, error) { return v, nil }
 	case c.bearerFileSet:
 		path := c.bearerTokenFile
-		return func() (string, error) {
-			b, err := os.ReadFile(path)
+		return func(ctx context.Context) (string, error) {
+			b, err := readSecretFile(ctx, "WithBearerTokenFile", path)
 			if err != nil {
-				return "", fmt.Errorf("prwmetric: reading the bearer token file: %w", err)
+				return "", err
 			}
-			token := strings.TrimSpace(string(b))
+			token := strings.TrimSpace(b)
 			sec.set("bearer token file", token)
 			if token == "" {
 				return "", fmt.Errorf("prwmetric: the bearer token file %q is empty", path)
@@ -100,7 +100,7 @@ func authorization(c config, sec *secrets) func() (string, error) {
 		}
 	case c.bearerSet:
 		v := "Bearer " + c.bearerToken
-		return func() (string, error) { return v, nil }
+		return func(context.Context) (string, error) { return v, nil }
 	}
 	return nil
 }

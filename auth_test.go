@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -162,8 +164,10 @@ func TestCredentialFileProblemsFailTheExport(t *testing.T) {
 		opt     func(path string) Option
 		want    string
 	}{
-		{name: "password file missing", missing: true, opt: func(p string) Option { return WithBasicAuthPasswordFile("alice", p) }, want: "password file"},
-		{name: "token file missing", missing: true, opt: WithBearerTokenFile, want: "token file"},
+		{name: "password file missing", missing: true, opt: func(p string) Option { return WithBasicAuthPasswordFile("alice", p) }, want: "WithBasicAuthPasswordFile"},
+		{name: "token file missing", missing: true, opt: WithBearerTokenFile, want: "WithBearerTokenFile"},
+		{name: "token file too large", file: strings.Repeat("t", maxSecretFileBytes+1), opt: WithBearerTokenFile, want: "larger than 64 KiB"},
+		{name: "password file too large", file: strings.Repeat("p", maxSecretFileBytes+1), opt: func(p string) Option { return WithBasicAuthPasswordFile("alice", p) }, want: "larger than 64 KiB"},
 		{name: "token file empty", file: " \n", opt: WithBearerTokenFile, want: "empty"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,5 +292,44 @@ func TestAuthenticatorProblemsFailNew(t *testing.T) {
 		{name: "with Authorization header", give: []Option{ep, WithHeaders(map[string]string{"Authorization": secretToken}), WithAuthenticator("x.WithThing", ok)}, want: []string{"x.WithThing", "Authorization"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) { assertNewFails(t, tt.give, tt.want) })
+	}
+}
+
+// TestCredentialFileNeverHangsOrExhaustsMemory points the credential files
+// at what must never be read: a FIFO without a writer (reading would block
+// forever), a device that never ends, a directory. Each export fails within
+// its timeout, naming the option and the path, and never the contents.
+func TestCredentialFileNeverHangsOrExhaustsMemory(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		path string
+		opt  func(path string) Option
+		want string
+	}{
+		{name: "token FIFO without writer", path: fifo, opt: WithBearerTokenFile, want: "not a regular file"},
+		{name: "password FIFO without writer", path: fifo, opt: func(p string) Option { return WithBasicAuthPasswordFile("alice", p) }, want: "not a regular file"},
+		{name: "token from /dev/zero", path: "/dev/zero", opt: WithBearerTokenFile, want: "not a regular file"},
+		{name: "token directory", path: dir, opt: WithBearerTokenFile, want: "not a regular file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+			exp := newExporter(t, pinned(WithEndpoint(endpoint), WithTimeout(2*time.Second), tt.opt(tt.path))...)
+			start := time.Now()
+			err := exp.Export(t.Context(), counterData(1))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.path) {
+				t.Fatalf("Export = %v, want an error naming the path and %q", err, tt.want)
+			}
+			if elapsed := time.Since(start); elapsed >= 2*time.Second {
+				t.Errorf("Export took %v, past its timeout", elapsed)
+			}
+			if n := rec.count(); n != 0 {
+				t.Errorf("server received %d requests, want none", n)
+			}
+		})
 	}
 }

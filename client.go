@@ -52,6 +52,8 @@ const (
 	// maxDrain bounds how much of a response body is read so the connection
 	// can be reused; a peer sending more is cut off and the connection closed.
 	maxDrain = 4 << 20
+	// bodyReadTimeout bounds the reading of a response body (see attempt).
+	bodyReadTimeout = 500 * time.Millisecond
 )
 
 func isProtocolHeader(canonical string) bool {
@@ -103,6 +105,7 @@ func newClient(c config) (*client, error) {
 		}
 		cl.owned, base = t, t
 	}
+	tokenBase := base // OAuth2 token requests: our TLS and proxy, no auth layers or hooks
 	if c.authenticator != nil {
 		wrapped, err := c.authenticator(base)
 		if err != nil {
@@ -119,6 +122,9 @@ func newClient(c config) (*client, error) {
 		}
 	}
 	hc.Transport = wrapTransport(base, c, cl.secrets)
+	if c.oauth2 != nil {
+		hc.Transport = newOAuth2Transport(hc.Transport, tokenBase, c, cl.secrets)
+	}
 	if hc.CheckRedirect == nil {
 		hc.CheckRedirect = checkRedirect
 	}
@@ -201,6 +207,11 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: c.secrets.redactErr(stripURL(err))}
 	}
 	defer resp.Body.Close()
+	// The body is read for a failure's message and so that the connection
+	// can be reused, but never for long: a success does not need it, and a
+	// body that stalls must cost the connection, not the export.
+	stop := time.AfterFunc(bodyReadTimeout, func() { _ = resp.Body.Close() })
+	defer stop.Stop()
 	if resp.StatusCode/100 == 2 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 		if proto != ProtocolV2 {
@@ -215,12 +226,14 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 		}
 		return nil
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	// Read past the cap by the longest secret: one that starts before the
+	// cap is then redacted whole, not cut into a prefix that escapes.
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, int64(maxErrorBody+c.secrets.longest())))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	return &WriteError{
 		Endpoint:   c.redacted,
 		StatusCode: resp.StatusCode,
-		Body:       c.secrets.redact(cleanBody(msg)),
+		Body:       cleanBody([]byte(c.secrets.redact(string(msg)))),
 		Series:     series,
 		Attempts:   1,
 		retryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now()),
@@ -262,19 +275,16 @@ func stripURL(err error) error {
 	return err
 }
 
-// cleanBody keeps the response text as given, but valid UTF-8 and without
-// the trailing newline most servers add.
+// cleanBody keeps the start of the response text as given, at most
+// maxErrorBody bytes of valid UTF-8, without the trailing newline most
+// servers add.
 func cleanBody(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-		// A character cut at the cap became U+FFFD, which is longer.
-		for len(s) > maxErrorBody {
-			_, n := utf8.DecodeLastRuneInString(s)
-			s = s[:len(s)-n]
-		}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	for len(s) > maxErrorBody {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
 	}
-	return s
+	return strings.TrimSpace(s)
 }
 
 func (c *client) close() {

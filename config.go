@@ -67,6 +67,7 @@ type config struct {
 	// (WithAuthenticator); authenticatorName is the option users wrote.
 	authenticator     func(http.RoundTripper) (http.RoundTripper, error)
 	authenticatorName string
+	oauth2            *OAuth2Config
 
 	logger              *slog.Logger
 	aggregationSelector sdkmetric.AggregationSelector
@@ -112,9 +113,10 @@ func newConfig(opts []Option) (config, error) {
 		c = applyOptions(c, envOpts)
 		// Credentials and TLS are each one setting: when code configures
 		// them, none of the environment's parts remain to conflict with it.
-		if code.basicAuthSet || code.bearerSet || code.bearerFileSet {
+		if code.basicAuthSet || code.bearerSet || code.bearerFileSet || code.oauth2 != nil {
 			c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, false, "", "", ""
 			c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile = false, "", false, ""
+			c.oauth2 = nil
 		}
 		if code.tls != nil || code.tlsClientConfig != nil || code.httpClient != nil {
 			c.tls = nil
@@ -196,6 +198,7 @@ func (c *config) validate() error {
 			add("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", c.authenticatorName, bearerName)
 		}
 	}
+	errs = append(errs, c.validateOAuth2()...)
 	for name, value := range c.headers {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
 		switch {
@@ -225,7 +228,7 @@ func (c *config) validate() error {
 			c.proxy = http.ProxyURL(u)
 		}
 	}
-	if (c.tls != nil || c.tlsClientConfig != nil) && c.endpointURL != nil && c.endpointURL.Scheme != "https" && !strings.HasPrefix(c.proxyURL, "https://") {
+	if (c.tls != nil || c.tlsClientConfig != nil) && c.endpointURL != nil && c.endpointURL.Scheme != "https" && !c.tlsUsedElsewhere() {
 		add("prwmetric: TLS settings (WithTLS, WithTLSClientConfig or the %s* variables) are set but the endpoint %s is plain http, which would ignore them: use an https:// endpoint, or drop the TLS settings", envPrefix+"CERTIFICATE", safeURL(c.endpointURL))
 	}
 	if c.tls != nil && c.tlsClientConfig != nil {
@@ -396,4 +399,10 @@ func merge(a, b map[string]string) map[string]string {
 	maps.Copy(m, a)
 	maps.Copy(m, b)
 	return m
+}
+
+// tlsUsedElsewhere reports whether TLS settings serve a connection other
+// than the endpoint's: an https proxy, or an https OAuth2 token endpoint.
+func (c *config) tlsUsedElsewhere() bool {
+	return strings.HasPrefix(c.proxyURL, "https://") || c.oauth2 != nil && strings.HasPrefix(c.oauth2.TokenURL, "https://")
 }

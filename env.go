@@ -80,6 +80,10 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 	case tokenFile != "":
 		opts = append(opts, WithBearerTokenFile(tokenFile))
 	}
+	oauth2Opt, oauth2Errs := oauth2FromEnvironment(get)
+	if errs = append(errs, oauth2Errs...); oauth2Opt != nil {
+		opts = append(opts, oauth2Opt)
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("prwmetric: environment: %s", strings.Join(errs, "; "))
 	}
@@ -111,4 +115,50 @@ func parseHeaders(s string) (map[string]string, error) {
 		h[key] = val
 	}
 	return h, nil
+}
+
+// Environment variables of WithOAuth2; the secret comes from a file only.
+const (
+	envOAuth2ClientID         = envPrefix + "OAUTH2_CLIENT_ID"
+	envOAuth2ClientSecretFile = envPrefix + "OAUTH2_CLIENT_SECRET_FILE"
+	envOAuth2TokenURL         = envPrefix + "OAUTH2_TOKEN_URL"
+	envOAuth2Scopes           = envPrefix + "OAUTH2_SCOPES"
+)
+
+// oauth2FromEnvironment returns the WithOAuth2 option the environment asks
+// for (nil when none) and its problems, in fromEnvironment's style; get
+// returns a variable's trimmed value.
+func oauth2FromEnvironment(get func(string) string) (Option, []string) {
+	id, secretFile, tokenURL, scopes := get(envOAuth2ClientID), get(envOAuth2ClientSecretFile), get(envOAuth2TokenURL), get(envOAuth2Scopes)
+	var set string
+	for _, v := range []struct{ name, value string }{{envOAuth2ClientID, id}, {envOAuth2ClientSecretFile, secretFile}, {envOAuth2TokenURL, tokenURL}, {envOAuth2Scopes, scopes}} {
+		if v.value != "" {
+			set = v.name
+			break
+		}
+	}
+	if set == "" {
+		return nil, nil
+	}
+	var errs []string
+	for _, v := range []struct{ name, value string }{{envOAuth2ClientID, id}, {envOAuth2ClientSecretFile, secretFile}, {envOAuth2TokenURL, tokenURL}} {
+		if v.value == "" {
+			errs = append(errs, fmt.Sprintf("%s is set without %s: set it too", set, v.name))
+		}
+	}
+	for _, other := range []string{envBasicAuthUsername, envBasicAuthPassword, envBearerTokenFile} {
+		if get(other) != "" {
+			errs = append(errs, fmt.Sprintf("%s and %s are both set: a request carries one Authorization header, unset one", set, other))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	cfg := OAuth2Config{ClientID: id, ClientSecretFile: secretFile, TokenURL: tokenURL}
+	for _, s := range strings.Split(scopes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Scopes = append(cfg.Scopes, s)
+		}
+	}
+	return WithOAuth2(cfg), nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -137,4 +139,58 @@ func ExampleWithProtocol() {
 	// 2.0 415
 	// 1.0 204
 	// jobs_total: 7
+}
+
+// Authenticate with access tokens from an OAuth2 token endpoint (the client
+// credentials grant). A stand-in token endpoint runs here; in production
+// TokenURL is your identity provider's or gateway's, and ClientSecretFile
+// names the secret your secret store mounts.
+func ExampleWithOAuth2() {
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, _ := r.BasicAuth()
+		if id != "exporter" || secret != "s3cret" || r.FormValue("grant_type") != "client_credentials" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"token-from-idp","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer idp.Close()
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+
+	exp, err := prwmetric.New(
+		prwmetric.WithEndpoint(srv.URL()),
+		prwmetric.WithOAuth2(prwmetric.OAuth2Config{
+			ClientID:     "exporter",
+			ClientSecret: "s3cret", // or ClientSecretFile: "/var/run/secrets/prw/client-secret"
+			TokenURL:     idp.URL + "/oauth2/token",
+			Scopes:       []string{"metrics.write"},
+		}),
+		prwmetric.WithoutEnvironment(),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	ctx := context.Background()
+	defer provider.Shutdown(ctx)
+
+	jobs, err := provider.Meter("example/worker").Int64Counter("jobs")
+	if err != nil {
+		log.Fatal(err)
+	}
+	jobs.Add(ctx, 1)
+	// Two exports, one token: it is reused until shortly before it expires.
+	for range 2 {
+		if err := provider.ForceFlush(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for _, r := range srv.Requests() {
+		fmt.Println(r.Status, r.Header.Get("Authorization"))
+	}
+	// Output:
+	// 204 Bearer token-from-idp
+	// 204 Bearer token-from-idp
 }

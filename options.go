@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/prometheus/otlptranslator"
@@ -354,4 +355,48 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // environment variables, for programs configured by code alone.
 func WithoutEnvironment() Option {
 	return optionFunc(func(c config) config { c.withoutEnvironment = true; return c })
+}
+
+// WithOAuth2 authenticates every request with an access token obtained from
+// cfg.TokenURL by the OAuth 2.0 client credentials grant, sent as
+// "Authorization: Bearer <token>" to the endpoint's origin only.
+//
+// The client ID and secret are sent to the token endpoint as HTTP basic
+// authentication (client_secret_basic, each URL-encoded first as RFC 6749
+// section 2.3.1 requires), the method every authorization server must
+// support; never in the form body.
+//
+// A token is reused until 10 seconds before the expiry the token endpoint
+// gave (expires_in), then a new one is fetched by the next request; a token
+// without expires_in is reused until the receiver refuses it. When the
+// receiver answers 401, the token is dropped and the request is sent once
+// more with a fresh one; a second 401 is the export's error. Token requests
+// go through the exporter's own transport (WithTLS, WithTLSClientConfig,
+// WithProxy, WithProxyURL, or WithHTTPClient's transport), not through
+// WithRoundTripper hooks, never follow redirects, and are bounded by the
+// export's context and timeout. A token endpoint that fails makes that
+// export fail with an error naming WithOAuth2, the token URL, the status and
+// the OAuth2 error code; the response body is never shown, as it may echo
+// the credentials.
+//
+// WithOAuth2 sets the request's one Authorization: it cannot be combined with
+// basic auth, a bearer token, an Authorization header or WithAuthenticator.
+// The config's Scopes and EndpointParams are copied. New validates cfg but
+// does not contact the token endpoint. A later WithOAuth2 replaces an earlier
+// one. Default: none.
+func WithOAuth2(cfg OAuth2Config) Option {
+	cfg.Scopes = slices.Clone(cfg.Scopes)
+	cfg.EndpointParams = cloneValues(cfg.EndpointParams)
+	return optionFunc(func(c config) config { c.oauth2 = &cfg; return c })
+}
+
+func cloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
 }

@@ -58,6 +58,16 @@ func (s *secrets) set(source string, values ...string) {
 	s.all = slices.Compact(s.all)
 }
 
+// longest is the length of the longest secret form.
+func (s *secrets) longest() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.all) == 0 {
+		return 0
+	}
+	return len(s.all[0])
+}
+
 // redact returns text with every known secret replaced by redactedText.
 func (s *secrets) redact(text string) string {
 	if s == nil || text == "" {

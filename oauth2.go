@@ -1,0 +1,369 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// OAuth2Config configures WithOAuth2: the OAuth 2.0 client credentials grant
+// (RFC 6749, section 4.4), as Prometheus' oauth2 setting has it.
+type OAuth2Config struct {
+	// ClientID identifies the client to the token endpoint. Required.
+	ClientID string
+	// ClientSecret is the client's secret. Set it or ClientSecretFile, not
+	// both.
+	ClientSecret string
+	// ClientSecretFile is a file holding the client secret, read at each
+	// token request (so that a rotated secret takes effect without a
+	// restart) and trimmed of trailing newlines. It must be a regular file
+	// of at most 64 KiB.
+	ClientSecretFile string
+	// TokenURL is the token endpoint, e.g.
+	// "https://login.example.com/oauth2/token": http or https, without
+	// credentials in it. Required.
+	TokenURL string
+	// Scopes are requested as the space-separated scope parameter. Optional.
+	Scopes []string
+	// EndpointParams are further form parameters of the token request, such
+	// as "audience" or "resource". Optional. They cannot replace grant_type,
+	// scope, client_id or client_secret.
+	EndpointParams url.Values
+}
+
+// validateOAuth2 checks WithOAuth2's settings and that it is the only
+// source of the Authorization header. No secret is ever echoed.
+func (c *config) validateOAuth2() []error {
+	o := c.oauth2
+	if o == nil {
+		return nil
+	}
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("prwmetric: WithOAuth2: "+format, args...))
+	}
+	if o.ClientID == "" {
+		add("ClientID is empty: pass the client ID the token endpoint knows the exporter by")
+	}
+	switch {
+	case o.ClientSecret != "" && o.ClientSecretFile != "":
+		add("ClientSecret and ClientSecretFile both set: keep one")
+	case o.ClientSecret == "" && o.ClientSecretFile == "":
+		add("no client secret: set ClientSecret, or ClientSecretFile to the file that holds it")
+	}
+	if o.TokenURL == "" {
+		add("TokenURL is empty: pass the token endpoint, e.g. \"https://login.example.com/oauth2/token\"")
+	} else if u, err := url.Parse(o.TokenURL); err != nil {
+		add("TokenURL %q is not a URL: want e.g. \"https://login.example.com/oauth2/token\"", safeURLString(o.TokenURL))
+	} else {
+		switch {
+		case u.Scheme != "http" && u.Scheme != "https":
+			add("TokenURL %q: the scheme must be http or https", safeURLString(o.TokenURL))
+		case u.Host == "":
+			add("TokenURL %q has no host: want e.g. \"https://login.example.com/oauth2/token\"", safeURLString(o.TokenURL))
+		case u.User != nil:
+			add("TokenURL %q holds credentials: pass them as ClientID and ClientSecret instead", safeURLString(o.TokenURL))
+		}
+	}
+	for i, s := range o.Scopes {
+		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			add("Scopes[%d] %q is empty or holds white space: pass each scope as its own element", i, s)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.EndpointParams)) {
+		switch k {
+		case "grant_type", "scope", "client_id", "client_secret":
+			add("EndpointParams cannot set %q: it is set from the other OAuth2Config fields", k)
+		}
+	}
+
+	conflict := func(other string) {
+		errs = append(errs, fmt.Errorf("prwmetric: WithOAuth2 and %s both set: a request carries one Authorization header, keep one", other))
+	}
+	switch {
+	case c.basicAuthSet && c.basicAuthFromFile:
+		conflict("WithBasicAuthPasswordFile")
+	case c.basicAuthSet:
+		conflict("WithBasicAuth")
+	}
+	if c.bearerSet {
+		conflict("WithBearerToken")
+	}
+	if c.bearerFileSet {
+		conflict("WithBearerTokenFile")
+	}
+	if c.authenticator != nil {
+		conflict(c.authenticatorName)
+	}
+	for name := range c.headers {
+		if strings.EqualFold(name, "Authorization") {
+			errs = append(errs, errors.New("prwmetric: WithHeaders sets Authorization and WithOAuth2 is set: keep one"))
+		}
+	}
+	return errs
+}
+
+// oauth2Source fetches and caches the access token.
+type oauth2Source struct {
+	cfg     OAuth2Config
+	display string
+	// client sends token requests through the exporter's base transport,
+	// without its authentication layers and hooks.
+	client *http.Client
+	// sec learns the secrets the token exchange uses, and redacts them.
+	sec *secrets
+	// lastToken is the token before the current one, which a receiver
+	// refusing it may still echo.
+	lastToken string
+	// sem is a one-slot lock that holds the cached token: one fetch at a
+	// time, and waiting for it is bounded by the waiter's context.
+	sem chan *oauth2.Token
+}
+
+// oauth2Transport adds the access token to requests bound for the
+// endpoint's origin and retries once, with a fresh token, on a 401.
+type oauth2Transport struct {
+	next   http.RoundTripper
+	origin *url.URL
+	src    *oauth2Source
+}
+
+// newOAuth2Transport wraps next (the exporter's transport, with every other
+// layer) and sends token requests through base (the bare transport).
+func newOAuth2Transport(next, base http.RoundTripper, c config, sec *secrets) http.RoundTripper {
+	src := &oauth2Source{
+		cfg:     *c.oauth2,
+		display: safeURLString(c.oauth2.TokenURL),
+		sec:     sec,
+		client: &http.Client{
+			Transport: base,
+			// A token endpoint answers directly; following a redirect would
+			// carry the client credentials elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		sem: make(chan *oauth2.Token, 1),
+	}
+	src.sem <- nil
+	// Query and form values may be keys or assertions; shorter ones are
+	// none, and redacting them would garble messages.
+	var params []string
+	if u, err := url.Parse(c.oauth2.TokenURL); err == nil {
+		for _, vs := range u.Query() {
+			params = append(params, longValues(vs)...)
+		}
+	}
+	for _, vs := range c.oauth2.EndpointParams {
+		params = append(params, longValues(vs)...)
+	}
+	sec.set("oauth2 parameters", params...)
+	if c.oauth2.ClientSecret != "" {
+		sec.set("oauth2 client secret", clientSecrets(c.oauth2.ClientID, c.oauth2.ClientSecret)...)
+	}
+	return &oauth2Transport{next: next, origin: c.endpointURL, src: src}
+}
+
+func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !sameOrigin(req.URL, t.origin) {
+		return t.next.RoundTrip(req)
+	}
+	fail := func(err error) (*http.Response, error) {
+		if req.Body != nil {
+			_ = req.Body.Close() // RoundTrip must close the body, even on error.
+		}
+		return nil, err
+	}
+	tok, err := t.src.token(req.Context(), nil)
+	if err != nil {
+		return fail(err)
+	}
+	// A retry needs the body again; take a copy now, before next reads the
+	// original.
+	var retryBody io.ReadCloser
+	if req.Body == nil || req.Body == http.NoBody {
+		retryBody = req.Body
+	} else if req.GetBody != nil {
+		if retryBody, err = req.GetBody(); err != nil {
+			return fail(err)
+		}
+	}
+	resp, err := t.next.RoundTrip(withToken(req, req.Body, tok))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && retryBody == nil) {
+		if retryBody != nil {
+			_ = retryBody.Close()
+		}
+		return resp, err
+	}
+	// The receiver refused the token (revoked, or expired early): fetch a
+	// fresh one and try once more.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	_ = resp.Body.Close()
+	fresh, err := t.src.token(req.Context(), tok)
+	if err != nil {
+		if retryBody != nil {
+			_ = retryBody.Close()
+		}
+		return nil, err
+	}
+	return t.next.RoundTrip(withToken(req, retryBody, fresh))
+}
+
+// withToken is a copy of req carrying body and tok: a RoundTripper must not
+// modify the caller's request.
+func withToken(req *http.Request, body io.ReadCloser, tok *oauth2.Token) *http.Request {
+	r := req.Clone(req.Context())
+	r.Body = body
+	tok.SetAuthHeader(r)
+	return r
+}
+
+// token returns the cached token while it is valid (x/oauth2's rule: until
+// 10 s before its expiry) and is not reject, the token the receiver just
+// refused; otherwise it fetches a new one.
+func (s *oauth2Source) token(ctx context.Context, reject *oauth2.Token) (*oauth2.Token, error) {
+	var cached *oauth2.Token
+	select {
+	case cached = <-s.sem:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("prwmetric: WithOAuth2: waiting for a token from %s: %w", s.display, ctx.Err())
+	}
+	if cached.Valid() && cached != reject {
+		s.sem <- cached
+		return cached, nil
+	}
+	if cached == reject {
+		cached = nil
+	}
+	tok, err := s.fetch(ctx)
+	if err != nil {
+		s.sem <- cached
+		return nil, err
+	}
+	s.sem <- tok
+	return tok, nil
+}
+
+// fetch asks the token endpoint for a new token, reading the secret file
+// first when there is one.
+func (s *oauth2Source) fetch(ctx context.Context) (*oauth2.Token, error) {
+	secret := s.cfg.ClientSecret
+	if s.cfg.ClientSecretFile != "" {
+		content, err := readSecretFile(ctx, "WithOAuth2: ClientSecretFile", s.cfg.ClientSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		secret = strings.TrimRight(content, "\r\n")
+		s.sec.set("oauth2 client secret", clientSecrets(s.cfg.ClientID, secret)...)
+		if secret == "" {
+			return nil, fmt.Errorf("prwmetric: WithOAuth2: ClientSecretFile %q is empty", s.cfg.ClientSecretFile)
+		}
+	}
+	cc := clientcredentials.Config{
+		ClientID:       s.cfg.ClientID,
+		ClientSecret:   secret,
+		TokenURL:       s.cfg.TokenURL,
+		Scopes:         s.cfg.Scopes,
+		EndpointParams: s.cfg.EndpointParams,
+		// Pinned rather than auto-detected: detection retries a failed
+		// request with the secret in the body, doubling the requests of a
+		// wrong secret and sending it a second way.
+		AuthStyle: oauth2.AuthStyleInHeader,
+	}
+	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, s.client))
+	if err != nil {
+		return nil, s.fetchError(err)
+	}
+	// The receiver may echo the token back in an error.
+	s.sec.set("oauth2 token", tok.AccessToken, s.lastToken)
+	s.lastToken = tok.AccessToken
+	probe := &http.Request{Header: http.Header{}}
+	tok.SetAuthHeader(probe)
+	if !validHeaderValue(probe.Header.Get("Authorization")) {
+		return nil, fmt.Errorf("prwmetric: WithOAuth2: token endpoint %s returned a token that is not a valid HTTP header value", s.display)
+	}
+	return tok, nil
+}
+
+// tokenError is a failed token request. Its text is built from facts that
+// hold no secret; it unwraps to the transport error, if any, but never to
+// x/oauth2's *RetrieveError, whose body may echo the credentials.
+type tokenError struct {
+	msg string
+	err error
+}
+
+func (e *tokenError) Error() string { return e.msg }
+func (e *tokenError) Unwrap() error { return e.err }
+
+// fetchError describes a failed token request without the secret: the
+// status and OAuth2 error code are kept, the response body is not.
+func (s *oauth2Source) fetchError(err error) error {
+	prefix := "prwmetric: WithOAuth2: token endpoint " + s.display
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		inner := stripURL(err)
+		return &tokenError{msg: s.sec.redact(prefix + ": " + inner.Error()), err: inner}
+	}
+	var b strings.Builder
+	b.WriteString(prefix)
+	if re.Response != nil {
+		fmt.Fprintf(&b, " answered %d %s", re.Response.StatusCode, http.StatusText(re.Response.StatusCode))
+	}
+	if re.ErrorCode != "" {
+		fmt.Fprintf(&b, ": error %q", truncate(s.sec.redact(re.ErrorCode), 64))
+		if re.ErrorDescription != "" {
+			fmt.Fprintf(&b, " (%q)", truncate(s.sec.redact(re.ErrorDescription), 256))
+		}
+	}
+	switch {
+	case re.ErrorCode == "invalid_client" || (re.ErrorCode == "" && re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized):
+		b.WriteString(": check ClientID and the client secret")
+	case re.ErrorCode == "invalid_scope":
+		b.WriteString(": check Scopes")
+	case re.ErrorCode == "unauthorized_client":
+		b.WriteString(": the client may not use the client credentials grant")
+	case re.Response != nil && re.Response.StatusCode/100 == 3:
+		b.WriteString(": token requests do not follow redirects; set TokenURL to the final URL")
+	}
+	return &tokenError{msg: s.sec.redact(b.String())}
+}
+
+func longValues(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		if len(v) >= 6 {
+			out = append(out, v, url.QueryEscape(v))
+		}
+	}
+	return out
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// clientSecrets are the forms in which the client secret may come back:
+// as itself, URL-encoded (the form body) and in the basic authentication of
+// the token request, whose parts are URL-encoded first.
+func clientSecrets(id, secret string) []string {
+	if secret == "" {
+		return nil
+	}
+	return []string{secret, id + ":" + secret, url.QueryEscape(id) + ":" + url.QueryEscape(secret)}
+}
