@@ -28,7 +28,7 @@ func (t *originTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			_ = req.Body.Close() // RoundTrip must close the body, even on error.
 		}
-		return nil, err
+		return nil, &requestNotSent{err}
 	}
 	// RoundTrippers must not modify the caller's request.
 	req = req.Clone(req.Context())

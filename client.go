@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -292,3 +293,37 @@ func (c *client) close() {
 		c.owned.CloseIdleConnections()
 	}
 }
+
+// mayHaveArrived reports whether a request that failed with err may have
+// been stored all the same: no answer came (a timeout, a cancellation, a
+// connection lost), yet the body may have reached the receiver. Only a
+// request that surely never left is excluded: one whose connection was
+// never made or never trusted, or whose credentials could not be had.
+func mayHaveArrived(err error) bool {
+	var we *WriteError
+	if !errors.As(err, &we) || we.StatusCode != 0 || we.Err == nil {
+		return false
+	}
+	var op *net.OpError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var record tls.RecordHeaderError
+	var notSent *requestNotSent
+	var token *tokenError
+	switch {
+	case errors.As(we.Err, &op) && (op.Op == "dial" || op.Op == "proxyconnect"),
+		errors.As(we.Err, &certErr), errors.As(we.Err, &unknownAuthority), errors.As(we.Err, &hostname),
+		errors.As(we.Err, &record), errors.As(we.Err, &notSent), errors.As(we.Err, &token),
+		errors.Is(we.Err, errTooManyRedirects):
+		return false
+	}
+	return true
+}
+
+// requestNotSent is an error of the exporter's own transport layers, which
+// fail a request before it leaves (a credential file that cannot be read).
+type requestNotSent struct{ err error }
+
+func (e *requestNotSent) Error() string { return e.err.Error() }
+func (e *requestNotSent) Unwrap() error { return e.err }

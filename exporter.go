@@ -104,12 +104,10 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	}()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 	defer cancel()
-	select {
-	case e.exporting <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("prwmetric: waiting for the previous export to finish: %w", ctx.Err())
+	if err := e.acquire(ctx); err != nil {
+		return fmt.Errorf("prwmetric: waiting for the previous export to finish: %w", err)
 	}
-	defer func() { <-e.exporting }()
+	defer e.release()
 	if e.isShutdown.Load() {
 		// Shutdown happened while this export waited.
 		return fmt.Errorf("prwmetric: export after Shutdown: %w", sdkmetric.ErrExporterShutdown)
@@ -170,31 +168,59 @@ func (e *Exporter) warn(err error) {
 	e.cfg.logger.Warn("prwmetric: remote write failed; the data of this export is dropped", attrs...)
 }
 
+// acquire takes the one export slot (see Exporter.exporting), waiting at
+// most until ctx is done. A free slot is taken even when ctx is: the
+// deadline then fails the export's send, with the right reason.
+func (e *Exporter) acquire(ctx context.Context) error {
+	select {
+	case e.exporting <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case e.exporting <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Exporter) release() { <-e.exporting }
+
 // ForceFlush returns ctx.Err(): the exporter holds no data between exports.
 func (*Exporter) ForceFlush(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Shutdown stops the exporter: it ends every series of the last successful
-// export with a staleness marker (unless WithoutStaleMarkers), then later
-// exports return an error wrapping sdkmetric.ErrExporterShutdown and send
-// nothing, and idle connections are closed. It is idempotent and safe to call
-// concurrently with Export; only the first call sends.
+// Shutdown stops the exporter: later exports return an error wrapping
+// sdkmetric.ErrExporterShutdown and send nothing; an export already running
+// is waited for (within ctx and the timeout), so that its samples arrive
+// before the staleness markers with which Shutdown then ends every series
+// the receiver holds (unless WithoutStaleMarkers); idle connections are
+// closed. It is idempotent and safe to call concurrently with Export; only
+// the first call sends.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	var err error
 	e.shutdownOnce.Do(func() {
 		e.isShutdown.Store(true)
 		defer e.client.close()
-		// An export may be running: the markers get their own batch and
-		// buffers.
-		var b batch
-		e.series.endAll(&b, time.Now().UnixMilli())
+		ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
+		defer cancel()
+		// A running export goes first: its samples must reach the
+		// receiver before the markers that end their series, and what it
+		// delivers decides which series there are to end.
+		if werr := e.acquire(ctx); werr != nil {
+			err = fmt.Errorf("prwmetric: Shutdown: an export still running did not finish in time, so no staleness markers were sent (the receiver ends the series after its staleness window): %w", werr)
+			return
+		}
+		defer e.release()
+		b := &e.batch
+		defer b.reset()
+		e.series.endAll(b, time.Now().UnixMilli())
 		if len(b.records) == 0 {
 			return
 		}
-		ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
-		defer cancel()
-		_, err = e.send(ctx, &b, &sendBuffers{})
+		_, err = e.send(ctx, b, &e.buffers)
 	})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -424,16 +425,18 @@ func TestShutdownDuringExportClosesItsConnection(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- exp.Export(context.Background(), counterData(1)) }()
 	<-entered
-	if err := exp.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
+	// Shutdown waits for the export it interrupts (its samples go before
+	// any marker), then closes the connection that export used.
+	shut := make(chan error, 1)
+	go func() { shut <- exp.Shutdown(context.Background()) }()
 	close(release)
-	if err := <-done; err != nil && !errors.Is(err, sdkmetric.ErrExporterShutdown) {
+	if err := <-done; err != nil {
 		t.Fatalf("Export in flight during Shutdown = %v", err)
 	}
-	if rec.count() > 0 {
-		conns.awaitClosed(t, "export in flight during Shutdown")
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
+	conns.awaitClosed(t, "export in flight during Shutdown")
 }
 
 // TestExportShutdownConcurrentSafe races Export, ForceFlush, Temporality,
@@ -681,5 +684,185 @@ func TestSecretsNeverLeak(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestUnknownOutcomeCountsAsMaybeStored: a request that gets no answer may
+// have been stored all the same (the receiver wrote it, then the client
+// gave up), so the next sample of its series must be strictly later, or
+// the receiver rejects it as a duplicate sample for the timestamp. A
+// refusal (a 500) stored nothing and changes nothing.
+func TestUnknownOutcomeCountsAsMaybeStored(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// first answers the first request.
+		first    func(w http.ResponseWriter, r *http.Request)
+		wantNext int64
+	}{
+		{
+			name: "stored, then no answer before the timeout",
+			// Holds the answer until the client gives up: the handler
+			// has already recorded (stored) the request.
+			first:    func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
+			wantNext: testMillis + 1,
+		},
+		{
+			name:     "refused with 500",
+			first:    func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) },
+			wantNext: testMillis,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			var n atomic.Int32
+			srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rec.record(r)
+				if n.Add(1) == 1 {
+					tt.first(w, r)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			exp := newExporter(t, pinned(WithEndpoint(srv.URL+"/api/v1/write"), WithTimeout(300*time.Millisecond), WithLogger(discardLogger()))...)
+			if err := exp.Export(t.Context(), counterData(1)); err == nil {
+				t.Fatal("first Export succeeded, want a failure")
+			}
+			// The same collection time again, as when Shutdown's final
+			// export follows a cancelled one within a millisecond.
+			if err := exp.Export(t.Context(), counterData(2)); err != nil {
+				t.Fatalf("second Export: %v", err)
+			}
+			all := rec.all()
+			if len(all) != 2 {
+				t.Fatalf("receiver got %d requests, want 2", len(all))
+			}
+			want := []series{{Labels: counterSeries(2).Labels, Samples: []sample{{Value: 2, Millis: tt.wantNext}}}}
+			if diff := cmp.Diff(want, all[1].Series); diff != "" {
+				t.Errorf("second request (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// holdingReceiver answers its first request only once release is closed,
+// and logs when each request starts and ends.
+func holdingReceiver(t *testing.T) (endpoint string, rec *recorder, entered, release chan struct{}, events func() []string) {
+	t.Helper()
+	rec = &recorder{}
+	entered, release = make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var log []string
+	var n atomic.Int32
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := n.Add(1)
+		add := func(what string) {
+			mu.Lock()
+			log = append(log, fmt.Sprintf("%s %d", what, k))
+			mu.Unlock()
+		}
+		add("start")
+		rec.record(r)
+		if k == 1 {
+			close(entered)
+			<-release
+		}
+		add("end")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	events = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(log)
+	}
+	return srv.URL + "/api/v1/write", rec, entered, release, events
+}
+
+// TestShutdownNeverOvertakesARunningExport: while an export's request is
+// held, a Shutdown whose context ends first sends nothing (its markers
+// would overtake the samples), and says why.
+func TestShutdownNeverOvertakesARunningExport(t *testing.T) {
+	endpoint, rec, entered, release, _ := holdingReceiver(t)
+	exp := newExporter(t, WithEndpoint(endpoint), WithoutMetadata(), WithoutTargetInfo(), WithoutScopeInfo(), WithLogger(discardLogger()))
+	done := make(chan error, 1)
+	go func() { done <- exp.Export(context.Background(), counterData(1)) }()
+	<-entered
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	err := exp.Shutdown(ctx)
+	if err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Errorf("Shutdown = %v, want an error saying an export is still running", err)
+	}
+	if n := rec.count(); n != 1 {
+		t.Errorf("receiver got %d requests while the export was held, want only the export's", n)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+}
+
+// TestShutdownMarkersFollowTheRunningExport: Shutdown waits for the export
+// it interrupts; its markers end the series that export delivered, after
+// its samples, in time and in arrival.
+func TestShutdownMarkersFollowTheRunningExport(t *testing.T) {
+	endpoint, rec, entered, release, events := holdingReceiver(t)
+	exp := newExporter(t, WithEndpoint(endpoint), WithoutMetadata(), WithoutTargetInfo(), WithoutScopeInfo(), WithLogger(discardLogger()))
+	done := make(chan error, 1)
+	go func() { done <- exp.Export(context.Background(), counterData(1)) }()
+	<-entered
+	shut := make(chan error, 1)
+	go func() { shut <- exp.Shutdown(context.Background()) }()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if diff := cmp.Diff([]string{"start 1", "end 1", "start 2", "end 2"}, events()); diff != "" {
+		t.Errorf("request order (-want +got):\n%s", diff)
+	}
+	all := rec.all()
+	if len(all) != 2 || !allStale(all[1].Body) {
+		t.Fatalf("got %d requests, want the export's and then one of staleness markers", len(all))
+	}
+	if got := all[1].Body.Timeseries[0].Samples[0].Timestamp; got <= testMillis {
+		t.Errorf("marker at %d, want after the sample at %d", got, testMillis)
+	}
+}
+
+// TestTimeoutNotBlamedOnAnotherExport: with no other export running, an
+// export whose deadline has passed fails for that reason, never for
+// "waiting for the previous export".
+func TestTimeoutNotBlamedOnAnotherExport(t *testing.T) {
+	endpoint, _ := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint), WithTimeout(time.Nanosecond), WithLogger(discardLogger()))...)
+	for range 20 {
+		err := exp.Export(t.Context(), counterData(1))
+		if err == nil || strings.Contains(err.Error(), "previous export") || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Export = %v, want a deadline error not blaming another export", err)
+		}
+	}
+}
+
+// TestStalledSuccessBodyDoesNotHoldTheExport: a 2xx is a success as soon as
+// its headers arrive; a body that stalls after them costs the connection,
+// not the export's whole timeout.
+func TestStalledSuccessBodyDoesNotHoldTheExport(t *testing.T) {
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "0123456789")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	exp := newExporter(t, pinned(WithEndpoint(srv.URL+"/api/v1/write"), WithTimeout(20*time.Second))...)
+	start := time.Now()
+	if err := exp.Export(t.Context(), counterData(1)); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("Export took %v with a stalled success body, want about %v", elapsed, bodyReadTimeout)
 	}
 }

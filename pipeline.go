@@ -87,6 +87,9 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, from
 	}
 	p.post()
 	p.wg.Wait()
+	if p.unsure.to > 0 {
+		e.series.markMaybeStored(b, p.unsure.from, p.unsure.to, proto)
+	}
 	// Keep the buffers for the next export, unless one grew beyond what a
 	// request within the byte limit needs (for an oversized series).
 	keep := max(e.cfg.maxBytes, 1<<20)
@@ -149,10 +152,13 @@ type pipeline struct {
 
 	// failed stops the work after the first failed request.
 	failed atomic.Bool
-	// err, delivered and partial are written by post.
+	// err, delivered, unsure and partial are written by post.
 	err       error
 	delivered int
-	partial   *PartialWriteError
+	// unsure are the records of a failed request that may have been
+	// stored all the same (see mayHaveArrived).
+	unsure struct{ from, to int }
+	partial *PartialWriteError
 }
 
 // work encodes and compresses requests until none are left. After a
@@ -203,8 +209,10 @@ func (p *pipeline) post() {
 		body, rawLen := slot.body, slot.rawLen
 		slot.body = nil
 		if body != nil && !p.failed.Load() {
+			var unsure bool
 			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
 				err := e.client.attempt(ctx, body, c.parts, p.proto, attempt)
+				unsure = unsure || mayHaveArrived(err)
 				e.tel.attempt(ctx, rawLen, len(body), err)
 				return err
 			})
@@ -220,6 +228,12 @@ func (p *pipeline) post() {
 			if err != nil {
 				p.err = err
 				p.failed.Store(true)
+				if unsure {
+					p.unsure.from, p.unsure.to = p.from, c.end
+					if k > 0 {
+						p.unsure.from = p.cuts[k-1].end
+					}
+				}
 			} else {
 				p.delivered += c.parts.series
 			}

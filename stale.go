@@ -86,6 +86,27 @@ func (sc *seriesCache) markDelivered(b *batch, n int) {
 	}
 }
 
+// markMaybeStored records that the receiver may hold records[from:to] of
+// b, sent as proto by a request whose outcome is unknown (see
+// mayHaveArrived): the next sample of each of their series must come
+// after this one, and a series may now need its end marked. A marker among
+// them may have ended its series; one more marker later is harmless.
+func (sc *seriesCache) markMaybeStored(b *batch, from, to int, proto Protocol) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for i := from; i < to; i++ {
+		if proto == ProtocolV1 && b.skippedByV1(i) {
+			continue
+		}
+		r := &b.records[i]
+		r.s.newest = max(r.s.newest, r.ts)
+		if i < b.markers {
+			r.s.set(flagDelivered, true)
+			r.s.set(flagHistogram, r.isHistogram())
+		}
+	}
+}
+
 // endAll appends to b a staleness marker at now (ms) for every delivered
 // series (none when markers are off) and forgets that the receiver holds
 // them, for Shutdown: each is ended once, whether or not the request
