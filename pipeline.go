@@ -157,7 +157,7 @@ type pipeline struct {
 	delivered int
 	// unsure are the records of a failed request that may have been
 	// stored all the same (see mayHaveArrived).
-	unsure struct{ from, to int }
+	unsure  struct{ from, to int }
 	partial *PartialWriteError
 }
 
