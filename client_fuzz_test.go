@@ -104,7 +104,7 @@ func FuzzResponseHandling(f *testing.F) {
 		logger, logs := newLogCapture()
 		opts := pinned(WithEndpoint(srv.url), WithoutEnvironment(), WithLogger(logger), WithHTTPClient(hc), WithTimeout(10*time.Second))
 		if retry {
-			opts = append(opts, WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, MaxElapsedTime: 10 * time.Millisecond}))
+			opts = append(opts, WithRetry(RetryConfig{Enabled: true, InitialInterval: minRetryInterval, MaxInterval: minRetryInterval, MaxElapsedTime: 3 * minRetryInterval}))
 		}
 		exp, err := New(opts...)
 		if err != nil {

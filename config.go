@@ -263,6 +263,7 @@ func (c *config) validate() error {
 	if c.aggregationSelector == nil {
 		add("prwmetric: WithAggregationSelector(nil): pass a selector, e.g. sdkmetric.DefaultAggregationSelector")
 	}
+	errs = append(errs, c.retry.validate(c.timeout)...)
 	errs = append(errs, validateSplit(c)...)
 	errs = append(errs, validateProtocol(c)...)
 	if err := c.validateConversion(); err != nil {

@@ -60,7 +60,7 @@ func New(opts ...Option) (*Exporter, error) {
 	return &Exporter{
 		cfg:         cfg,
 		client:      cl,
-		retry:       newRetryPolicy(cfg.retry),
+		retry:       newRetryPolicy(cfg.retry, cfg.timeout),
 		negotiation: negotiation{configured: cfg.protocol},
 		series:      series,
 		tel:         tel,

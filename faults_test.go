@@ -47,11 +47,12 @@ const (
 	faultSlack = 3 * time.Second
 )
 
-// fastRetry retries with tiny waits, so the matrix runs in milliseconds.
+// fastRetry retries with the shortest waits New accepts, so the matrix
+// runs in milliseconds.
 var fastRetry = RetryConfig{
 	Enabled:         true,
-	InitialInterval: time.Millisecond,
-	MaxInterval:     2 * time.Millisecond,
+	InitialInterval: minRetryInterval,
+	MaxInterval:     2 * minRetryInterval,
 	MaxElapsedTime:  200 * time.Millisecond,
 }
 
@@ -849,7 +850,7 @@ func TestFaultRetryAfterHonoured(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	defer srv.Close()
 	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusTooManyRequests, RetryAfter: "1"})
-	cfg := RetryConfig{Enabled: true, InitialInterval: time.Millisecond, MaxElapsedTime: 10 * time.Second}
+	cfg := RetryConfig{Enabled: true, InitialInterval: minRetryInterval, MaxElapsedTime: 10 * time.Second}
 	exp := newTestExporter(t, srv, pinned(WithRetry(cfg), WithTimeout(10*time.Second))...)
 
 	if err := exp.Export(t.Context(), counterData(1)); err != nil {

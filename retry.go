@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -11,36 +12,83 @@ import (
 	"time"
 )
 
-// RetryConfig configures WithRetry. Zero durations take the defaults.
+// RetryConfig configures WithRetry. Zero durations take the defaults; New
+// refuses negative ones, intervals below 10ms, a MaxInterval below
+// InitialInterval, a first retry that would come after MaxElapsedTime, and
+// a MaxElapsedTime beyond WithTimeout.
 type RetryConfig struct {
 	// Enabled turns retrying on. Off by default: a failed export is dropped
 	// and the next cumulative export catches up.
 	Enabled bool
-	// InitialInterval is the wait before the first retry (default 500ms); it
-	// doubles, with jitter, after each attempt.
+	// InitialInterval is the wait before the first retry (default 500ms, at
+	// least 10ms); it doubles, with jitter, after each attempt.
 	InitialInterval time.Duration
-	// MaxInterval caps the wait between attempts (default 5s). A longer
-	// Retry-After from the server is honoured up to MaxElapsedTime.
+	// MaxInterval caps the wait between attempts (default 5s, or
+	// InitialInterval when that is longer). A longer Retry-After from the
+	// server is honoured up to MaxElapsedTime.
 	MaxInterval time.Duration
-	// MaxElapsedTime bounds all attempts of one request (default 1m). The
-	// export's timeout and context deadline bound them too.
+	// MaxElapsedTime bounds all attempts of one request (default and at
+	// most: the export's timeout, WithTimeout). The export's context
+	// deadline bounds them too.
 	MaxElapsedTime time.Duration
 }
 
-func (r RetryConfig) withDefaults() RetryConfig {
+// minRetryInterval is the shortest wait between attempts New accepts: less
+// is a burst of requests at a receiver that is failing already.
+const minRetryInterval = 10 * time.Millisecond
+
+// withDefaults fills in the zero durations; timeout is the export's.
+func (r RetryConfig) withDefaults(timeout time.Duration) RetryConfig {
 	if r.InitialInterval <= 0 {
 		r.InitialInterval = 500 * time.Millisecond
 	}
 	if r.MaxInterval <= 0 {
-		r.MaxInterval = 5 * time.Second
-	}
-	if r.MaxInterval < r.InitialInterval {
-		r.MaxInterval = r.InitialInterval
+		r.MaxInterval = max(5*time.Second, r.InitialInterval)
 	}
 	if r.MaxElapsedTime <= 0 {
-		r.MaxElapsedTime = time.Minute
+		r.MaxElapsedTime = timeout
 	}
 	return r
+}
+
+// validate reports the settings that would retry wrongly or never, with
+// the fix; timeout is the export's (WithTimeout).
+func (r RetryConfig) validate(timeout time.Duration) []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("prwmetric: WithRetry: "+format, args...))
+	}
+	if !r.Enabled {
+		if r != (RetryConfig{}) {
+			add("durations are set but Enabled is false, so nothing is retried: set Enabled: true, or leave WithRetry out")
+		}
+		return errs
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"InitialInterval", r.InitialInterval}, {"MaxInterval", r.MaxInterval}, {"MaxElapsedTime", r.MaxElapsedTime}} {
+		switch {
+		case d.v < 0:
+			add("%s is %v: durations must not be negative; use 0 for the default", d.name, d.v)
+		case d.v > 0 && d.v < minRetryInterval && d.name != "MaxElapsedTime":
+			add("%s is %v: retrying that often floods a failing receiver; use at least %v (or 0 for the default)", d.name, d.v, minRetryInterval)
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if r.MaxInterval > 0 && r.MaxInterval < r.InitialInterval {
+		add("MaxInterval %v is below InitialInterval %v: raise MaxInterval, or leave it 0", r.MaxInterval, r.InitialInterval)
+	}
+	eff := r.withDefaults(timeout)
+	if r.MaxElapsedTime > timeout {
+		add("MaxElapsedTime %v exceeds the export timeout %v (WithTimeout), which ends every export first: lower MaxElapsedTime or raise WithTimeout", r.MaxElapsedTime, timeout)
+	} else if eff.InitialInterval/2 >= eff.MaxElapsedTime {
+		// jitter waits at least half the interval.
+		add("the first retry waits at least %v, past MaxElapsedTime %v, so nothing would ever be retried: lower InitialInterval or raise MaxElapsedTime", eff.InitialInterval/2, eff.MaxElapsedTime)
+	}
+	return errs
 }
 
 // retryPolicy decides whether and when to repeat an attempt; the attempt
@@ -53,8 +101,8 @@ type retryPolicy struct {
 	now   func() time.Time
 }
 
-func newRetryPolicy(cfg RetryConfig) retryPolicy {
-	return retryPolicy{cfg: cfg.withDefaults(), sleep: sleepContext, now: time.Now}
+func newRetryPolicy(cfg RetryConfig, timeout time.Duration) retryPolicy {
+	return retryPolicy{cfg: cfg.withDefaults(timeout), sleep: sleepContext, now: time.Now}
 }
 
 func sleepContext(ctx context.Context, d time.Duration) error {
@@ -148,8 +196,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if secs > uint64(maxRetryAfter/time.Second) {
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Beyond uint64 (ErrRange) is further away still, not 0.
+		if err != nil || secs > uint64(maxRetryAfter/time.Second) {
 			return maxRetryAfter
 		}
 		return time.Duration(secs) * time.Second

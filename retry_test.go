@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prwmetric/prwmetric/prwmetrictest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -89,7 +90,7 @@ func TestRetryPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &waits{}
-			p := newRetryPolicy(tt.cfg)
+			p := newRetryPolicy(tt.cfg, defaultTimeout)
 			p.sleep = w.sleep
 			calls := 0
 			err := p.run(context.Background(), func(_ context.Context, n int) error {
@@ -122,7 +123,7 @@ func TestRetryPolicy(t *testing.T) {
 }
 
 func TestRetryStopsAtContextDeadline(t *testing.T) {
-	p := newRetryPolicy(RetryConfig{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: time.Hour})
+	p := newRetryPolicy(RetryConfig{Enabled: true, InitialInterval: time.Second, MaxElapsedTime: time.Hour}, time.Hour)
 	w := &waits{}
 	p.sleep = w.sleep
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -148,7 +149,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{give: " 0 ", want: 0},
 		{give: "-5", want: 0},
 		{give: "soon", want: 0},
-		{give: "99999999999999999999999", want: 0}, // not a uint64: ignored
+		{give: "99999999999999999999999", want: maxRetryAfter}, // beyond uint64: as far off as allowed, not "now"
 		{give: "18446744073709551615", want: maxRetryAfter},
 		{give: now.Add(90 * time.Second).Format(http.TimeFormat), want: 90 * time.Second},
 		{give: now.Add(-time.Hour).Format(http.TimeFormat), want: 0},
@@ -208,7 +209,7 @@ func TestExportRetryGivesUpWithAttempts(t *testing.T) {
 	}))
 	defer srv.Close()
 	exp, err := New(WithEndpoint(srv.URL), WithoutEnvironment(), WithLogger(slog.New(slog.DiscardHandler)),
-		WithRetry(RetryConfig{Enabled: true, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, MaxElapsedTime: 20 * time.Millisecond}))
+		WithRetry(RetryConfig{Enabled: true, InitialInterval: minRetryInterval, MaxInterval: minRetryInterval, MaxElapsedTime: 4 * minRetryInterval}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,5 +250,48 @@ func oneGauge() *metricdata.ResourceMetrics {
 				}}},
 			}},
 		}},
+	}
+}
+
+// TestRetryConfigValidated: settings that would retry in a burst, never, or
+// past the export's timeout fail at New with the fix.
+func TestRetryConfigValidated(t *testing.T) {
+	ep := WithEndpoint(validEndpoint)
+	for _, tt := range []struct {
+		name string
+		give RetryConfig
+		want []string
+	}{
+		{name: "nanosecond intervals", give: RetryConfig{Enabled: true, InitialInterval: 1, MaxInterval: 1}, want: []string{"InitialInterval is 1ns", "MaxInterval is 1ns", "at least 10ms"}},
+		{name: "negative", give: RetryConfig{Enabled: true, InitialInterval: -time.Second}, want: []string{"InitialInterval is -1s", "must not be negative"}},
+		{name: "negative budget", give: RetryConfig{Enabled: true, MaxElapsedTime: -time.Second}, want: []string{"MaxElapsedTime is -1s"}},
+		{name: "max below initial", give: RetryConfig{Enabled: true, InitialInterval: 2 * time.Second, MaxInterval: time.Second}, want: []string{"MaxInterval 1s is below InitialInterval 2s"}},
+		{name: "first retry past the budget", give: RetryConfig{Enabled: true, InitialInterval: 10 * time.Second, MaxElapsedTime: 5 * time.Second}, want: []string{"nothing would ever be retried", "lower InitialInterval or raise MaxElapsedTime"}},
+		{name: "budget past the timeout", give: RetryConfig{Enabled: true, MaxElapsedTime: time.Minute}, want: []string{"MaxElapsedTime 1m0s exceeds the export timeout 30s", "WithTimeout"}},
+		{name: "durations without Enabled", give: RetryConfig{InitialInterval: time.Second}, want: []string{"Enabled is false", "Enabled: true"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { assertNewFails(t, []Option{ep, WithRetry(tt.give)}, append(tt.want, "WithRetry")) })
+	}
+	for _, ok := range []RetryConfig{{}, {Enabled: true}, {Enabled: true, InitialInterval: minRetryInterval}, {Enabled: true, MaxElapsedTime: defaultTimeout}} {
+		if _, err := New(ep, WithRetry(ok)); err != nil {
+			t.Errorf("New(WithRetry(%+v)) = %v, want success", ok, err)
+		}
+	}
+}
+
+// TestRetryAfterBeyondRangeBacksOff: a Retry-After too large to parse is a
+// request to stay away, not to retry at once.
+func TestRetryAfterBeyondRangeBacksOff(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	srv.RespondWith(prwmetrictest.Always, prwmetrictest.Response{Status: http.StatusServiceUnavailable, RetryAfter: "99999999999999999999999"})
+	exp := newTestExporter(t, srv, pinned(WithRetry(RetryConfig{Enabled: true, MaxElapsedTime: 2 * time.Second}), WithLogger(discardLogger()))...)
+	err := exp.Export(t.Context(), counterData(1))
+	var we *WriteError
+	if !errors.As(err, &we) || we.Attempts != 1 {
+		t.Fatalf("Export = %v, want one attempt: the server asked to wait past the budget", err)
+	}
+	if n := srv.RequestCount(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
 	}
 }
