@@ -45,7 +45,26 @@ func (e *WriteError) Error() string {
 		fmt.Fprintf(&b, "%v", e.Err)
 	}
 	fmt.Fprintf(&b, " (%d series dropped%s)", e.Series, attemptsText(e.Attempts))
+	if h := e.hint(); h != "" {
+		b.WriteString("; " + h)
+	}
 	return b.String()
+}
+
+// hint says which setting most likely causes a refusal, as New's errors
+// always do; "" when the status says nothing about the configuration.
+func (e *WriteError) hint() string {
+	switch e.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "check the credentials: WithBasicAuth, WithBearerToken(File), WithOAuth2, WithHeaders or the authentication module in use"
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return "check the endpoint's path: /api/v1/write for Prometheus and VictoriaMetrics, /api/v1/push for Mimir and Cortex"
+	case http.StatusRequestEntityTooLarge:
+		return "the receiver takes smaller requests: lower WithMaxRequestBytes or WithMaxSeriesPerRequest"
+	case http.StatusUnsupportedMediaType:
+		return "the receiver does not take this protocol: check WithProtocol"
+	}
+	return ""
 }
 
 // Unwrap returns the transport error, so that errors.Is(err,

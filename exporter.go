@@ -165,6 +165,9 @@ func (e *Exporter) warn(err error) {
 	} else {
 		attrs = append(attrs, "error", we.Err.Error())
 	}
+	if h := we.hint(); h != "" {
+		attrs = append(attrs, "hint", h)
+	}
 	e.cfg.logger.Warn("prwmetric: remote write failed; the data of this export is dropped", attrs...)
 }
 
