@@ -164,6 +164,9 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errTooManyRedirects
 	}
+	// The client would name the URL redirected from, query and all (an
+	// API key, often), to the next host.
+	req.Header.Del("Referer")
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
@@ -369,6 +370,36 @@ func receiverTarget(srv *prwmetrictest.Server) *faultTarget {
 	}
 }
 
+// echoTarget answers 403 with the request line and every header it got,
+// as some gateways do, until healed; then it passes requests on to
+// prwmetrictest.
+func echoTarget(t *testing.T) *faultTarget {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	var healed atomic.Bool
+	var reached atomic.Int32
+	front := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if healed.Load() {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		reached.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, "denied %s %s %v", r.Method, r.URL.RequestURI(), r.Header)
+	}))
+	target := receiverTarget(srv)
+	target.endpoint = front.URL + u.Path
+	target.reached = func() int { return int(reached.Load()) }
+	target.heal = func(*testing.T) { healed.Store(true) }
+	return target
+}
+
 // redirectTarget is prwmetrictest redirecting with status to another host
 // (another port of 127.0.0.1 is another origin), which answers 401 as a
 // backend would to a request without credentials.
@@ -509,8 +540,11 @@ func wrongCATarget(t *testing.T) *faultTarget {
 // --- the matrix ----------------------------------------------------------------
 
 type faultCase struct {
-	name  string
-	start func(t *testing.T) *faultTarget
+	// statusElsewhere: wantStatus comes from another host, after a
+	// redirect.
+	statusElsewhere bool
+	name            string
+	start           func(t *testing.T) *faultTarget
 	// give is what the failing export sends; nil: counterData(1).
 	give *metricdata.ResourceMetrics
 	// opts are options the case needs.
@@ -559,10 +593,13 @@ func faultCases() []faultCase {
 		// The status arrived, so the error carries it; the body read is
 		// what the timeout cuts.
 		{name: "slow body", start: rawTarget(slowBody), hangs: true, wantStatus: 500, wantReached: 1},
-		{name: "307 to another host", start: redirectTarget(http.StatusTemporaryRedirect), wantStatus: 401, wantReached: 1},
+		{name: "307 to another host", start: redirectTarget(http.StatusTemporaryRedirect), wantStatus: 401, wantReached: 1, statusElsewhere: true},
 		{name: "302 to another host", start: redirectTarget(http.StatusFound), wantStatus: 302, wantReached: 1},
 		{name: "endless body", start: endlessTarget, wantStatus: 500, wantReached: 1, retried: true},
 		{name: "TLS with wrong CA", start: wrongCATarget, wantReached: 1, retried: false}, // fails the same way again
+		// A receiver or proxy that quotes the refused request, headers
+		// and query included.
+		{name: "403 echoing the request", start: echoTarget, wantStatus: 403, wantReached: 1},
 	}
 }
 
@@ -570,12 +607,24 @@ func faultCases() []faultCase {
 // must never show up.
 type authCase struct {
 	name string
-	opts []Option
+	// opts configures the credential; files and token endpoints it needs
+	// live as long as t.
+	opts func(t *testing.T) []Option
+	// query is added to the endpoint: a key in the query string.
+	query string
 	// header is the Authorization value the healthy backend must receive,
-	// proof that the credential was really configured.
+	// proof that the credential was really configured; "" when it varies
+	// (OAuth2 tokens) or there is none.
 	header  string
 	secrets []string
+	// refreshOn401: a 401 makes the credential send the request once
+	// more, within the same attempt (OAuth2).
+	refreshOn401 bool
 }
+
+// parallel reports whether runFault runs in parallel with others for a: all
+// credential cases do (TestFaultsNeverLeakSecrets), the empty one does not.
+func (a authCase) parallel() bool { return a.name != "" }
 
 func authCases() []authCase {
 	const (
@@ -583,26 +632,64 @@ func authCases() []authCase {
 		password = "pw-S3CRET-basic"
 		token    = "tok-S3CRET-bearer"
 		custom   = "hdr-S3CRET-custom"
+		apiKey   = "qk-S3CRET-query"
 	)
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	static := func(opts ...Option) func(*testing.T) []Option {
+		return func(*testing.T) []Option { return opts }
+	}
 	return []authCase{
 		{
 			name:    "basic auth",
-			opts:    []Option{WithBasicAuth(user, password)},
+			opts:    static(WithBasicAuth(user, password)),
+			header:  "Basic " + b64(user+":"+password),
+			secrets: []string{password, b64(user + ":" + password), b64(password)},
+		},
+		{
+			name: "basic auth password file",
+			opts: func(t *testing.T) []Option {
+				return []Option{WithBasicAuthPasswordFile(user, writeFile(t, t.TempDir(), "password", password+"\n"))}
+			},
 			header:  "Basic " + b64(user+":"+password),
 			secrets: []string{password, b64(user + ":" + password), b64(password)},
 		},
 		{
 			name:    "bearer token",
-			opts:    []Option{WithBearerToken(token)},
+			opts:    static(WithBearerToken(token)),
+			header:  "Bearer " + token,
+			secrets: []string{token, b64(token)},
+		},
+		{
+			name: "bearer token file",
+			opts: func(t *testing.T) []Option {
+				return []Option{WithBearerTokenFile(writeFile(t, t.TempDir(), "token", token+"\n"))}
+			},
 			header:  "Bearer " + token,
 			secrets: []string{token, b64(token)},
 		},
 		{
 			name:    "custom Authorization header",
-			opts:    []Option{WithHeaders(map[string]string{"Authorization": "Custom " + custom})},
+			opts:    static(WithHeaders(map[string]string{"Authorization": "Custom " + custom})),
 			header:  "Custom " + custom,
 			secrets: []string{custom, b64(custom)},
+		},
+		{
+			name: "OAuth2 client credentials",
+			opts: func(t *testing.T) []Option {
+				ts := newTokenServer(t, 3600)
+				return []Option{WithOAuth2(oauthConfig(ts))}
+			},
+			refreshOn401: true,
+			// The tokens the fake issues ("tok-1", …) are short and
+			// predictable; the client secret is what must never travel.
+			secrets: []string{oauthClientSecret, url.QueryEscape(oauthClientSecret), b64(oauthClientID + ":" + oauthClientSecret),
+				b64(url.QueryEscape(oauthClientID) + ":" + url.QueryEscape(oauthClientSecret))},
+		},
+		{
+			name:    "key in the endpoint's query",
+			opts:    static(),
+			query:   "api_key=" + apiKey,
+			secrets: []string{apiKey, b64(apiKey)},
 		},
 	}
 }
@@ -627,9 +714,16 @@ func TestFaultsNeverLeakSecrets(t *testing.T) {
 	// With retries on only: every attempt then leaves its error, and the
 	// attempts, errors and logs of retries off are a subset of those
 	// (TestFaults runs both, without credentials).
+	// In parallel, as most of the matrix waits on timeouts; goroutine
+	// leaks are TestFaults' to find, which runs one fault at a time. The
+	// large request's secrets travel as the small one's do.
 	for _, auth := range authCases() {
 		for _, fc := range faultCases() {
+			if fc.give != nil {
+				continue
+			}
 			t.Run(auth.name+"/"+fc.name, func(t *testing.T) {
+				t.Parallel()
 				runFault(t, fc, true, auth)
 			})
 		}
@@ -646,10 +740,12 @@ func retryName(retry bool) string {
 // runFault exports once against the failing target, checks everything the
 // failure must and must not do, heals the target and exports again.
 func runFault(t *testing.T, fc faultCase, retry bool, auth authCase) {
-	// Registered first, so it runs last: after the exporter and the
-	// servers have shut down.
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	if !auth.parallel() {
+		// Registered first, so it runs last: after the exporter and the
+		// servers have shut down.
+		ignore := goleak.IgnoreCurrent()
+		t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	}
 
 	target := fc.start(t)
 	u, err := url.Parse(target.endpoint)
@@ -665,9 +761,16 @@ func runFault(t *testing.T, fc faultCase, retry bool, auth authCase) {
 	case fc.hangs:
 		timeout = faultTimeout
 	}
-	opts := pinned(WithEndpoint(target.endpoint), WithoutEnvironment(), WithLogger(logger),
+	endpoint := target.endpoint
+	if auth.query != "" {
+		endpoint += "?" + auth.query
+	}
+	opts := pinned(WithEndpoint(endpoint), WithoutEnvironment(), WithLogger(logger),
 		WithTimeout(timeout), WithProxy(attempts.proxy))
-	opts = append(append(append(opts, target.opts...), fc.opts...), auth.opts...)
+	opts = append(append(opts, target.opts...), fc.opts...)
+	if auth.opts != nil {
+		opts = append(opts, auth.opts(t)...)
+	}
 	if retry {
 		opts = append(opts, WithRetry(fastRetry))
 	}
@@ -704,6 +807,13 @@ func runFault(t *testing.T, fc faultCase, retry bool, auth authCase) {
 
 	// Attempts: exactly what the policy allows, numbered.
 	sent := attempts.headers()
+	if auth.refreshOn401 && fc.wantStatus == http.StatusUnauthorized && !fc.statusElsewhere {
+		// Within one attempt, OAuth2 tries once more with a fresh token.
+		if len(sent) != 2 || sent[0] != "" || sent[1] != "" || we.Attempts != 1 {
+			t.Errorf("Retry-Attempt headers %q, %d attempts; want one attempt of two requests (the second with a fresh token)", sent, we.Attempts)
+		}
+		sent = sent[:1]
+	}
 	if retry && fc.retried {
 		if len(sent) < 2 {
 			t.Errorf("%d attempts with retry on, want the fault retried", len(sent))
@@ -723,7 +833,11 @@ func runFault(t *testing.T, fc faultCase, retry bool, auth authCase) {
 	if we.Attempts != len(sent) {
 		t.Errorf("WriteError.Attempts = %d, but %d requests were sent", we.Attempts, len(sent))
 	}
-	if got, want := target.reached(), len(sent)*fc.wantReached; got != want {
+	reachedPerAttempt := fc.wantReached
+	if auth.refreshOn401 && fc.wantStatus == http.StatusUnauthorized && !fc.statusElsewhere {
+		reachedPerAttempt *= 2
+	}
+	if got, want := target.reached(), len(sent)*reachedPerAttempt; got != want {
 		t.Errorf("%d requests (or connections) reached the failing backend, want %d", got, want)
 	}
 	if len(sent) > 1 && !strings.Contains(err.Error(), fmt.Sprintf("after %d attempts", len(sent))) {
@@ -769,7 +883,7 @@ func runFault(t *testing.T, fc faultCase, retry bool, auth authCase) {
 	if value != 2 {
 		t.Errorf("the healed backend got requests_total = %v, want 2", value)
 	}
-	if authorization != auth.header {
+	if auth.header != "" && authorization != auth.header {
 		t.Errorf("the healed backend got Authorization %q, want %q", authorization, auth.header)
 	}
 	if n := len(logs.all()); n != 1 {
