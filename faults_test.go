@@ -622,10 +622,6 @@ type authCase struct {
 	refreshOn401 bool
 }
 
-// parallel reports whether runFault runs in parallel with others for a: all
-// credential cases do (TestFaultsNeverLeakSecrets), the empty one does not.
-func (a authCase) parallel() bool { return a.name != "" }
-
 func authCases() []authCase {
 	const (
 		user     = "alice"
@@ -698,13 +694,34 @@ func authCases() []authCase {
 // the policy allows, one warning, an error within the timeout, no goroutine
 // left behind, and the same exporter works once the backend is healthy.
 func TestFaults(t *testing.T) {
+	var cases []func(t *testing.T)
 	for _, retry := range []bool{false, true} {
 		for _, fc := range faultCases() {
-			t.Run(retryName(retry)+"/"+fc.name, func(t *testing.T) {
-				runFault(t, fc, retry, authCase{})
+			cases = append(cases, func(t *testing.T) {
+				t.Run(retryName(retry)+"/"+fc.name, func(t *testing.T) { runFault(t, fc, retry, authCase{}) })
 			})
 		}
 	}
+	runConcurrently(t, cases)
+}
+
+// runConcurrently runs cases (each calling t.Run) many at once, as most of
+// the fault matrix waits on timeouts: t.Run from several goroutines, since
+// t.Parallel would allow only GOMAXPROCS at a time. Once all are done, no
+// goroutine of theirs may be left.
+func runConcurrently(t *testing.T, cases []func(t *testing.T)) {
+	ignore := goleak.IgnoreCurrent()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 16)
+	for _, c := range cases {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			c(t)
+		})
+	}
+	wg.Wait()
+	goleak.VerifyNone(t, ignore)
 }
 
 // TestFaultsNeverLeakSecrets runs every fault with each kind of credential:
@@ -714,20 +731,19 @@ func TestFaultsNeverLeakSecrets(t *testing.T) {
 	// With retries on only: every attempt then leaves its error, and the
 	// attempts, errors and logs of retries off are a subset of those
 	// (TestFaults runs both, without credentials).
-	// In parallel, as most of the matrix waits on timeouts; goroutine
-	// leaks are TestFaults' to find, which runs one fault at a time. The
-	// large request's secrets travel as the small one's do.
+	// The large request's secrets travel as the small one's do.
+	var cases []func(t *testing.T)
 	for _, auth := range authCases() {
 		for _, fc := range faultCases() {
 			if fc.give != nil {
 				continue
 			}
-			t.Run(auth.name+"/"+fc.name, func(t *testing.T) {
-				t.Parallel()
-				runFault(t, fc, true, auth)
+			cases = append(cases, func(t *testing.T) {
+				t.Run(auth.name+"/"+fc.name, func(t *testing.T) { runFault(t, fc, true, auth) })
 			})
 		}
 	}
+	runConcurrently(t, cases)
 }
 
 func retryName(retry bool) string {
@@ -740,12 +756,6 @@ func retryName(retry bool) string {
 // runFault exports once against the failing target, checks everything the
 // failure must and must not do, heals the target and exports again.
 func runFault(t *testing.T, fc faultCase, retry bool, auth authCase) {
-	if !auth.parallel() {
-		// Registered first, so it runs last: after the exporter and the
-		// servers have shut down.
-		ignore := goleak.IgnoreCurrent()
-		t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	}
 
 	target := fc.start(t)
 	u, err := url.Parse(target.endpoint)
