@@ -10,7 +10,10 @@ import (
 )
 
 // newOTLP returns an OTLP/HTTP exporter sending to url with the given
-// compression, without retries (prwmetric does not retry by default either).
+// compression, without retries (prwmetric does not retry by default either)
+// and without its 64 MiB request limit: the SDK hands it the whole export in
+// one call, and a million series make a body of some 200 MiB, which it
+// would refuse.
 func newOTLP(tb testing.TB, url string, compression otlpmetrichttp.Compression) sdkmetric.Exporter {
 	tb.Helper()
 	exp, err := otlpmetrichttp.New(context.Background(),
@@ -18,6 +21,7 @@ func newOTLP(tb testing.TB, url string, compression otlpmetrichttp.Compression) 
 		otlpmetrichttp.WithCompression(compression),
 		otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false}),
 		otlpmetrichttp.WithTimeout(5*time.Minute), // a million series on a busy machine
+		otlpmetrichttp.WithMaxRequestSize(0),
 	)
 	if err != nil {
 		tb.Fatal(err)

@@ -29,7 +29,7 @@ func newPull(tb testing.TB, w *Workload) *pullExporter {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(w.Resource), w.View())
+	mp := sdkmetric.NewMeterProvider(append(w.ProviderOptions(), sdkmetric.WithReader(exp))...)
 	tb.Cleanup(func() {
 		if err := mp.Shutdown(context.Background()); err != nil {
 			tb.Error(err)

@@ -432,3 +432,18 @@ func expositionSeries(t *testing.T, b []byte, protobuf bool) int {
 		}
 	}
 }
+
+// TestPullBeyondCardinalityLimit checks that the pull exporter's
+// MeterProvider keeps every attribute set of the large shapes: beyond the
+// SDK's default limit of 2 000 per instrument it would expose an overflow
+// series instead, and scrape far fewer series than the others send.
+func TestPullBeyondCardinalityLimit(t *testing.T) {
+	w := NewWorkload(wInstruments[:1], 2500)
+	var out bytes.Buffer
+	if err := newPull(t, w).scrape(&out); err != nil {
+		t.Fatal(err)
+	}
+	if n := expositionSeries(t, out.Bytes(), false); n != w.Series() {
+		t.Errorf("the scrape exposes %d series, want %d", n, w.Series())
+	}
+}

@@ -27,7 +27,7 @@ const (
 	Gauge
 	Histogram
 	// ExponentialHistogram is a float64 histogram that a view (see
-	// Workload.View) aggregates as a base-2 exponential histogram with the
+	// Workload.ProviderOptions) aggregates as a base-2 exponential histogram with the
 	// SDK's default limits: at most 160 buckets, scale at most 20.
 	ExponentialHistogram
 )
@@ -363,7 +363,8 @@ func setPointTime[N int64 | float64](dps []metricdata.DataPoint[N], at time.Time
 }
 
 // Record creates w's instruments on a meter of mp and records w's values
-// into them: a MeterProvider with a cumulative reader and w.View then holds
+// into them: a MeterProvider with a cumulative reader and w.ProviderOptions
+// then holds
 // the same data as ResourceMetrics returns (bar timestamps and order).
 func (w *Workload) Record(ctx context.Context, mp metric.MeterProvider) error {
 	return w.record(ctx, mp, func(Instrument) bool { return true })
@@ -402,17 +403,20 @@ func (w *Workload) record(ctx context.Context, mp metric.MeterProvider, keep fun
 // exponentialAggregation is the SDK's default base-2 exponential histogram.
 var exponentialAggregation = sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}
 
-// View returns the MeterProvider option that aggregates w's
-// ExponentialHistogram instruments as exponential histograms. Every
-// MeterProvider that records w needs it.
-func (w *Workload) View() sdkmetric.Option {
+// ProviderOptions are the MeterProvider options every MeterProvider that
+// records w needs, so that it aggregates as ResourceMetrics has it: views
+// that make w's ExponentialHistogram instruments exponential histograms,
+// and no cardinality limit (the SDK's default of 2 000 attribute sets per
+// instrument would fold the 1M-series workload's 50 000 into an overflow
+// series).
+func (w *Workload) ProviderOptions() []sdkmetric.Option {
 	var views []sdkmetric.View
 	for _, in := range w.Instruments {
 		if in.Kind == ExponentialHistogram {
 			views = append(views, sdkmetric.NewView(sdkmetric.Instrument{Name: in.Name}, sdkmetric.Stream{Aggregation: exponentialAggregation}))
 		}
 	}
-	return sdkmetric.WithView(views...)
+	return []sdkmetric.Option{sdkmetric.WithView(views...), sdkmetric.WithCardinalityLimit(0), sdkmetric.WithResource(w.Resource)}
 }
 
 // exponentialPoints records w's exponential histogram observations into a
@@ -422,7 +426,7 @@ func (w *Workload) View() sdkmetric.Option {
 func (w *Workload) exponentialPoints() (map[int][]metricdata.ExponentialHistogramDataPoint[float64], error) {
 	ctx := context.Background()
 	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(w.Resource), w.View())
+	mp := sdkmetric.NewMeterProvider(append(w.ProviderOptions(), sdkmetric.WithReader(reader))...)
 	defer func() { _ = mp.Shutdown(ctx) }()
 	if err := w.record(ctx, mp, func(in Instrument) bool { return in.Kind == ExponentialHistogram }); err != nil {
 		return nil, err

@@ -21,11 +21,18 @@ import (
 // SDK itself produces when the workload is recorded into a MeterProvider,
 // so the push libraries and the pull exporter see the same data.
 func TestWorkloadMatchesSDK(t *testing.T) {
+	cases := map[string]*Workload{
+		// The SDK folds attribute sets beyond its default limit of 2 000
+		// per instrument into one overflow series, unless told not to.
+		"beyond the default cardinality limit": NewWorkload(wInstruments[:1], 2500),
+	}
 	for _, s := range Shapes {
-		t.Run(s.Name, func(t *testing.T) {
-			w := s.New(testSets[s])
+		cases[s.Name] = s.New(testSets[s])
+	}
+	for name, w := range cases {
+		t.Run(name, func(t *testing.T) {
 			reader := sdkmetric.NewManualReader()
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(w.Resource), w.View())
+			mp := sdkmetric.NewMeterProvider(append(w.ProviderOptions(), sdkmetric.WithReader(reader))...)
 			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 			if err := w.Record(context.Background(), mp); err != nil {
 				t.Fatal(err)

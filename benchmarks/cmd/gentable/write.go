@@ -34,7 +34,8 @@ var shapes = []shape{
 	{bench: "BenchmarkExportManyMetrics", key: "many metrics", title: "Many metrics, few points",
 		about: "2,000 instruments (counters, up-down counters, gauges, each with its own description and unit) × 20 attribute sets: per-metric work (names, metadata) weighs more."},
 	{bench: "BenchmarkExportMillion", key: "1M series", title: "One million series", large: true,
-		about: "10 counters and 10 gauges × 50,000 attribute sets, exported once per round after one warm-up export (`-benchtime=1x`)."},
+		about: "10 counters and 10 gauges × 50,000 attribute sets, exported once per round after one warm-up export (`-benchtime=1x`). " +
+			"`otlpmetrichttp` sends it as one request of some 200 MiB, with its 64 MiB limit lifted (`WithMaxRequestSize(0)`), since the SDK hands it the whole export."},
 }
 
 // row is one library of a shape benchmark, in table order.
