@@ -120,14 +120,14 @@ func (c *collectorPRW) send(ctx context.Context, req *prompb.WriteRequest) error
 	return nil
 }
 
-// benchCollector: the same data as pdata through the Collector's
+// pushCollector: the same data as pdata through the Collector's
 // translator and remote-write request path.
-func benchCollector(b *testing.B, fx *fixture) {
-	rcv := receiver(b)
-	c := newCollectorPRW(rcv.URL + "/api/v1/write")
-	b.Cleanup(c.client.CloseIdleConnections)
-	measurePush(b, fx, rcv, func(ctx context.Context) error {
-		SetPdataTime(fx.md, fx.w.Time())
-		return c.export(ctx, fx.md)
-	})
+func pushCollector(tb testing.TB, fx *fixture, url string) exportFunc {
+	c := newCollectorPRW(url)
+	tb.Cleanup(c.client.CloseIdleConnections)
+	md := fx.pdata()
+	return func(ctx context.Context) error {
+		SetPdataTime(md, fx.w.Time())
+		return c.export(ctx, md)
+	}
 }

@@ -1,31 +1,77 @@
 // Package benchmarks measures prwmetric against the other ways of getting
-// OpenTelemetry Go metrics into Prometheus, on one workload and in one run.
+// OpenTelemetry Go metrics into Prometheus, on several workload shapes, every
+// library in the same run.
 //
 // It is a separate module so that users of prwmetric never download the
 // competitors. Each competitor has its own file with its setup
 // (prwmetric_test.go, otlpmetrichttp_test.go, collector_test.go,
-// prometheus_test.go, snappy_test.go); each scenario is one benchmark whose
-// b.Run sub-benchmarks, one per library, do the same work on the same data:
+// prometheus_test.go, snappy_test.go); the list of them is peers
+// (main_test.go).
 //
-//   - BenchmarkExport: workload W (NewWorkloadW, about 44 000 Prometheus
-//     series) exported once per iteration, after warm-up exports, so that
-//     the steady state — the second and later exports — is what is measured.
-//   - BenchmarkLargeExport: prwmetric alone on 1 000 000 series, reporting
-//     time, peak heap and the raw payload size; run it with -benchtime=1x.
+// # Shapes
+//
+// Each Shape (shapes.go) is one benchmark whose b.Run sub-benchmarks, one
+// per library, export the same data once per iteration, after warm-up
+// exports, so that the steady state is what is measured:
+//
+//   - BenchmarkExport: workload W, 20 instruments (counters, up-down
+//     counters, gauges, histograms with 15 bounds) × 500 attribute sets,
+//     44 001 Prometheus series.
+//   - BenchmarkExportCounterHeavy: W with 4 of its gauges made counters.
+//   - BenchmarkExportCounters: 20 counters × 2 200 sets of 10 attributes
+//     with 40-60 character values.
+//   - BenchmarkExportHistograms: 6 explicit-bucket histograms with 30
+//     bounds and 4 exponential histograms × 200 sets; here prwmetric also
+//     runs in 2.0 with custom-bucket native histograms (prwmetric_v2_nhcb,
+//     which runs on every shape with explicit-bucket histograms).
+//   - BenchmarkExportManyMetrics: 2 000 instruments × 20 sets.
+//   - BenchmarkExportMillion: 1 000 000 series, every library; run it
+//     with -benchtime=1x.
+//
+// The data is deterministic (fixed values, pinned timestamps) and is what
+// the SDK produces: TestWorkloadMatchesSDK compares it with a MeterProvider
+// that recorded the same values, and the exponential histograms are
+// aggregated by the SDK itself when a workload is made. TestShapes checks
+// each shape's instruments, labels, bounds and series; TestPeers runs every
+// library's benchmark body on every shape (smaller) and decodes what it
+// sent.
+//
+// BenchmarkLargeExport is prwmetric alone on the million series, reporting
+// its peak heap and heap growth against the raw payload.
+//
+// # Receiver
 //
 // Push exporters send to a receiver in a child process (see Receiver), so
 // that the receiver's own allocations and CPU are not booked to the library
-// under test; it reads and discards each 1.0 body and counts its bytes, and
-// decodes each 2.0 body to answer the written counts 2.0 senders expect
-// (that time is reported as rcv-decode-ns/op).
+// under test; it reads and discards each 1.0 body and counts its bytes.
+//
+// A Remote Write 2.0 sender needs the written counts in the answer, so the
+// receiver decodes each 2.0 body (snappy, then every series) to count its
+// samples and histograms, which the benchmark also checks against the
+// workload. The sender waits for that decoding, which a 1.0 request does
+// not cost. To exclude it from the exporter's own time, the receiver times
+// it (Stats.DecodeNanos) and the benchmark reports it per export as
+// rcv-decode-ns/op, over the measured exports only; since the sender sends
+// one request after another and is idle while the receiver decodes,
+// gen-table.sh takes ns/op less rcv-decode-ns/op, round by round, as the
+// 2.0 exporter's own time, which the 2.0 ÷ 1.0 ratio uses.
+//
+// # Latency
+//
+// BenchmarkLatency exports W and the million series with prwmetric
+// through a DelayProxy (latency.go) in the receiver process, which adds a
+// round-trip time (10 ms, 50 ms) and optionally limits the bandwidth
+// (100 Mbit/s). Its configurations are latencyVariants: concurrency and
+// compression settings are one line each there.
+//
+// # Tables
 //
 // gen-table.sh (cmd/gentable) runs the benchmarks afresh and regenerates
-// RESULTS.md; the numbers in it are never typed by hand. To look into one
-// library, profile its sub-benchmark, e.g.
+// RESULTS.md; the numbers in it are never typed by hand. ROUNDS=1
+// BENCHTIME=1x ./gen-table.sh is a smoke run. To look into one library,
+// profile its sub-benchmark, e.g.
 //
-//	go test -run='^$' -bench='BenchmarkExport/prwmetric$' -cpuprofile=cpu.prof
+//	go test -run='^$' -bench='BenchmarkExportCounters/prwmetric$' -cpuprofile=cpu.prof
 //
-// Plain `go test ./...` runs only the sanity tests (workload_test.go,
-// v2_test.go): that every competitor does the work the table says it does,
-// and that the 2.0 export really goes as 2.0.
+// Plain `go test ./...` runs only the tests, in seconds.
 package benchmarks

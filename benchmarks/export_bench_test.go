@@ -1,21 +1,28 @@
 package benchmarks
 
-import (
-	"testing"
+import "testing"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-)
+// The shape benchmarks export one workload once per iteration with every
+// library (peers), in the same run; see Shapes. Sub-benchmark names are what
+// gen-table.sh reports.
 
-// BenchmarkExport exports workload W once per iteration with every library,
-// in the same run. Sub-benchmark names are what gen-table.sh reports.
-func BenchmarkExport(b *testing.B) {
-	fx := fixtureW()
-	b.Run("prwmetric", func(b *testing.B) { benchPrwmetric(b, fx) })
-	b.Run("prwmetric_v2", func(b *testing.B) { benchPrwmetricV2(b, fx) })
-	b.Run("otlpmetrichttp", func(b *testing.B) { benchOTLP(b, fx, otlpmetrichttp.NoCompression) })
-	b.Run("otlpmetrichttp_gzip", func(b *testing.B) { benchOTLP(b, fx, otlpmetrichttp.GzipCompression) })
-	b.Run("collector_prw", func(b *testing.B) { benchCollector(b, fx) })
-	b.Run("otelprom_scrape", func(b *testing.B) { benchPull(b, fx) })
-	b.Run("snappy_floor", func(b *testing.B) { benchSnappyFloor(b, fx) })
-	b.Run("s2_snappy", func(b *testing.B) { benchS2(b, fx) })
-}
+// BenchmarkExport exports workload W.
+func BenchmarkExport(b *testing.B) { benchShape(b, ShapeW) }
+
+// BenchmarkExportCounterHeavy exports W with more counters, fewer gauges.
+func BenchmarkExportCounterHeavy(b *testing.B) { benchShape(b, ShapeCounterHeavy) }
+
+// BenchmarkExportCounters exports counters with 10 long labels.
+func BenchmarkExportCounters(b *testing.B) { benchShape(b, ShapeCounters) }
+
+// BenchmarkExportHistograms exports explicit-bucket (30 bounds) and
+// exponential histograms.
+func BenchmarkExportHistograms(b *testing.B) { benchShape(b, ShapeHistograms) }
+
+// BenchmarkExportManyMetrics exports 2 000 metrics of 20 points each.
+func BenchmarkExportManyMetrics(b *testing.B) { benchShape(b, ShapeManyMetrics) }
+
+// BenchmarkExportMillion exports 1 000 000 series with every library; run
+// it with -benchtime=1x. BenchmarkLargeExport measures prwmetric's heap on
+// the same workload.
+func BenchmarkExportMillion(b *testing.B) { benchShape(b, ShapeMillion) }

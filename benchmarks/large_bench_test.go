@@ -10,10 +10,6 @@ import (
 	"github.com/prwmetric/prwmetric"
 )
 
-// largeSets makes the large workload 20 instruments × 50 000 attribute
-// sets: 1 000 000 series.
-const largeSets = 50_000
-
 // heapObjects is the heap memory held by objects, live or not yet swept:
 // what the export makes the process hold.
 const heapObjects = "/memory/classes/heap/objects:bytes"

@@ -11,7 +11,8 @@ import (
 
 // ToPdata converts rm to the Collector's pdata, as the Collector's OTLP
 // receiver would hand the same data to its exporters. It handles what
-// workloads contain: sums, gauges and explicit-bucket histograms.
+// workloads contain: sums, gauges, explicit-bucket and exponential
+// histograms.
 func ToPdata(rm *metricdata.ResourceMetrics) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	prm := md.ResourceMetrics().AppendEmpty()
@@ -36,6 +37,8 @@ func ToPdata(rm *metricdata.ResourceMetrics) pmetric.Metrics {
 				pointsToPdata(pm.SetEmptyGauge().DataPoints(), d.DataPoints)
 			case metricdata.Histogram[float64]:
 				histogramToPdata(pm, d)
+			case metricdata.ExponentialHistogram[float64]:
+				exponentialToPdata(pm, d)
 			}
 		}
 	}
@@ -107,6 +110,34 @@ func histogramToPdata(pm pmetric.Metric, d metricdata.Histogram[float64]) {
 	}
 }
 
+func exponentialToPdata(pm pmetric.Metric, d metricdata.ExponentialHistogram[float64]) {
+	h := pm.SetEmptyExponentialHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dst := h.DataPoints()
+	dst.EnsureCapacity(len(d.DataPoints))
+	for _, dp := range d.DataPoints {
+		p := dst.AppendEmpty()
+		putAttrs(p.Attributes(), dp.Attributes.Iter())
+		p.SetStartTimestamp(ts(dp.StartTime))
+		p.SetTimestamp(ts(dp.Time))
+		p.SetCount(dp.Count)
+		p.SetSum(dp.Sum)
+		if v, ok := dp.Min.Value(); ok {
+			p.SetMin(v)
+		}
+		if v, ok := dp.Max.Value(); ok {
+			p.SetMax(v)
+		}
+		p.SetScale(dp.Scale)
+		p.SetZeroCount(dp.ZeroCount)
+		p.SetZeroThreshold(dp.ZeroThreshold)
+		p.Positive().SetOffset(dp.PositiveBucket.Offset)
+		p.Positive().BucketCounts().FromRaw(dp.PositiveBucket.Counts)
+		p.Negative().SetOffset(dp.NegativeBucket.Offset)
+		p.Negative().BucketCounts().FromRaw(dp.NegativeBucket.Counts)
+	}
+}
+
 // SetPdataTime sets the end time of every data point of md to at, in place.
 func SetPdataTime(md pmetric.Metrics, at time.Time) {
 	t := ts(at)
@@ -124,6 +155,11 @@ func SetPdataTime(md pmetric.Metrics, at time.Time) {
 					setNumberTime(m.Gauge().DataPoints(), t)
 				case pmetric.MetricTypeHistogram:
 					dps := m.Histogram().DataPoints()
+					for l := range dps.Len() {
+						dps.At(l).SetTimestamp(t)
+					}
+				case pmetric.MetricTypeExponentialHistogram:
+					dps := m.ExponentialHistogram().DataPoints()
 					for l := range dps.Len() {
 						dps.At(l).SetTimestamp(t)
 					}

@@ -14,9 +14,14 @@ import (
 // pullExporter is the OpenTelemetry Prometheus (pull) exporter on its own
 // registry, reading a real MeterProvider that holds the workload.
 type pullExporter struct {
-	reg *prometheus.Registry
+	reg    *prometheus.Registry
+	format expfmt.Format
 }
 
+// newPull records w into a MeterProvider read by the pull exporter. A
+// scrape is in the text format, or, when w has exponential histograms, in
+// delimited protobuf, the format Prometheus negotiates for native
+// histograms (the text format has no native histograms).
 func newPull(tb testing.TB, w *Workload) *pullExporter {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
@@ -24,7 +29,7 @@ func newPull(tb testing.TB, w *Workload) *pullExporter {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(w.Resource))
+	mp := sdkmetric.NewMeterProvider(append(w.ProviderOptions(), sdkmetric.WithReader(exp))...)
 	tb.Cleanup(func() {
 		if err := mp.Shutdown(context.Background()); err != nil {
 			tb.Error(err)
@@ -33,17 +38,21 @@ func newPull(tb testing.TB, w *Workload) *pullExporter {
 	if err := w.Record(context.Background(), mp); err != nil {
 		tb.Fatal(err)
 	}
-	return &pullExporter{reg: reg}
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	if w.Has(ExponentialHistogram) {
+		format = expfmt.NewFormat(expfmt.TypeProtoDelim)
+	}
+	return &pullExporter{reg: reg, format: format}
 }
 
 // scrape is one scrape as promhttp serves it, minus HTTP: Gather (which
-// collects the MeterProvider) and the text exposition format.
+// collects the MeterProvider) and the exposition format.
 func (p *pullExporter) scrape(w io.Writer) error {
 	mfs, err := p.reg.Gather()
 	if err != nil {
 		return err
 	}
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	enc := expfmt.NewEncoder(w, p.format)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
 			return err
@@ -52,33 +61,9 @@ func (p *pullExporter) scrape(w io.Writer) error {
 	return nil
 }
 
-// countingDiscard counts and discards what is written to it.
-type countingDiscard struct{ n int64 }
-
-func (c *countingDiscard) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return len(p), nil
-}
-
-// benchPull: one scrape of the same workload, recorded into a real
-// MeterProvider. wire-B/op is the uncompressed text exposition.
-func benchPull(b *testing.B, fx *fixture) {
-	p := newPull(b, fx.w)
-	var out countingDiscard
-	for range warmupExports {
-		if err := p.scrape(&out); err != nil {
-			b.Fatal(err)
-		}
-	}
-	out.n = 0
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		if err := p.scrape(&out); err != nil {
-			b.Fatal(err)
-		}
-		n++
-	}
-	b.ReportMetric(float64(fx.w.Series()), "series/op")
-	b.ReportMetric(float64(out.n)/float64(n), "wire-B/op")
+// localPull: one scrape of the same workload, recorded into a real
+// MeterProvider. wire-B/op is the uncompressed exposition.
+func localPull(tb testing.TB, fx *fixture, out io.Writer) (exportFunc, map[string]float64) {
+	p := newPull(tb, fx.w)
+	return func(context.Context) error { return p.scrape(out) }, nil
 }

@@ -2,7 +2,9 @@ package benchmarks
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,13 +17,15 @@ var discardLogger = slog.New(slog.DiscardHandler)
 // newPrwmetric returns a prwmetric exporter sending to url with its
 // defaults (metadata, scope labels, target_info, staleness markers, 2 000
 // series per request), apart from the environment, which is ignored so that
-// a developer's settings cannot skew the run, and the logger, silenced.
+// a developer's settings cannot skew the run, the logger, silenced, and the
+// timeout, long enough for a million series on a busy machine.
 func newPrwmetric(tb testing.TB, url string, opts ...prwmetric.Option) *prwmetric.Exporter {
 	tb.Helper()
 	opts = append([]prwmetric.Option{
 		prwmetric.WithEndpoint(url),
 		prwmetric.WithoutEnvironment(),
 		prwmetric.WithLogger(discardLogger),
+		prwmetric.WithTimeout(5 * time.Minute),
 	}, opts...)
 	exp, err := prwmetric.New(opts...)
 	if err != nil {
@@ -39,45 +43,47 @@ func newPrwmetric(tb testing.TB, url string, opts ...prwmetric.Option) *prwmetri
 	return exp
 }
 
-// benchPrwmetric: Export of the SDK's metric data, converted, encoded,
-// compressed and POSTed.
-func benchPrwmetric(b *testing.B, fx *fixture) {
-	rcv := receiver(b)
-	exp := newPrwmetric(b, rcv.URL+"/api/v1/write")
-	measurePush(b, fx, rcv, func(ctx context.Context) error {
+// exportTo returns one export of fx by exp: the timestamps moved forward,
+// then Export of the SDK's metric data, converted, encoded, compressed and
+// POSTed.
+func exportTo(exp *prwmetric.Exporter, fx *fixture) exportFunc {
+	return func(ctx context.Context) error {
 		SetTime(fx.rm, fx.w.Time())
 		return exp.Export(ctx, fx.rm)
-	})
+	}
 }
 
-// benchPrwmetricV2: benchPrwmetric in Remote Write 2.0. The receiver
-// decodes each 2.0 request to answer with the written counts; its time for
-// that is reported as rcv-decode-ns/op. The benchmark fails rather than
-// measure something else: if the exporter warned (as it does when it falls
-// back to 1.0), or the receiver saw a request that was not 2.0, or fewer
-// samples than W has.
-func benchPrwmetricV2(b *testing.B, fx *fixture) {
-	rcv := receiver(b)
+// pushPrwmetric: prwmetric with its defaults, Remote Write 1.0.
+func pushPrwmetric(tb testing.TB, fx *fixture, url string) exportFunc {
+	return exportTo(newPrwmetric(tb, url), fx)
+}
+
+// pushPrwmetricV2: prwmetric in Remote Write 2.0, classic histograms.
+func pushPrwmetricV2(tb testing.TB, fx *fixture, url string) exportFunc {
+	return pushV2(tb, fx, url)
+}
+
+// pushPrwmetricV2NHCB: prwmetric in Remote Write 2.0, explicit-bucket
+// histograms as custom-bucket native histograms.
+func pushPrwmetricV2NHCB(tb testing.TB, fx *fixture, url string) exportFunc {
+	return pushV2(tb, fx, url, prwmetric.WithNativeHistogramsForExplicitBuckets())
+}
+
+// pushV2 returns a 2.0 export that fails rather than measure something
+// else: if the exporter warned, as it does when it falls back to 1.0 or
+// the receiver wrote less than it sent. measurePush checks the receiver's
+// counts.
+func pushV2(tb testing.TB, fx *fixture, url string, opts ...prwmetric.Option) exportFunc {
 	logs := &recordingHandler{}
-	exp := newPrwmetric(b, rcv.URL+"/api/v1/write",
-		prwmetric.WithProtocol(prwmetric.ProtocolV2), prwmetric.WithLogger(slog.New(logs)))
-	before, err := rcv.Stats()
-	if err != nil {
-		b.Fatal(err)
+	opts = append([]prwmetric.Option{prwmetric.WithProtocol(prwmetric.ProtocolV2), prwmetric.WithLogger(slog.New(logs))}, opts...)
+	export := exportTo(newPrwmetric(tb, url, opts...), fx)
+	return func(ctx context.Context) error {
+		if err := export(ctx); err != nil {
+			return err
+		}
+		if n, records := logs.warnings(); n > 0 {
+			return fmt.Errorf("the 2.0 exporter logged %d warning(s):\n%s", n, strings.Join(records, "\n"))
+		}
+		return nil
 	}
-	measurePush(b, fx, rcv, func(ctx context.Context) error {
-		SetTime(fx.rm, fx.w.Time())
-		return exp.Export(ctx, fx.rm)
-	})
-	after, err := rcv.Stats()
-	if err != nil {
-		b.Fatal(err)
-	}
-	// After b.Loop, b.N is the number of measured exports.
-	exports := b.N + warmupExports
-	d := after.Sub(before)
-	if err := checkV2(d, logs, exports, fx.w.Series()); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(d.DecodeNanos)/float64(exports), "rcv-decode-ns/op")
 }

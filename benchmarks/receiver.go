@@ -317,20 +317,27 @@ func (s *v2Scratch) series(b []byte, counts *v2Counts) (maxRef uint32, err error
 // ServeReceiver runs a receiver in this process until in reaches EOF: it
 // listens on a free port of 127.0.0.1 and writes its URL as one line to
 // out. The parent closes in to stop it, and a parent that dies stops it too.
+// It also makes DelayProxies in front of itself on request (delayPath).
 func ServeReceiver(in io.Reader, out io.Writer) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("receiver: listening: %w", err)
 	}
-	srv := &http.Server{Handler: &counter{}, ReadHeaderTimeout: time.Minute}
+	delayed := &delays{target: ln.Addr().String()}
+	mux := http.NewServeMux()
+	mux.Handle(delayPath, delayed)
+	mux.Handle("/", &counter{})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: time.Minute}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	if _, err := fmt.Fprintf(out, "http://%s\n", ln.Addr()); err != nil {
 		srv.Close()
+		delayed.Close()
 		return fmt.Errorf("receiver: announcing the address: %w", err)
 	}
 	_, _ = io.Copy(io.Discard, in)
 	srv.Close()
+	delayed.Close()
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("receiver: serving: %w", err)
 	}
@@ -412,6 +419,8 @@ func (r *Receiver) Close() error {
 
 // CaptureServer is an in-process receiver on 127.0.0.1 that keeps every
 // request body, for tests and for capturing a payload once during setup.
+// It answers as the receiver process does (see counter): Remote Write 2.0
+// requests with the written counts.
 type CaptureServer struct {
 	*httptest.Server
 
@@ -422,6 +431,7 @@ type CaptureServer struct {
 // NewCaptureServer starts a CaptureServer. Close it when done.
 func NewCaptureServer() *CaptureServer {
 	c := &CaptureServer{}
+	answer := &counter{}
 	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -431,7 +441,8 @@ func NewCaptureServer() *CaptureServer {
 		c.mu.Lock()
 		c.bodies = append(c.bodies, body)
 		c.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		answer.ServeHTTP(w, r)
 	}))
 	return c
 }

@@ -2,6 +2,7 @@ package benchmarks
 
 import (
 	"context"
+	"io"
 	"testing"
 
 	"github.com/golang/snappy"
@@ -35,36 +36,35 @@ func prwmetricPayloads(tb testing.TB, fx *fixture) [][]byte {
 	return raws
 }
 
-// benchSnappyFloor: snappy.Encode of prwmetric's own payload into reused
+// localSnappyFloor: snappy.Encode of prwmetric's own payload into reused
 // buffers, nothing else — the cost no remote-write exporter can avoid.
-func benchSnappyFloor(b *testing.B, fx *fixture) {
-	benchCompress(b, fx, snappy.MaxEncodedLen, snappy.Encode)
+func localSnappyFloor(tb testing.TB, fx *fixture, out io.Writer) (exportFunc, map[string]float64) {
+	return localCompress(tb, fx, out, snappy.MaxEncodedLen, snappy.Encode)
 }
 
-// benchS2: s2.EncodeSnappy, the snappy block encoder prwmetric uses, of its
-// own payload alone, as benchSnappyFloor.
-func benchS2(b *testing.B, fx *fixture) {
-	benchCompress(b, fx, s2.MaxEncodedLen, s2.EncodeSnappy)
+// localS2: s2.EncodeSnappy, the snappy block encoder prwmetric uses, of its
+// own payload alone, as localSnappyFloor.
+func localS2(tb testing.TB, fx *fixture, out io.Writer) (exportFunc, map[string]float64) {
+	return localCompress(tb, fx, out, s2.MaxEncodedLen, s2.EncodeSnappy)
 }
 
-func benchCompress(b *testing.B, fx *fixture, maxLen func(int) int, encode func(dst, src []byte) []byte) {
-	raws := prwmetricPayloads(b, fx)
+// localCompress compresses each payload of one prwmetric export and writes
+// each block to out.
+func localCompress(tb testing.TB, fx *fixture, out io.Writer, maxLen func(int) int, encode func(dst, src []byte) []byte) (exportFunc, map[string]float64) {
+	raws := prwmetricPayloads(tb, fx)
 	dsts := make([][]byte, len(raws))
 	rawBytes := 0
 	for i, raw := range raws {
 		dsts[i] = make([]byte, maxLen(len(raw)))
 		rawBytes += len(raw)
 	}
-	b.ReportAllocs()
-	wire := 0
-	for b.Loop() {
-		wire = 0
+	export := func(context.Context) error {
 		for i, raw := range raws {
-			wire += len(encode(dsts[i], raw))
+			if _, err := out.Write(encode(dsts[i], raw)); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	b.ReportMetric(float64(fx.w.Series()), "series/op")
-	b.ReportMetric(float64(wire), "wire-B/op")
-	b.ReportMetric(float64(rawBytes), "raw-B/op")
-	b.ReportMetric(float64(len(raws)), "requests/op")
+	return export, map[string]float64{"raw-B/op": float64(rawBytes), "requests/op": float64(len(raws))}
 }

@@ -13,10 +13,8 @@ import (
 	"testing"
 
 	"github.com/golang/snappy"
-	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-	"github.com/prwmetric/prwmetric"
 )
 
 // recordingHandler is a slog.Handler that keeps every record, so that a
@@ -53,106 +51,94 @@ func (h *recordingHandler) warnings() (int, []string) {
 	return h.warns, append([]string(nil), h.records...)
 }
 
-// checkV2 says what is wrong, if anything, with exports of a workload of
-// series series (one sample each) in Remote Write 2.0, from the receiver's
-// counts d and the exporter's logs: a warning (such as the fallback to 1.0),
-// a request that was not 2.0, or counts that are not the workload's.
-func checkV2(d Stats, logs *recordingHandler, exports, series int) error {
-	if n, records := logs.warnings(); n > 0 {
-		return fmt.Errorf("the 2.0 exporter logged %d warning(s):\n%s", n, strings.Join(records, "\n"))
-	}
+// checkV2 says what is wrong, if anything, with exports of w in Remote
+// Write 2.0, from the receiver's counts d: a request that was not 2.0, or
+// counts that are not the workload's (with nhcb, explicit-bucket histograms
+// count as native histograms).
+func checkV2(d Stats, w *Workload, exports int, nhcb bool) error {
 	if d.Requests == 0 || d.V2Requests != d.Requests {
 		return fmt.Errorf("the receiver saw %d requests, %d of them Remote Write 2.0; want all", d.Requests, d.V2Requests)
 	}
-	if want := int64(exports * series); d.Samples != want || d.Histograms != 0 || d.Exemplars != 0 {
-		return fmt.Errorf("%d exports carried %d samples, %d histograms, %d exemplars; want %d samples, no histogram, no exemplar",
-			exports, d.Samples, d.Histograms, d.Exemplars, want)
+	samples, histograms := w.Expect(nhcb)
+	if d.Samples != int64(exports*samples) || d.Histograms != int64(exports*histograms) || d.Exemplars != 0 {
+		return fmt.Errorf("%d exports carried %d samples, %d histograms, %d exemplars; want %d samples, %d histograms, no exemplar",
+			exports, d.Samples, d.Histograms, d.Exemplars, exports*samples, exports*histograms)
 	}
 	return nil
 }
 
-// TestPrwmetricV2ExportsW checks what BenchmarkExport/prwmetric_v2
-// measures: exports of W reach the receiver process as Remote Write 2.0
-// requests, which it answers with written counts that satisfy the
-// exporter, so that it neither warns nor falls back to 1.0.
-func TestPrwmetricV2ExportsW(t *testing.T) {
-	fx := newFixture(NewWorkloadW())
-	rcv := receiver(t)
-	logs := &recordingHandler{}
-	exp := newPrwmetric(t, rcv.URL+"/api/v1/write",
-		prwmetric.WithProtocol(prwmetric.ProtocolV2), prwmetric.WithLogger(slog.New(logs)))
-	before, err := rcv.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	const exports = 3 // the first, and steady ones
-	for range exports {
-		SetTime(fx.rm, fx.w.Time())
-		if err := exp.Export(context.Background(), fx.rm); err != nil {
-			t.Fatal(err)
-		}
-	}
-	after, err := rcv.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := after.Sub(before)
-	if err := checkV2(d, logs, exports, fx.w.Series()); err != nil {
-		t.Fatal(err)
-	}
-	if d.RawBytes <= 0 || d.WireBytes <= 0 || d.DecodeNanos <= 0 {
-		t.Errorf("receiver counts %+v: want raw and wire bytes and decode time", d)
+// TestPrwmetricV2ThroughReceiverProcess checks what the 2.0 benchmarks
+// measure: exports reach the receiver process as Remote Write 2.0 requests,
+// which it answers with written counts that satisfy the exporter, so that
+// it neither warns nor falls back to 1.0, and the counts are the
+// workload's.
+func TestPrwmetricV2ThroughReceiverProcess(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		give *fixture
+		peer string
+	}{
+		{name: "W", give: newFixture(NewWorkloadW(), 0), peer: "prwmetric_v2"},
+		{name: "histograms, classic", give: newFixture(NewHistogramsWorkload(10), 0), peer: "prwmetric_v2"},
+		{name: "histograms, NHCB", give: newFixture(NewHistogramsWorkload(10), 0), peer: "prwmetric_v2_nhcb"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := peerNamed(t, tc.peer)
+			rcv := receiver(t)
+			export := p.push(t, tc.give, rcv.URL+p.path())
+			before, err := rcv.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			const exports = 3 // the first, and steady ones
+			for range exports {
+				if err := export(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after, err := rcv.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := after.Sub(before)
+			if err := checkV2(d, tc.give.w, exports, p.nhcb); err != nil {
+				t.Fatal(err)
+			}
+			if d.RawBytes <= 0 || d.WireBytes <= 0 || d.DecodeNanos <= 0 {
+				t.Errorf("receiver counts %+v: want raw and wire bytes and decode time", d)
+			}
+		})
 	}
 }
 
-// TestPrwmetricV2SameSeries checks that the 2.0 export of W carries the same
-// series and values as the 1.0 export, decoded with the reference writev2
-// decoder, and that the receiver's counts agree with that decoder.
-func TestPrwmetricV2SameSeries(t *testing.T) {
-	fx := newFixture(NewWorkloadW())
-	ctx := context.Background()
-
-	v1 := NewCaptureServer()
-	t.Cleanup(v1.Close)
-	if err := newPrwmetric(t, v1.URL).Export(ctx, fx.rm); err != nil {
-		t.Fatal(err)
-	}
-	want := seriesValues(t, decodePRW(t, v1.Bodies()))
-
-	var mu sync.Mutex
-	var bodies [][]byte
-	c := &counter{}
-	v2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		bodies = append(bodies, body)
-		mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		c.ServeHTTP(w, r)
-	}))
-	t.Cleanup(v2.Close)
-	logs := &recordingHandler{}
-	exp := newPrwmetric(t, v2.URL, prwmetric.WithProtocol(prwmetric.ProtocolV2), prwmetric.WithLogger(slog.New(logs)))
-	if err := exp.Export(ctx, fx.rm); err != nil {
-		t.Fatal(err)
-	}
-	if err := checkV2(c.stats(), logs, 1, fx.w.Series()); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	got := seriesValues(t, decodeV2(t, bodies))
-	mu.Unlock()
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("the 2.0 export differs from the 1.0 export (-1.0 +2.0):\n%s", diff)
+// TestCheckV2 checks that checkV2 fails on what it is meant to catch.
+func TestCheckV2(t *testing.T) {
+	w := NewHistogramsWorkload(2)
+	samples, histograms := w.Expect(false)
+	ok := Stats{Requests: 2, V2Requests: 2, Samples: int64(2 * samples), Histograms: int64(2 * histograms)}
+	for _, tc := range []struct {
+		name    string
+		give    Stats
+		nhcb    bool
+		wantErr bool
+	}{
+		{name: "the workload, twice", give: ok},
+		{name: "classic counts taken for NHCB", give: ok, nhcb: true, wantErr: true},
+		{name: "a 1.0 request", give: Stats{Requests: 3, V2Requests: 2, Samples: ok.Samples, Histograms: ok.Histograms}, wantErr: true},
+		{name: "no request", give: Stats{}, wantErr: true},
+		{name: "a sample short", give: Stats{Requests: 2, V2Requests: 2, Samples: ok.Samples - 1, Histograms: ok.Histograms}, wantErr: true},
+		{name: "an exemplar", give: Stats{Requests: 2, V2Requests: 2, Samples: ok.Samples, Histograms: ok.Histograms, Exemplars: 1}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkV2(tc.give, w, 2, tc.nhcb); (err != nil) != tc.wantErr {
+				t.Errorf("checkV2 = %v, want error %v", err, tc.wantErr)
+			}
+		})
 	}
 }
 
 // decodeV2 decodes Remote Write 2.0 bodies with the reference decoder and
-// resolves their symbols, into 1.0 series (labels and samples).
+// resolves their symbols, into 1.0 series (labels, samples, histograms).
 func decodeV2(t *testing.T, bodies [][]byte) []prompb.TimeSeries {
 	t.Helper()
 	var out []prompb.TimeSeries
@@ -172,6 +158,11 @@ func decodeV2(t *testing.T, bodies [][]byte) []prompb.TimeSeries {
 			}
 			for _, sm := range ts.Samples {
 				s.Samples = append(s.Samples, prompb.Sample{Value: sm.Value, Timestamp: sm.Timestamp})
+			}
+			for _, h := range ts.Histograms {
+				s.Histograms = append(s.Histograms, prompb.Histogram{
+					Count: &prompb.Histogram_CountInt{CountInt: h.GetCountInt()}, Sum: h.Sum, Schema: h.Schema, Timestamp: h.Timestamp,
+				})
 			}
 			out = append(out, s)
 		}

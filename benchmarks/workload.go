@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 )
@@ -24,13 +26,18 @@ const (
 	UpDownCounter
 	Gauge
 	Histogram
+	// ExponentialHistogram is a float64 histogram that a view (see
+	// Workload.ProviderOptions) aggregates as a base-2 exponential histogram with the
+	// SDK's default limits: at most 160 buckets, scale at most 20.
+	ExponentialHistogram
 )
 
 // Instrument describes one instrument of a Workload.
 type Instrument struct {
 	Name, Description, Unit string
 	Kind                    Kind
-	// Float selects float64 values; int64 otherwise. Histograms are float.
+	// Float selects float64 values; int64 otherwise. Histograms (both
+	// kinds) are float.
 	Float bool
 	// Bounds are the explicit bucket boundaries of a Histogram.
 	Bounds []float64
@@ -51,6 +58,11 @@ type Workload struct {
 	Sets        []attribute.Set
 	// Start is every data point's start time; Time returns the end times.
 	Start time.Time
+
+	// exponential holds, for each ExponentialHistogram instrument (by
+	// index), its data points in the order of Sets, as the SDK aggregated
+	// them when the workload was made (see exponentialPoints).
+	exponential map[int][]metricdata.ExponentialHistogramDataPoint[float64]
 
 	tick atomic.Int64
 }
@@ -117,10 +129,16 @@ var methods = [...]string{"GET", "POST", "PUT", "DELETE", "PATCH"}
 var statusCodes = [...]int{200, 201, 404, 500}
 
 // NewWorkload returns a Workload of the given instruments, each reporting
-// nSets attribute sets. Set i has its own combination of method, status
-// code and route, so the sets are distinct for any nSets.
+// nSets attribute sets of 4 HTTP attributes (httpSets).
 func NewWorkload(instruments []Instrument, nSets int) *Workload {
-	sets := make([]attribute.Set, nSets)
+	return newWorkload(instruments, httpSets(nSets))
+}
+
+// httpSets returns n attribute sets of method, status code, route and
+// protocol version. Set i has its own combination of method, status code
+// and route, so the sets are distinct for any n.
+func httpSets(n int) []attribute.Set {
+	sets := make([]attribute.Set, n)
 	for i := range sets {
 		sets[i] = attribute.NewSet(
 			attribute.String("http.request.method", methods[i%len(methods)]),
@@ -129,7 +147,13 @@ func NewWorkload(instruments []Instrument, nSets int) *Workload {
 			attribute.String("network.protocol.version", "1.1"),
 		)
 	}
-	return &Workload{
+	return sets
+}
+
+// newWorkload returns a Workload of the given instruments, each reporting
+// every set, under W's resource and scope.
+func newWorkload(instruments []Instrument, sets []attribute.Set) *Workload {
+	w := &Workload{
 		Resource: resource.NewSchemaless(
 			attribute.String("service.name", "checkout"),
 			attribute.String("service.namespace", "shop"),
@@ -143,26 +167,54 @@ func NewWorkload(instruments []Instrument, nSets int) *Workload {
 		Sets:        sets,
 		Start:       time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
+	if slices.ContainsFunc(instruments, func(in Instrument) bool { return in.Kind == ExponentialHistogram }) {
+		exp, err := w.exponentialPoints()
+		if err != nil {
+			// The workloads are fixed: this is a bug in this module.
+			panic(fmt.Sprintf("benchmarks: aggregating the exponential histograms through the SDK: %v", err))
+		}
+		w.exponential = exp
+	}
+	return w
 }
 
-// Series is the number of Prometheus series one export of w yields: one per
-// counter, up-down counter and gauge point, buckets+2 per histogram point
-// (every bucket including +Inf, _sum, _count), and target_info.
+// Series is the number of Prometheus series one export of w yields in
+// Remote Write 1.0 (and 2.0 with classic histograms): one per counter,
+// up-down counter and gauge point, buckets+2 per explicit-bucket histogram
+// point (every bucket including +Inf, _sum, _count), one native histogram
+// per exponential histogram point, and target_info. It is the per-series
+// divisor of every library's figures.
 func (w *Workload) Series() int {
-	n := 0
+	samples, histograms := w.Expect(false)
+	return samples + histograms
+}
+
+// Expect returns how many float samples and how many native histograms one
+// export of w carries, target_info included: with nhcb, explicit-bucket
+// histograms go as custom-bucket native histograms, one per point, instead
+// of classic series.
+func (w *Workload) Expect(nhcb bool) (samples, histograms int) {
 	for _, in := range w.Instruments {
-		per := 1
-		if in.Kind == Histogram {
-			per = len(in.Bounds) + 3
+		switch {
+		case in.Kind == ExponentialHistogram, in.Kind == Histogram && nhcb:
+			histograms += len(w.Sets)
+		case in.Kind == Histogram:
+			samples += (len(in.Bounds) + 3) * len(w.Sets)
+		default:
+			samples += len(w.Sets)
 		}
-		n += per * len(w.Sets)
 	}
-	return n + 1
+	return samples + 1, histograms
 }
 
 // DataPoints is the number of OpenTelemetry data points of w.
 func (w *Workload) DataPoints() int {
 	return len(w.Instruments) * len(w.Sets)
+}
+
+// Has reports whether w has an instrument of kind k.
+func (w *Workload) Has(k Kind) bool {
+	return slices.ContainsFunc(w.Instruments, func(in Instrument) bool { return in.Kind == k })
 }
 
 // Time returns a new end time for the data points, 15 s after the last one
@@ -225,6 +277,12 @@ func (w *Workload) ResourceMetrics(at time.Time) *metricdata.ResourceMetrics {
 
 func (w *Workload) aggregation(m int, in Instrument, at time.Time) metricdata.Aggregation {
 	switch {
+	case in.Kind == ExponentialHistogram:
+		dps := slices.Clone(w.exponential[m])
+		for i := range dps {
+			dps[i].StartTime, dps[i].Time = w.Start, at
+		}
+		return metricdata.ExponentialHistogram[float64]{DataPoints: dps, Temporality: metricdata.CumulativeTemporality}
 	case in.Kind == Histogram:
 		dps := make([]metricdata.HistogramDataPoint[float64], len(w.Sets))
 		for i := range dps {
@@ -289,6 +347,10 @@ func SetTime(rm *metricdata.ResourceMetrics, at time.Time) {
 				for i := range d.DataPoints {
 					d.DataPoints[i].Time = at
 				}
+			case metricdata.ExponentialHistogram[float64]:
+				for i := range d.DataPoints {
+					d.DataPoints[i].Time = at
+				}
 			}
 		}
 	}
@@ -301,27 +363,119 @@ func setPointTime[N int64 | float64](dps []metricdata.DataPoint[N], at time.Time
 }
 
 // Record creates w's instruments on a meter of mp and records w's values
-// into them: a MeterProvider with a cumulative reader then holds the same
-// data as ResourceMetrics returns (bar timestamps and order).
+// into them: a MeterProvider with a cumulative reader and w.ProviderOptions
+// then holds
+// the same data as ResourceMetrics returns (bar timestamps and order).
 func (w *Workload) Record(ctx context.Context, mp metric.MeterProvider) error {
+	return w.record(ctx, mp, func(Instrument) bool { return true })
+}
+
+// record is Record for the instruments that keep says to.
+func (w *Workload) record(ctx context.Context, mp metric.MeterProvider, keep func(Instrument) bool) error {
 	meter := mp.Meter(w.Scope.Name, metric.WithInstrumentationVersion(w.Scope.Version))
 	for m, in := range w.Instruments {
+		if !keep(in) {
+			continue
+		}
 		record, err := newRecorder(meter, in)
 		if err != nil {
 			return fmt.Errorf("instrument %s: %w", in.Name, err)
 		}
 		for i, set := range w.Sets {
 			opt := metric.WithAttributeSet(set)
-			if in.Kind == Histogram {
-				for _, v := range observations(m, i, in.Bounds) {
-					record(ctx, v, opt)
-				}
-				continue
+			var obs []float64
+			switch in.Kind {
+			case Histogram:
+				obs = observations(m, i, in.Bounds)
+			case ExponentialHistogram:
+				obs = exponentialObservations(m, i)
+			default:
+				record(ctx, value(m, i, in), opt)
 			}
-			record(ctx, value(m, i, in), opt)
+			for _, v := range obs {
+				record(ctx, v, opt)
+			}
 		}
 	}
 	return nil
+}
+
+// exponentialAggregation is the SDK's default base-2 exponential histogram.
+var exponentialAggregation = sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}
+
+// ProviderOptions are the MeterProvider options every MeterProvider that
+// records w needs, so that it aggregates as ResourceMetrics has it: views
+// that make w's ExponentialHistogram instruments exponential histograms,
+// and no cardinality limit (the SDK's default of 2 000 attribute sets per
+// instrument would fold the 1M-series workload's 50 000 into an overflow
+// series).
+func (w *Workload) ProviderOptions() []sdkmetric.Option {
+	var views []sdkmetric.View
+	for _, in := range w.Instruments {
+		if in.Kind == ExponentialHistogram {
+			views = append(views, sdkmetric.NewView(sdkmetric.Instrument{Name: in.Name}, sdkmetric.Stream{Aggregation: exponentialAggregation}))
+		}
+	}
+	return []sdkmetric.Option{sdkmetric.WithView(views...), sdkmetric.WithCardinalityLimit(0), sdkmetric.WithResource(w.Resource)}
+}
+
+// exponentialPoints records w's exponential histogram observations into a
+// MeterProvider and collects them: the SDK computes the scale and buckets,
+// so the data is exactly what it hands an exporter. The points are returned
+// per instrument, in the order of w.Sets.
+func (w *Workload) exponentialPoints() (map[int][]metricdata.ExponentialHistogramDataPoint[float64], error) {
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(append(w.ProviderOptions(), sdkmetric.WithReader(reader))...)
+	defer func() { _ = mp.Shutdown(ctx) }()
+	if err := w.record(ctx, mp, func(in Instrument) bool { return in.Kind == ExponentialHistogram }); err != nil {
+		return nil, err
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		return nil, err
+	}
+	index := make(map[attribute.Distinct]int, len(w.Sets))
+	for i, set := range w.Sets {
+		index[set.Equivalent()] = i
+	}
+	byName := make(map[string]int, len(w.Instruments))
+	for m, in := range w.Instruments {
+		byName[in.Name] = m
+	}
+	out := make(map[int][]metricdata.ExponentialHistogramDataPoint[float64])
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			d, ok := mt.Data.(metricdata.ExponentialHistogram[float64])
+			if !ok {
+				return nil, fmt.Errorf("instrument %s: the SDK aggregated it as %T", mt.Name, mt.Data)
+			}
+			if len(d.DataPoints) != len(w.Sets) {
+				return nil, fmt.Errorf("instrument %s: %d points, want %d", mt.Name, len(d.DataPoints), len(w.Sets))
+			}
+			dps := make([]metricdata.ExponentialHistogramDataPoint[float64], len(w.Sets))
+			for _, dp := range d.DataPoints {
+				dps[index[dp.Attributes.Equivalent()]] = dp
+			}
+			out[byName[mt.Name]] = dps
+		}
+	}
+	return out, nil
+}
+
+// exponentialObservationsPerPoint is how many values each exponential
+// histogram point has recorded.
+const exponentialObservationsPerPoint = 24
+
+// exponentialObservations are the values exponential histogram m has
+// recorded at attribute set i: spread over 15 octaves from 1 ms, so that
+// the SDK settles on scale 3 (8 buckets per octave, 120 wide).
+func exponentialObservations(m, i int) []float64 {
+	out := make([]float64, exponentialObservationsPerPoint)
+	for k := range out {
+		out[k] = 0.001 * math.Exp2(float64((i*7+k*11+m*5)%121)/8)
+	}
+	return out
 }
 
 type recordFunc func(ctx context.Context, v float64, opt metric.MeasurementOption)
@@ -329,6 +483,9 @@ type recordFunc func(ctx context.Context, v float64, opt metric.MeasurementOptio
 func newRecorder(meter metric.Meter, in Instrument) (recordFunc, error) {
 	desc, unit := metric.WithDescription(in.Description), metric.WithUnit(in.Unit)
 	switch {
+	case in.Kind == ExponentialHistogram:
+		h, err := meter.Float64Histogram(in.Name, desc, unit)
+		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { h.Record(ctx, v, opt) }, err
 	case in.Kind == Histogram:
 		h, err := meter.Float64Histogram(in.Name, desc, unit, metric.WithExplicitBucketBoundaries(in.Bounds...))
 		return func(ctx context.Context, v float64, opt metric.MeasurementOption) { h.Record(ctx, v, opt) }, err

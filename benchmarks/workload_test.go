@@ -1,52 +1,48 @@
 package benchmarks
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/golang/snappy"
-	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
-	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // TestWorkloadMatchesSDK checks that the hand-built metric data is what the
 // SDK itself produces when the workload is recorded into a MeterProvider,
 // so the push libraries and the pull exporter see the same data.
 func TestWorkloadMatchesSDK(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		give *Workload
-	}{
-		{name: "W", give: NewWorkloadW()},
-		{name: "large", give: NewLargeWorkload(300)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	cases := map[string]*Workload{
+		// The SDK folds attribute sets beyond its default limit of 2 000
+		// per instrument into one overflow series, unless told not to.
+		"beyond the default cardinality limit": NewWorkload(wInstruments[:1], 2500),
+	}
+	for _, s := range Shapes {
+		cases[s.Name] = s.New(testSets[s])
+	}
+	for name, w := range cases {
+		t.Run(name, func(t *testing.T) {
 			reader := sdkmetric.NewManualReader()
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(tc.give.Resource))
+			mp := sdkmetric.NewMeterProvider(append(w.ProviderOptions(), sdkmetric.WithReader(reader))...)
 			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-			if err := tc.give.Record(context.Background(), mp); err != nil {
+			if err := w.Record(context.Background(), mp); err != nil {
 				t.Fatal(err)
 			}
 			var got metricdata.ResourceMetrics
 			if err := reader.Collect(context.Background(), &got); err != nil {
 				t.Fatal(err)
 			}
-			sortPoints(tc.give, &got)
-			want := tc.give.ResourceMetrics(tc.give.Time())
+			sortPoints(w, &got)
+			want := w.ResourceMetrics(w.Time())
 			metricdatatest.AssertEqual(t, *want, got, metricdatatest.IgnoreTimestamp(), metricdatatest.IgnoreExemplars())
 		})
 	}
@@ -72,6 +68,8 @@ func sortPoints(w *Workload, rm *metricdata.ResourceMetrics) {
 				sortByIndex(d.DataPoints, index, func(p metricdata.DataPoint[float64]) attribute.Set { return p.Attributes })
 			case metricdata.Histogram[float64]:
 				sortByIndex(d.DataPoints, index, func(p metricdata.HistogramDataPoint[float64]) attribute.Set { return p.Attributes })
+			case metricdata.ExponentialHistogram[float64]:
+				sortByIndex(d.DataPoints, index, func(p metricdata.ExponentialHistogramDataPoint[float64]) attribute.Set { return p.Attributes })
 			}
 		}
 	}
@@ -100,104 +98,6 @@ func decodePRW(t *testing.T, bodies [][]byte) []prompb.TimeSeries {
 		out = append(out, req.Timeseries...)
 	}
 	return out
-}
-
-// seriesValues maps each series (its labels, sorted) to its one sample value.
-func seriesValues(t *testing.T, tss []prompb.TimeSeries) map[string]float64 {
-	t.Helper()
-	out := make(map[string]float64, len(tss))
-	for _, ts := range tss {
-		labels := make([]string, len(ts.Labels))
-		for i, l := range ts.Labels {
-			labels[i] = l.Name + "=" + l.Value
-		}
-		slices.Sort(labels)
-		key := strings.Join(labels, ",")
-		if len(ts.Samples) != 1 {
-			t.Fatalf("series %s: %d samples, want 1", key, len(ts.Samples))
-		}
-		if _, dup := out[key]; dup {
-			t.Fatalf("series %s sent twice", key)
-		}
-		out[key] = ts.Samples[0].Value
-	}
-	return out
-}
-
-// TestWorkloadShape checks that every competitor does the work the table
-// says: W yields 44 000 series (+ target_info) through prwmetric, the
-// Collector path and the pull exporter, with the same labels and values on
-// both remote-write paths, and 10 000 data points through OTLP.
-func TestWorkloadShape(t *testing.T) {
-	fx := newFixture(NewWorkloadW())
-	if got, want := fx.w.Series(), 44_001; got != want {
-		t.Fatalf("W has %d series, want %d", got, want)
-	}
-	ctx := context.Background()
-
-	srv := NewCaptureServer()
-	t.Cleanup(srv.Close)
-	exp := newPrwmetric(t, srv.URL)
-	if err := exp.Export(ctx, fx.rm); err != nil {
-		t.Fatal(err)
-	}
-	ours := seriesValues(t, decodePRW(t, srv.Bodies()))
-	if len(ours) != fx.w.Series() {
-		t.Errorf("prwmetric sent %d series, want %d", len(ours), fx.w.Series())
-	}
-
-	c := newCollectorPRW(srv.URL)
-	t.Cleanup(c.client.CloseIdleConnections)
-	if err := c.export(ctx, fx.md); err != nil {
-		t.Fatal(err)
-	}
-	theirs := seriesValues(t, decodePRW(t, srv.Bodies()))
-	if diff := cmp.Diff(ours, theirs); diff != "" {
-		t.Errorf("prwmetric and the Collector path send different series (-prwmetric +collector):\n%s", diff)
-	}
-
-	var text bytes.Buffer
-	if err := newPull(t, fx.w).scrape(&text); err != nil {
-		t.Fatal(err)
-	}
-	samples := 0
-	for sc := bufio.NewScanner(&text); sc.Scan(); {
-		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
-			samples++
-		}
-	}
-	if samples != fx.w.Series() {
-		t.Errorf("the pull exporter exposes %d series, want %d", samples, fx.w.Series())
-	}
-
-	for _, compression := range []otlpmetrichttp.Compression{otlpmetrichttp.NoCompression, otlpmetrichttp.GzipCompression} {
-		if err := newOTLP(t, srv.URL+"/v1/metrics", compression).Export(ctx, fx.rm); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, body := range srv.Bodies() {
-		if i == 1 {
-			var err error
-			if body, err = gunzip(body); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var req colmetricpb.ExportMetricsServiceRequest
-		if err := proto.Unmarshal(body, &req); err != nil {
-			t.Fatalf("OTLP request %d: %v", i, err)
-		}
-		points := 0
-		for _, rm := range req.ResourceMetrics {
-			for _, sm := range rm.ScopeMetrics {
-				for _, m := range sm.Metrics {
-					points += len(m.GetSum().GetDataPoints()) + len(m.GetGauge().GetDataPoints()) + len(m.GetHistogram().GetDataPoints())
-				}
-			}
-		}
-		if points != fx.w.DataPoints() {
-			t.Errorf("OTLP request %d carries %d data points, want %d", i, points, fx.w.DataPoints())
-		}
-	}
 }
 
 // TestReceiverCounts checks the receiver process's byte counts against a

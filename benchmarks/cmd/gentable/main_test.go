@@ -13,14 +13,24 @@ goarch: amd64
 pkg: github.com/prwmetric/prwmetric/benchmarks
 cpu: Test CPU @ 1GHz
 BenchmarkExport/prwmetric-2         	      10	  3000000 ns/op	        10.00 requests/op	     1000 series/op	   600 wire-B/op	 4000 B/op	    30 allocs/op
-BenchmarkExport/prwmetric-2         	      10	  1000000 ns/op	        10.00 requests/op	     1000 series/op	   600 wire-B/op	 2000 B/op	    10 allocs/op
-BenchmarkExport/prwmetric-2         	      10	  2000000 ns/op	        10.00 requests/op	     1000 series/op	   600 wire-B/op	 3000 B/op	    20 allocs/op
+BenchmarkExport/prwmetric_v2-2      	      10	  5000000 ns/op	  1000000 rcv-decode-ns/op	     1000 series/op	   300 wire-B/op	 1000 B/op	    10 allocs/op
+BenchmarkExport/otlpmetrichttp-2    	      10	  8000000 ns/op	     1000 series/op	  2000 wire-B/op	 9000 B/op	  3000 allocs/op
 BenchmarkExport/collector_prw-2     	       1	 40000000 ns/op	     1000 series/op	  1000 wire-B/op	 9000 B/op	 9000 allocs/op
---- FAIL: BenchmarkExport/otlpmetrichttp
+--- FAIL: BenchmarkExport/otlpmetrichttp_gzip
     otlpmetrichttp_test.go:1: some failure: with colons
 BenchmarkExport/snappy_floor-2      	     100	   500000 ns/op	     1000 series/op	   600 wire-B/op	       0 B/op	       0 allocs/op
 BenchmarkExport/s2_snappy-2         	     100	   400000 ns/op	     1000 series/op	   550 wire-B/op	       0 B/op	       0 allocs/op
+BenchmarkExportHistograms/prwmetric-2         	      10	  6000000 ns/op	     2000 series/op	   800 wire-B/op	 2000 B/op	    10 allocs/op
+BenchmarkExportHistograms/prwmetric_v2_nhcb-2 	      10	  5000000 ns/op	  2000000 rcv-decode-ns/op	     2000 series/op	   100 wire-B/op	 2000 B/op	    10 allocs/op
+BenchmarkExportHistograms/otlpmetrichttp-2    	      10	  8000000 ns/op	     2000 series/op	  3000 wire-B/op	 9000 B/op	  3000 allocs/op
+BenchmarkExport/prwmetric-2         	      10	  1000000 ns/op	        10.00 requests/op	     1000 series/op	   600 wire-B/op	 2000 B/op	    10 allocs/op
+BenchmarkExport/prwmetric-2         	      10	  2000000 ns/op	        10.00 requests/op	     1000 series/op	   600 wire-B/op	 3000 B/op	    20 allocs/op
+BenchmarkExportMillion/prwmetric-2  	       1	500000000 ns/op	  1000001 series/op	  1000 wire-B/op	 9000 B/op	 9000 allocs/op
 BenchmarkLargeExport/first-2        	       1	2000000000 ns/op	     100 raw-payload-MiB/op	     250 heap-growth-MiB	  2.5 growth/raw	1000001 series/op
+BenchmarkLatency/W/default/rtt=0ms-2          	       3	  10000000 ns/op	         6.000 requests/op	     44001 series/op
+BenchmarkLatency/W/default/rtt=10ms-2         	       3	  70000000 ns/op	         6.000 requests/op	     44001 series/op
+BenchmarkLatency/W/default/rtt=50ms-2         	       3	 310000000 ns/op	         6.000 requests/op	     44001 series/op
+BenchmarkLatency/W/default/rtt=10ms,bw=100Mbit-2 	       3	 150000000 ns/op	         6.000 requests/op	     44001 series/op
 PASS
 `
 
@@ -37,6 +47,7 @@ func TestParse(t *testing.T) {
 		{name: "custom unit", bench: "BenchmarkExport/prwmetric", unit: "wire-B/op", want: 600},
 		{name: "single run", bench: "BenchmarkExport/collector_prw", unit: "allocs/op", want: 9000},
 		{name: "large", bench: "BenchmarkLargeExport/first", unit: "growth/raw", want: 2.5},
+		{name: "link with a comma", bench: "BenchmarkLatency/W/default/rtt=10ms,bw=100Mbit", unit: "ns/op", want: 150_000_000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := res.median(tc.bench, tc.unit)
@@ -48,7 +59,10 @@ func TestParse(t *testing.T) {
 	if got, ok := res.perSeries("BenchmarkExport/prwmetric", "allocs/op"); !ok || got != 0.02 {
 		t.Errorf("allocs/series = %v, %v; want 0.02", got, ok)
 	}
-	if _, ok := res.values["BenchmarkExport/otlpmetrichttp"]; ok {
+	if got := res.own("BenchmarkExport/prwmetric_v2"); len(got) != 1 || got[0] != 4_000_000 {
+		t.Errorf("own time of 2.0 = %v, want [4e6]: ns/op less rcv-decode-ns/op", got)
+	}
+	if _, ok := res.values["BenchmarkExport/otlpmetrichttp_gzip"]; ok {
 		t.Error("a failed benchmark has results")
 	}
 	if res.procs != "2" || res.header["cpu"] != "Test CPU @ 1GHz" {
@@ -71,21 +85,75 @@ func TestWriteResults(t *testing.T) {
 	writeResults(&out, res, environment{goVersion: "go version test"}, sample)
 	doc := out.String()
 	for _, want := range []string{
-		// prwmetric: 2 ms, 2000 ns/series, 0.02 allocs/series, 3 B/series,
-		// 600 B on the wire; 0.05× the Collector's 40 ms, 4× the 0.5 ms
-		// floor, 0.6× the Collector's 1000 wire bytes.
-		"| **prwmetric** `Export` → remote write | 2.00 | 2,000 | 0.0200 | 3.00 | 600 (snappy, s2 encoder) | 0.050× | 4.0× | 0.60× |",
-		"| `s2.EncodeSnappy` (the encoder prwmetric uses) of prwmetric's payload alone | 0.400 | 400 | 0 | 0 | 550 (snappy, s2 encoder) | 0.010× | 0.80× | 0.55× |",
-		"| time ÷ snappy floor of our own payload | ≤ 2.50 | 4.00 | **no** |",
-		"| allocations per series, steady state | ≤ 0.0100 | 0.0200 | **no** |",
-		"| bytes on the wire ÷ Collector path | ≤ 0.650 | 0.600 | yes |",
-		"| 1 000 000 series, first export: heap growth ÷ raw payload | < 2.00 | 2.50 | **no** |",
+		"## Workload W\n",
+		"1,000 Prometheus series per export; medians of 3 rounds.",
+		// prwmetric: median 2 ms of 1, 2, 3; 0.02 allocs and 3 B per
+		// series; 600 B on the wire; 4× the 0.5 ms floor, 0.05× the
+		// Collector's 40 ms, 0.25× OTLP's 8 ms, 0.6× the Collector's
+		// 1000 wire bytes.
+		"| **prwmetric** `Export` → remote write 1.0 | 2.00 | 1.00–3.00 | — | 0.0200 | 3.00 | 600 (snappy, s2 encoder) | 4.0× | 0.050× | 0.25× | 0.60× | — |",
+		// 2.0: 5 ms, 1 ms of which the receiver decoding: 4 ms own, twice
+		// 1.0's 2 ms.
+		"| **prwmetric** `Export` → remote write 2.0 | 5.00 | 5.00–5.00 | 1.00 | 0.0100 | 1.00 | 300 (snappy, s2 encoder) | 8.0× | 0.10× | 0.50× | 0.30× | 2.0× |",
+		"| `s2.EncodeSnappy` (the encoder prwmetric uses) of prwmetric's 1.0 payload alone | 0.400 | 0.400–0.400 | — | 0 | 0 | 550 (snappy, s2 encoder) | 0.80× | 0.010× | 0.050× | 0.55× | — |",
+		"## Histograms\n",
+		"| Target | Limit | W | histograms | 1M series |",
+		"| prwmetric time ÷ snappy floor of its own payload | ≤ 2.5 | 4.00 ✗ | — | — |",
+		"| prwmetric time ÷ Collector path | ≤ 0.05 | 0.0500 ✓ | — | — |",
+		// 0.75 meets the histogram limit of 1.0, not the 0.5 of others.
+		"| prwmetric time ÷ `otlpmetrichttp` uncompressed | ≤ 0.5 (histograms: ≤ 1.0) | 0.250 ✓ | 0.750 ✓ | — |",
+		"| prwmetric 2.0 NHCB time ÷ `otlpmetrichttp` uncompressed | ≤ 0.5 | — | 0.375 ✓ | — |",
+		"| prwmetric allocations per series | ≤ 0.01 | 0.0200 ✗ | 0.00500 ✓ | 0.00900 ✓ |",
+		"| prwmetric bytes on the wire ÷ Collector path | ≤ 0.65 | 0.600 ✓ | — | — |",
+		"| prwmetric 2.0 time (without the receiver's decoding) ÷ 1.0 | ≤ 1.0 | 2.00 ✗ | — | — |",
+		"| 1 000 000 series, first export: heap growth ÷ raw payload | < 2 | — | — | 2.50 ✗ |",
 		"| first | 2.00 | — | 100 | — | — | — | 250 | 2.50 |",
+		"| Workload | Configuration | requests/export | rtt=0ms | rtt=10ms | rtt=50ms | rtt=10ms,bw=100Mbit |",
+		// 60 ms more at 10 ms RTT, 300 ms more at 50: six round trips.
+		"| W | default | 6.00 | 10.0 | 70.0 (+6.0 RTT) | 310 (+6.0 RTT) | 150 |",
 		"go version test",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("RESULTS.md lacks %q; got:\n%s", want, doc)
 		}
+	}
+	for _, absent := range []string{"## Many metrics", "## W, counter-heavy"} {
+		if strings.Contains(doc, absent) {
+			t.Errorf("RESULTS.md has %q, a shape the run lacks", absent)
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		give    config
+		want    config
+		wantErr bool
+	}{
+		{name: "full run", give: config{count: 5, benchtime: "1s"}, want: config{count: 5, benchtime: "1s", largeCount: 3, latencyBenchtime: "3x"}},
+		{name: "smoke run", give: config{count: 1, benchtime: "1x"}, want: config{count: 1, benchtime: "1x", largeCount: 1, latencyBenchtime: "1x"}},
+		{name: "explicit", give: config{count: 2, benchtime: "2s", largeCount: 4, latencyBenchtime: "5x"},
+			want: config{count: 2, benchtime: "2s", largeCount: 4, latencyBenchtime: "5x"}},
+		{name: "no round", give: config{count: 0}, wantErr: true},
+		{name: "negative large rounds", give: config{count: 1, largeCount: -1}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.give.withDefaults()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestShapeBenchmarks(t *testing.T) {
+	want := "^(BenchmarkExport|BenchmarkExportCounterHeavy|BenchmarkExportCounters|BenchmarkExportHistograms|BenchmarkExportManyMetrics)$"
+	if got := shapeBenchmarks(); got != want {
+		t.Errorf("shapeBenchmarks() = %q, want %q", got, want)
 	}
 }
 
@@ -107,14 +175,14 @@ func TestSig(t *testing.T) {
 }
 
 // TestRunFromSavedOutput checks the whole file written from saved output:
-// the table and the raw output for benchstat.
+// the tables and the raw output for benchstat.
 func TestRunFromSavedOutput(t *testing.T) {
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "bench.txt"), filepath.Join(dir, "RESULTS.md")
 	if err := os.WriteFile(in, []byte(sample), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(1, "1s", false, in, out); err != nil {
+	if err := run(config{}, in, out); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)
@@ -122,7 +190,7 @@ func TestRunFromSavedOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| **prwmetric** `Export` → remote write | 2.00 |",
+		"| **prwmetric** `Export` → remote write 1.0 | 2.00 |",
 		"tabulated from " + in,
 		"BenchmarkExport/snappy_floor-2      \t     100\t   500000 ns/op",
 	} {

@@ -1,0 +1,72 @@
+package benchmarks
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prwmetric/prwmetric"
+)
+
+// latencyLinks are the network paths of BenchmarkLatency, emulated by a
+// DelayProxy in the receiver process. The first is the proxy without delay,
+// so that every link pays the same proxy hop.
+var latencyLinks = []Link{
+	{},
+	{RTT: 10 * time.Millisecond},
+	{RTT: 50 * time.Millisecond},
+	{RTT: 10 * time.Millisecond, Bandwidth: 100_000_000},
+}
+
+// latencyShapes are the workloads of BenchmarkLatency.
+var latencyShapes = []*Shape{ShapeW, ShapeMillion}
+
+// A latencyVariant is one prwmetric configuration BenchmarkLatency runs on
+// every workload and link.
+type latencyVariant struct {
+	name string
+	opts []prwmetric.Option
+}
+
+// latencyVariants are the configurations BenchmarkLatency compares;
+// gen-table.sh makes a table row of each.
+var latencyVariants = []latencyVariant{
+	{name: "default"},
+
+	// ---- Issue 16: add one line per configuration here, once the options exist. ----
+	// {name: "concurrency=1", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(1)}},
+	// {name: "concurrency=2", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(2)}},
+	// {name: "concurrency=4", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(4)}},
+	// {name: "concurrency=8", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(8)}},
+	// {name: "concurrency=16", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(16)}},
+	// {name: "compression=<name>", opts: []prwmetric.Option{prwmetric.WithCompression( /* … */ )}},
+}
+
+// BenchmarkLatency is prwmetric's export time through slow networks:
+// BenchmarkLatency/<workload>/<configuration>/<link>, each export of the
+// workload sent through a DelayProxy that adds the link's RTT (and limits
+// its bandwidth) in front of the receiver process. Run it with a small
+// -benchtime such as 3x: at 50 ms, a million series take seconds per export.
+func BenchmarkLatency(b *testing.B) {
+	rcv := receiver(b)
+	for _, s := range latencyShapes {
+		b.Run(s.Key, func(b *testing.B) {
+			fx := shapeFixture(s)
+			for _, v := range latencyVariants {
+				b.Run(v.name, func(b *testing.B) {
+					p := peer{name: "prwmetric " + v.name, out: outRemoteWrite, push: func(tb testing.TB, fx *fixture, url string) exportFunc {
+						return exportTo(newPrwmetric(tb, url, v.opts...), fx)
+					}}
+					for _, link := range latencyLinks {
+						b.Run(link.String(), func(b *testing.B) {
+							base, err := rcv.Delayed(link)
+							if err != nil {
+								b.Fatal(err)
+							}
+							measurePush(b, fx, p, base)
+						})
+					}
+				})
+			}
+		})
+	}
+}
