@@ -272,7 +272,9 @@ func (cc *conversion) newMetricEntry(m *metricdata.Metrics, kind metricKind) *me
 		return me
 	}
 	me.families[familyMain] = cc.sc.family(name, typ, m.Description, m.Unit)
-	if kind == kindHistogramInt || kind == kindHistogramFloat {
+	if typ == prompb.MetricMetadata_HISTOGRAM {
+		// Exponential histograms too: sent as classic ones, they have
+		// _min and _max (WithoutNativeHistograms).
 		me.families[familyMin] = cc.sc.family(name+"_min", prompb.MetricMetadata_GAUGE, m.Description, m.Unit)
 		me.families[familyMax] = cc.sc.family(name+"_max", prompb.MetricMetadata_GAUGE, m.Description, m.Unit)
 	}
@@ -396,4 +398,29 @@ func (sc *seriesCache) forget() {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	sc.res, sc.entries = nil, 0
+}
+
+// sendsNativeHistograms reports whether the conversion may send native
+// histograms.
+func (sc *seriesCache) sendsNativeHistograms() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return !sc.rules.classicExponential || sc.rules.customBuckets
+}
+
+// dropNativeHistograms makes the conversion send exponential (and
+// custom-bucket) histograms as classic ones from now on, for a receiver
+// that refuses native histograms; false when it already does. The cache of
+// labels starts afresh, as after a change of resource.
+func (sc *seriesCache) dropNativeHistograms() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.rules.classicExponential && !sc.rules.customBuckets {
+		return false
+	}
+	r := *sc.rules
+	r.classicExponential, r.customBuckets = true, false
+	sc.rules = &r
+	sc.res, sc.entries = nil, 0
+	return true
 }

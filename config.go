@@ -83,6 +83,8 @@ type config struct {
 	protocol            Protocol
 	customBuckets       bool
 	classicHistograms   bool
+	// withoutNativeHistograms sends exponential histograms as classic ones.
+	withoutNativeHistograms bool
 
 	withoutEnvironment  bool
 	retry               RetryConfig
@@ -292,6 +294,9 @@ func validateProtocol(c *config) []error {
 	}
 	if c.customBuckets && c.protocol != ProtocolV2 {
 		errs = append(errs, fmt.Errorf("prwmetric: WithNativeHistogramsForExplicitBuckets needs WithProtocol(ProtocolV2): custom-bucket native histograms are a Remote Write 2.0 feature"))
+	}
+	if c.withoutNativeHistograms && c.customBuckets {
+		errs = append(errs, fmt.Errorf("prwmetric: WithoutNativeHistograms and WithNativeHistogramsForExplicitBuckets both set: custom-bucket histograms are native histograms; keep one"))
 	}
 	if c.classicHistograms && !c.customBuckets {
 		errs = append(errs, fmt.Errorf("prwmetric: WithClassicHistograms only applies with WithNativeHistogramsForExplicitBuckets (classic series are already the default); remove it or add that option"))

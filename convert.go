@@ -278,6 +278,10 @@ func convertGauge[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEn
 }
 
 func convertExponentialHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEntry, d metricdata.ExponentialHistogram[N]) {
+	if cc.sc.rules.classicExponential {
+		convertHistogram(cc, mc, me, classicFromExponential(d))
+		return
+	}
 	if !checkTemporality(mc, d.Temporality) {
 		return
 	}

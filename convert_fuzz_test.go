@@ -241,7 +241,9 @@ func (r *convFuzzReader) options() []Option {
 	if flags&128 != 0 {
 		opts = append(opts, WithHistogramMinMax())
 	}
-	switch r.n(4) {
+	switch r.n(5) {
+	case 4:
+		opts = append(opts, WithoutNativeHistograms())
 	case 3:
 		opts = append(opts, WithProtocol(ProtocolV2), WithTranslationStrategy(otlptranslator.NoUTF8EscapingWithSuffixes))
 	case 1:

@@ -685,6 +685,22 @@ func TestConvertOptions(t *testing.T) {
 			},
 		},
 		{
+			name: "WithoutNativeHistograms sends exponential histograms as classic ones",
+			opts: []Option{WithoutNativeHistograms(), WithoutTargetInfo()},
+			give: []metricdata.Metrics{{Name: "latency", Unit: "s", Data: convExpHist(convExpPoint(0, 1,
+				metricdata.ExponentialBucket{Offset: 0, Counts: []uint64{1, 2}}, metricdata.ExponentialBucket{Offset: 1, Counts: []uint64{3}}, 10.5))}},
+			want: []prompb.TimeSeries{
+				std("latency_seconds_bucket", 3, "le", "-2"),
+				std("latency_seconds_bucket", 4, "le", "0"),
+				std("latency_seconds_bucket", 5, "le", "2"),
+				std("latency_seconds_bucket", 7, "le", "4"),
+				std("latency_seconds_bucket", 7, "le", "+Inf"),
+				std("latency_seconds_sum", 10.5),
+				std("latency_seconds_count", 7),
+			},
+			wantMeta: []prompb.MetricMetadata{convMeta(prompb.MetricMetadata_HISTOGRAM, "latency_seconds", "", "seconds")},
+		},
+		{
 			name: "WithTranslationStrategy without suffixes drops _total, units and _ratio",
 			opts: []Option{WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithoutSuffixes), WithoutTargetInfo()},
 			give: []metricdata.Metrics{counter, gaugeRatio, histogram},

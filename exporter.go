@@ -120,6 +120,17 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 		return convErr
 	}
 	delivered, err := e.send(ctx, b, &e.buffers)
+	if refusesNativeHistograms(err) && e.series.dropNativeHistograms() {
+		// Nothing of it is marked delivered: what went through before the
+		// refusal goes again, the same samples, which receivers accept.
+		e.cfg.logger.Warn("prwmetric: the receiver refuses native histograms; sending this export again and from now on with exponential histograms as classic histograms. To keep native histograms, enable them on the receiver (Prometheus 2.40+: --enable-feature=native-histograms; Mimir: -ingester.native-histograms-ingestion-enabled); to choose classic histograms up front, use WithoutNativeHistograms",
+			"endpoint", e.client.redacted)
+		b.reset()
+		if ok, convErr = e.convertSafely(rm, b); !ok || len(b.records) == 0 {
+			return convErr
+		}
+		delivered, err = e.send(ctx, b, &e.buffers)
+	}
 	if e.isShutdown.Load() {
 		// Shutdown closed idle connections while this export held one.
 		e.client.close()

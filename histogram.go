@@ -215,3 +215,54 @@ func addUint64(a, b uint64) (uint64, bool) {
 	s := a + b
 	return s, s >= a
 }
+
+// classicFromExponential turns an exponential histogram into an explicit
+// one with the same buckets, for receivers that refuse native histograms
+// (WithoutNativeHistograms): a bound per populated bucket range, from the
+// most negative bucket through the zero bucket to the largest positive
+// one, then +Inf (empty). The OpenTelemetry specification allows converting
+// exponential buckets to fixed ones; here none are merged, so nothing is
+// lost but the bucket layout of later points, which may add bounds.
+func classicFromExponential[N int64 | float64](d metricdata.ExponentialHistogram[N]) metricdata.Histogram[N] {
+	out := metricdata.Histogram[N]{Temporality: d.Temporality, DataPoints: make([]metricdata.HistogramDataPoint[N], len(d.DataPoints))}
+	for i := range d.DataPoints {
+		dp := &d.DataPoints[i]
+		neg, pos := dp.NegativeBucket, dp.PositiveBucket
+		n := len(neg.Counts) + 1 + len(pos.Counts)
+		bounds, counts := make([]float64, 0, n), make([]uint64, 0, n+1)
+		// Bucket k spans (base^k, base^(k+1)], base = 2^(2^-scale); negative
+		// bucket k mirrors it below zero.
+		step := math.Exp2(-float64(dp.Scale))
+		bound := func(k int32) float64 { return math.Exp2(float64(k) * step) }
+		for j := len(neg.Counts) - 1; j >= 0; j-- {
+			bounds = append(bounds, -bound(neg.Offset+int32(j)))
+			counts = append(counts, neg.Counts[j])
+		}
+		bounds = append(bounds, dp.ZeroThreshold)
+		counts = append(counts, dp.ZeroCount)
+		for j, c := range pos.Counts {
+			bounds = append(bounds, bound(pos.Offset+int32(j)+1))
+			counts = append(counts, c)
+		}
+		// Bounds beyond float64 are +Inf: their counts join the +Inf bucket.
+		inf := uint64(0)
+		for len(bounds) > 0 && math.IsInf(bounds[len(bounds)-1], 1) {
+			bounds = bounds[:len(bounds)-1]
+			inf += counts[len(counts)-1]
+			counts = counts[:len(counts)-1]
+		}
+		out.DataPoints[i] = metricdata.HistogramDataPoint[N]{
+			Attributes:   dp.Attributes,
+			StartTime:    dp.StartTime,
+			Time:         dp.Time,
+			Count:        dp.Count,
+			Bounds:       bounds,
+			BucketCounts: append(counts, inf),
+			Min:          dp.Min,
+			Max:          dp.Max,
+			Sum:          dp.Sum,
+			Exemplars:    dp.Exemplars,
+		}
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,6 +60,25 @@ func refusalReason(err error) string {
 		return errNoWrittenHeaders.Error()
 	}
 	return "it answered 415 Unsupported Media Type"
+}
+
+// refusesNativeHistograms reports whether err is a receiver's refusal of
+// native histograms, which Prometheus 2.x without
+// --enable-feature=native-histograms answers with 500 "native histograms
+// are disabled" (rolling back the whole request), and Mimir and Cortex
+// without native histogram ingestion with 400.
+func refusesNativeHistograms(err error) bool {
+	var we *WriteError
+	if !errors.As(err, &we) || we.StatusCode < 400 {
+		return false
+	}
+	return we.refusesNativeHistograms()
+}
+
+func (e *WriteError) refusesNativeHistograms() bool {
+	body := strings.ToLower(e.Body)
+	return strings.Contains(body, "native histogram") &&
+		(strings.Contains(body, "disabled") || strings.Contains(body, "not enabled"))
 }
 
 // reportSkippedByV1 warns of the custom-bucket histograms a 1.0 send left

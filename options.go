@@ -313,6 +313,21 @@ func WithClassicHistograms() Option {
 	return optionFunc(func(c config) config { c.classicHistograms = true; return c })
 }
 
+// WithoutNativeHistograms sends exponential histograms as classic
+// histograms (_bucket series with an le bound at each exponential bucket
+// boundary, _sum and _count, and _min and _max with WithHistogramMinMax)
+// instead of native histograms, for receivers that refuse native
+// histograms: Prometheus 2.x without --enable-feature=native-histograms,
+// Amazon Managed Service for Prometheus. Without it the exporter does the
+// same by itself the first time a receiver refuses native histograms: it
+// warns once (naming the receiver's setting), sends that export again
+// without them, and keeps to classic histograms from then on. It cannot be
+// combined with WithNativeHistogramsForExplicitBuckets. Default: native
+// histograms.
+func WithoutNativeHistograms() Option {
+	return optionFunc(func(c config) config { c.withoutNativeHistograms = true; return c })
+}
+
 // WithRetry retries failed requests when cfg.Enabled is set: answers 5xx
 // and 429 and network errors are retried with jittered exponential backoff,
 // honouring Retry-After; other 4xx answers never are, as they cannot

@@ -106,6 +106,9 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, from
 	if p.err != nil && proto == ProtocolV2 && refusesV2(p.err) {
 		return p.delivered, p.err // sent again as 1.0, not a failure yet
 	}
+	if p.err != nil && refusesNativeHistograms(p.err) && e.series.sendsNativeHistograms() {
+		return p.delivered, p.err // sent again without them (Export)
+	}
 	var errs []error
 	if p.partial != nil {
 		p.partial.Endpoint = e.client.redacted

@@ -427,6 +427,10 @@ func refHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricd
 }
 
 func refExponentialHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricdata.ExponentialHistogram[N]) {
+	if cv.rules.classicExponential {
+		refHistogram(cv, mc, classicFromExponential(d))
+		return
+	}
 	if !checkTemporality(mc, d.Temporality) {
 		return
 	}

@@ -173,6 +173,9 @@ func jitter(d time.Duration) time.Duration {
 // that does not verify, or a redirect loop: those fail the same way again.
 func (e *WriteError) retryable(ctx context.Context) bool {
 	switch {
+	case e.refusesNativeHistograms():
+		// Refused the same way until the exporter drops them.
+		return false
 	case e.StatusCode == http.StatusTooManyRequests, e.StatusCode >= 500:
 		return true
 	case e.StatusCode != 0:

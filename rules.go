@@ -61,9 +61,12 @@ type rules struct {
 	// custom buckets, and also as classic series with classicHistograms.
 	customBuckets     bool
 	classicHistograms bool
-	resourceAsLabels  attribute.Filter
-	externalLabels    map[string]string
-	logger            *slog.Logger
+	// classicExponential sends exponential histograms as classic ones
+	// (WithoutNativeHistograms, or a receiver that refused them).
+	classicExponential bool
+	resourceAsLabels   attribute.Filter
+	externalLabels     map[string]string
+	logger             *slog.Logger
 }
 
 func newRules(cfg config) (*rules, error) {
@@ -88,19 +91,20 @@ func newRules(cfg config) (*rules, error) {
 		external[k] = v
 	}
 	return &rules{
-		metricNamer:       otlptranslator.NewMetricNamer(namespace, cfg.translationStrategy),
-		labelNamer:        labelNamer,
-		unitNamer:         otlptranslator.UnitNamer{UTF8Allowed: !escape},
-		withSuffixes:      cfg.translationStrategy.ShouldAddSuffixes(),
-		withoutScopeInfo:  cfg.withoutScopeInfo,
-		withoutTargetInfo: cfg.withoutTargetInfo,
-		withoutMetadata:   cfg.withoutMetadata,
-		histogramMinMax:   cfg.histogramMinMax,
-		customBuckets:     cfg.customBuckets,
-		classicHistograms: cfg.classicHistograms,
-		resourceAsLabels:  cfg.resourceAsLabels,
-		externalLabels:    external,
-		logger:            logger,
+		metricNamer:        otlptranslator.NewMetricNamer(namespace, cfg.translationStrategy),
+		labelNamer:         labelNamer,
+		unitNamer:          otlptranslator.UnitNamer{UTF8Allowed: !escape},
+		withSuffixes:       cfg.translationStrategy.ShouldAddSuffixes(),
+		withoutScopeInfo:   cfg.withoutScopeInfo,
+		withoutTargetInfo:  cfg.withoutTargetInfo,
+		withoutMetadata:    cfg.withoutMetadata,
+		histogramMinMax:    cfg.histogramMinMax,
+		customBuckets:      cfg.customBuckets,
+		classicHistograms:  cfg.classicHistograms,
+		classicExponential: cfg.withoutNativeHistograms,
+		resourceAsLabels:   cfg.resourceAsLabels,
+		externalLabels:     external,
+		logger:             logger,
 	}, nil
 }
 

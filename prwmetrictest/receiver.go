@@ -33,10 +33,11 @@ type Option interface {
 }
 
 type config struct {
-	path    string
-	maxBody int64
-	v1Only  bool
-	lenient bool
+	path     string
+	maxBody  int64
+	v1Only   bool
+	lenient  bool
+	noNative bool
 }
 
 type optionFunc func(*config)
@@ -73,6 +74,14 @@ func WithMaxBodySize(n int64) Option {
 // to 1.0). By default both protocols are accepted.
 func WithRemoteWrite1Only() Option {
 	return optionFunc(func(c *config) { c.v1Only = true })
+}
+
+// WithoutNativeHistograms makes the receiver refuse native histograms as
+// Prometheus 2.x does without --enable-feature=native-histograms: a request
+// that carries any is answered 500 "native histograms are disabled" and
+// nothing of it is stored. By default native histograms are accepted.
+func WithoutNativeHistograms() Option {
+	return optionFunc(func(c *config) { c.noNative = true })
 }
 
 // WithLenient makes the receiver accept (answer 204 and store) requests
@@ -256,6 +265,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	default:
 		status, d = s.decode(&req, &v)
 	}
+	refusedNative := s.cfg.noNative && d != nil && d.histograms > 0
+	if refusedNative {
+		status = http.StatusInternalServerError
+	}
 
 	s.mu.Lock()
 	if d != nil {
@@ -305,7 +318,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		h.Set(HeaderExemplarsWritten, written(d.exemplars))
 	}
 	respBody := ""
-	if status >= 400 {
+	switch {
+	case refusedNative && !(hasCanned && canned.Status != 0):
+		respBody = "native histograms are disabled"
+	case status >= 400:
 		respBody = strings.Join(req.Violations, "\n")
 	}
 	if hasCanned {

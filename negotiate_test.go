@@ -1,0 +1,106 @@
+package prwmetric
+
+import (
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// nativeData is a counter and an exponential histogram (scale 0: buckets
+// (1,2] and (2,4] hold 1 and 2 observations, the zero bucket 1).
+func nativeData(v int64) *metricdata.ResourceMetrics {
+	return &metricdata.ResourceMetrics{
+		Resource: testResource(),
+		ScopeMetrics: []metricdata.ScopeMetrics{{
+			Scope: instrumentation.Scope{Name: "prwmetric/test"},
+			Metrics: []metricdata.Metrics{
+				counterData(v).ScopeMetrics[0].Metrics[0],
+				{Name: "latency", Unit: "s", Data: metricdata.ExponentialHistogram[float64]{
+					Temporality: metricdata.CumulativeTemporality,
+					DataPoints: []metricdata.ExponentialHistogramDataPoint[float64]{{
+						Attributes: attribute.NewSet(attribute.String("route", "/buy")),
+						StartTime:  testStart, Time: testTime, Count: 4, Sum: 6.5, ZeroCount: 1,
+						PositiveBucket: metricdata.ExponentialBucket{Offset: 0, Counts: []uint64{1, 2}},
+					}},
+				}},
+			},
+		}},
+	}
+}
+
+// TestNativeHistogramsRefused: a receiver that refuses native histograms
+// (as stock Prometheus 2.x does, rolling back the whole request) gets the
+// same export again with the exponential histogram as a classic one, so
+// the rest of the data gets through; one warning names the receiver's flag
+// and the option; later exports go as classic histograms at once, and the
+// refusal is never retried.
+func TestNativeHistogramsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		// wantFirst are the statuses of the first export's requests.
+		wantFirst []int
+		wantWarns int
+	}{
+		{name: "found out", wantFirst: []int{http.StatusInternalServerError, http.StatusNoContent}, wantWarns: 1},
+		{name: "found out, retry on", opts: []Option{WithRetry(fastRetry)}, wantFirst: []int{http.StatusInternalServerError, http.StatusNoContent}, wantWarns: 1},
+		{name: "chosen up front", opts: []Option{WithoutNativeHistograms()}, wantFirst: []int{http.StatusNoContent}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := prwmetrictest.NewServer(prwmetrictest.WithoutNativeHistograms())
+			defer srv.Close()
+			logger, logs := newLogCapture()
+			exp := newTestExporter(t, srv, pinned(append([]Option{WithLogger(logger)}, tt.opts...)...)...)
+			if err := exp.Export(t.Context(), nativeData(1)); err != nil {
+				t.Fatalf("Export: %v", err)
+			}
+			var statuses []int
+			for _, r := range srv.Requests() {
+				statuses = append(statuses, r.Status)
+			}
+			if diff := cmp.Diff(tt.wantFirst, statuses); diff != "" {
+				t.Errorf("first export's requests (-want +got):\n%s", diff)
+			}
+			if err := exp.Export(t.Context(), nativeData(2)); err != nil {
+				t.Fatalf("second Export: %v", err)
+			}
+			if n := srv.RequestCount(); n != len(tt.wantFirst)+1 {
+				t.Errorf("%d requests in all, want the second export in one", n)
+			}
+
+			if got, err := srv.Latest("requests_total", map[string]string{"method": "GET"}); err != nil || got.Value != 2 {
+				t.Errorf("requests_total = %v, %v; want 2", got.Value, err)
+			}
+			h, err := srv.ClassicHistogram("latency_seconds", map[string]string{"route": "/buy"})
+			if err != nil {
+				t.Fatalf("classic histogram: %v", err)
+			}
+			wantBuckets := []prwmetrictest.Bucket{{UpperBound: 0, CumulativeCount: 1}, {UpperBound: 2, CumulativeCount: 2}, {UpperBound: 4, CumulativeCount: 4}, {UpperBound: math.Inf(1), CumulativeCount: 4}}
+			if diff := cmp.Diff(wantBuckets, h.Buckets); diff != "" || h.Count != 4 || h.Sum != 6.5 {
+				t.Errorf("latency_seconds: count %v, sum %v, buckets (-want +got):\n%s", h.Count, h.Sum, diff)
+			}
+			var warns []string
+			for _, r := range logs.all() {
+				warns = append(warns, r.Message)
+			}
+			if len(warns) != tt.wantWarns {
+				t.Fatalf("warnings %q, want %d", warns, tt.wantWarns)
+			}
+			for _, w := range warns {
+				for _, want := range []string{"refuses native histograms", "--enable-feature=native-histograms", "WithoutNativeHistograms"} {
+					if !strings.Contains(w, want) {
+						t.Errorf("warning %q does not say %q", w, want)
+					}
+				}
+			}
+		})
+	}
+}
