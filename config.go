@@ -70,6 +70,9 @@ type config struct {
 	oauth2            *OAuth2Config
 
 	logger              *slog.Logger
+	// logFailures: the exporter logs each failure it returns too
+	// (WithLogger).
+	logFailures bool
 	aggregationSelector sdkmetric.AggregationSelector
 
 	namespace           string
@@ -127,6 +130,16 @@ func newConfig(opts []Option) (config, error) {
 	c = applyOptions(c, opts)
 	err := c.validate()
 	return c, err
+}
+
+// failureLogger is where failures that Export returns are logged too: the
+// logger of WithLogger, or nowhere, so that by default each failure shows
+// once, through the OpenTelemetry error handler.
+func (c *config) failureLogger() *slog.Logger {
+	if c.logFailures {
+		return c.logger
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 func applyOptions(c config, opts []Option) config {

@@ -867,9 +867,16 @@ func TestConvertLabels(t *testing.T) {
 			wantError: `metric "m": attribute "...": normalization for label name "..." resulted in invalid name "_"; attribute "__name__": label name "__name__" is reserved for Prometheus`,
 		},
 		{
-			name: "scope labels, job and instance win over attributes",
-			give: []attribute.KeyValue{attribute.String("job", "mine"), attribute.String("otel.scope.name", "mine"), attribute.String("instance", "mine")},
-			want: nil,
+			name:      "scope labels, job and instance win over attributes; job and instance say so",
+			give:      []attribute.KeyValue{attribute.String("job", "mine"), attribute.String("otel.scope.name", "mine"), attribute.String("instance", "mine")},
+			want:      nil,
+			wantError: `attribute "instance" dropped: the instance label comes from the resource`,
+		},
+		{
+			name:      "an attribute named job is dropped with a warning",
+			give:      []attribute.KeyValue{attribute.String("job", "batch-7"), attribute.String("a", "1")},
+			want:      []string{"a", "1"},
+			wantError: `attribute "job" dropped: the job label comes from the resource`,
 		},
 	}
 	for _, tt := range tests {

@@ -151,7 +151,7 @@ func (e *Exporter) convertSafely(rm *metricdata.ResourceMetrics, b *batch) (ok b
 	defer func() {
 		if r := recover(); r != nil {
 			ok, err = false, fmt.Errorf("prwmetric: conversion failed, export dropped: %v", r)
-			e.cfg.logger.Error("prwmetric: conversion panicked; this export is dropped", "panic", fmt.Sprint(r))
+			e.cfg.failureLogger().Error("prwmetric: conversion panicked; this export is dropped", "panic", fmt.Sprint(r))
 			e.series.forget()
 		}
 	}()
@@ -161,7 +161,7 @@ func (e *Exporter) convertSafely(rm *metricdata.ResourceMetrics, b *batch) (ok b
 func (e *Exporter) warn(err error) {
 	var we *WriteError
 	if !errors.As(err, &we) {
-		e.cfg.logger.Warn("prwmetric: remote write failed", "error", err.Error())
+		e.cfg.failureLogger().Warn("prwmetric: remote write failed", "error", err.Error())
 		return
 	}
 	attrs := []any{"endpoint", we.Endpoint, "series_dropped", we.Series}
@@ -179,7 +179,7 @@ func (e *Exporter) warn(err error) {
 	if h := we.hint(); h != "" {
 		attrs = append(attrs, "hint", h)
 	}
-	e.cfg.logger.Warn("prwmetric: remote write failed; the data of this export is dropped", attrs...)
+	e.cfg.failureLogger().Warn("prwmetric: remote write failed; the data of this export is dropped", attrs...)
 }
 
 // acquire takes the one export slot (see Exporter.exporting), waiting at

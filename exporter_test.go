@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -20,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prwmetric/prwmetric/prwmetrictest"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -864,5 +867,51 @@ func TestStalledSuccessBodyDoesNotHoldTheExport(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("Export took %v with a stalled success body, want about %v", elapsed, bodyReadTimeout)
+	}
+}
+
+// TestDefaultReportsEachFailureOnce: without WithLogger, a failed export is
+// reported once, by the OpenTelemetry error handler the PeriodicReader hands
+// Export's error to, not a second time by the exporter's own warning.
+func TestDefaultReportsEachFailureOnce(t *testing.T) {
+	endpoint, _ := newReceiver(t, http.StatusInternalServerError, "storage full")
+	logger, logs := newLogCapture()
+	prevLogger := slog.Default()
+	slog.SetDefault(logger)
+	handled := make(chan error, 16)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		select {
+		case handled <- err:
+		default:
+		}
+	}))
+	t.Cleanup(func() {
+		slog.SetDefault(prevLogger)
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Print(err) }))
+	})
+
+	exp, err := New(pinned(WithEndpoint(endpoint))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(10*time.Millisecond))))
+	counter, _ := mp.Meter("test").Int64Counter("orders")
+	counter.Add(t.Context(), 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	select {
+	case err := <-handled:
+		var we *WriteError
+		if !errors.As(err, &we) || we.StatusCode != http.StatusInternalServerError {
+			t.Errorf("error handler got %v, want the *WriteError of the 500", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the error handler never got the failure")
+	}
+	_ = mp.Shutdown(context.Background())
+	for _, r := range logs.all() {
+		if strings.Contains(r.Message, "failed") || strings.Contains(r.Message, "dropped") {
+			t.Errorf("the exporter also logged the failure: %s", r)
+		}
 	}
 }

@@ -98,6 +98,6 @@ func (e *Exporter) reportSkippedByV1(b *batch) error {
 		return nil
 	}
 	err := fmt.Errorf("prwmetric: %d custom-bucket native histograms not sent: the receiver speaks only Remote Write 1.0; add WithClassicHistograms to send classic series as well", n)
-	e.cfg.logger.Warn(err.Error())
+	e.cfg.failureLogger().Warn(err.Error())
 	return err
 }

@@ -349,10 +349,20 @@ func WithoutStaleMarkers() Option {
 	return optionFunc(func(c config) config { c.withoutStaleMarkers = true; return c })
 }
 
-// WithLogger sets where warnings about failed exports and dropped data go.
-// The default is slog.Default(). Credentials never appear in what is logged.
+// WithLogger sets where the exporter's warnings go, and turns on its
+// structured warning for each failed export and each export that dropped
+// data (endpoint, status, body, series dropped and delivered, attempts,
+// hint), beside the error Export returns with the same facts.
+//
+// Without it, notices that are no error (a fallback to Remote Write 1.0, to
+// classic histograms) go to slog.Default(), and failures are reported once:
+// by the error Export returns, which the SDK's PeriodicReader hands to the
+// OpenTelemetry error handler (log.Print, unless the program set one with
+// otel.SetErrorHandler) and ForceFlush and Shutdown return. A program whose
+// error handler is silent, or that wants failures as structured records,
+// passes its logger here. Credentials never appear in what is logged.
 func WithLogger(logger *slog.Logger) Option {
-	return optionFunc(func(c config) config { c.logger = logger; return c })
+	return optionFunc(func(c config) config { c.logger, c.logFailures = logger, true; return c })
 }
 
 // WithMeterProvider records the exporter's own telemetry with mp: data points

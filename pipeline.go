@@ -112,7 +112,7 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, from
 	var errs []error
 	if p.partial != nil {
 		p.partial.Endpoint = e.client.redacted
-		e.cfg.logger.Warn("prwmetric: the receiver wrote only part of the data",
+		e.cfg.failureLogger().Warn("prwmetric: the receiver wrote only part of the data",
 			"endpoint", p.partial.Endpoint,
 			"samples_sent", p.partial.SamplesSent, "samples_written", p.partial.SamplesWritten,
 			"histograms_sent", p.partial.HistogramsSent, "histograms_written", p.partial.HistogramsWritten,

@@ -171,6 +171,15 @@ func (es *exportState) pointLabels(attrs attribute.Set, high map[string]string, 
 		sc.names = map[attribute.Key]string{}
 	}
 	es.rules.addAttrsNamed(m, sc.kvs, "", p, sc.names)
+	for _, kv := range sc.kvs {
+		// job and instance name the target, as in Prometheus: they come
+		// from the resource (or WithExternalLabels) and win.
+		if name := sc.names[kv.Key]; (name == labelJob || name == labelInstance) && kv.Value.Emit() != "" {
+			if _, ok := high[name]; ok {
+				p.add("attribute %q dropped: the %s label comes from the resource (service.name, service.namespace, service.instance.id) or WithExternalLabels and wins; rename the attribute", kv.Key, name)
+			}
+		}
+	}
 	clear(sc.kvs) // no references to attribute values outlive the call
 	for k, v := range high {
 		m[k] = v

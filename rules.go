@@ -82,7 +82,7 @@ func newRules(cfg config) (*rules, error) {
 			return nil, fmt.Errorf("prwmetric: WithNamespace(%q): %w; use letters, digits and underscores", cfg.namespace, err)
 		}
 	}
-	logger := cfg.logger
+	logger := cfg.failureLogger()
 	if logger == nil {
 		logger = slog.Default()
 	}
