@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -253,5 +254,53 @@ func TestExternalLabelsRejectReservedBucketLabels(t *testing.T) {
 		if exp != nil || err == nil || !strings.Contains(err.Error(), "WithExternalLabels: \""+name+"\" is reserved") {
 			t.Errorf("WithExternalLabels(%s): exporter %v, err %v; want a nil exporter and a reserved-name error", name, exp, err)
 		}
+	}
+}
+
+// TestBadInputNeverEchoesSecrets: configuration mistakes that carry a
+// credential (userinfo in an endpoint without a scheme, a key in the query,
+// a header line passed as a name) fail New naming the setting, never echoing
+// the credential, in clear or in base64.
+func TestBadInputNeverEchoesSecrets(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tt := range []struct {
+		name string
+		give []Option
+		env  map[string]string
+		want []string
+	}{
+		{name: "userinfo without a scheme", give: []Option{WithEndpoint("admin:" + secretPassword + "@host:9090/api/v1/write")}, want: []string{"WithEndpoint", "scheme must be http or https"}},
+		{name: "userinfo with a scheme", give: []Option{WithEndpoint("http://admin:" + secretPassword + "@host:9090/api/v1/write")}, want: []string{"WithEndpoint", "WithBasicAuth"}},
+		{name: "userinfo in the endpoint variable", env: map[string]string{envEndpoint: "admin:" + secretPassword + "@host:9090/api/v1/write"}, want: []string{envEndpoint}},
+		{name: "key in an endpoint without a scheme", give: []Option{WithEndpoint("host:9090/api/v1/write?api_key=" + secretToken)}, want: []string{"WithEndpoint"}},
+		{name: "userinfo in a proxy without a scheme", give: []Option{WithEndpoint(validEndpoint), WithProxyURL("admin:" + secretPassword + "@proxy:3128")}, want: []string{"WithProxyURL"}},
+		{name: "header line as a header name", give: []Option{WithEndpoint(validEndpoint), WithHeaders(map[string]string{"Authorization: Bearer " + secretToken: "x"})}, want: []string{"WithHeaders", "Authorization…", "separately"}},
+		{name: "header line in the headers variable", env: map[string]string{envEndpoint: validEndpoint, envHeaders: "Authorization: Bearer " + secretToken}, want: []string{envHeaders, "key=value"}},
+		{name: "colon and equals in the headers variable", env: map[string]string{envEndpoint: validEndpoint, envHeaders: "Authorization: Bearer=" + secretToken}, want: []string{"WithHeaders", "Authorization…"}},
+		{name: "token with a newline", give: []Option{WithEndpoint(validEndpoint), WithBearerToken(secretToken + "\n")}, want: []string{"WithBearerToken"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			opts := tt.give
+			if tt.env == nil {
+				opts = append([]Option{WithoutEnvironment()}, opts...)
+			}
+			_, err := New(opts...)
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+			for _, s := range []string{secretPassword, secretToken, b64(secretPassword), b64(secretToken), b64("admin:" + secretPassword)} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q echoes the secret %q", err, s)
+				}
+			}
+		})
 	}
 }
