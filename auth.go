@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 )
@@ -45,6 +46,14 @@ func sameOrigin(a, b *url.URL) bool {
 // wrapTransport layers custom headers, then authentication, around next, so
 // that the request code never knows which authentication is configured.
 func wrapTransport(next http.RoundTripper, c config, sec *secrets) http.RoundTripper {
+	if c.headerFunc != nil {
+		// Inside WithHeaders' layer: its values are set last, and win.
+		dynamic := c.headerFunc
+		hasAuth := c.basicAuthSet || c.bearerSet || c.bearerFileSet || c.oauth2 != nil || c.authenticator != nil
+		next = &originTransport{next: next, origin: c.endpointURL, header: func(ctx context.Context) (http.Header, error) {
+			return dynamicHeaders(ctx, dynamic, hasAuth, sec)
+		}}
+	}
 	if len(c.headers) > 0 {
 		static := make(http.Header, len(c.headers))
 		for k, v := range c.headers {
@@ -62,6 +71,39 @@ func wrapTransport(next http.RoundTripper, c config, sec *secrets) http.RoundTri
 		}}
 	}
 	return next
+}
+
+// dynamicHeaders calls WithHeaderFunc's function and checks what it returns
+// by WithHeaders' rules; errors name the header, never a value.
+func dynamicHeaders(ctx context.Context, fn func(context.Context) (map[string]string, error), hasAuth bool, sec *secrets) (http.Header, error) {
+	m, err := fn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prwmetric: WithHeaderFunc: %w", err)
+	}
+	h := make(http.Header, len(m))
+	var secret []string
+	for name, value := range m {
+		canonical := textproto.CanonicalMIMEHeaderKey(name)
+		switch {
+		case !validHeaderName(name):
+			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: %q is not a valid HTTP header name", headerNamePrefix(name))
+		case !validHeaderValue(value):
+			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: the value of header %q is not a valid HTTP header value (control characters or newlines?)", canonical)
+		case isProtocolHeader(canonical):
+			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: header %q is set by the remote-write protocol and cannot be replaced", canonical)
+		case canonical == "Authorization" && hasAuth:
+			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: returned Authorization while another authentication option is set: keep one")
+		}
+		if secretHeader(name) {
+			secret = append(secret, value)
+			if _, cred, ok := strings.Cut(value, " "); ok {
+				secret = append(secret, cred)
+			}
+		}
+		h[canonical] = []string{value}
+	}
+	sec.set("header func", secret...)
+	return h, nil
 }
 
 // authorization returns a function giving the Authorization header value, or

@@ -1,7 +1,9 @@
 package prwmetric
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -332,4 +334,80 @@ func TestCredentialFileNeverHangsOrExhaustsMemory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHeaderFunc: per-request headers for the multi-tenant case, under
+// WithHeaders' rules, checked at each request.
+func TestHeaderFunc(t *testing.T) {
+	tenant := "team-a"
+	fn := func(ctx context.Context) (map[string]string, error) {
+		if ctx == nil {
+			return nil, errors.New("no context")
+		}
+		return map[string]string{"X-Scope-OrgID": tenant}, nil
+	}
+	endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint), WithHeaders(map[string]string{"X-Scope-OrgID": "static", "X-Other": "o"}), WithHeaderFunc(fn))...)
+	for _, give := range []string{"team-a", "team-b"} {
+		tenant = give
+		if err := exp.Export(t.Context(), counterData(1)); err != nil {
+			t.Fatalf("Export: %v", err)
+		}
+	}
+	var got []string
+	for _, r := range rec.all() {
+		got = append(got, r.Header.Get("X-Scope-OrgID")+"/"+r.Header.Get("X-Other"))
+	}
+	if diff := cmp.Diff([]string{"team-a/o", "team-b/o"}, got); diff != "" {
+		t.Errorf("headers per request (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range []struct {
+		name string
+		give map[string]string
+		err  error
+		opts []Option
+		want string
+	}{
+		{name: "function error", err: errors.New("tenant unknown"), want: "WithHeaderFunc: tenant unknown"},
+		{name: "header line as a name", give: map[string]string{"Authorization: Bearer " + secretToken: "x"}, want: "not a valid HTTP header name"},
+		{name: "newline in a value", give: map[string]string{"X-Api-Key": secretToken + "\n"}, want: `the value of header "X-Api-Key"`},
+		{name: "protocol header", give: map[string]string{"Content-Encoding": "gzip"}, want: "set by the remote-write protocol"},
+		{name: "Authorization with basic auth", give: map[string]string{"Authorization": "Bearer " + secretToken}, opts: []Option{WithBasicAuth("alice", secretPassword)}, want: "another authentication option"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+			fn := func(context.Context) (map[string]string, error) { return tt.give, tt.err }
+			exp := newExporter(t, pinned(append([]Option{WithEndpoint(endpoint), WithLogger(discardLogger()), WithHeaderFunc(fn)}, tt.opts...)...)...)
+			err := exp.Export(t.Context(), counterData(1))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Export = %v, want an error saying %q", err, tt.want)
+			}
+			for _, s := range []string{secretToken, secretPassword} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error %q leaks %q", err, s)
+				}
+			}
+			if n := rec.count(); n != 0 {
+				t.Errorf("%d requests sent, want none", n)
+			}
+		})
+	}
+
+	t.Run("secret value echoed by the receiver", func(t *testing.T) {
+		srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, "bad key %s", r.Header.Get("X-Api-Key"))
+		}))
+		exp := newExporter(t, pinned(WithEndpoint(srv.URL), WithLogger(discardLogger()), WithHeaderFunc(func(context.Context) (map[string]string, error) {
+			return map[string]string{"X-Api-Key": secretToken}, nil
+		}))...)
+		err := exp.Export(t.Context(), counterData(1))
+		if err == nil || strings.Contains(err.Error(), secretToken) || !strings.Contains(err.Error(), "bad key "+redactedText) {
+			t.Errorf("Export = %v, want the echoed key redacted", err)
+		}
+	})
+	t.Run("nil function", func(t *testing.T) {
+		assertNewFails(t, []Option{WithEndpoint(validEndpoint), WithHeaderFunc(nil)}, []string{"WithHeaderFunc(nil)"})
+	})
 }

@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -53,6 +54,8 @@ type config struct {
 	bearerFileSet     bool
 	bearerTokenFile   string
 	headers           map[string]string
+	headerFunc        func(context.Context) (map[string]string, error)
+	headerFuncSet     bool
 	tlsBuilt          *tls.Config
 
 	proxy           func(*http.Request) (*url.URL, error)
@@ -69,10 +72,10 @@ type config struct {
 	authenticatorName string
 	oauth2            *OAuth2Config
 
-	logger              *slog.Logger
+	logger *slog.Logger
 	// logFailures: the exporter logs each failure it returns too
 	// (WithLogger).
-	logFailures bool
+	logFailures         bool
 	aggregationSelector sdkmetric.AggregationSelector
 
 	namespace           string
@@ -235,6 +238,9 @@ func (c *config) validate() error {
 		}
 	}
 
+	if c.headerFuncSet && c.headerFunc == nil {
+		add("prwmetric: WithHeaderFunc(nil): pass a function, or leave the option out")
+	}
 	if c.proxySet && c.proxyURL != "" {
 		u, err := url.Parse(c.proxyURL)
 		if err != nil || u.Scheme == "" || u.Host == "" {

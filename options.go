@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"maps"
@@ -37,6 +38,22 @@ func WithEndpoint(url string) Option {
 // deadline (the PeriodicReader's export timeout), that one applies.
 func WithTimeout(d time.Duration) Option {
 	return optionFunc(func(c config) config { c.timeout = d; return c })
+}
+
+// WithHeaderFunc adds the headers fn returns to every request, computed
+// per request: for a multi-tenant Cortex or Mimir, an X-Scope-OrgID chosen
+// at run time. fn gets the request's context (the export's) and must be
+// safe for concurrent use and quick. An error from fn, or a header that
+// breaks WithHeaders' rules, fails the request (not retried) with an error
+// naming the header, never its value. The rules are WithHeaders': headers
+// go to the endpoint's origin only; the remote-write protocol's headers
+// cannot be set; Authorization only when no other authentication is set.
+// Its values win over WithHeaders' for the same name; values of headers
+// that carry credentials (Authorization, names with key, token, secret, …)
+// are kept out of errors and logs. A later WithHeaderFunc replaces an
+// earlier one. Default: none.
+func WithHeaderFunc(fn func(ctx context.Context) (map[string]string, error)) Option {
+	return optionFunc(func(c config) config { c.headerFunc, c.headerFuncSet = fn, true; return c })
 }
 
 // WithProxyURL sends requests through the proxy at rawURL. The default is
