@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/prwmetric/prwmetric"
 	"github.com/prwmetric/prwmetric/prwmetrictest"
@@ -22,6 +24,18 @@ import (
 // MeterProvider; every interval, what the instruments recorded is pushed
 // to the Remote-Write endpoint.
 func Example() {
+	// The resource names the target: service.name becomes the job label,
+	// service.instance.id the instance. resource.New also reads
+	// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
+	res, err := resource.New(context.Background(),
+		resource.WithFromEnv(),
+		resource.WithTelemetrySDK(),
+		resource.WithSchemaURL(semconv.SchemaURL),
+		resource.WithAttributes(semconv.ServiceName("checkout"), semconv.ServiceInstanceID("pod-7")),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
 	exp, err := prwmetric.New(
 		prwmetric.WithEndpoint("http://localhost:9090/api/v1/write"),
 		prwmetric.WithHeaders(map[string]string{"X-Scope-OrgID": "team-a"}),
@@ -31,10 +45,7 @@ func Example() {
 	}
 	provider := sdkmetric.NewMeterProvider(
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(15*time.Second))),
-		sdkmetric.WithResource(resource.NewSchemaless(
-			attribute.String("service.name", "checkout"),
-			attribute.String("service.instance.id", "pod-7"),
-		)),
+		sdkmetric.WithResource(res),
 	)
 	// Shutdown makes a last export, so nothing recorded is lost on exit.
 	defer func() {
@@ -194,3 +205,55 @@ func ExampleWithOAuth2() {
 	// 204 Bearer token-from-idp
 	// 204 Bearer token-from-idp
 }
+
+// Choose the tenant of a multi-tenant Mimir or Cortex per request, from
+// whatever decides it at run time.
+func ExampleWithHeaderFunc() {
+	var tenant atomic.Value
+	tenant.Store("team-a")
+	exp, err := prwmetric.New(
+		prwmetric.WithEndpoint("https://mimir.example/api/v1/push"),
+		prwmetric.WithHeaderFunc(func(context.Context) (map[string]string, error) {
+			return map[string]string{"X-Scope-OrgID": tenant.Load().(string)}, nil
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer exp.Shutdown(context.Background())
+	tenant.Store("team-b") // later requests go to team-b
+}
+
+// Wrap the exporter's transport, here to count requests; the wrapper sees
+// each request with its final headers and credentials, and the exporter
+// keeps its own TLS, proxy and timeout settings underneath.
+func ExampleWithRoundTripper() {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	var requests atomic.Int64
+	exp, err := prwmetric.New(
+		prwmetric.WithEndpoint(srv.URL()),
+		prwmetric.WithRoundTripper(func(next http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				requests.Add(1)
+				return next.RoundTrip(r)
+			})
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	orders, _ := provider.Meter("shop").Int64Counter("orders")
+	orders.Add(context.Background(), 1)
+	if err := provider.ForceFlush(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("requests:", requests.Load())
+	_ = provider.Shutdown(context.Background())
+	// Output: requests: 1
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
