@@ -26,17 +26,31 @@
 //
 // # Failures and retries
 //
-// By default the exporter never retries (WithRetry turns retries on). When a request fails (a status other
-// than 2xx, a network error, the timeout) Export logs one warning through the
-// configured logger and returns a *WriteError with the same facts: the
-// endpoint (without credentials), the status, the start of the response body
-// and how many series were dropped. The data of that export is lost, but as
-// the exporter asks the SDK for cumulative temporality, the next successful
-// export carries the running totals, so counters and histograms catch up:
-// only the samples in between are missing.
+// By default the exporter never retries (WithRetry turns retries on). When a
+// request fails (a status other than 2xx, a network error, the timeout)
+// Export returns a *WriteError: the endpoint (without credentials or query
+// values), the status, the start of the response body (credentials the
+// receiver echoes taken out), how many series were dropped and delivered,
+// and a hint at the setting to check for 401, 403, 404, 405, 413 and 415.
+// The data of that export is lost, but as the exporter asks the SDK for
+// cumulative temporality, the next successful export carries the running
+// totals, so counters and histograms catch up: only the samples in between
+// are missing.
 //
-// Export both logs and returns the error on purpose: the SDK passes the
-// error to the OpenTelemetry error handler, which many programs never set.
+// Each failure is reported once. The SDK's PeriodicReader hands Export's
+// error to the OpenTelemetry error handler, which prints it (log.Print)
+// unless the program set its own with otel.SetErrorHandler; ForceFlush and
+// Shutdown return it. WithLogger adds the exporter's own structured warning
+// for each failure, for programs whose handler is silent. Notices that are no
+// failure (a fallback to Remote Write 1.0 or to classic histograms) go to
+// the logger, slog.Default() unless WithLogger is set.
+//
+// A request that got no answer (a timeout, a cancellation, a connection lost
+// after the body went out) may have been stored all the same: the next sample
+// of each of its series is sent strictly later, as the receiver would refuse
+// a second value at one timestamp. Shutdown waits for an export that is
+// still running, so that its staleness markers come after that export's
+// samples.
 //
 // # Conversion
 //
@@ -47,17 +61,21 @@
 // moves from pull to push:
 //
 //   - a monotonic Sum becomes a counter named <name>_total;
-//   - a non-monotonic Sum and a Gauge become gauges (unit "1" adds _ratio);
+//   - a non-monotonic Sum and a Gauge become gauges (a Gauge with unit "1"
+//     ends in _ratio; a non-monotonic Sum does not, as in the pull exporter);
 //   - a Histogram becomes <name>_bucket{le="…"} with cumulative counts and
 //     le="+Inf" equal to the count, <name>_sum and <name>_count;
-//   - an ExponentialHistogram becomes a Prometheus native histogram (the
-//     receiver must have native histograms enabled);
+//   - an ExponentialHistogram becomes a Prometheus native histogram; a
+//     receiver that refuses native histograms (Prometheus 2.x without
+//     --enable-feature=native-histograms) gets classic histograms instead,
+//     with one warning, and WithoutNativeHistograms chooses that up front;
 //   - a Summary becomes <name>{quantile="…"}, <name>_sum and <name>_count.
 //
 // Units become name suffixes ("s" → _seconds, "By" → _bytes). The resource's
 // service.namespace/service.name becomes the job label and
-// service.instance.id the instance label; the other resource attributes go to
-// one target_info series. The instrumentation scope becomes otel_scope_*
+// service.instance.id the instance label, which win over data point
+// attributes of those names (dropped with a warning); the other resource
+// attributes go to one target_info series. The instrumentation scope becomes otel_scope_*
 // labels. Exemplars are attached to counters and histogram buckets, and each
 // request carries the metadata (type, help, unit) of its metric families.
 //
@@ -81,14 +99,25 @@
 //   - WithTimeout (default 30s): bounds each export; an earlier deadline of
 //     the context passed to Export applies instead.
 //   - WithBasicAuth, WithBasicAuthPasswordFile, WithBearerToken,
-//     WithBearerTokenFile (default none): one of them at most; files are read
-//     at each request so rotated secrets work.
-//   - WithHeaders (default none): extra headers such as X-Scope-OrgID.
+//     WithBearerTokenFile, WithOAuth2, WithAuthenticator (default none): one
+//     kind of Authorization at most; files are read at each request so
+//     rotated secrets work (regular files of at most 64 KiB, read within the
+//     export's deadline). WithOAuth2 fetches client-credentials tokens,
+//     cached until 10 s before expiry and refreshed once on a 401.
+//     WithAuthenticator is how the modules github.com/prwmetric/prwmetric/sigv4
+//     (AWS SigV4, Amazon Managed Service for Prometheus) and
+//     github.com/prwmetric/prwmetric/azuread (Entra ID, Azure Monitor) plug in.
+//   - WithHeaders (default none): extra headers such as X-Scope-OrgID;
+//     WithHeaderFunc (default none): headers chosen per request.
+//   - WithRoundTripper (default none): wrap the transport (signing,
+//     tracing); it sees the final request, keeps our TLS and proxy.
 //   - WithProxyURL, WithProxy (default http.ProxyFromEnvironment).
-//   - WithTLS, WithTLSClientConfig (default system roots, TLS 1.2 minimum).
+//   - WithTLS, WithTLSClientConfig (default system roots, TLS 1.2 minimum;
+//     New refuses them with a plain http endpoint).
 //   - WithHTTPClient: your own client (proxy and TLS options then belong to
 //     its transport).
-//   - WithLogger (default slog.Default()).
+//   - WithLogger (default slog.Default() for notices; failures then only
+//     through Export's error, see above).
 //   - WithAggregationSelector (default sdkmetric.DefaultAggregationSelector).
 //   - WithNamespace, WithTranslationStrategy, WithoutScopeInfo,
 //     WithoutTargetInfo, WithResourceAsLabels, WithExternalLabels,
@@ -96,7 +125,9 @@
 //   - WithMaxSeriesPerRequest (default 10 000), WithMaxRequestBytes (default
 //     3 MiB): larger exports are split into requests sent in order.
 //   - WithRetry (default off): retry 5xx, 429 and network errors with
-//     backoff, honouring Retry-After.
+//     backoff, honouring Retry-After, within a budget that defaults to the
+//     export timeout; New refuses intervals below 10ms, negative ones, and
+//     budgets that would never retry or outlive the timeout.
 //   - WithoutStaleMarkers: do not end vanished series (and all series at
 //     Shutdown) with staleness markers.
 //   - WithMeterProvider (default off): the exporter's own telemetry.
@@ -104,9 +135,14 @@
 //   - WithProtocol (default ProtocolV1): Remote Write 2.0, with fallback;
 //     with it, WithNativeHistogramsForExplicitBuckets and
 //     WithClassicHistograms.
+//   - WithoutNativeHistograms (default off): exponential histograms as
+//     classic histograms.
 //
 // New reports every invalid setting at once and returns a nil Exporter.
-// Credentials never appear in errors or log records.
+// Credentials never appear in errors or log records: passwords, tokens,
+// secret files' contents, the values of headers that carry credentials and
+// the endpoint's query values are taken out of every response body and error
+// the exporter passes on, in clear and in base64.
 //
 // # Environment
 //
@@ -123,10 +159,17 @@
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE (default: none) — as WithBasicAuthPasswordFile.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BEARER_TOKEN_FILE (default: none) — as WithBearerTokenFile.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_PROTOCOL (default: 1.0) — 1.0 or 2.0, as WithProtocol.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_CLIENT_ID (default: none) — with …_OAUTH2_CLIENT_SECRET_FILE and …_OAUTH2_TOKEN_URL, as WithOAuth2.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_CLIENT_SECRET_FILE (default: none) — as OAuth2Config.ClientSecretFile.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_TOKEN_URL (default: none) — as OAuth2Config.TokenURL.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_SCOPES (default: none) — comma-separated, as OAuth2Config.Scopes.
 //
 // A malformed value makes New fail with an error naming the variable. The
 // module github.com/prwmetric/prwmetric/prwautoexport registers the exporter
-// with OpenTelemetry's autoexport as OTEL_METRICS_EXPORTER=prometheusremotewrite.
+// with OpenTelemetry's autoexport as OTEL_METRICS_EXPORTER=prometheusremotewrite;
+// the sigv4 and azuread modules register prometheusremotewrite_sigv4 and
+// prometheusremotewrite_azuread (see their packages sigv4autoexport and
+// azureadautoexport).
 //
 // # Testing
 //
