@@ -166,8 +166,10 @@ type received struct {
 	Series []series
 }
 
-// recorder keeps every request a test server received.
+// recorder keeps every request a test server received: prwmetrictest's,
+// or those a hand-made server (a proxy, a misbehaving peer) records.
 type recorder struct {
+	srv  *prwmetrictest.Server
 	mu   sync.Mutex
 	reqs []received
 }
@@ -197,12 +199,28 @@ func (rec *recorder) record(r *http.Request) received {
 }
 
 func (rec *recorder) all() []received {
+	if rec.srv != nil {
+		var out []received
+		for _, r := range rec.srv.Requests() {
+			got := received{Method: r.Method, Path: r.Path, RequestURI: r.Path, Header: r.Header, Body: r.V1}
+			if r.V1 == nil {
+				got.DecodeErr = fmt.Errorf("not a Remote Write 1.0 request: %q", r.Violations)
+			} else {
+				got.Series = fromProm(r.V1)
+			}
+			out = append(out, got)
+		}
+		return out
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return append([]received(nil), rec.reqs...)
 }
 
 func (rec *recorder) count() int {
+	if rec.srv != nil {
+		return rec.srv.RequestCount()
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return len(rec.reqs)
@@ -233,17 +251,15 @@ func startServer(t *testing.T, h http.Handler) *httptest.Server {
 	return srv
 }
 
-// newReceiver starts a server that records every request and answers with
-// status and body. Its URL has the usual /api/v1/write path.
+// newReceiver starts prwmetrictest's receiver answering every request with
+// status and body (lenient: it stores and shows what breaks the protocol's
+// rules, for the tests to judge). Its URL has the usual /api/v1/write path.
 func newReceiver(t *testing.T, status int, body string) (endpoint string, rec *recorder) {
 	t.Helper()
-	rec = &recorder{}
-	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.record(r)
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}))
-	return srv.URL + "/api/v1/write", rec
+	srv := prwmetrictest.NewServer(prwmetrictest.WithLenient())
+	t.Cleanup(srv.Close)
+	srv.RespondWith(prwmetrictest.Always, prwmetrictest.Response{Status: status, Body: body})
+	return srv.URL(), &recorder{srv: srv}
 }
 
 // newExporter calls New and shuts the exporter down at cleanup.
