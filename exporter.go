@@ -61,7 +61,7 @@ func New(opts ...Option) (*Exporter, error) {
 		cfg:         cfg,
 		client:      cl,
 		retry:       newRetryPolicy(cfg.retry),
-		negotiation: negotiation{configured: cfg.protocol},
+		negotiation: negotiation{configured: cfg.protocol, compression: cfg.compression},
 		series:      series,
 		tel:         tel,
 		exporting:   make(chan struct{}, 1),
@@ -185,8 +185,15 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
 		e.isShutdown.Store(true)
 		defer e.client.close()
-		// An export may be running: the markers get their own batch and
-		// buffers.
+		// An export may be running: the markers must not overtake its
+		// requests, and must end what it delivers.
+		select {
+		case e.exporting <- struct{}{}:
+			defer func() { <-e.exporting }()
+		case <-ctx.Done():
+			err = fmt.Errorf("prwmetric: Shutdown: waiting for the running export to finish, no staleness markers sent: %w", ctx.Err())
+			return
+		}
 		var b batch
 		e.series.endAll(&b, time.Now().UnixMilli())
 		if len(b.records) == 0 {

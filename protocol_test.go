@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,9 +182,30 @@ func TestProtocolV2Split(t *testing.T) {
 			t.Errorf("request %d: %d series in %d bytes", r.Seq, len(r.V2.Timeseries), len(raw))
 		}
 	}
-	if diff := cmp.Diff(v2Want(t, rm), v2Received(t, reqs, true), convCmpOpts); diff != "" {
+	want := v2Want(t, rm)
+	if diff := cmp.Diff(want, v2Received(t, v2InExportOrder(t, reqs, want), true), convCmpOpts); diff != "" {
 		t.Errorf("series (-reference +received):\n%s", diff)
 	}
+}
+
+// v2InExportOrder sorts 2.0 requests, which go out side by side, by where
+// their first series is in want.
+func v2InExportOrder(t *testing.T, reqs []prwmetrictest.Request, want []v2Series) []prwmetrictest.Request {
+	t.Helper()
+	at := map[string]int{}
+	for i, s := range want {
+		at[seriesString(s.Labels)] = i
+	}
+	pos := func(r prwmetrictest.Request) int {
+		first := resolveV2(t, r.V2)
+		if len(first) == 0 {
+			return -1
+		}
+		return at[seriesString(first[0].Labels)]
+	}
+	reqs = slices.Clone(reqs)
+	slices.SortFunc(reqs, func(a, b prwmetrictest.Request) int { return pos(a) - pos(b) })
+	return reqs
 }
 
 // TestProtocolFallback: a receiver that does not speak 2.0 gets the export
@@ -235,9 +257,8 @@ func TestProtocolFallback(t *testing.T) {
 			}
 
 			// An hour later 2.0 is tried again; refused again, no news.
-			exp.negotiation.mu.Lock()
-			exp.negotiation.v1Until = time.Now().Add(-time.Second)
-			exp.negotiation.mu.Unlock()
+			later := time.Now().Add(retryV2After + time.Second)
+			exp.negotiation.now = func() time.Time { return later }
 			if tc.name != "415 Unsupported Media Type" {
 				srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusNoContent})
 			}
@@ -263,7 +284,8 @@ func TestProtocolFallbackMidExport(t *testing.T) {
 	srv.RespondWith(1, prwmetrictest.Response{})                                        // normal 2.0 answer
 	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType}) // then refused
 	logger, _ := newLogCapture()
-	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4), WithLogger(logger), WithoutStaleMarkers())
+	// One request at a time, so that the refusal is the second request.
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4), WithLogger(logger), WithoutStaleMarkers(), WithMaxConcurrentRequests(1))
 	rm := v2Data()
 	if err := exp.Export(context.Background(), rm); err != nil {
 		t.Fatalf("Export: %v", err)
