@@ -399,8 +399,8 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 
 // TestShutdownDuringExportClosesItsConnection shuts down while an export is
 // between its shutdown check and taking a connection (held there by the
-// proxy function, which the transport calls just before it). The export may
-// finish, but the connection it opened must not stay open once Shutdown
+// proxy function, which the transport calls just before it). The export
+// finishes, but the connection it opened must not stay open once Shutdown
 // has returned: Shutdown promises idle connections are closed.
 func TestShutdownDuringExportClosesItsConnection(t *testing.T) {
 	rec := &recorder{}
@@ -424,10 +424,15 @@ func TestShutdownDuringExportClosesItsConnection(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- exp.Export(context.Background(), counterData(1)) }()
 	<-entered
-	if err := exp.Shutdown(context.Background()); err != nil {
+	// Shutdown waits for the running export (its markers must not
+	// overtake the export's requests), so the export is released while
+	// Shutdown runs or is about to.
+	shut := make(chan error, 1)
+	go func() { shut <- exp.Shutdown(context.Background()) }()
+	close(release)
+	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	close(release)
 	if err := <-done; err != nil && !errors.Is(err, sdkmetric.ErrExporterShutdown) {
 		t.Fatalf("Export in flight during Shutdown = %v", err)
 	}
