@@ -202,7 +202,9 @@ func TestConcurrentFailureStopsRequestsNotStarted(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- exp.Export(context.Background(), manyGauges(perRequest*requests, time.UnixMilli(1_700_000_000_000))) }()
+		go func() {
+			done <- exp.Export(context.Background(), manyGauges(perRequest*requests, time.UnixMilli(1_700_000_000_000)))
+		}()
 		synctest.Wait()
 		if n := len(rt.all()); n != 2 {
 			t.Errorf("%d requests, want 2: none started after the failure", n)
