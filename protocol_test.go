@@ -315,6 +315,49 @@ func TestProtocolFallbackMidExport(t *testing.T) {
 	}
 }
 
+// TestProtocolFallbackConcurrent: with the requests of a 2.0 export side
+// by side, the receiver refuses one as 2.0 and accepts the others. Exactly
+// what it did not store (the refused request, and any not started after
+// the refusal) goes again as 1.0: every series arrives once.
+func TestProtocolFallbackConcurrent(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithLenient())
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{})                                        // normal 2.0 answer
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType}) // then one refused
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4),
+		WithLogger(discardLogger()), WithoutStaleMarkers(), WithMaxConcurrentRequests(8))
+	rm := v2Data()
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	count := map[string]int{}
+	var v1 int
+	for _, r := range srv.Requests() {
+		switch {
+		case !r.Stored:
+		case r.Protocol == prwmetrictest.ProtocolV2:
+			for _, s := range resolveV2(t, r.V2) {
+				count[seriesString(s.Labels)]++
+			}
+		default:
+			v1++
+			for _, ts := range r.V1.Timeseries {
+				count[seriesString(ts.Labels)]++
+			}
+		}
+	}
+	if v1 == 0 {
+		t.Errorf("no 1.0 request after the refusal")
+	}
+	want := map[string]int{}
+	for _, s := range v2Want(t, rm) {
+		want[seriesString(s.Labels)] = 1
+	}
+	if diff := cmp.Diff(want, count); diff != "" {
+		t.Errorf("times each series was stored (-want +got):\n%s", diff)
+	}
+}
+
 func TestProtocolPartialWrite(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	t.Cleanup(srv.Close)
