@@ -20,8 +20,8 @@
 // At each collection the reader calls Export, which converts every data point
 // to Prometheus series, encodes them as Remote Write 1.0 requests (protobuf
 // WriteRequests, snappy block-compressed; one, unless the export is larger
-// than WithMaxRequestBytes or WithMaxSeriesPerRequest allow) and POSTs them
-// in order. Series labels are built and encoded once and cached, so a steady
+// than WithMaxRequestBytes or WithMaxSeriesPerRequest allow) and POSTs them,
+// up to WithMaxConcurrentRequests at once. Series labels are built and encoded once and cached, so a steady
 // export costs little more than the compression.
 //
 // # Failures and retries
@@ -94,7 +94,12 @@
 //     WithoutTargetInfo, WithResourceAsLabels, WithExternalLabels,
 //     WithoutMetadata, WithHistogramMinMax: conversion choices, see each.
 //   - WithMaxSeriesPerRequest (default 10 000), WithMaxRequestBytes (default
-//     3 MiB): larger exports are split into requests sent in order.
+//     3 MiB): larger exports are split into requests.
+//   - WithMaxConcurrentRequests (default 8): requests of one export in flight
+//     at once; the next export starts when all have finished.
+//   - WithCompression (default CompressionSnappy): CompressionZstd sends the
+//     VictoriaMetrics protocol, with fallback to snappy.
+//   - WithHTTP2 (default HTTP/1.1): HTTP/2 with a ping health check.
 //   - WithRetry (default off): retry 5xx, 429 and network errors with
 //     backoff, honouring Retry-After.
 //   - WithoutStaleMarkers: do not end vanished series (and all series at
@@ -123,6 +128,7 @@
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BASIC_AUTH_PASSWORD_FILE (default: none) — as WithBasicAuthPasswordFile.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_BEARER_TOKEN_FILE (default: none) — as WithBearerTokenFile.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_PROTOCOL (default: 1.0) — 1.0 or 2.0, as WithProtocol.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_COMPRESSION (default: snappy) — snappy or zstd, as WithCompression.
 //
 // A malformed value makes New fail with an error naming the variable. The
 // module github.com/prwmetric/prwmetric/prwautoexport registers the exporter

@@ -270,22 +270,29 @@ func WithMaxRequestBytes(n int) Option {
 // WithMaxConcurrentRequests lets up to n requests of one export be in
 // flight at once (default 8). An export larger than one request (see
 // WithMaxSeriesPerRequest, WithMaxRequestBytes) then waits for about
-// len/n round trips instead of one per request: at 50 ms of round trip, a
-// 1 000 000-series export of 113 requests takes 5.7 s one request at a
-// time, 0.8 s with 8. One export carries at most one sample per series, so
-// its requests may arrive in any order; the next export starts only when
-// every request of this one has finished, so exports never overtake each
-// other. The first failed request stops those not yet started (they are
-// dropped, and WriteError counts exactly what was delivered); requests
-// under way complete, and WithRetry retries each request on its own.
+// requests/n round trips instead of one per request. One export carries at
+// most one sample (or marker) per series, so its requests may arrive in
+// any order; the next export, and Shutdown's staleness markers, start only
+// when every request of this one has finished, so exports never overtake
+// each other. The first failed request stops those not yet started (they
+// are dropped); requests under way complete, and WriteError counts exactly
+// the series delivered and dropped. WithRetry retries each request on its
+// own.
 //
-// Each request in flight holds its compressed body (about 1 MiB with
-// snappy at the default 3 MiB limit, 0.2 MiB with zstd), and the
-// exporter's own transport keeps one connection per request in flight
-// (with WithHTTP2, one connection carries them all). 8 lowers the wait
-// of large exports about 7× while the receiver sees far fewer requests at
-// once than from a Prometheus server (up to 50 shards); 1 sends one
-// request at a time. n must be positive.
+// The default comes from measurement: with 50 ms per request, a
+// 1 000 000-series export (113 requests) took 6.0 s with n = 1, 1.66 s
+// with 4, 0.93 s with 8 and 0.56 s with 16, for the same CPU. 8 sends an
+// export of workload W (6 requests) in one round trip, and keeps the
+// receiver's load modest (a Prometheus server's remote write runs up to
+// 50 shards).
+//
+// Memory stays bounded: two workers encode and compress requests, each
+// holding one uncompressed request (up to WithMaxRequestBytes), its
+// compression scratch and, for zstd, its encoder (about 6 MiB); at most
+// n+2 compressed bodies exist at once (on W 0.17 MB each with snappy; at
+// most about the uncompressed size). The exporter's own transport keeps up
+// to n connections to the receiver (with WithHTTP2, one carries them all).
+// n must be positive; 1 sends one request at a time, in order.
 func WithMaxConcurrentRequests(n int) Option {
 	return optionFunc(func(c config) config { c.maxConcurrent = n; return c })
 }
@@ -295,7 +302,9 @@ func WithMaxConcurrentRequests(n int) Option {
 //
 // CompressionZstd sends the VictoriaMetrics remote write protocol, which
 // VictoriaMetrics and vmagent accept: on workload W the bodies are 0.15×
-// the bytes of snappy, for about 4× the compression CPU (zstd level 3).
+// the bytes of snappy (156 kB instead of 1 027 kB), for about 4× the
+// compression CPU (7 ms instead of 1.7 ms; zstd level 3, which measured
+// best: faster levels were no faster, slower ones at most 2% smaller).
 // When the receiver answers a zstd request with 415 Unsupported Media Type
 // or 400 Bad Request (as Prometheus does), the exporter sends what was not
 // delivered again with snappy in the same export, logs one warning, and
