@@ -166,7 +166,8 @@ func TestZstdFallback(t *testing.T) {
 				before := front.rec.count()
 				err := exp.Export(context.Background(), manyGauges(250, at))
 				zstdN, snappyN := front.take()
-				if st.wantZstd != (zstdN > 0) || snappyN != 3 {
+				// Refused snappy requests stop those not yet started.
+				if st.wantZstd != (zstdN > 0) || snappyN != 3 && !(refused && snappyN > 0) {
 					t.Errorf("export %d: %d zstd and %d snappy requests, want zstd %v and 3 snappy", i, zstdN, snappyN, st.wantZstd)
 				}
 				if refused {

@@ -183,16 +183,22 @@ func equalInts(a, b []int) bool {
 }
 
 // TestConcurrentFailureStopsRequestsNotStarted: with two requests in
-// flight, the first fails at once while the second is held. synctest.Wait
+// flight, the first fails while the second is held. synctest.Wait
 // lets the exporter go as far as it can: it starts none of the three
 // requests left. The held request then succeeds and counts as delivered.
 func TestConcurrentFailureStopsRequestsNotStarted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const perRequest, requests = 100, 5
+		// The first request fails once the second is in flight (else
+		// the second might be dropped before it starts); the second is
+		// held.
+		second := make(chan struct{})
 		rt := &holdTransport{release: make(chan struct{}), status: func(r received) int {
 			if firstValue(r) == 0 {
+				<-second
 				return http.StatusInternalServerError
 			}
+			close(second)
 			return 0 // held
 		}}
 		exp, err := New(WithEndpoint("http://receiver.test/api/v1/write"), WithoutEnvironment(), WithLogger(discardLogger()),

@@ -81,7 +81,8 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 }
 
 // Export converts rm to Prometheus series and sends them, in one request or,
-// past the size limits, in several sent in order. Unless WithRetry enables
+// past the size limits, in several sent side by side (see
+// WithMaxConcurrentRequests). Unless WithRetry enables
 // retries, each request is tried once: on failure Export logs one warning and
 // returns an error with the same facts (a *WriteError), and the data of this
 // export is dropped; cumulative values catch up on the next success. This is
@@ -201,7 +202,7 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 		defer cancel()
-		_, err = e.send(ctx, &b, &sendBuffers{})
+		_, err = e.send(ctx, &b, &e.buffers) // no export runs now
 	})
 	if err != nil {
 		return err
