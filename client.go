@@ -176,8 +176,8 @@ const (
 // connects anew, spreading over the addresses of a load-balanced receiver.
 const connMaxAge = 5 * time.Minute
 
-// connections sizes t's connections for c: one a request in flight, kept
-// between exports; HTTP/2 with a health check when c asks for it.
+// connections sizes t's connections for c: one per request in flight,
+// kept between exports; HTTP/2 with a health check when c asks for it.
 func connections(t *http.Transport, c config) {
 	t.MaxIdleConnsPerHost = c.maxConcurrent
 	t.MaxConnsPerHost = c.maxConcurrent

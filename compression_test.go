@@ -186,7 +186,7 @@ func TestZstdFallback(t *testing.T) {
 			for _, r := range logs.all() {
 				if strings.Contains(r.Message, "does not take zstd") {
 					fallbacks++
-					if r.Level != slog.LevelWarn || r.Attrs["status"] != strconv.Itoa(tc.zstdStatus) || r.Attrs["body"] != "snappy: corrupt input" {
+					if r.Level != slog.LevelWarn || r.Attrs["status"] != strconv.Itoa(tc.zstdStatus) {
 						t.Errorf("fallback warning %v", r)
 					}
 				}

@@ -76,10 +76,12 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 		// A receiver that refuses the snappy data as well refuses the
 		// data, not zstd: then zstd is tried again next time.
 		if !refusesZstd(r.err) && e.negotiation.snappy.fallBack(now) {
+			// The status says enough: response bodies are reported
+			// through WriteError only.
 			var we *WriteError
 			errors.As(refusal, &we)
 			e.cfg.logger.Warn("prwmetric: the receiver does not take zstd; sending snappy instead, and trying zstd again every hour",
-				"endpoint", e.client.redacted, "status", we.StatusCode, "body", we.Body)
+				"endpoint", e.client.redacted, "status", we.StatusCode)
 		}
 	}
 	e.client.rebalance(now)
