@@ -79,11 +79,11 @@ type partCounts struct {
 	series, samples, histograms, exemplars int
 }
 
-// cut is the end (exclusive) of one request in batch.records, and what the
-// exporter's telemetry counts of it.
+// cut is one request: the records [start, end) of batch.records, and what
+// the exporter's telemetry counts of it.
 type cut struct {
-	end   int
-	parts partCounts
+	start, end int
+	parts      partCounts
 	// For 2.0 requests (v2Scratch): the request's symbols are
 	// syms[symStart:symEnd], its records' refs start at refs[refStart].
 	symStart, symEnd, refStart int
@@ -93,4 +93,65 @@ type cut struct {
 func (b *batch) extraOf(r *record) string {
 	end := r.extra + r.extraLen&^recordHistogram
 	return unsafeString(b.extra[r.extra:end])
+}
+
+// span is the records [start, end) of a batch.
+type span struct{ start, end int }
+
+// allRecords is the one span of every record of b.
+func (b *batch) allRecords() []span {
+	return []span{{0, len(b.records)}}
+}
+
+// gaps appends to dst the spans of [0, n) that sorted, disjoint spans do
+// not cover.
+func gaps(dst, spans []span, n int) []span {
+	at := 0
+	for _, s := range spans {
+		if s.start > at {
+			dst = append(dst, span{at, s.start})
+		}
+		at = s.end
+	}
+	if at < n {
+		dst = append(dst, span{at, n})
+	}
+	return dst
+}
+
+// addSpan appends s to sorted, disjoint spans that end at or before
+// s.start, merging it with the last one when they touch.
+func addSpan(spans []span, s span) []span {
+	if s.start == s.end {
+		return spans
+	}
+	if n := len(spans); n > 0 && spans[n-1].end == s.start {
+		spans[n-1].end = s.end
+		return spans
+	}
+	return append(spans, s)
+}
+
+// mergeSpans returns the union of two sorted lists of disjoint spans, the
+// two disjoint from each other, appended to dst[:0]; dst must not share
+// memory with a or b.
+func mergeSpans(dst, a, b []span) []span {
+	dst = dst[:0]
+	for len(a) > 0 || len(b) > 0 {
+		if len(b) == 0 || len(a) > 0 && a[0].start < b[0].start {
+			dst, a = addSpan(dst, a[0]), a[1:]
+		} else {
+			dst, b = addSpan(dst, b[0]), b[1:]
+		}
+	}
+	return dst
+}
+
+// covered counts the records in spans.
+func covered(spans []span) int {
+	n := 0
+	for _, s := range spans {
+		n += s.end - s.start
+	}
+	return n
 }

@@ -31,7 +31,7 @@ func TestCacheFollowsLiveSeries(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ok {
-			sc.markDelivered(&b, len(b.records))
+			sc.markDelivered(&b, b.allRecords())
 		}
 	}
 	tests := []struct {
@@ -84,6 +84,6 @@ func TestCacheIdentityIsTheLabelSet(t *testing.T) {
 		if len(got) != 1 || got[0].Samples[0].Timestamp != at.UnixMilli()+int64(i) {
 			t.Errorf("export of %q: %v; want one sample of a_b, 1 ms after the last", name, got)
 		}
-		sc.markDelivered(&b, len(b.records))
+		sc.markDelivered(&b, b.allRecords())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -29,6 +30,15 @@ const (
 	contentEncodingSnappy = "snappy"
 	contentTypeV1         = "application/x-protobuf"
 	versionV1             = "0.1.0"
+)
+
+// The VictoriaMetrics remote write protocol (CompressionZstd): a 1.0 body
+// compressed with zstd, and its own version header instead of
+// Prometheus'.
+const (
+	headerVMVersion     = "X-Victoriametrics-Remote-Write-Version" // canonical form
+	contentEncodingZstd = "zstd"
+	vmVersion1          = "1"
 )
 
 const (
@@ -59,7 +69,7 @@ const (
 
 func isProtocolHeader(canonical string) bool {
 	switch canonical {
-	case headerContentEncoding, headerContentType, headerVersion, headerUserAgent:
+	case headerContentEncoding, headerContentType, headerVersion, headerUserAgent, headerVMVersion:
 		return true
 	}
 	return false
@@ -78,6 +88,10 @@ type client struct {
 	// owned is the transport New created, closed on Shutdown; nil when the
 	// user brought their own client.
 	owned *http.Transport
+
+	mu sync.Mutex
+	// rebalanced is when the idle connections were last closed.
+	rebalanced time.Time
 }
 
 func newClient(c config) (*client, error) {
@@ -104,6 +118,7 @@ func newClient(c config) (*client, error) {
 		if t.TLSClientConfig.MinVersion == 0 {
 			t.TLSClientConfig.MinVersion = tls.VersionTLS12
 		}
+		connections(t, c)
 		cl.owned, base = t, t
 	}
 	tokenBase := base // OAuth2 token requests: our TLS and proxy, no auth layers or hooks
@@ -135,13 +150,16 @@ func newClient(c config) (*client, error) {
 
 // newTransport returns a transport with http.DefaultTransport's settings,
 // built afresh: the global may be replaced or mutated by other packages (and
-// be no *http.Transport at all when instrumentation wraps it).
+// be no *http.Transport at all when instrumentation wraps it). It speaks
+// HTTP/1.1 only (see WithHTTP2).
 func newTransport() *http.Transport {
+	var http1 http.Protocols
+	http1.SetHTTP1(true)
 	return &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
-		DialContext:       (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2: true,
-		MaxIdleConns:      100,
+		Proxy:        http.ProxyFromEnvironment,
+		DialContext:  (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Protocols:    &http1,
+		MaxIdleConns: 100,
 		// Below the 60 s idle timeout of common load balancers: a connection
 		// the peer closes just as it is reused fails the POST, which the
 		// transport does not replay.
@@ -149,6 +167,51 @@ func newTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+}
+
+// Defaults of WithHTTP2's connection health check: a connection on which
+// nothing arrives for h2ReadIdle is sent a ping, and closed when the ping
+// is not answered within h2PingTimeout. A dead connection is thus found
+// within 45 s, and the requests on it fail (WithRetry sends them again on
+// a new one).
+const (
+	h2ReadIdle    = 30 * time.Second
+	h2PingTimeout = 15 * time.Second
+)
+
+// connMaxAge is how long the exporter keeps reusing connections: after an
+// export that starts that long after the last closing, idle connections
+// are closed, so that the next export resolves the receiver's name and
+// connects anew, spreading over the addresses of a load-balanced receiver.
+const connMaxAge = 5 * time.Minute
+
+// connections sizes t's connections for c: one per request in flight,
+// kept between exports; HTTP/2 with a health check when c asks for it.
+func connections(t *http.Transport, c config) {
+	t.MaxIdleConnsPerHost = c.maxConcurrent
+	t.MaxConnsPerHost = c.maxConcurrent
+	if c.http2 {
+		t.Protocols.SetHTTP2(true)
+		t.HTTP2 = &http.HTTP2Config{SendPingTimeout: c.h2ReadIdle, PingTimeout: c.h2PingTimeout}
+	}
+}
+
+// rebalance closes the idle connections after an export, once every
+// connMaxAge: then no request is under way, and every connection is idle.
+func (c *client) rebalance(now time.Time) {
+	if c.owned == nil {
+		return
+	}
+	c.mu.Lock()
+	first := c.rebalanced.IsZero()
+	due := !first && now.Sub(c.rebalanced) >= connMaxAge
+	if first || due {
+		c.rebalanced = now
+	}
+	c.mu.Unlock()
+	if due {
+		c.owned.CloseIdleConnections()
 	}
 }
 
@@ -180,24 +243,32 @@ func (s *shortWrite) Error() string { return "partial write" }
 // every 2.0 receiver sends: a 1.0 receiver read it as an empty request.
 var errNoWrittenHeaders = errors.New("the receiver answered without X-Prometheus-Remote-Write-*-Written headers")
 
-// attempt POSTs one snappy-compressed body of protocol proto carrying parts,
-// once. It returns nil on a 2xx and a *WriteError otherwise; for 2.0,
+// attempt POSTs one body of protocol proto, compressed by comp, carrying
+// parts, once. It returns nil on a 2xx and a *WriteError otherwise; for 2.0,
 // errNoWrittenHeaders or a *shortWrite when the 2xx does not say that
 // everything was written. Attempt n > 0 (of the retry policy) is marked
 // with a Retry-Attempt header, and the error carries the server's
 // Retry-After.
-func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, proto Protocol, n int) error {
+func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, proto Protocol, comp Compression, n int) error {
 	series := parts.series
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: err}
 	}
 	// NewRequest sets GetBody for a bytes.Reader, so redirects resend the body.
-	req.Header.Set(headerContentEncoding, contentEncodingSnappy)
-	if proto == ProtocolV2 {
+	switch {
+	case comp == CompressionZstd:
+		// As vmagent sends it: no Prometheus version, which would
+		// promise snappy.
+		req.Header.Set(headerContentEncoding, contentEncodingZstd)
+		req.Header.Set(headerContentType, contentTypeV1)
+		req.Header.Set(headerVMVersion, vmVersion1)
+	case proto == ProtocolV2:
+		req.Header.Set(headerContentEncoding, contentEncodingSnappy)
 		req.Header.Set(headerContentType, contentTypeV2)
 		req.Header.Set(headerVersion, versionV2)
-	} else {
+	default:
+		req.Header.Set(headerContentEncoding, contentEncodingSnappy)
 		req.Header.Set(headerContentType, contentTypeV1)
 		req.Header.Set(headerVersion, versionV1)
 	}

@@ -34,6 +34,9 @@ const (
 	defaultMaxRequestBytes     = 3 << 20
 )
 
+// defaultMaxConcurrentRequests: see WithMaxConcurrentRequests.
+const defaultMaxConcurrentRequests = 8
+
 // config is the validated result of all options. It is copied by value into
 // each option so that an Option can never mutate a config it does not own.
 type config struct {
@@ -98,6 +101,13 @@ type config struct {
 	maxBytes            int
 	withoutStaleMarkers bool
 	meterProvider       metric.MeterProvider
+
+	maxConcurrent int
+	compression   Compression
+	http2         bool
+	// h2ReadIdle and h2PingTimeout configure WithHTTP2's health check;
+	// tests shorten them.
+	h2ReadIdle, h2PingTimeout time.Duration
 }
 
 // newConfig applies defaults, then the environment, then opts, and validates
@@ -111,6 +121,10 @@ func newConfig(opts []Option) (config, error) {
 		maxSeries:           defaultMaxSeriesPerRequest,
 		maxBytes:            defaultMaxRequestBytes,
 		protocol:            ProtocolV1,
+		maxConcurrent:       defaultMaxConcurrentRequests,
+		compression:         CompressionSnappy,
+		h2ReadIdle:          h2ReadIdle,
+		h2PingTimeout:       h2PingTimeout,
 	}
 	code := applyOptions(config{}, opts)
 	if !code.withoutEnvironment {
@@ -266,6 +280,9 @@ func (c *config) validate() error {
 		if c.tlsClientConfig != nil {
 			ignored = append(ignored, "WithTLSClientConfig")
 		}
+		if c.http2 {
+			ignored = append(ignored, "WithHTTP2")
+		}
 		if len(ignored) > 0 {
 			add("prwmetric: WithHTTPClient is combined with %s, which would be ignored: configure the transport of your client instead", strings.Join(ignored, " and "))
 		}
@@ -287,6 +304,7 @@ func (c *config) validate() error {
 	errs = append(errs, c.retry.validate(c.timeout)...)
 	errs = append(errs, validateSplit(c)...)
 	errs = append(errs, validateProtocol(c)...)
+	errs = append(errs, validateCompression(c)...)
 	if err := c.validateConversion(); err != nil {
 		errs = append(errs, err)
 	}
@@ -300,6 +318,9 @@ func validateSplit(c *config) []error {
 	}
 	if c.maxBytes <= 0 {
 		errs = append(errs, fmt.Errorf("prwmetric: WithMaxRequestBytes(%d): the limit must be positive", c.maxBytes))
+	}
+	if c.maxConcurrent <= 0 {
+		errs = append(errs, fmt.Errorf("prwmetric: WithMaxConcurrentRequests(%d): the limit must be positive; 1 sends one request at a time", c.maxConcurrent))
 	}
 	return errs
 }

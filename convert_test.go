@@ -48,7 +48,7 @@ func TestSteadyStateAllocations(t *testing.T) {
 				buf = b.encode(buf[:0], 0, start, c.end)
 				start = c.end
 			}
-			sc.markDelivered(&b, len(b.records))
+			sc.markDelivered(&b, b.allRecords())
 		}
 		export()
 		if allocs := testing.AllocsPerRun(5, export); allocs != 0 {

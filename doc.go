@@ -20,8 +20,8 @@
 // At each collection the reader calls Export, which converts every data point
 // to Prometheus series, encodes them as Remote Write 1.0 requests (protobuf
 // WriteRequests, snappy block-compressed; one, unless the export is larger
-// than WithMaxRequestBytes or WithMaxSeriesPerRequest allow) and POSTs them
-// in order. Series labels are built and encoded once and cached, so a steady
+// than WithMaxRequestBytes or WithMaxSeriesPerRequest allow) and POSTs them,
+// up to WithMaxConcurrentRequests at once. Series labels are built and encoded once and cached, so a steady
 // export costs little more than the compression.
 //
 // # Failures and retries
@@ -123,7 +123,12 @@
 //     WithoutTargetInfo, WithResourceAsLabels, WithExternalLabels,
 //     WithoutMetadata, WithHistogramMinMax: conversion choices, see each.
 //   - WithMaxSeriesPerRequest (default 10 000), WithMaxRequestBytes (default
-//     3 MiB): larger exports are split into requests sent in order.
+//     3 MiB): larger exports are split into requests.
+//   - WithMaxConcurrentRequests (default 8): requests of one export in flight
+//     at once; the next export starts when all have finished.
+//   - WithCompression (default CompressionSnappy): CompressionZstd sends the
+//     VictoriaMetrics protocol, with fallback to snappy.
+//   - WithHTTP2 (default HTTP/1.1): HTTP/2 with a ping health check.
 //   - WithRetry (default off): retry 5xx, 429 and network errors with
 //     backoff, honouring Retry-After, within a budget that defaults to the
 //     export timeout; New refuses intervals below 10ms, negative ones, and
@@ -163,6 +168,7 @@
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_CLIENT_SECRET_FILE (default: none) — as OAuth2Config.ClientSecretFile.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_TOKEN_URL (default: none) — as OAuth2Config.TokenURL.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_SCOPES (default: none) — comma-separated, as OAuth2Config.Scopes.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_COMPRESSION (default: snappy) — snappy or zstd, as WithCompression.
 //
 // A malformed value makes New fail with an error naming the variable. The
 // module github.com/prwmetric/prwmetric/prwautoexport registers the exporter

@@ -28,46 +28,57 @@ func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
 	return append(dst, b.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
 }
 
-// cut cuts b into requests of at most maxSeries series and maxBytes bytes (a
-// series larger than that alone), in order, exactly where the reference
-// split cuts a prompb.WriteRequest of the same series: the first request
-// counts the metadata, which it carries. It returns the cuts appended to
-// cuts[:0].
+// cut cuts b.records[from:] into requests of at most maxSeries series and
+// maxBytes bytes (a series larger than that alone), in order, exactly where
+// the reference split cuts a prompb.WriteRequest of the same series: the
+// first request counts the metadata, which it carries. It returns the cuts
+// appended to cuts[:0].
 func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
+	return b.cutSpans([]span{{from, len(b.records)}}, maxSeries, maxBytes, cuts)
+}
+
+// cutSpans is cut for the records of sorted, disjoint spans (those a 1.0
+// receiver has not yet accepted, after a refused 2.0 or zstd send): no
+// request crosses a gap between them.
+func (b *batch) cutSpans(todo []span, maxSeries, maxBytes int, cuts []cut) []cut {
 	cuts = cuts[:0]
 	size := 0 // of the request being cut
 	for _, m := range b.metadata {
 		size += len(m)
 	}
-	start, exemplar := from, 0
-	for exemplar < len(b.exemplars) && b.exemplars[exemplar].record < from {
-		exemplar++
-	}
-	var parts partCounts
-	for i := from; i < len(b.records); i++ {
-		r := &b.records[i]
-		if b.skippedByV1(i) {
-			continue
-		}
-		field := fieldLen(b.seriesLen(r))
-		if i > start && (i-start >= maxSeries || size+field > maxBytes) {
-			cuts = append(cuts, cut{end: i, parts: parts})
-			size, start, parts = 0, i, partCounts{}
-		}
-		size += field
-		parts.series++
-		if r.isHistogram() {
-			parts.histograms++
-		} else {
-			parts.samples++
-		}
-		if exemplar < len(b.exemplars) && b.exemplars[exemplar].record == i {
-			parts.exemplars += b.exemplars[exemplar].n
+	exemplar := 0
+	for _, sp := range todo {
+		start := sp.start
+		for exemplar < len(b.exemplars) && b.exemplars[exemplar].record < start {
 			exemplar++
 		}
-	}
-	if parts.series > 0 {
-		cuts = append(cuts, cut{end: len(b.records), parts: parts})
+		var parts partCounts
+		for i := start; i < sp.end; i++ {
+			r := &b.records[i]
+			if b.skippedByV1(i) {
+				continue
+			}
+			field := fieldLen(b.seriesLen(r))
+			if i > start && (i-start >= maxSeries || size+field > maxBytes) {
+				cuts = append(cuts, cut{start: start, end: i, parts: parts})
+				size, start, parts = 0, i, partCounts{}
+			}
+			size += field
+			parts.series++
+			if r.isHistogram() {
+				parts.histograms++
+			} else {
+				parts.samples++
+			}
+			if exemplar < len(b.exemplars) && b.exemplars[exemplar].record == i {
+				parts.exemplars += b.exemplars[exemplar].n
+				exemplar++
+			}
+		}
+		if parts.series > 0 {
+			cuts = append(cuts, cut{start: start, end: sp.end, parts: parts})
+			size = 0
+		}
 	}
 	return cuts
 }

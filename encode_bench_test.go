@@ -490,7 +490,7 @@ func BenchmarkStagesW(b *testing.B) {
 		if err := sc.convert(rm, &bt, 0); err != nil {
 			b.Fatal(err)
 		}
-		sc.markDelivered(&bt, len(bt.records))
+		sc.markDelivered(&bt, bt.allRecords())
 	}
 	convert()
 	buf := make([]byte, 0, 4<<20)

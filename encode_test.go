@@ -3,6 +3,7 @@ package prwmetric
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,12 @@ func TestSplitBySeriesCount(t *testing.T) {
 	if len(reqs) != 3 {
 		t.Fatalf("%d requests, want 3", len(reqs))
 	}
-	next := 0 // series must arrive in order across requests
+	// The requests go out side by side: put them in the export's order
+	// by their first series (series i has value i).
+	sort.Slice(reqs, func(i, j int) bool {
+		return reqs[i].V1.Timeseries[0].Samples[0].Value < reqs[j].V1.Timeseries[0].Samples[0].Value
+	})
+	next := 0 // series must be in order within and across requests
 	for i, want := range []int{2000, 2000, 1000} {
 		r := reqs[i].V1
 		if len(r.Timeseries) != want {
@@ -94,7 +100,9 @@ func TestSplitOversizedSeriesGoesAlone(t *testing.T) {
 func TestSplitFirstFailureStopsTheRest(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	defer srv.Close()
-	exp := newTestExporter(t, srv, WithMaxSeriesPerRequest(100), WithoutStaleMarkers())
+	// One request at a time: the requests after the failure are not sent
+	// (see concurrency_test.go for requests side by side).
+	exp := newTestExporter(t, srv, WithMaxSeriesPerRequest(100), WithoutStaleMarkers(), WithMaxConcurrentRequests(1))
 	srv.RespondWith(1, prwmetrictest.Response{})                               // first request accepted
 	srv.RespondWith(1, prwmetrictest.Response{Status: 500, Body: "disk full"}) // second fails
 

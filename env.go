@@ -22,6 +22,7 @@ const (
 	envBasicAuthPassword = envPrefix + "BASIC_AUTH_PASSWORD_FILE"
 	envBearerTokenFile   = envPrefix + "BEARER_TOKEN_FILE"
 	envProtocol          = envPrefix + "PROTOCOL"
+	envCompression       = envPrefix + "COMPRESSION"
 )
 
 // fromEnvironment returns the options the environment asks for; lookup is
@@ -52,6 +53,14 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 			errs = append(errs, fmt.Sprintf("%s: %v", envProtocol, err))
 		} else {
 			opts = append(opts, WithProtocol(p))
+		}
+	}
+	if v := get(envCompression); v != "" {
+		c, err := parseCompression(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", envCompression, err))
+		} else {
+			opts = append(opts, WithCompression(c))
 		}
 	}
 	if v := get(envTimeout); v != "" {

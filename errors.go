@@ -17,10 +17,11 @@ type WriteError struct {
 	// Body is the start (at most 1 KiB) of the response body.
 	Body string
 	// Series is how many series of the export were not delivered: those of
-	// the failed request and of the requests after it, which are not sent.
-	// They are dropped: cumulative values catch up on the next success.
+	// the failed requests and of the requests not started after the first
+	// failure. They are dropped: cumulative values catch up on the next
+	// success.
 	Series int
-	// Delivered is how many series of the same export earlier requests
+	// Delivered is how many series of the same export the other requests
 	// delivered, when the export was split into several requests.
 	Delivered int
 	// Err is the transport error when no response arrived.

@@ -257,3 +257,42 @@ func ExampleWithRoundTripper() {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// ExampleWithCompression configures an exporter for a VictoriaMetrics
+// receiver far away: zstd bodies, requests side by side, HTTP/2 with a
+// health check. Here the receiver is a stock one, which refuses zstd: the
+// exporter sends the same data with snappy.
+func ExampleWithCompression() {
+	srv := prwmetrictest.NewServer() // prwmetrictest.WithZstd() would take zstd
+	defer srv.Close()
+
+	exp, err := prwmetric.New(
+		prwmetric.WithEndpoint(srv.URL()),
+		prwmetric.WithCompression(prwmetric.CompressionZstd),
+		prwmetric.WithMaxConcurrentRequests(8),
+		prwmetric.WithHTTP2(), // for https receivers; this one is plain http
+		prwmetric.WithLogger(slog.New(slog.DiscardHandler)),
+		prwmetric.WithoutEnvironment(),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	ctx := context.Background()
+	defer provider.Shutdown(ctx)
+
+	jobs, err := provider.Meter("example/worker").Int64Counter("jobs")
+	if err != nil {
+		log.Fatal(err)
+	}
+	jobs.Add(ctx, 7)
+	if err := provider.ForceFlush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range srv.Requests() {
+		fmt.Println(r.Header.Get("Content-Encoding"), r.Status)
+	}
+	// Output:
+	// zstd 415
+	// snappy 204
+}

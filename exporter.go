@@ -61,7 +61,7 @@ func New(opts ...Option) (*Exporter, error) {
 		cfg:         cfg,
 		client:      cl,
 		retry:       newRetryPolicy(cfg.retry, cfg.timeout),
-		negotiation: negotiation{configured: cfg.protocol},
+		negotiation: negotiation{configured: cfg.protocol, compression: cfg.compression},
 		series:      series,
 		tel:         tel,
 		exporting:   make(chan struct{}, 1),
@@ -81,7 +81,8 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 }
 
 // Export converts rm to Prometheus series and sends them, in one request or,
-// past the size limits, in several sent in order. Unless WithRetry enables
+// past the size limits, in several sent side by side (see
+// WithMaxConcurrentRequests). Unless WithRetry enables
 // retries, each request is tried once: on failure Export logs one warning and
 // returns an error with the same facts (a *WriteError), and the data of this
 // export is dropped; cumulative values catch up on the next success. This is

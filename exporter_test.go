@@ -403,8 +403,8 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 
 // TestShutdownDuringExportClosesItsConnection shuts down while an export is
 // between its shutdown check and taking a connection (held there by the
-// proxy function, which the transport calls just before it). The export may
-// finish, but the connection it opened must not stay open once Shutdown
+// proxy function, which the transport calls just before it). The export
+// finishes, but the connection it opened must not stay open once Shutdown
 // has returned: Shutdown promises idle connections are closed.
 func TestShutdownDuringExportClosesItsConnection(t *testing.T) {
 	rec := &recorder{}

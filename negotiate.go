@@ -9,41 +9,68 @@ import (
 	"time"
 )
 
-// retryV2After is how long an exporter whose receiver refused 2.0 stays on
-// 1.0 before trying 2.0 again.
+// retryV2After is how long an exporter whose receiver refused 2.0 (or
+// zstd) stays on 1.0 (or snappy) before trying again.
 const retryV2After = time.Hour
 
-// negotiation is the protocol an exporter currently speaks.
+// negotiation is what an exporter currently speaks: the configured
+// protocol and compression, or 1.0 and snappy for an hour after the
+// receiver refused them.
 type negotiation struct {
-	configured Protocol
+	configured  Protocol
+	compression Compression
+	// now is the clock of the fallbacks (time.Now when nil); tests move
+	// it on by an hour.
+	now func() time.Time
 
+	v1, snappy fallback
+}
+
+// fallback remembers that the receiver refused something the exporter
+// prefers.
+type fallback struct {
 	mu sync.Mutex
-	// v1Until is set while a 2.0 exporter speaks 1.0 after a refusal.
-	v1Until time.Time
-	warned  bool
+	// until is set while the exporter speaks the fallback.
+	until  time.Time
+	warned bool
+}
+
+func (n *negotiation) clock() time.Time {
+	if n.now == nil {
+		return time.Now()
+	}
+	return n.now()
 }
 
 func (n *negotiation) current(now time.Time) Protocol {
-	if n.configured != ProtocolV2 {
-		return n.configured
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if now.Before(n.v1Until) {
+	if n.configured == ProtocolV2 && n.v1.active(now) {
 		return ProtocolV1
 	}
-	return ProtocolV2
+	return n.configured
 }
 
-// fallBack records that the receiver refused 2.0 and reports whether this
-// is the first time, which is worth a warning; later refusals, after each
+func (n *negotiation) currentCompression(now time.Time) Compression {
+	if n.compression == CompressionZstd && n.snappy.active(now) {
+		return CompressionSnappy
+	}
+	return n.compression
+}
+
+func (f *fallback) active(now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return now.Before(f.until)
+}
+
+// fallBack records that the receiver refused, and reports whether this is
+// the first time, which is worth a warning; later refusals, after each
 // hourly retry, are not news.
-func (n *negotiation) fallBack(now time.Time) (first bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.v1Until = now.Add(retryV2After)
-	first = !n.warned
-	n.warned = true
+func (f *fallback) fallBack(now time.Time) (first bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.until = now.Add(retryV2After)
+	first = !f.warned
+	f.warned = true
 	return first
 }
 

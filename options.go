@@ -270,8 +270,9 @@ func WithAggregationSelector(selector sdkmetric.AggregationSelector) Option {
 }
 
 // WithMaxSeriesPerRequest splits an export into requests of at most n series
-// (default 10 000). Requests of one export are sent in order, and the first
-// failure stops the rest of that export. n must be positive.
+// (default 10 000). Requests of one export are sent side by side (see
+// WithMaxConcurrentRequests), and the first failure stops those not yet
+// started. n must be positive.
 func WithMaxSeriesPerRequest(n int) Option {
 	return optionFunc(func(c config) config { c.maxSeries = n; return c })
 }
@@ -282,6 +283,74 @@ func WithMaxSeriesPerRequest(n int) Option {
 // own request. n must be positive.
 func WithMaxRequestBytes(n int) Option {
 	return optionFunc(func(c config) config { c.maxBytes = n; return c })
+}
+
+// WithMaxConcurrentRequests lets up to n requests of one export be in
+// flight at once (default 8). An export larger than one request (see
+// WithMaxSeriesPerRequest, WithMaxRequestBytes) then waits for about
+// requests/n round trips instead of one per request. One export carries at
+// most one sample (or marker) per series, so its requests may arrive in
+// any order; the next export, and Shutdown's staleness markers, start only
+// when every request of this one has finished, so exports never overtake
+// each other. The first failed request stops those not yet started (they
+// are dropped); requests under way complete, and WriteError counts exactly
+// the series delivered and dropped. WithRetry retries each request on its
+// own.
+//
+// The default comes from measurement: with 50 ms per request, a
+// 1 000 000-series export (113 requests) took 6.0 s with n = 1, 1.66 s
+// with 4, 0.93 s with 8 and 0.56 s with 16, for the same CPU. 8 sends an
+// export of workload W (6 requests) in one round trip, and keeps the
+// receiver's load modest (a Prometheus server's remote write runs up to
+// 50 shards).
+//
+// Memory stays bounded: two workers encode and compress requests, each
+// holding one uncompressed request (up to WithMaxRequestBytes), its
+// compression scratch and, for zstd, its encoder (about 6 MiB); at most
+// n+2 compressed bodies exist at once (on W 0.17 MB each with snappy; at
+// most about the uncompressed size). The exporter's own transport keeps up
+// to n connections to the receiver (with WithHTTP2, one carries them all).
+// n must be positive; 1 sends one request at a time, in order.
+func WithMaxConcurrentRequests(n int) Option {
+	return optionFunc(func(c config) config { c.maxConcurrent = n; return c })
+}
+
+// WithCompression chooses how request bodies are compressed. The default,
+// CompressionSnappy, is what Remote Write mandates.
+//
+// CompressionZstd sends the VictoriaMetrics remote write protocol, which
+// VictoriaMetrics and vmagent accept: on workload W the bodies are 0.15×
+// the bytes of snappy (156 kB instead of 1 027 kB), for about 4× the
+// compression CPU (7 ms instead of 1.7 ms; zstd level 3, which measured
+// best: faster levels were no faster, slower ones at most 2% smaller).
+// When the receiver answers a zstd request with 415 Unsupported Media Type
+// or 400 Bad Request (as Prometheus does), the exporter sends what was not
+// delivered again with snappy in the same export, logs one warning, and
+// stays on snappy; it tries zstd again after an hour. A 400 that the
+// snappy request gets as well is about the data, and changes nothing.
+// CompressionZstd cannot be combined with WithProtocol(ProtocolV2), and
+// New says so: the VictoriaMetrics protocol carries 1.0 requests.
+func WithCompression(c Compression) Option {
+	return optionFunc(func(cfg config) config { cfg.compression = c; return cfg })
+}
+
+// WithHTTP2 lets the exporter's transport speak HTTP/2 with https
+// receivers that offer it (ALPN), with a health check: a connection on
+// which nothing arrives for 30 s is sent a ping, and is closed when no
+// answer comes within 15 s, so a connection that died silently (a
+// middlebox dropped it) fails its requests within 45 s instead of
+// stalling them until the export's timeout, and the next request opens a
+// new connection. Default: HTTP/1.1 only, one connection per request in
+// flight; there a request on a dead connection fails at the timeout
+// (WithTimeout), and its connection is discarded.
+//
+// With either protocol, idle connections are closed 30 s after their last
+// use and, after an export, once every five minutes, so that connections
+// are made anew, to the addresses the receiver's name resolves to then,
+// and spread over a load-balanced receiver's instances. WithHTTP2 cannot
+// be combined with WithHTTPClient: configure that client's transport.
+func WithHTTP2() Option {
+	return optionFunc(func(c config) config { c.http2 = true; return c })
 }
 
 // WithProtocol chooses the Remote Write protocol. The default is ProtocolV1,

@@ -259,14 +259,14 @@ func cacheCheck(t testing.TB, c *rules, rm *metricdata.ResourceMetrics, req *pro
 	// holds; then an export without data ends every series.
 	tracker := newRefTracker(true)
 	tracker.delivered(tracker.observe(req))
-	sc.markDelivered(&b, len(b.records))
+	sc.markDelivered(&b, b.allRecords())
 	again, _ := ref.reference(rm)
 	live := tracker.observe(again)
 	b.reset()
 	_ = sc.convert(rm, &b, now)
 	cacheCompare(t, "after delivery", cacheMarshal(t, again, 1<<30, 1<<40), cacheRequests(&b, 1<<30, 1<<40))
 	tracker.delivered(live)
-	sc.markDelivered(&b, len(b.records))
+	sc.markDelivered(&b, b.allRecords())
 
 	b.reset()
 	_ = sc.convert(&metricdata.ResourceMetrics{Resource: rm.Resource}, &b, now)
@@ -594,13 +594,15 @@ func cacheAlignMarkerTimes(want, got []prompb.TimeSeries) {
 // receiver got against the reference model: the same series in the same
 // order (staleness markers as a set, as the model orders them by labels),
 // the same timestamps, the same metadata in the first request, the same
-// WriteError counts, and the receiver's own validation.
+// WriteError counts, and the receiver's own validation. The model sends
+// one request at a time, in order, and stops at the first failure, as the
+// exporter does with WithMaxConcurrentRequests(1).
 func TestExportMatchesReferenceModel(t *testing.T) {
 	const maxSeries, maxBytes = 7, 1500
 	srv := prwmetrictest.NewServer()
 	defer srv.Close()
 	opts := []Option{WithEndpoint(srv.URL()), WithoutEnvironment(), WithLogger(discardLogger()),
-		WithMaxSeriesPerRequest(maxSeries), WithMaxRequestBytes(maxBytes), WithHistogramMinMax()}
+		WithMaxSeriesPerRequest(maxSeries), WithMaxRequestBytes(maxBytes), WithHistogramMinMax(), WithMaxConcurrentRequests(1)}
 	exp, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)

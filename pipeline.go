@@ -6,90 +6,190 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // An export is converted into a batch: one small record per series,
 // pointing at the series' cached labels. The batch is then cut into
-// requests within the size limits, and two workers encode and compress the
+// requests within the size limits; two workers encode and compress the
 // requests side by side (each compresses what it has just encoded, while
-// it is in its CPU cache) for a third goroutine that sends them in order.
-// At no time does the whole encoded export exist in memory: one
-// uncompressed request per worker, and a few compressed ones waiting for
-// their turn.
+// it is in its CPU cache), and up to WithMaxConcurrentRequests senders
+// post them at once. One export carries at most one sample (or marker) per
+// series, so its requests may arrive in any order; the next export starts
+// only when every request of this one has finished, so exports never
+// overtake each other.
+//
+// Memory is bounded: each worker holds one uncompressed request, its
+// compression scratch and (for zstd) its encoder; at most senders+workers
+// compressed requests exist at once, sent or waiting to be. The whole
+// encoded export never exists in memory.
 
-// sendBuffers are the buffers an exporter's exports reuse: the cuts, and
-// each worker's uncompressed request and compression output.
+// sendBuffers are the buffers an exporter's exports reuse: the cuts, each
+// worker's uncompressed request and compression output, and the spans of
+// records delivered.
 type sendBuffers struct {
-	cuts    []cut
-	workers [sendWorkers]workerBuffers
-	v2      v2Scratch
+	cuts      []cut
+	slots     []slot
+	workers   [sendWorkers]workerBuffers
+	v2        v2Scratch
+	delivered []span
+	more      []span
+	todo      []span
 }
 
 type workerBuffers struct {
-	raw, snappy []byte
+	raw, compressed []byte
+	zstd            *zstd.Encoder
 }
 
-const (
-	// sendWorkers encode and compress requests side by side.
-	sendWorkers = 2
-	// sendAhead is how many requests may be encoded and compressed ahead
-	// of the one being sent.
-	sendAhead = 4
-)
+// sendWorkers encode and compress requests side by side.
+const sendWorkers = 2
 
-// send delivers b in requests within the size limits, in order, so that a
-// series' samples never overtake each other: metadata goes with the first
-// request, a series larger than the byte limit alone in its own (see
-// batch.cut). The first failure stops the rest: it is logged once and
-// returned, as a *WriteError that counts the series delivered and dropped.
-// delivered is how many records, from the first, the receiver accepted.
+// send delivers b in requests within the size limits, up to
+// WithMaxConcurrentRequests at once: metadata goes with the first request,
+// a series larger than the byte limit alone in its own (see batch.cut).
+// The first failure stops the requests not yet started (requests under way
+// complete): it is logged once and returned, as a *WriteError that counts
+// the series delivered and dropped. delivered are the records the receiver
+// accepted, as sorted spans.
 //
-// A 2.0 exporter whose receiver refuses 2.0 sends what was not delivered
-// again as 1.0, and stays on 1.0 for a while (see WithProtocol).
-func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (delivered int, err error) {
-	proto := e.negotiation.current(time.Now())
-	delivered, err = e.sendAs(ctx, b, bufs, 0, proto)
-	if proto == ProtocolV2 && refusesV2(err) {
+// A 2.0 exporter whose receiver refuses 2.0, or a zstd one whose receiver
+// refuses zstd, sends what was not delivered again as 1.0 with snappy, and
+// stays on that for a while (see WithProtocol, WithCompression).
+func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (delivered []span, err error) {
+	now := e.negotiation.clock()
+	proto, comp := e.negotiation.current(now), e.negotiation.currentCompression(now)
+	bufs.todo = append(bufs.todo[:0], span{0, len(b.records)})
+	r := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp)
+	switch {
+	case proto == ProtocolV2 && refusesV2(r.err):
 		proto = ProtocolV1
-		if e.negotiation.fallBack(time.Now()) {
+		if e.negotiation.v1.fallBack(now) {
 			e.cfg.logger.Warn("prwmetric: the receiver does not speak Remote Write 2.0; sending 1.0 instead, and trying 2.0 again every hour",
-				"endpoint", e.client.redacted, "reason", refusalReason(err))
+				"endpoint", e.client.redacted, "reason", refusalReason(r.err))
 		}
-		var more int
-		more, err = e.sendAs(ctx, b, bufs, delivered, ProtocolV1)
-		delivered += more
+		r = e.resend(ctx, b, bufs, r, proto, comp)
+	case comp == CompressionZstd && refusesZstd(r.err):
+		refusal := r.err
+		r = e.resend(ctx, b, bufs, r, proto, CompressionSnappy)
+		// A receiver that refuses the snappy data as well refuses the
+		// data, not zstd: then zstd is tried again next time.
+		if !refusesZstd(r.err) && e.negotiation.snappy.fallBack(now) {
+			// The status says enough: response bodies are reported
+			// through WriteError only.
+			var we *WriteError
+			errors.As(refusal, &we)
+			e.cfg.logger.Warn("prwmetric: the receiver does not take zstd; sending snappy instead, and trying zstd again every hour",
+				"endpoint", e.client.redacted, "status", we.StatusCode)
+		}
+	}
+	e.client.rebalance(now)
+	if r.err != nil && refusesNativeHistograms(r.err) && e.series.sendsNativeHistograms() {
+		return r.delivered, r.err // sent again without them (Export), not a failure yet
+	}
+
+	var errs []error
+	if p := r.partial; p != nil {
+		p.Endpoint = e.client.redacted
+		e.cfg.failureLogger().Warn("prwmetric: the receiver wrote only part of the data",
+			"endpoint", p.Endpoint,
+			"samples_sent", p.SamplesSent, "samples_written", p.SamplesWritten,
+			"histograms_sent", p.HistogramsSent, "histograms_written", p.HistogramsWritten,
+			"exemplars_sent", p.ExemplarsSent, "exemplars_written", p.ExemplarsWritten)
+		errs = append(errs, p)
+	}
+	if r.err != nil {
+		var we *WriteError
+		if errors.As(r.err, &we) {
+			we.Delivered = covered(r.delivered)
+			we.Series = b.dropped(r.delivered, proto)
+		}
+		e.warn(r.err)
+		errs = append(errs, r.err)
 	}
 	if proto == ProtocolV1 {
-		err = errors.Join(err, e.reportSkippedByV1(b))
+		errs = append(errs, e.reportSkippedByV1(b))
 	}
-	return delivered, err
+	return r.delivered, errors.Join(errs...)
 }
 
-// sendAs sends b.records[from:] in protocol proto; delivered counts from
-// from.
-func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, from int, proto Protocol) (delivered int, err error) {
+// dropped counts the records of b not in delivered, but for those a 1.0
+// request leaves out, which reportSkippedByV1 reports.
+func (b *batch) dropped(delivered []span, proto Protocol) int {
+	n := len(b.records) - covered(delivered)
+	if proto == ProtocolV1 && b.collectV2 {
+		for _, g := range gaps(nil, delivered, len(b.records)) {
+			for i := g.start; i < g.end; i++ {
+				if b.skippedByV1(i) {
+					n--
+				}
+			}
+		}
+	}
+	return n
+}
+
+// sent is the outcome of sending some records of a batch.
+type sent struct {
+	delivered []span
+	// err is the first failure; partial counts what 2.0 receivers did not
+	// write of requests they accepted.
+	err     error
+	partial *PartialWriteError
+}
+
+// resend sends again, as proto with comp, what r did not deliver.
+func (e *Exporter) resend(ctx context.Context, b *batch, bufs *sendBuffers, r sent, proto Protocol, comp Compression) sent {
+	bufs.todo = gaps(bufs.todo[:0], r.delivered, len(b.records))
+	// r.delivered lives in bufs.delivered, which sendAs reuses.
+	first := append(bufs.more[:0], r.delivered...)
+	bufs.more = first
+	again := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp)
+	again.delivered = mergeSpans(nil, first, again.delivered) // rare: no buffer kept
+	if again.partial == nil {
+		again.partial = r.partial
+	}
+	return again
+}
+
+// sendAs sends the records of todo in protocol proto, compressed by comp.
+// Its delivered spans live in bufs.delivered until the next call.
+func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo []span, proto Protocol, comp Compression) sent {
 	if proto == ProtocolV2 {
-		bufs.cuts = e.series.cutV2(b, from, e.cfg.maxSeries, e.cfg.maxBytes, &bufs.v2, bufs.cuts)
+		bufs.cuts = e.series.cutV2(b, todo[0].start, e.cfg.maxSeries, e.cfg.maxBytes, &bufs.v2, bufs.cuts)
 	} else {
-		bufs.cuts = b.cut(from, e.cfg.maxSeries, e.cfg.maxBytes, bufs.cuts)
+		bufs.cuts = b.cutSpans(todo, e.cfg.maxSeries, e.cfg.maxBytes, bufs.cuts)
 	}
-	p := &pipeline{e: e, ctx: ctx, b: b, from: from, proto: proto, v2: &bufs.v2, cuts: bufs.cuts, tokens: make(chan struct{}, sendAhead)}
-	for i := range p.slots {
-		p.slots[i].done = make(chan struct{}, 1)
+	cuts := bufs.cuts
+	if len(cuts) == 0 {
+		bufs.delivered = bufs.delivered[:0]
+		return sent{delivered: bufs.delivered}
 	}
-	workers := min(sendWorkers, len(p.cuts))
-	p.wg.Add(workers)
+	for len(bufs.slots) < len(cuts) {
+		bufs.slots = append(bufs.slots, slot{done: make(chan struct{}, 1)})
+	}
+	workers := min(sendWorkers, len(cuts))
+	senders := min(e.cfg.maxConcurrent, len(cuts))
+	p := &pipeline{
+		e: e, ctx: ctx, b: b, proto: proto, comp: comp, v2: &bufs.v2, cuts: cuts, slots: bufs.slots[:len(cuts)],
+		tokens: make(chan struct{}, senders+workers),
+	}
+	var encoding, sending sync.WaitGroup
 	for w := range workers {
-		go p.work(&bufs.workers[w])
+		encoding.Go(func() { p.work(&bufs.workers[w]) })
 	}
-	p.post()
-	p.wg.Wait()
-	if p.unsure.to > 0 {
-		e.series.markMaybeStored(b, p.unsure.from, p.unsure.to, proto)
+	for range senders {
+		sending.Go(p.post)
 	}
+	encoding.Wait()
+	sending.Wait()
+	for k, c := range cuts {
+		if p.slots[k].unsure {
+			e.series.markMaybeStored(b, c.start, c.end, proto)
+		}
+	}
+
 	// Keep the buffers for the next export, unless one grew beyond what a
 	// request within the byte limit needs (for an oversized series).
 	keep := max(e.cfg.maxBytes, 1<<20)
@@ -99,75 +199,73 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, from
 	for i := range bufs.workers {
 		w := &bufs.workers[i]
 		if cap(w.raw) > keep {
-			w.raw, w.snappy = nil, nil
+			w.raw, w.compressed = nil, nil
 		}
 	}
 
-	if p.err != nil && proto == ProtocolV2 && refusesV2(p.err) {
-		return p.delivered, p.err // sent again as 1.0, not a failure yet
-	}
-	if p.err != nil && refusesNativeHistograms(p.err) && e.series.sendsNativeHistograms() {
-		return p.delivered, p.err // sent again without them (Export)
-	}
-	var errs []error
-	if p.partial != nil {
-		p.partial.Endpoint = e.client.redacted
-		e.cfg.failureLogger().Warn("prwmetric: the receiver wrote only part of the data",
-			"endpoint", p.partial.Endpoint,
-			"samples_sent", p.partial.SamplesSent, "samples_written", p.partial.SamplesWritten,
-			"histograms_sent", p.partial.HistogramsSent, "histograms_written", p.partial.HistogramsWritten,
-			"exemplars_sent", p.partial.ExemplarsSent, "exemplars_written", p.partial.ExemplarsWritten)
-		errs = append(errs, p.partial)
-	}
-	if p.err != nil {
-		var we *WriteError
-		if errors.As(p.err, &we) {
-			we.Series, we.Delivered = len(b.records)-from-p.delivered, p.delivered
+	d := bufs.delivered[:0]
+	for k, c := range cuts {
+		if !p.slots[k].ok {
+			continue
 		}
-		e.warn(p.err)
-		errs = append(errs, p.err)
+		if proto == ProtocolV1 && b.collectV2 {
+			// A 1.0 request leaves out what 1.0 cannot carry: that
+			// was not delivered.
+			for i := c.start; i < c.end; i++ {
+				if !b.skippedByV1(i) {
+					d = addSpan(d, span{i, i + 1})
+				}
+			}
+			continue
+		}
+		d = addSpan(d, span{c.start, c.end})
 	}
-	return p.delivered, errors.Join(errs...)
+	bufs.delivered = d
+	return sent{delivered: d, err: p.err, partial: p.partial}
 }
 
-// pipeline is the state of one send.
+// pipeline is the state of one sendAs.
 type pipeline struct {
 	e     *Exporter
 	ctx   context.Context
 	b     *batch
-	from  int
 	proto Protocol
+	comp  Compression
 	v2    *v2Scratch
 	cuts  []cut
 
-	// next is the next request for a worker to take. A worker takes a
-	// token first, which post returns once the request is sent: so at most
-	// sendAhead requests are under way, and request k's result can wait in
-	// slots[k%sendAhead].
-	next   atomic.Int64
-	tokens chan struct{}
-	slots  [sendAhead]struct {
-		body   []byte // compressed; nil when skipped after a failure
-		rawLen int
-		done   chan struct{}
-	}
-	wg sync.WaitGroup
+	// Workers and senders take requests in order: next and nextSend are
+	// the next for each. A worker takes a token first, which the sender
+	// returns once the request is sent: so at most cap(tokens) requests
+	// are compressed or under way. Request k waits in slots[k].
+	next, nextSend atomic.Int64
+	tokens         chan struct{}
+	slots          []slot
 
 	// failed stops the work after the first failed request.
 	failed atomic.Bool
-	// err, delivered, unsure and partial are written by post.
-	err       error
-	delivered int
-	// unsure are the records of a failed request that may have been
-	// stored all the same (see mayHaveArrived).
-	unsure  struct{ from, to int }
+
+	mu      sync.Mutex
+	err     error
 	partial *PartialWriteError
+}
+
+// slot is one request of an export.
+type slot struct {
+	// body is compressed; nil when skipped after a failure.
+	body   []byte
+	rawLen int
+	// done gets a value when body is ready.
+	done chan struct{}
+	// ok is set by the sender when the request was delivered, unsure when
+	// it failed but may have been stored all the same (mayHaveArrived);
+	// both are read once every sender has finished.
+	ok, unsure bool
 }
 
 // work encodes and compresses requests until none are left. After a
 // failure it only marks the rest done.
 func (p *pipeline) work(buf *workerBuffers) {
-	defer p.wg.Done()
 	for {
 		p.tokens <- struct{}{}
 		k := int(p.next.Add(1) - 1)
@@ -175,72 +273,79 @@ func (p *pipeline) work(buf *workerBuffers) {
 			<-p.tokens
 			return
 		}
-		slot := &p.slots[k%sendAhead]
-		slot.body = nil
+		sl := &p.slots[k]
+		sl.body, sl.ok, sl.unsure = nil, false, false
 		if !p.failed.Load() {
-			start := p.from
-			if k > 0 {
-				start = p.cuts[k-1].end
-			}
+			c := p.cuts[k]
 			if p.proto == ProtocolV2 {
-				buf.raw = p.v2.encodeV2(buf.raw[:0], p.b, start, p.cuts[k])
+				buf.raw = p.v2.encodeV2(buf.raw[:0], p.b, c.start, c)
 			} else {
-				buf.raw = p.b.encode(buf.raw[:0], p.from, start, p.cuts[k].end)
+				// The first request carries the metadata.
+				buf.raw = p.b.encode(buf.raw[:0], p.cuts[0].start, c.start, c.end)
 			}
-			if n := s2.MaxEncodedLen(len(buf.raw)); len(buf.snappy) < n {
-				buf.snappy = make([]byte, n)
+			body, err := buf.compress(p.comp, buf.raw, p.e.cfg.maxBytes)
+			if err != nil {
+				p.fail(err)
 			}
-			// The body gets its own exact-size copy: the HTTP transport
-			// may still read a body after the response has arrived, so
-			// bodies are never reused. s2 writes a standard snappy block,
-			// faster than golang/snappy and 5% smaller on W (it finds
-			// better matches).
-			slot.body = append([]byte(nil), s2.EncodeSnappy(buf.snappy, buf.raw)...)
-			slot.rawLen = len(buf.raw)
+			sl.body, sl.rawLen = body, len(buf.raw)
 		}
-		slot.done <- struct{}{}
+		sl.done <- struct{}{}
 	}
 }
 
-// post sends the requests in order as the workers finish them, and stops
-// sending at the first failure.
+// post sends requests in order as the workers finish them. After a
+// failure, the requests not yet sent are dropped.
 func (p *pipeline) post() {
 	e := p.e
-	for k, c := range p.cuts {
-		slot := &p.slots[k%sendAhead]
-		<-slot.done
-		body, rawLen := slot.body, slot.rawLen
-		slot.body = nil
+	for {
+		k := int(p.nextSend.Add(1) - 1)
+		if k >= len(p.cuts) {
+			return
+		}
+		sl := &p.slots[k]
+		<-sl.done
+		body := sl.body
+		sl.body = nil
 		if body != nil && !p.failed.Load() {
-			var unsure bool
+			c := p.cuts[k]
 			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
-				err := e.client.attempt(ctx, body, c.parts, p.proto, attempt)
-				unsure = unsure || mayHaveArrived(err)
-				e.tel.attempt(ctx, rawLen, len(body), err)
+				err := e.client.attempt(ctx, body, c.parts, p.proto, p.comp, attempt)
+				sl.unsure = sl.unsure || mayHaveArrived(err)
+				e.tel.attempt(ctx, sl.rawLen, len(body), p.comp, err)
 				return err
 			})
 			var short *shortWrite
 			if errors.As(err, &short) {
+				p.mu.Lock()
 				if p.partial == nil {
 					p.partial = &PartialWriteError{}
 				}
 				p.partial.add(c.parts, short.written)
+				p.mu.Unlock()
 				err = nil
 			}
 			e.tel.part(p.ctx, c.parts, err)
 			if err != nil {
-				p.err = err
-				p.failed.Store(true)
-				if unsure {
-					p.unsure.from, p.unsure.to = p.from, c.end
-					if k > 0 {
-						p.unsure.from = p.cuts[k-1].end
-					}
-				}
+				p.fail(err)
 			} else {
-				p.delivered += c.parts.series
+				sl.ok = true
 			}
 		}
 		<-p.tokens
 	}
+}
+
+// fail records a failed request. The error reported is the first, unless
+// a later one is a refusal of 2.0 or zstd, which decides what comes next.
+func (p *pipeline) fail(err error) {
+	p.failed.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil || !p.refusal(p.err) && p.refusal(err) {
+		p.err = err
+	}
+}
+
+func (p *pipeline) refusal(err error) bool {
+	return p.proto == ProtocolV2 && refusesV2(err) || p.comp == CompressionZstd && refusesZstd(err) || refusesNativeHistograms(err)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,9 +182,30 @@ func TestProtocolV2Split(t *testing.T) {
 			t.Errorf("request %d: %d series in %d bytes", r.Seq, len(r.V2.Timeseries), len(raw))
 		}
 	}
-	if diff := cmp.Diff(v2Want(t, rm), v2Received(t, reqs, true), convCmpOpts); diff != "" {
+	want := v2Want(t, rm)
+	if diff := cmp.Diff(want, v2Received(t, v2InExportOrder(t, reqs, want), true), convCmpOpts); diff != "" {
 		t.Errorf("series (-reference +received):\n%s", diff)
 	}
+}
+
+// v2InExportOrder sorts 2.0 requests, which go out side by side, by where
+// their first series is in want.
+func v2InExportOrder(t *testing.T, reqs []prwmetrictest.Request, want []v2Series) []prwmetrictest.Request {
+	t.Helper()
+	at := map[string]int{}
+	for i, s := range want {
+		at[seriesString(s.Labels)] = i
+	}
+	pos := func(r prwmetrictest.Request) int {
+		first := resolveV2(t, r.V2)
+		if len(first) == 0 {
+			return -1
+		}
+		return at[seriesString(first[0].Labels)]
+	}
+	reqs = slices.Clone(reqs)
+	slices.SortFunc(reqs, func(a, b prwmetrictest.Request) int { return pos(a) - pos(b) })
+	return reqs
 }
 
 // TestProtocolFallback: a receiver that does not speak 2.0 gets the export
@@ -235,9 +257,8 @@ func TestProtocolFallback(t *testing.T) {
 			}
 
 			// An hour later 2.0 is tried again; refused again, no news.
-			exp.negotiation.mu.Lock()
-			exp.negotiation.v1Until = time.Now().Add(-time.Second)
-			exp.negotiation.mu.Unlock()
+			later := time.Now().Add(retryV2After + time.Second)
+			exp.negotiation.now = func() time.Time { return later }
 			if tc.name != "415 Unsupported Media Type" {
 				srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusNoContent})
 			}
@@ -263,7 +284,8 @@ func TestProtocolFallbackMidExport(t *testing.T) {
 	srv.RespondWith(1, prwmetrictest.Response{})                                        // normal 2.0 answer
 	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType}) // then refused
 	logger, _ := newLogCapture()
-	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4), WithLogger(logger), WithoutStaleMarkers())
+	// One request at a time, so that the refusal is the second request.
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4), WithLogger(logger), WithoutStaleMarkers(), WithMaxConcurrentRequests(1))
 	rm := v2Data()
 	if err := exp.Export(context.Background(), rm); err != nil {
 		t.Fatalf("Export: %v", err)
@@ -290,6 +312,49 @@ func TestProtocolFallbackMidExport(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("series delivered (-want +got):\n%s", diff)
+	}
+}
+
+// TestProtocolFallbackConcurrent: with the requests of a 2.0 export side
+// by side, the receiver refuses one as 2.0 and accepts the others. Exactly
+// what it did not store (the refused request, and any not started after
+// the refusal) goes again as 1.0: every series arrives once.
+func TestProtocolFallbackConcurrent(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithLenient())
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{})                                        // normal 2.0 answer
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType}) // then one refused
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4),
+		WithLogger(discardLogger()), WithoutStaleMarkers(), WithMaxConcurrentRequests(8))
+	rm := v2Data()
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	count := map[string]int{}
+	var v1 int
+	for _, r := range srv.Requests() {
+		switch {
+		case !r.Stored:
+		case r.Protocol == prwmetrictest.ProtocolV2:
+			for _, s := range resolveV2(t, r.V2) {
+				count[seriesString(s.Labels)]++
+			}
+		default:
+			v1++
+			for _, ts := range r.V1.Timeseries {
+				count[seriesString(ts.Labels)]++
+			}
+		}
+	}
+	if v1 == 0 {
+		t.Errorf("no 1.0 request after the refusal")
+	}
+	want := map[string]int{}
+	for _, s := range v2Want(t, rm) {
+		want[seriesString(s.Labels)] = 1
+	}
+	if diff := cmp.Diff(want, count); diff != "" {
+		t.Errorf("times each series was stored (-want +got):\n%s", diff)
 	}
 }
 

@@ -55,29 +55,32 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 	}
 }
 
-// delivered records that the receiver accepted the first n records of b
-// (requests are sent in order, and the first failure stops the rest): the
-// series among them are what it holds now, with their newest sample, and
-// those ended by a marker are gone. The rest of b changes nothing: after a
-// failure, the next export is measured against what the receiver holds.
-func (sc *seriesCache) markDelivered(b *batch, n int) {
+// markDelivered records that the receiver accepted the records of b in
+// delivered (sorted, disjoint spans: requests of one export go out side by
+// side, so those that succeeded need not be the first): the series among
+// them are what it holds now, with their newest sample, and those ended by
+// a marker are gone. The rest of b changes nothing: after a failure, the
+// next export is measured against what the receiver holds.
+func (sc *seriesCache) markDelivered(b *batch, delivered []span) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	for i := range b.records[:n] {
-		r := &b.records[i]
-		if i >= b.markers {
-			r.s.set(flagDelivered, false)
-			continue
-		}
-		r.s.newest = r.ts
-		r.s.set(flagDelivered, true)
-		r.s.set(flagHistogram, r.isHistogram())
-		if b.collectV2 && r.s.v2 != 0 {
-			sv := &sc.v2series[r.s.v2]
-			sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
+	for _, sp := range delivered {
+		for i := sp.start; i < sp.end; i++ {
+			r := &b.records[i]
+			if i >= b.markers {
+				r.s.set(flagDelivered, false)
+				continue
+			}
+			r.s.newest = r.ts
+			r.s.set(flagDelivered, true)
+			r.s.set(flagHistogram, r.isHistogram())
+			if b.collectV2 && r.s.v2 != 0 {
+				sv := &sc.v2series[r.s.v2]
+				sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
+			}
 		}
 	}
-	if n == len(b.records) {
+	if len(b.ended) > 0 && b.arrived(delivered) {
 		// Without markers, a series ends with the first export that
 		// arrives without it.
 		for _, s := range b.ended {
@@ -105,6 +108,26 @@ func (sc *seriesCache) markMaybeStored(b *batch, from, to int, proto Protocol) {
 			r.s.set(flagHistogram, r.isHistogram())
 		}
 	}
+}
+
+// arrived reports whether the receiver accepted every record of b that it
+// could take: all of them, but for the custom-bucket histograms a 1.0
+// receiver is never sent.
+func (b *batch) arrived(delivered []span) bool {
+	if covered(delivered) == len(b.records) {
+		return true
+	}
+	if !b.collectV2 {
+		return false
+	}
+	for _, g := range gaps(nil, delivered, len(b.records)) {
+		for i := g.start; i < g.end; i++ {
+			if !b.skippedByV1(i) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // endAll appends to b a staleness marker at now (ms) for every delivered

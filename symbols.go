@@ -274,7 +274,7 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 				c.t.slots[c.t.ids[s]].stamp = 0
 			}
 			x.refs, x.syms = x.refs[:refMark], x.syms[:symMark]
-			cuts = append(cuts, cut{end: i, parts: parts, symStart: c.symStart, symEnd: symMark, refStart: refStart})
+			cuts = append(cuts, cut{start: start, end: i, parts: parts, symStart: c.symStart, symEnd: symMark, refStart: refStart})
 			c.beginRequest()
 			size, start, refStart, parts = emptySymbol, i, refMark, partCounts{}
 			counted = partCounts{}
@@ -291,7 +291,7 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 		}
 	}
 	if parts.series > 0 {
-		cuts = append(cuts, cut{end: len(b.records), parts: parts, symStart: c.symStart, symEnd: len(x.syms), refStart: refStart})
+		cuts = append(cuts, cut{start: start, end: len(b.records), parts: parts, symStart: c.symStart, symEnd: len(x.syms), refStart: refStart})
 	}
 	// Rebuild the table when most of it is strings no request needs
 	// any more (series gone, exemplars' trace ids).

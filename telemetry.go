@@ -34,6 +34,7 @@ type telemetry struct {
 	failed     metric.MeasurementOption
 	raw        metric.MeasurementOption
 	compressed metric.MeasurementOption
+	zstd       metric.MeasurementOption
 }
 
 func newTelemetry(c config) (*telemetry, error) {
@@ -84,6 +85,7 @@ func newTelemetry(c config) (*telemetry, error) {
 	t.failed = with(attribute.String("outcome", "failed"))
 	t.raw = with(attribute.String("encoding", "raw"))
 	t.compressed = with(attribute.String("encoding", "snappy"))
+	t.zstd = with(attribute.String("encoding", "zstd"))
 	return t, nil
 }
 
@@ -101,7 +103,7 @@ func (t *telemetry) exported(ctx context.Context, rm *metricdata.ResourceMetrics
 }
 
 // attempt records one request sent and its outcome.
-func (t *telemetry) attempt(ctx context.Context, raw, compressed int, err error) {
+func (t *telemetry) attempt(ctx context.Context, raw, compressed int, comp Compression, err error) {
 	if t == nil {
 		return
 	}
@@ -115,7 +117,11 @@ func (t *telemetry) attempt(ctx context.Context, raw, compressed int, err error)
 	}
 	t.requests.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(append(t.base.ToSlice(), attribute.String("http.response.status_class", class))...)))
 	t.bytes.Add(ctx, int64(raw), t.raw)
-	t.bytes.Add(ctx, int64(compressed), t.compressed)
+	if comp == CompressionZstd {
+		t.bytes.Add(ctx, int64(compressed), t.zstd)
+	} else {
+		t.bytes.Add(ctx, int64(compressed), t.compressed)
+	}
 }
 
 // part records the content of one request of an export, once its attempts

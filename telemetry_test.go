@@ -107,3 +107,47 @@ func TestSelfObservability(t *testing.T) {
 		t.Error("operation.duration does not hold the two exports")
 	}
 }
+
+// TestSelfObservabilityZstd: zstd bodies are counted under
+// encoding="zstd", the snappy ones of a fallback under "snappy".
+func TestSelfObservabilityZstd(t *testing.T) {
+	cases := []struct {
+		name       string
+		opts       []prwmetrictest.Option
+		wantZstd   bool
+		wantSnappy bool
+	}{
+		{name: "receiver takes zstd", opts: []prwmetrictest.Option{prwmetrictest.WithZstd()}, wantZstd: true},
+		{name: "receiver refuses zstd", wantZstd: true, wantSnappy: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := prwmetrictest.NewServer(tc.opts...)
+			defer srv.Close()
+			reader := sdkmetric.NewManualReader()
+			self := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			defer self.Shutdown(context.Background())
+			exp := newTestExporter(t, srv, WithMeterProvider(self), WithoutStaleMarkers(), WithCompression(CompressionZstd))
+			ctx := context.Background()
+			if err := exp.Export(ctx, manyGauges(3, time.UnixMilli(1_700_000_000_000))); err != nil {
+				t.Fatal(err)
+			}
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(ctx, &rm); err != nil {
+				t.Fatal(err)
+			}
+			bytes := map[string]int64{}
+			for _, r := range srv.Requests() {
+				bytes[r.Header.Get("Content-Encoding")] += int64(len(r.Body))
+			}
+			for _, enc := range []string{"zstd", "snappy"} {
+				if got := sumOf(t, rm, "prwmetric.exporter.sent_bytes", attribute.String("encoding", enc)); got != bytes[enc] {
+					t.Errorf("%s bytes = %d, receiver got %d", enc, got, bytes[enc])
+				}
+			}
+			if (bytes["zstd"] > 0) != tc.wantZstd || (bytes["snappy"] > 0) != tc.wantSnappy {
+				t.Errorf("bytes by encoding %v", bytes)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package prwmetrictest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"mime"
@@ -12,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -23,6 +25,9 @@ const (
 	headerContentType     = "Content-Type"
 	headerVersion         = "X-Prometheus-Remote-Write-Version"
 	headerUserAgent       = "User-Agent"
+	headerVMVersion       = "X-VictoriaMetrics-Remote-Write-Version"
+	encodingZstd          = "zstd"
+	vmVersion1            = "1"
 
 	// HeaderSamplesWritten and its siblings are the Remote-Write 2.0
 	// response headers reporting how much of a request was written.
@@ -118,15 +123,23 @@ func contentType(h http.Header, v *violations) (p Protocol, ok bool) {
 	}
 }
 
-// checkHeaders applies SPEC §1 (and §4 for 2.0) to the request headers.
-func checkHeaders(h http.Header, p Protocol, v *violations) {
-	if ce := h.Get(headerContentEncoding); ce == "" {
+// checkHeaders applies SPEC §1 (and §4 for 2.0) to the request headers;
+// a zstd request follows the VictoriaMetrics protocol instead, with its
+// own version header.
+func checkHeaders(h http.Header, p Protocol, zstd bool, v *violations) {
+	if zstd {
+		if ver := h.Get(headerVMVersion); ver != vmVersion1 {
+			v.add("header %s is %q, want %q with Content-Encoding: zstd", headerVMVersion, ver, vmVersion1)
+		}
+	} else if ce := h.Get(headerContentEncoding); ce == "" {
 		v.add("missing header %s: snappy", headerContentEncoding)
 	} else if !strings.EqualFold(ce, "snappy") {
 		v.add("header %s is %q, want \"snappy\"", headerContentEncoding, ce)
 	}
 	ver := h.Get(headerVersion)
 	switch {
+	case zstd:
+		// vmagent sends no Prometheus version with zstd.
 	case ver == "":
 		v.add("missing header %s", headerVersion)
 	case p == ProtocolV1 && ver != versionV1:
@@ -139,9 +152,12 @@ func checkHeaders(h http.Header, p Protocol, v *violations) {
 	}
 }
 
-// decompress undoes the snappy block compression, refusing bodies that
-// would decode to more than limit bytes.
-func decompress(body []byte, limit int64) ([]byte, error) {
+// decompress undoes the snappy block (or zstd) compression, refusing
+// bodies that would decode to more than limit bytes.
+func decompress(body []byte, zstd bool, limit int64) ([]byte, error) {
+	if zstd {
+		return decompressZstd(body, limit)
+	}
 	if bytes.HasPrefix(body, snappyStreamMagic) {
 		return nil, fmt.Errorf("body uses the snappy framed (stream) format; Remote-Write requires the block format (snappy.Encode)")
 	}
@@ -155,6 +171,23 @@ func decompress(body []byte, limit int64) ([]byte, error) {
 	out, err := snappy.Decode(nil, body)
 	if err != nil {
 		return nil, fmt.Errorf("body is not snappy block-compressed: %w", err)
+	}
+	return out, nil
+}
+
+// decompressZstd decodes a zstd body, refusing more than limit bytes.
+func decompressZstd(body []byte, limit int64) ([]byte, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("creating the zstd decoder: %w", err)
+	}
+	defer dec.Close()
+	out, err := dec.DecodeAll(body, nil)
+	switch {
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return nil, fmt.Errorf("body decompresses to more than the limit of %d bytes", limit)
+	case err != nil:
+		return nil, fmt.Errorf("body is not zstd-compressed: %w", err)
 	}
 	return out, nil
 }

@@ -63,7 +63,10 @@
 // Remote-Write 2.0 requests answered normally carry the
 // X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written headers.
 // [WithRemoteWrite1Only] makes the receiver answer 2.0 requests with 415,
-// like a backend that only speaks 1.0.
+// like a backend that only speaks 1.0. A request compressed with zstd (the
+// VictoriaMetrics remote write protocol) is answered 415, as Prometheus
+// does, unless [WithZstd] makes the receiver accept it, as VictoriaMetrics
+// does.
 //
 // # Waiting without sleeping
 //

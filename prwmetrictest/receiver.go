@@ -38,6 +38,7 @@ type config struct {
 	v1Only   bool
 	lenient  bool
 	noNative bool
+	zstd     bool
 }
 
 type optionFunc func(*config)
@@ -82,6 +83,17 @@ func WithRemoteWrite1Only() Option {
 // nothing of it is stored. By default native histograms are accepted.
 func WithoutNativeHistograms() Option {
 	return optionFunc(func(c *config) { c.noNative = true })
+}
+
+// WithZstd makes the receiver also accept the VictoriaMetrics remote write
+// protocol, as VictoriaMetrics and vmagent do: a Remote-Write 1.0 request
+// compressed with zstd, sent with Content-Encoding: zstd and
+// X-VictoriaMetrics-Remote-Write-Version: 1. By default a zstd request is
+// answered 415 Unsupported Media Type, as Prometheus 2.54 and later answer
+// any Content-Encoding but snappy (not a violation: senders must then fall
+// back to snappy); a 2.0 request is answered 415 with or without it.
+func WithZstd() Option {
+	return optionFunc(func(c *config) { c.zstd = true })
 }
 
 // WithLenient makes the receiver accept (answer 204 and store) requests
@@ -355,8 +367,12 @@ func (s *Server) decode(req *Request, v *violations) (int, *decoded) {
 	if p == ProtocolV2 && s.cfg.v1Only {
 		return http.StatusUnsupportedMediaType, nil
 	}
-	checkHeaders(req.Header, p, v)
-	raw, err := decompress(req.Body, s.cfg.maxBody)
+	zstd := strings.EqualFold(strings.TrimSpace(req.Header.Get(headerContentEncoding)), encodingZstd)
+	if zstd && (!s.cfg.zstd || p == ProtocolV2) {
+		return http.StatusUnsupportedMediaType, nil
+	}
+	checkHeaders(req.Header, p, zstd, v)
+	raw, err := decompress(req.Body, zstd, s.cfg.maxBody)
 	if err != nil {
 		v.add("%v", err)
 		return http.StatusBadRequest, nil
