@@ -10,6 +10,41 @@ import (
 	"strings"
 )
 
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if b >= 0x80 || b <= ' ' || strings.IndexByte("\"(),/:;<=>?@[\\]{}", b) >= 0 || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue rejects control characters, which could split headers.
+func validHeaderValue(value string) bool {
+	for i := 0; i < len(value); i++ {
+		if b := value[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// headerNamePrefix is name up to its first character not allowed in a
+// header name, for an error that must not echo a value passed along.
+func headerNamePrefix(name string) string {
+	for i := 0; i < len(name); i++ {
+		if !validHeaderName(name[i : i+1]) {
+			return name[:i] + "…"
+		}
+	}
+	return name
+}
+
 // originTransport adds headers to requests bound for the endpoint's origin
 // only: after a redirect to another host, neither credentials nor custom
 // headers (which may be secrets, such as a hand-set Authorization) follow.

@@ -1,5 +1,8 @@
 package prwmetric
 
+import (
+)
+
 // batch is one export's series, in request order.
 type batch struct {
 	records []record
@@ -155,3 +158,4 @@ func covered(spans []span) int {
 	}
 	return n
 }
+

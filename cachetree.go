@@ -424,3 +424,4 @@ func (sc *seriesCache) dropNativeHistograms() bool {
 	sc.res, sc.entries = nil, 0
 	return true
 }
+

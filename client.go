@@ -400,4 +400,6 @@ func mayHaveArrived(err error) bool {
 type requestNotSent struct{ err error }
 
 func (e *requestNotSent) Error() string { return e.err.Error() }
+
 func (e *requestNotSent) Unwrap() error { return e.err }
+

@@ -391,41 +391,6 @@ func parseEndpoint(raw, from string) (*url.URL, error) {
 	return u, nil
 }
 
-// headerNamePrefix is name up to its first character not allowed in a
-// header name, for an error that must not echo a value passed along.
-func headerNamePrefix(name string) string {
-	for i := 0; i < len(name); i++ {
-		if !validHeaderName(name[i : i+1]) {
-			return name[:i] + "…"
-		}
-	}
-	return name
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if b >= 0x80 || b <= ' ' || strings.IndexByte("\"(),/:;<=>?@[\\]{}", b) >= 0 || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue rejects control characters, which could split headers.
-func validHeaderValue(value string) bool {
-	for i := 0; i < len(value); i++ {
-		if b := value[i]; (b < ' ' && b != '\t') || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 func isLegacyLabelName(s string) bool {
 	if s == "" {
 		return false

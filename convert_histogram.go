@@ -1,11 +1,10 @@
 package prwmetric
 
 import (
-	"math"
-
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"math"
 )
 
 func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEntry, d metricdata.Histogram[N]) {
@@ -200,3 +199,4 @@ func sameFloats(a, b []float64) bool {
 	}
 	return true
 }
+

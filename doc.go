@@ -21,8 +21,9 @@
 // to Prometheus series, encodes them as Remote Write 1.0 requests (protobuf
 // WriteRequests, snappy block-compressed; one, unless the export is larger
 // than WithMaxRequestBytes or WithMaxSeriesPerRequest allow) and POSTs them,
-// up to WithMaxConcurrentRequests at once. Series labels are built and encoded once and cached, so a steady
-// export costs little more than the compression.
+// up to WithMaxConcurrentRequests at once. Series labels are built and
+// encoded once and cached, so a steady export costs little more than the
+// compression.
 //
 // # Failures and retries
 //

@@ -2,9 +2,8 @@ package prwmetric
 
 import (
 	"encoding/binary"
-	"math"
-
 	"github.com/prometheus/prometheus/prompb"
+	"math"
 )
 
 // seriesLen is the size of r's TimeSeries message.
@@ -433,3 +432,4 @@ func appendMetadata(b []byte, typ prompb.MetricMetadata_MetricType, family, help
 	}
 	return b
 }
+

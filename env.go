@@ -171,3 +171,4 @@ func oauth2FromEnvironment(get func(string) string) (Option, []string) {
 	}
 	return WithOAuth2(cfg), nil
 }
+

@@ -108,3 +108,4 @@ func (e *PartialWriteError) add(sent, written partCounts) {
 	e.ExemplarsSent += sent.exemplars
 	e.ExemplarsWritten += written.exemplars
 }
+

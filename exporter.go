@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"sync"
 	"sync/atomic"
 	"time"
-
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // Exporter pushes OpenTelemetry metrics to a Prometheus Remote Write
@@ -244,3 +243,4 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 }
 
 var _ sdkmetric.Exporter = (*Exporter)(nil)
+

@@ -128,3 +128,4 @@ func (e *Exporter) reportSkippedByV1(b *batch) error {
 	e.cfg.failureLogger().Warn(err.Error())
 	return err
 }
+

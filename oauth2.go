@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 	"io"
 	"maps"
 	"net/http"
@@ -11,13 +13,25 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 )
 
 // OAuth2Config configures WithOAuth2: the OAuth 2.0 client credentials grant
 // (RFC 6749, section 4.4), as Prometheus' oauth2 setting has it.
+//
+// The client ID and secret go to the token endpoint as HTTP basic
+// authentication (client_secret_basic, each URL-encoded first, as section
+// 2.3.1 requires), never in the form body. The access token is sent as
+// "Authorization: Bearer <token>" to the endpoint's origin only, and reused
+// until 10 seconds before the expiry the token endpoint gave (expires_in); a
+// token without one is reused until the receiver refuses it. When the
+// receiver answers 401, the token is dropped and the request sent once more
+// with a fresh one; a second 401 is the export's error. Token requests go
+// through the exporter's own transport (its TLS and proxy settings, or
+// WithHTTPClient's transport), not through WithRoundTripper hooks, never
+// follow redirects, and are bounded by the export's context. A failing token
+// endpoint fails that export with an error naming WithOAuth2, the token URL,
+// the status and the OAuth2 error code, never the response body, which may
+// echo the credentials.
 type OAuth2Config struct {
 	// ClientID identifies the client to the token endpoint. Required.
 	ClientID string
@@ -302,6 +316,7 @@ type tokenError struct {
 }
 
 func (e *tokenError) Error() string { return e.msg }
+
 func (e *tokenError) Unwrap() error { return e.err }
 
 // fetchError describes a failed token request without the secret: the
@@ -367,3 +382,17 @@ func clientSecrets(id, secret string) []string {
 	}
 	return []string{secret, id + ":" + secret, url.QueryEscape(id) + ":" + url.QueryEscape(secret)}
 }
+
+// cloneValues copies v deeply, so that a caller's later changes do not reach
+// the option.
+func cloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
+}
+

@@ -18,6 +18,14 @@ const (
 	// answers how much it wrote. Prometheus 3 (with
 	// --web.remote-write-receiver.accepted-protobuf-messages including
 	// io.prometheus.write.v2.Request) and Mimir speak it.
+	//
+	// A receiver that answers a 2.0 request 415, or with a success that
+	// lacks the X-Prometheus-Remote-Write-*-Written headers every 2.0
+	// receiver sends (an old receiver decodes a 2.0 body as an empty 1.0
+	// request), gets the data again as 1.0 in the same export, with one
+	// warning; the exporter stays on 1.0 and tries 2.0 again after an
+	// hour. A 2.0 receiver that writes less than it was sent makes Export
+	// return a *PartialWriteError.
 	ProtocolV2 Protocol = 2
 )
 
@@ -43,3 +51,4 @@ func parseProtocol(s string) (Protocol, error) {
 	}
 	return 0, fmt.Errorf("%q is not a Remote Write version; use 1.0 or 2.0", s)
 }
+

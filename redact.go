@@ -103,6 +103,7 @@ type redactedError struct {
 }
 
 func (e *redactedError) Error() string { return e.msg }
+
 func (e *redactedError) Unwrap() error { return e.err }
 
 // safeURL renders the URL u for errors and logs: the password of its
@@ -153,3 +154,4 @@ func queryValues(u *url.URL) []string {
 	}
 	return out
 }
+

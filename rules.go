@@ -2,6 +2,11 @@ package prwmetric
 
 import (
 	"fmt"
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"log/slog"
 	"math"
 	"slices"
@@ -9,12 +14,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/prometheus/otlptranslator"
-	"github.com/prometheus/prometheus/prompb"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/instrumentation"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // Label names and values with a fixed meaning in Prometheus or in the
@@ -388,3 +387,4 @@ func seriesString(labels []prompb.Label) string {
 	b.WriteByte('}')
 	return b.String()
 }
+

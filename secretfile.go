@@ -83,3 +83,4 @@ func pathErrorReason(err error) error {
 	}
 	return err
 }
+

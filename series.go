@@ -1,9 +1,8 @@
 package prwmetric
 
 import (
-	"sync"
-
 	"github.com/prometheus/prometheus/prompb"
+	"sync"
 )
 
 // The series cache is how Export avoids redoing, every few seconds, work
@@ -233,3 +232,4 @@ func readVarint(b string) (uint64, string, bool) {
 	}
 	return 0, "", false
 }
+

@@ -166,3 +166,4 @@ func (b *batch) addMarker(s *seriesState, now int64) {
 		b.v2 = append(b.v2, recordV2{})
 	}
 }
+

@@ -77,3 +77,4 @@ func checkPEMFile(path string) error {
 	}
 	return nil
 }
+
