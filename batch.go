@@ -1,8 +1,5 @@
 package prwmetric
 
-import (
-)
-
 // batch is one export's series, in request order.
 type batch struct {
 	records []record
@@ -158,4 +155,3 @@ func covered(spans []span) int {
 	}
 	return n
 }
-

@@ -424,4 +424,3 @@ func (sc *seriesCache) dropNativeHistograms() bool {
 	sc.res, sc.entries = nil, 0
 	return true
 }
-

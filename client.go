@@ -402,4 +402,3 @@ type requestNotSent struct{ err error }
 func (e *requestNotSent) Error() string { return e.err.Error() }
 
 func (e *requestNotSent) Unwrap() error { return e.err }
-

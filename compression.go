@@ -3,11 +3,12 @@ package prwmetric
 import (
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/zstd"
 	"math/bits"
 	"net/http"
 	"strings"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Compression is how request bodies are compressed.
@@ -121,4 +122,3 @@ func refusesZstd(err error) bool {
 	var we *WriteError
 	return errors.As(err, &we) && (we.StatusCode == http.StatusUnsupportedMediaType || we.StatusCode == http.StatusBadRequest)
 }
-

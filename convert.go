@@ -2,13 +2,14 @@ package prwmetric
 
 import (
 	"fmt"
+	"math"
+	"slices"
+
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"math"
-	"slices"
 )
 
 // conversion is the state of one export's conversion through the series
@@ -380,4 +381,3 @@ func (cc *conversion) targetInfo() {
 		cc.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
 	}
 }
-

@@ -1,10 +1,11 @@
 package prwmetric
 
 import (
+	"math"
+
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"math"
 )
 
 func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEntry, d metricdata.Histogram[N]) {
@@ -199,4 +200,3 @@ func sameFloats(a, b []float64) bool {
 	}
 	return true
 }
-

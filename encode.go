@@ -2,8 +2,9 @@ package prwmetric
 
 import (
 	"encoding/binary"
-	"github.com/prometheus/prometheus/prompb"
 	"math"
+
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // seriesLen is the size of r's TimeSeries message.
@@ -432,4 +433,3 @@ func appendMetadata(b []byte, typ prompb.MetricMetadata_MetricType, family, help
 	}
 	return b
 }
-

@@ -171,4 +171,3 @@ func oauth2FromEnvironment(get func(string) string) (Option, []string) {
 	}
 	return WithOAuth2(cfg), nil
 }
-

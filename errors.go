@@ -108,4 +108,3 @@ func (e *PartialWriteError) add(sent, written partCounts) {
 	e.ExemplarsSent += sent.exemplars
 	e.ExemplarsWritten += written.exemplars
 }
-

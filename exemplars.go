@@ -2,13 +2,14 @@ package prwmetric
 
 import (
 	"encoding/hex"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"slices"
-	"strings"
-	"unicode/utf8"
 )
 
 // convertExemplars converts OpenTelemetry exemplars, sorted by time. Labels
@@ -85,4 +86,3 @@ func labelRunes(labels []prompb.Label) int {
 	}
 	return n
 }
-

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"sync"
 	"sync/atomic"
 	"time"
+
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // Exporter pushes OpenTelemetry metrics to a Prometheus Remote Write
@@ -243,4 +244,3 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 }
 
 var _ sdkmetric.Exporter = (*Exporter)(nil)
-

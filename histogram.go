@@ -2,9 +2,10 @@ package prwmetric
 
 import (
 	"fmt"
+	"math"
+
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"math"
 )
 
 // Native histograms (SPEC §3): an OpenTelemetry base-2 exponential histogram
@@ -265,4 +266,3 @@ func classicFromExponential[N int64 | float64](d metricdata.ExponentialHistogram
 	}
 	return out
 }
-

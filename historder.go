@@ -1,9 +1,10 @@
 package prwmetric
 
 import (
-	"github.com/prometheus/prometheus/prompb"
 	"slices"
 	"strings"
+
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // pointOrder keeps the histogram order of a histogram's points, which is
@@ -103,4 +104,3 @@ func (sc *seriesCache) layOut(records []record) {
 // layoutBlock is the size of layOut's blocks: a block stays in memory as
 // long as one of its series does.
 const layoutBlock = 256 << 10
-

@@ -128,4 +128,3 @@ func (e *Exporter) reportSkippedByV1(b *batch) error {
 	e.cfg.failureLogger().Warn(err.Error())
 	return err
 }
-

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 	"io"
 	"maps"
 	"net/http"
@@ -13,6 +11,9 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // OAuth2Config configures WithOAuth2: the OAuth 2.0 client credentials grant
@@ -395,4 +396,3 @@ func cloneValues(v url.Values) url.Values {
 	}
 	return out
 }
-

@@ -3,15 +3,16 @@ package prwmetric
 import (
 	"context"
 	"crypto/tls"
-	"github.com/prometheus/otlptranslator"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/prometheus/otlptranslator"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
@@ -384,4 +385,3 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 func WithoutEnvironment() Option {
 	return optionFunc(func(c config) config { c.withoutEnvironment = true; return c })
 }
-

@@ -3,10 +3,11 @@ package prwmetric
 import (
 	"context"
 	"errors"
-	"github.com/klauspost/compress/zstd"
 	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // An export is converted into a batch: one small record per series,
@@ -348,4 +349,3 @@ func (p *pipeline) fail(err error) {
 func (p *pipeline) refusal(err error) bool {
 	return p.proto == ProtocolV2 && refusesV2(err) || p.comp == CompressionZstd && refusesZstd(err) || refusesNativeHistograms(err)
 }
-

@@ -2,11 +2,12 @@ package prwmetric
 
 import (
 	"fmt"
+	"strings"
+
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"strings"
 )
 
 // problems collects what was dropped while converting one subject (a metric,
@@ -214,4 +215,3 @@ type metricCtx struct {
 	high map[string]string
 	p    problems
 }
-

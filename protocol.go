@@ -51,4 +51,3 @@ func parseProtocol(s string) (Protocol, error) {
 	}
 	return 0, fmt.Errorf("%q is not a Remote Write version; use 1.0 or 2.0", s)
 }
-

@@ -154,4 +154,3 @@ func queryValues(u *url.URL) []string {
 	}
 	return out
 }
-

@@ -2,11 +2,6 @@ package prwmetric
 
 import (
 	"fmt"
-	"github.com/prometheus/otlptranslator"
-	"github.com/prometheus/prometheus/prompb"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/instrumentation"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"log/slog"
 	"math"
 	"slices"
@@ -14,6 +9,12 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // Label names and values with a fixed meaning in Prometheus or in the
@@ -387,4 +388,3 @@ func seriesString(labels []prompb.Label) string {
 	b.WriteByte('}')
 	return b.String()
 }
-

@@ -83,4 +83,3 @@ func pathErrorReason(err error) error {
 	}
 	return err
 }
-

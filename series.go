@@ -1,8 +1,9 @@
 package prwmetric
 
 import (
-	"github.com/prometheus/prometheus/prompb"
 	"sync"
+
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // The series cache is how Export avoids redoing, every few seconds, work
@@ -232,4 +233,3 @@ func readVarint(b string) (uint64, string, bool) {
 	}
 	return 0, "", false
 }
-

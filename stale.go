@@ -166,4 +166,3 @@ func (b *batch) addMarker(s *seriesState, now int64) {
 		b.v2 = append(b.v2, recordV2{})
 	}
 }
-

@@ -300,4 +300,3 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 	}
 	return cuts
 }
-

@@ -3,13 +3,14 @@ package prwmetric
 import (
 	"context"
 	"errors"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 const componentType = "prwmetric_remote_write_metric_exporter"
@@ -168,4 +169,3 @@ func countDataPoints(rm *metricdata.ResourceMetrics) int {
 	}
 	return n
 }
-

@@ -77,4 +77,3 @@ func checkPEMFile(path string) error {
 	}
 	return nil
 }
-
