@@ -422,5 +422,14 @@ func (sc *seriesCache) dropNativeHistograms() bool {
 	r.classicExponential, r.customBuckets = true, false
 	sc.rules = &r
 	sc.res, sc.entries = nil, 0
+	// The receiver refuses native histograms: it holds none (a request
+	// with no answer may have counted one as stored), so none needs a
+	// staleness marker, which it would refuse as well.
+	for _, s := range sc.last {
+		if s.is(flagHistogram) {
+			s.set(flagDelivered, false)
+			s.set(flagHistogram, false)
+		}
+	}
 	return true
 }

@@ -383,12 +383,13 @@ func mayHaveArrived(err error) bool {
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var record tls.RecordHeaderError
+	var alert tls.AlertError
 	var notSent *requestNotSent
 	var token *tokenError
 	switch {
 	case errors.As(we.Err, &op) && (op.Op == "dial" || op.Op == "proxyconnect"),
 		errors.As(we.Err, &certErr), errors.As(we.Err, &unknownAuthority), errors.As(we.Err, &hostname),
-		errors.As(we.Err, &record), errors.As(we.Err, &notSent), errors.As(we.Err, &token),
+		errors.As(we.Err, &record), errors.As(we.Err, &alert), errors.As(we.Err, &notSent), errors.As(we.Err, &token),
 		errors.Is(we.Err, errTooManyRedirects):
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
@@ -102,5 +103,35 @@ func TestNativeHistogramsRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNativeHistogramsRefusedAfterAnUnansweredExport: a first export that
+// got no answer may have been stored, native histogram included; when the
+// receiver then turns out to refuse native histograms, no staleness marker
+// of that histogram may follow (it would be refused too, every export).
+func TestNativeHistogramsRefusedAfterAnUnansweredExport(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithoutNativeHistograms())
+	defer srv.Close()
+	// The first request is held past the export's timeout: no answer.
+	srv.RespondWith(1, prwmetrictest.Response{Delay: time.Minute})
+	// Staleness markers on: they are what would be refused.
+	exp := newTestExporter(t, srv, WithoutScopeInfo(), WithoutTargetInfo(), WithoutMetadata(), WithTimeout(300*time.Millisecond), WithLogger(discardLogger()))
+	if err := exp.Export(t.Context(), nativeData(1)); err == nil {
+		t.Fatal("first Export succeeded, want no answer")
+	}
+	for v := int64(2); v <= 3; v++ {
+		if err := exp.Export(t.Context(), nativeData(v)); err != nil {
+			t.Fatalf("Export %d: %v", v, err)
+		}
+	}
+	if err := exp.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got, err := srv.Samples("requests_total", map[string]string{"method": "GET"}); err != nil || len(got) == 0 || !got[len(got)-1].IsStale() {
+		t.Errorf("requests_total samples = %v, %v; want them to end with a staleness marker", got, err)
+	}
+	if _, err := srv.ClassicHistogram("latency_seconds", map[string]string{"route": "/buy"}); err != nil {
+		t.Errorf("classic histogram: %v", err)
 	}
 }
