@@ -53,12 +53,26 @@ const minimalPromConfig = "global:\n  scrape_interval: 1m\n"
 func startPrometheus2(t *testing.T, cfg promConfig) *promServer {
 	t.Helper()
 	return startPrometheus(t, "Prometheus 2.42", prometheus2Bin.path(t), cfg,
-		"--enable-feature=native-histograms,exemplar-storage",
-		// The Debian defaults point into /etc and /usr/share; the tests
-		// need neither the UI nor consoles.
-		"--web.console.templates="+t.TempDir(),
-		"--web.console.libraries="+t.TempDir(),
-	)
+		append(prometheus2Consoles(t), "--enable-feature=native-histograms,exemplar-storage")...)
+}
+
+// startPrometheus2WithoutNativeHistograms starts the Debian Prometheus 2.42
+// with the Remote Write receiver and no feature flag, as most 2.x servers
+// run: it answers a request carrying a native histogram with 500 "native
+// histograms are disabled" and stores nothing of it.
+func startPrometheus2WithoutNativeHistograms(t *testing.T) *promServer {
+	t.Helper()
+	return startPrometheus(t, "Prometheus 2.42 (no native histograms)", prometheus2Bin.path(t), promConfig{},
+		prometheus2Consoles(t)...)
+}
+
+// prometheus2Consoles replaces the Debian defaults, which point into /etc
+// and /usr/share; the tests need neither the UI nor consoles.
+func prometheus2Consoles(t *testing.T) []string {
+	return []string{
+		"--web.console.templates=" + t.TempDir(),
+		"--web.console.libraries=" + t.TempDir(),
+	}
 }
 
 // startPrometheus3 starts Prometheus 3 built from the module proxy, accepting
@@ -71,6 +85,14 @@ func startPrometheus3(t *testing.T, cfg promConfig) *promServer {
 		"--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest",
 		"--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request",
 	)
+}
+
+// startPrometheus3Stock starts Prometheus 3 with the Remote Write receiver
+// and nothing else: no feature flag, the default accepted messages. It
+// stores native histograms all the same.
+func startPrometheus3Stock(t *testing.T) *promServer {
+	t.Helper()
+	return startPrometheus(t, "Prometheus 3 ("+prometheus3Version+", stock)", prometheus3Bin.path(t), promConfig{})
 }
 
 func startPrometheus(t *testing.T, name, bin string, cfg promConfig, extra ...string) *promServer {

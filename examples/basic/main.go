@@ -14,7 +14,9 @@
 //	go run ./examples/basic -endpoint http://localhost:9090/api/v1/write
 //
 // The OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_* environment variables apply
-// too; flags win over them. It stops after -duration, or on Ctrl-C.
+// too; flags win over them. It stops after -duration, or on Ctrl-C, makes
+// a final export, prints what it recorded in total (to compare with what
+// the backend shows) and exits with status 1 if any export failed.
 package main
 
 import (
@@ -29,8 +31,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -171,7 +175,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	results := make(chan exportResult, 16)
-	reader := sdkmetric.NewPeriodicReader(reportingExporter{Exporter: exp, results: results}, sdkmetric.WithInterval(o.interval))
+	tally := &exportTally{}
+	reader := sdkmetric.NewPeriodicReader(reportingExporter{Exporter: exp, results: results, tally: tally}, sdkmetric.WithInterval(o.interval))
 	provider := sdkmetric.NewMeterProvider(
 		sdkmetric.WithReader(reader),
 		sdkmetric.WithResource(resource.NewSchemaless(
@@ -225,6 +230,7 @@ loop:
 	// Shutdown makes the last export, so what was recorded since the last
 	// interval still arrives.
 	shuttingDown = true
+	tally.shuttingDown.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err = provider.Shutdown(shutdownCtx)
@@ -232,10 +238,23 @@ loop:
 		report(<-results)
 	}
 	fmt.Fprintf(out, "Stopped after %d exports.\n", exports)
+	load.total.print(out)
 	if err != nil {
 		return fmt.Errorf("final export: %w", err)
 	}
+	if n := tally.failed.Load(); n > 0 {
+		return fmt.Errorf("%d of %d exports failed; see the warnings above", n, tally.exports.Load())
+	}
 	return nil
+}
+
+// exportTally counts exports for the exit status; the printed reports may
+// skip some.
+type exportTally struct {
+	exports, failed atomic.Int64
+	// shuttingDown is set before Shutdown, which cancels a periodic export
+	// in flight: that one has not failed, the final export resends its data.
+	shuttingDown atomic.Bool
 }
 
 func hostname() string {
@@ -258,10 +277,15 @@ type exportResult struct {
 type reportingExporter struct {
 	sdkmetric.Exporter
 	results chan<- exportResult
+	tally   *exportTally
 }
 
 func (e reportingExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
 	err := e.Exporter.Export(ctx, rm)
+	e.tally.exports.Add(1)
+	if err != nil && !(e.tally.shuttingDown.Load() && errors.Is(err, context.Canceled)) {
+		e.tally.failed.Add(1)
+	}
 	select {
 	case e.results <- exportResult{at: time.Now(), points: countPoints(rm), err: err}:
 	default: // the printer is behind; skip a report rather than block the SDK
@@ -443,6 +467,27 @@ type load struct {
 	cpu      metric.Float64Gauge       // gauge, unit 1 → demo_cpu_utilization_ratio
 	duration metric.Float64Histogram   // classic histogram → demo_request_duration_seconds_*
 	payload  metric.Int64Histogram     // exponential histogram → native demo_payload_size_bytes
+	total    totals                    // what generate recorded; read it after generate returned
+}
+
+// totals is what the load recorded over the whole run, summed over
+// attributes: the last export carries it, so the backend must show the same.
+type totals struct {
+	requests     int64   // demo_requests_total, all series
+	queue        int64   // demo_queue_length at the end
+	cpu          float64 // demo_cpu_utilization_ratio, last value
+	durations    int64   // demo_request_duration_seconds_count, all series
+	durationSum  float64 // demo_request_duration_seconds_sum, all series
+	payloads     int64   // demo_payload_size_bytes count
+	payloadBytes int64   // demo_payload_size_bytes sum
+}
+
+// print writes the totals in a fixed format with exact values (shortest
+// representation that parses back to the same float64), one line.
+func (t totals) print(w io.Writer) {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	fmt.Fprintf(w, "Recorded: requests=%d queue=%d cpu=%s durations=%d duration_sum=%s payloads=%d payload_bytes=%d\n",
+		t.requests, t.queue, f(t.cpu), t.durations, f(t.durationSum), t.payloads, t.payloadBytes)
 }
 
 func newLoad(m metric.Meter) (*load, error) {
@@ -484,15 +529,26 @@ func (l *load) generate(ctx context.Context) {
 			attribute.String("status", statuses[rand.IntN(len(statuses))]),
 		)
 		l.requests.Add(ctx, 1, attrs)
-		l.duration.Record(ctx, math.Exp(rand.NormFloat64()-3.5), metric.WithAttributes(attribute.String("method", method)))
-		l.payload.Record(ctx, int64(rand.ExpFloat64()*4096))
+		d := math.Exp(rand.NormFloat64() - 3.5)
+		l.duration.Record(ctx, d, metric.WithAttributes(attribute.String("method", method)))
+		size := int64(rand.ExpFloat64() * 4096)
+		l.payload.Record(ctx, size)
 
 		delta := int64(rand.IntN(3)) - 1 // random walk, never below zero
 		if queue+delta >= 0 {
 			queue += delta
 			l.queue.Add(ctx, delta, metric.WithAttributes(attribute.String("queue", "jobs")))
 		}
-		l.cpu.Record(ctx, 0.3+0.4*rand.Float64(), metric.WithAttributes(attribute.String("cpu", "0")))
+		cpu := 0.3 + 0.4*rand.Float64()
+		l.cpu.Record(ctx, cpu, metric.WithAttributes(attribute.String("cpu", "0")))
+
+		l.total.requests++
+		l.total.durations++
+		l.total.durationSum += d
+		l.total.payloads++
+		l.total.payloadBytes += size
+		l.total.queue = queue
+		l.total.cpu = cpu
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,10 +135,104 @@ func TestRunEndpoint(t *testing.T) {
 			t.Errorf("classic histogram has %d buckets, want 9: %+v", len(h.Buckets), h.Buckets)
 		}
 	}
-	if hs, err := srv.NativeHistograms(nativeName, nil); err != nil {
-		t.Error(err)
+	hs, err := srv.NativeHistograms(nativeName, nil)
+	if err != nil {
+		t.Fatal(err)
 	} else if len(hs) == 0 || hs[0].Histogram.Count == 0 {
-		t.Errorf("native histogram empty: %+v", hs)
+		t.Fatalf("native histogram empty: %+v", hs)
+	}
+
+	// The final export carries everything recorded: the totals the demo
+	// prints are what the receiver holds last.
+	rec := parseRecorded(t, out.String())
+	var requests float64
+	for _, s := range srv.Series() {
+		if s.Name() == counterName {
+			v, _ := latest(s.Samples)
+			requests += v
+		}
+	}
+	if requests != float64(rec["requests"]) {
+		t.Errorf("receiver holds %v requests in all, the demo recorded %d", requests, rec["requests"])
+	}
+	last := hs[len(hs)-1]
+	for last.IsStale() && len(hs) > 1 {
+		hs = hs[:len(hs)-1]
+		last = hs[len(hs)-1]
+	}
+	if last.Histogram.Count != float64(rec["payloads"]) || last.Histogram.Sum != float64(rec["payload_bytes"]) {
+		t.Errorf("native histogram ends with count %v sum %v, the demo recorded %d payloads of %d bytes",
+			last.Histogram.Count, last.Histogram.Sum, rec["payloads"], rec["payload_bytes"])
+	}
+}
+
+// parseRecorded returns the integer totals of the demo's "Recorded:" line.
+func parseRecorded(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	_, line, ok := strings.Cut(out, "\nRecorded: ")
+	if !ok {
+		t.Fatalf("output lacks the Recorded: line:\n%s", out)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	got := map[string]int64{}
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			got[k] = n
+		}
+	}
+	for _, k := range []string{"requests", "queue", "durations", "payloads", "payload_bytes"} {
+		if _, ok := got[k]; !ok {
+			t.Fatalf("Recorded: line lacks %s=<integer>: %q", k, line)
+		}
+	}
+	return got
+}
+
+// TestRunWithoutNativeHistograms runs against a receiver that refuses
+// native histograms, as Prometheus 2.x does by default: one warning, every
+// export succeeds, and the payload histogram arrives as a classic one.
+func TestRunWithoutNativeHistograms(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithoutNativeHistograms())
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-endpoint", srv.URL(), "-duration", "700ms", "-interval", "200ms"}, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), "refuses native histograms"); n != 1 {
+		t.Errorf("%d warnings about native histograms, want 1:\n%s", n, out.String())
+	}
+	if hs, _ := srv.NativeHistograms(nativeName, nil); len(hs) != 0 {
+		t.Errorf("%d native histograms stored by a receiver that refuses them", len(hs))
+	}
+	rec := parseRecorded(t, out.String())
+	// Shutdown marks every series stale: compare the last real values.
+	last := func(name string, match map[string]string) float64 {
+		t.Helper()
+		samples, err := srv.Samples(name, match)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		v, _ := latest(samples)
+		return v
+	}
+	count, sum := last(nativeName+"_count", nil), last(nativeName+"_sum", nil)
+	inf := last(nativeName+"_bucket", map[string]string{"le": "+Inf"})
+	if count != float64(rec["payloads"]) || sum != float64(rec["payload_bytes"]) || inf != count {
+		t.Errorf("classic histogram count %v sum %v +Inf bucket %v, the demo recorded %d payloads of %d bytes", count, sum, inf, rec["payloads"], rec["payload_bytes"])
+	}
+}
+
+// TestRunFailedExport: an export the receiver refuses makes run return an
+// error (exit status 1) although the later ones succeed.
+func TestRunFailedExport(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	srv.RespondWith(1, prwmetrictest.Response{Status: 400, Body: "bad data"})
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-endpoint", srv.URL(), "-duration", "700ms", "-interval", "200ms"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "1 of ") || !strings.Contains(err.Error(), "exports failed") {
+		t.Fatalf("run = %v, want \"1 of N exports failed\"\n%s", err, out.String())
 	}
 }
 
