@@ -155,7 +155,9 @@ func authorization(c config, sec *secrets) func(ctx context.Context) (string, er
 				return "", err
 			}
 			password := strings.TrimRight(b, "\r\n")
-			sec.set("basic-auth password file", password, user+":"+password)
+			if password != "" {
+				sec.set("basic-auth password file", password, user+":"+password)
+			}
 			return basicAuth(user, password), nil
 		}
 	case c.basicAuthSet:
@@ -191,7 +193,7 @@ func basicAuth(user, password string) string {
 // passwords. Secret files add theirs when read.
 func knownSecrets(c config) *secrets {
 	sec := &secrets{}
-	if c.basicAuthSet && !c.basicAuthFromFile {
+	if c.basicAuthSet && !c.basicAuthFromFile && c.basicAuthPassword != "" {
 		sec.set("basic auth", c.basicAuthPassword, c.basicAuthUser+":"+c.basicAuthPassword)
 	}
 	if c.bearerSet {

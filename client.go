@@ -125,7 +125,7 @@ func newClient(c config) (*client, error) {
 	if c.authenticator != nil {
 		wrapped, err := c.authenticator(base)
 		if err != nil {
-			return nil, fmt.Errorf("prwmetric: %s: %w", c.authenticatorName, err)
+			return nil, fmt.Errorf("prwmetric: %s: %w", c.authenticatorName, cl.secrets.redactErr(err))
 		}
 		if wrapped == nil {
 			return nil, fmt.Errorf("prwmetric: %s: returned no transport", c.authenticatorName)
@@ -303,16 +303,30 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 	}
 	// Read past the cap by the longest secret: one that starts before the
 	// cap is then redacted whole, not cut into a prefix that escapes.
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, int64(maxErrorBody+c.secrets.longest())))
+	limit := maxErrorBody + c.secrets.longest()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, int64(limit)))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	return &WriteError{
 		Endpoint:   c.redacted,
 		StatusCode: resp.StatusCode,
-		Body:       cleanBody([]byte(c.secrets.redact(string(msg)))),
+		Body:       c.errorBody(msg, len(msg) == limit),
 		Series:     series,
 		Attempts:   1,
 		retryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now()),
 	}
+}
+
+// safeAttempt is attempt turning a panic (in a WithRoundTripper hook, an
+// authenticator) into the request's failure: the exporter must never crash
+// the service it runs in. Such a request may have left.
+func (c *client) safeAttempt(ctx context.Context, body []byte, parts partCounts, proto Protocol, comp Compression, n int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &WriteError{Endpoint: c.redacted, Series: parts.series, Attempts: 1,
+				Err: c.secrets.redactErr(fmt.Errorf("the transport panicked: %v", r))}
+		}
+	}()
+	return c.attempt(ctx, body, parts, proto, comp, n)
 }
 
 // writtenCounts reads the counts of a 2.0 receiver's answer; ok is false
@@ -348,6 +362,17 @@ func stripURL(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// errorBody is what a failed response's body msg shows: its start, without
+// secrets. cut says msg was cut at the read limit; redaction may move that
+// cut into what is kept, so a tail that starts a secret goes too.
+func (c *client) errorBody(msg []byte, cut bool) string {
+	text := c.secrets.redact(string(msg))
+	if cut || len(text) > maxErrorBody {
+		text = c.secrets.trimPartial(cleanBody([]byte(text)))
+	}
+	return cleanBody([]byte(text))
 }
 
 // cleanBody keeps the start of the response text as given, at most

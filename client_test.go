@@ -615,3 +615,17 @@ func TestNewWithWrappedDefaultTransport(t *testing.T) {
 	}
 	rec.only(t)
 }
+
+// TestPanickingTransportFailsTheExport: a WithRoundTripper hook that panics
+// fails the export with an error; the service keeps running.
+func TestPanickingTransportFailsTheExport(t *testing.T) {
+	endpoint, _ := newReceiver(t, http.StatusNoContent, "")
+	exp := newExporter(t, pinned(WithEndpoint(endpoint), WithLogger(discardLogger()), WithRoundTripper(func(http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(*http.Request) (*http.Response, error) { panic("hook bug") })
+	}))...)
+	err := exp.Export(t.Context(), counterData(1))
+	var we *WriteError
+	if !errors.As(err, &we) || !strings.Contains(err.Error(), "the transport panicked: hook bug") {
+		t.Fatalf("Export = %v, want a *WriteError saying the transport panicked", err)
+	}
+}

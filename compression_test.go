@@ -158,7 +158,7 @@ func TestZstdFallback(t *testing.T) {
 				{0, true},
 				{time.Minute, refused},
 				{time.Minute, refused},
-				{retryV2After, true},
+				{refusalRetryAfter, true},
 			}
 			for i, st := range steps {
 				now = now.Add(st.after)

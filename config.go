@@ -73,6 +73,7 @@ type config struct {
 	// (WithAuthenticator); authenticatorName is the option users wrote.
 	authenticator     func(http.RoundTripper) (http.RoundTripper, error)
 	authenticatorName string
+	authenticatorSet  bool
 	oauth2            *OAuth2Config
 
 	logger *slog.Logger
@@ -135,7 +136,7 @@ func newConfig(opts []Option) (config, error) {
 		c = applyOptions(c, envOpts)
 		// Credentials and TLS are each one setting: when code configures
 		// them, none of the environment's parts remain to conflict with it.
-		if code.basicAuthSet || code.bearerSet || code.bearerFileSet || code.oauth2 != nil {
+		if code.basicAuthSet || code.bearerSet || code.bearerFileSet || code.oauth2 != nil || code.authenticatorSet || hasAuthorization(code.headers) {
 			c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, false, "", "", ""
 			c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile = false, "", false, ""
 			c.oauth2 = nil
@@ -252,6 +253,9 @@ func (c *config) validate() error {
 		}
 	}
 
+	if c.authenticatorSet && c.authenticator == nil {
+		add("prwmetric: %s: no transport wrapper given (nil); pass one, or leave the option out", c.authenticatorName)
+	}
 	if c.headerFuncSet && c.headerFunc == nil {
 		add("prwmetric: WithHeaderFunc(nil): pass a function, or leave the option out")
 	}
@@ -416,4 +420,14 @@ func merge(a, b map[string]string) map[string]string {
 // than the endpoint's: an https proxy, or an https OAuth2 token endpoint.
 func (c *config) tlsUsedElsewhere() bool {
 	return strings.HasPrefix(c.proxyURL, "https://") || c.oauth2 != nil && strings.HasPrefix(c.oauth2.TokenURL, "https://")
+}
+
+// hasAuthorization reports whether headers set Authorization.
+func hasAuthorization(headers map[string]string) bool {
+	for name := range headers {
+		if textproto.CanonicalMIMEHeaderKey(name) == "Authorization" {
+			return true
+		}
+	}
+	return false
 }

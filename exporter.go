@@ -82,16 +82,14 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 
 // Export converts rm to Prometheus series and sends them, in one request or,
 // past the size limits, in several sent side by side (see
-// WithMaxConcurrentRequests). Unless WithRetry enables
-// retries, each request is tried once: on failure Export logs one warning and
-// returns an error with the same facts (a *WriteError), and the data of this
-// export is dropped; cumulative values catch up on the next success. This is
-// the one place that both logs and returns an error, on purpose: the SDK
-// hands the error to the OpenTelemetry error handler, which many services
-// leave silent.
+// WithMaxConcurrentRequests). Unless WithRetry enables retries, each
+// request is tried once: on failure Export returns a *WriteError and the
+// data of this export is dropped; cumulative values catch up on the next
+// success. The error is the report: the PeriodicReader hands it to the
+// OpenTelemetry error handler, once; WithLogger adds a structured warning.
 //
-// Data that cannot be converted is dropped with a warning, the rest is sent,
-// and the returned error lists what was dropped. With nothing to send, Export
+// Data that cannot be converted is dropped, the rest is sent, and the
+// returned error lists what was dropped. With nothing to send, Export
 // makes no request. Concurrent calls run one after the other.
 func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (err error) {
 	if e.isShutdown.Load() {

@@ -233,15 +233,16 @@ func classicFromExponential[N int64 | float64](d metricdata.ExponentialHistogram
 		// Bucket k spans (base^k, base^(k+1)], base = 2^(2^-scale); negative
 		// bucket k mirrors it below zero.
 		step := math.Exp2(-float64(dp.Scale))
-		bound := func(k int32) float64 { return math.Exp2(float64(k) * step) }
+		// int64: an offset near the int32 limits plus an index must not wrap.
+		bound := func(k int64) float64 { return math.Exp2(float64(k) * step) }
 		for j := len(neg.Counts) - 1; j >= 0; j-- {
-			bounds = append(bounds, -bound(neg.Offset+int32(j)))
+			bounds = append(bounds, -bound(int64(neg.Offset)+int64(j)))
 			counts = append(counts, neg.Counts[j])
 		}
 		bounds = append(bounds, dp.ZeroThreshold)
 		counts = append(counts, dp.ZeroCount)
 		for j, c := range pos.Counts {
-			bounds = append(bounds, bound(pos.Offset+int32(j)+1))
+			bounds = append(bounds, bound(int64(pos.Offset)+int64(j)+1))
 			counts = append(counts, c)
 		}
 		// Bounds beyond float64 are +Inf: their counts join the +Inf bucket.

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// retryV2After is how long an exporter whose receiver refused 2.0 (or
+// refusalRetryAfter is how long an exporter whose receiver refused 2.0 (or
 // zstd) stays on 1.0 (or snappy) before trying again.
-const retryV2After = time.Hour
+const refusalRetryAfter = time.Hour
 
 // negotiation is what an exporter currently speaks: the configured
 // protocol and compression, or 1.0 and snappy for an hour after the
@@ -68,7 +68,7 @@ func (f *fallback) active(now time.Time) bool {
 func (f *fallback) fallBack(now time.Time) (first bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.until = now.Add(retryV2After)
+	f.until = now.Add(refusalRetryAfter)
 	first = !f.warned
 	f.warned = true
 	return first

@@ -199,7 +199,7 @@ func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tok, err := t.src.token(req.Context(), nil)
 	if err != nil {
-		return fail(err)
+		return fail(&requestNotSent{err})
 	}
 	// A retry needs the body again; take a copy now, before next reads the
 	// original.
@@ -219,15 +219,16 @@ func (t *oauth2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	// The receiver refused the token (revoked, or expired early): fetch a
-	// fresh one and try once more.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	// fresh one and try once more. Its body is not read: a body that
+	// stalls must not hold the export.
 	_ = resp.Body.Close()
 	fresh, err := t.src.token(req.Context(), tok)
 	if err != nil {
 		if retryBody != nil {
 			_ = retryBody.Close()
 		}
-		return nil, err
+		// The refused request stored nothing.
+		return nil, &requestNotSent{err}
 	}
 	return t.next.RoundTrip(withToken(req, retryBody, fresh))
 }

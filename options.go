@@ -191,7 +191,7 @@ func WithOAuth2(cfg OAuth2Config) Option {
 // time; a later WithAuthenticator replaces an earlier one. Default: none.
 func WithAuthenticator(name string, wrap func(next http.RoundTripper) (http.RoundTripper, error)) Option {
 	return optionFunc(func(c config) config {
-		c.authenticator, c.authenticatorName = wrap, name
+		c.authenticator, c.authenticatorName, c.authenticatorSet = wrap, name, true
 		if c.authenticatorName == "" {
 			c.authenticatorName = "WithAuthenticator"
 		}

@@ -3,6 +3,7 @@ package prwmetric
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -276,21 +277,34 @@ func (p *pipeline) work(buf *workerBuffers) {
 		sl := &p.slots[k]
 		sl.body, sl.ok, sl.unsure = nil, false, false
 		if !p.failed.Load() {
-			c := p.cuts[k]
-			if p.proto == ProtocolV2 {
-				buf.raw = p.v2.encodeV2(buf.raw[:0], p.b, c.start, c)
-			} else {
-				// The first request carries the metadata.
-				buf.raw = p.b.encode(buf.raw[:0], p.cuts[0].start, c.start, c.end)
-			}
-			body, err := buf.compress(p.comp, buf.raw, p.e.cfg.maxBytes)
-			if err != nil {
-				p.fail(err)
-			}
-			sl.body, sl.rawLen = body, len(buf.raw)
+			p.encode(buf, k)
 		}
 		sl.done <- struct{}{}
 	}
+}
+
+// encode encodes and compresses request k into its slot. A panic fails the
+// export instead of crashing the service the exporter runs in; the slot is
+// still marked done by work, so no sender waits for it forever.
+func (p *pipeline) encode(buf *workerBuffers, k int) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.slots[k].body = nil
+			p.fail(fmt.Errorf("prwmetric: encoding a request failed, export dropped: %v", r))
+		}
+	}()
+	sl, c := &p.slots[k], p.cuts[k]
+	if p.proto == ProtocolV2 {
+		buf.raw = p.v2.encodeV2(buf.raw[:0], p.b, c.start, c)
+	} else {
+		// The first request carries the metadata.
+		buf.raw = p.b.encode(buf.raw[:0], p.cuts[0].start, c.start, c.end)
+	}
+	body, err := buf.compress(p.comp, buf.raw, p.e.cfg.maxBytes)
+	if err != nil {
+		p.fail(err)
+	}
+	sl.body, sl.rawLen = body, len(buf.raw)
 }
 
 // post sends requests in order as the workers finish them. After a
@@ -309,7 +323,7 @@ func (p *pipeline) post() {
 		if body != nil && !p.failed.Load() {
 			c := p.cuts[k]
 			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
-				err := e.client.attempt(ctx, body, c.parts, p.proto, p.comp, attempt)
+				err := e.client.safeAttempt(ctx, body, c.parts, p.proto, p.comp, attempt)
 				sl.unsure = sl.unsure || mayHaveArrived(err)
 				e.tel.attempt(ctx, sl.rawLen, len(body), p.comp, err)
 				return err

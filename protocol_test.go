@@ -257,7 +257,7 @@ func TestProtocolFallback(t *testing.T) {
 			}
 
 			// An hour later 2.0 is tried again; refused again, no news.
-			later := time.Now().Add(retryV2After + time.Second)
+			later := time.Now().Add(refusalRetryAfter + time.Second)
 			exp.negotiation.now = func() time.Time { return later }
 			if tc.name != "415 Unsupported Media Type" {
 				srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusNoContent})

@@ -15,12 +15,14 @@ const redactedText = "[REDACTED]"
 // contents of secret files, secret header values, the endpoint's query
 // values), so that they are taken out of every text a peer may echo them in:
 // response bodies and transport errors, before those reach an error or a log
-// line. Secrets read from files change at run time, so each source keeps
-// its latest values only.
+// line. Secrets read from files change at run time: each source keeps its
+// latest values and those before them, which a request still under way may
+// have carried.
 type secrets struct {
 	mu sync.RWMutex
-	// bySource are the secrets of each source, with their encoded forms.
-	bySource map[string][]string
+	// bySource and before are the secrets of each source, with their
+	// encoded forms: the latest, and those they replaced.
+	bySource, before map[string][]string
 	// all are those of every source, longest first, so that a secret is
 	// replaced before any shorter one inside it.
 	all []string
@@ -47,12 +49,15 @@ func (s *secrets) set(source string, values ...string) {
 		return
 	}
 	if s.bySource == nil {
-		s.bySource = map[string][]string{}
+		s.bySource, s.before = map[string][]string{}, map[string][]string{}
 	}
+	s.before[source] = s.bySource[source]
 	s.bySource[source] = forms
 	s.all = s.all[:0]
-	for _, f := range s.bySource {
-		s.all = append(s.all, f...)
+	for _, m := range []map[string][]string{s.bySource, s.before} {
+		for _, f := range m {
+			s.all = append(s.all, f...)
+		}
 	}
 	slices.SortFunc(s.all, func(a, b string) int { return len(b) - len(a) })
 	s.all = slices.Compact(s.all)
@@ -66,6 +71,23 @@ func (s *secrets) longest() int {
 		return 0
 	}
 	return len(s.all[0])
+}
+
+// trimPartial cuts from text, which was cut short, a tail that is the start
+// of a secret: the rest of it was cut off, and the start alone must not
+// escape either.
+func (s *secrets) trimPartial(text string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, secret := range s.all {
+		for n := min(len(secret)-1, len(text)); n > 0; n-- {
+			if strings.HasSuffix(text, secret[:n]) {
+				text = text[:len(text)-n]
+				break
+			}
+		}
+	}
+	return text
 }
 
 // redact returns text with every known secret replaced by redactedText.
@@ -121,36 +143,46 @@ func safeURL(u *url.URL) string {
 		c.RawQuery = q.Encode()
 	}
 	c.Fragment, c.RawFragment = "", ""
-	return c.Redacted()
+	if c.User != nil {
+		// The user name may be a key too.
+		c.User = url.User("xxxxx")
+	}
+	return c.String()
 }
 
 // safeURLString is safeURL for a string that may not parse as a URL, or
 // parse as something else than meant: "admin:PASS@host:9090/api/v1/write"
-// is a URL of scheme "admin". Anything before an "@" may be credentials,
-// and is hidden.
+// is a URL of scheme "admin". Userinfo (up to the last "@" before the path)
+// and the query are hidden.
 func safeURLString(raw string) string {
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		prefix := ""
-		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
-			prefix = raw[:scheme+3]
-		}
-		raw = prefix + "xxxxx" + raw[at:]
+	if u, err := url.Parse(raw); err == nil && u.Host != "" && u.Opaque == "" {
+		return safeURL(u)
 	}
+	rest, query := raw, ""
 	if q := strings.IndexAny(raw, "?#"); q >= 0 {
-		if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Host != "" {
-			return safeURL(u)
-		}
-		return raw[:q] + "?xxxxx"
+		rest, query = raw[:q], "?xxxxx"
 	}
-	return raw
+	prefix := ""
+	if i := strings.Index(rest, "://"); i >= 0 {
+		prefix, rest = rest[:i+3], rest[i+3:]
+	}
+	authority := rest
+	if slash := strings.Index(rest, "/"); slash >= 0 {
+		authority = rest[:slash]
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		rest = "xxxxx" + rest[at:]
+	}
+	return prefix + rest + query
 }
 
-// queryValues are the values of u's query string: secrets, since API keys
-// travel there.
+// queryValues are the values of u's query string that may be secrets (API
+// keys travel there): those of 6 characters or more; shorter ones are none,
+// and redacting them would garble every message.
 func queryValues(u *url.URL) []string {
 	var out []string
 	for _, vs := range u.Query() {
-		out = append(out, vs...)
+		out = append(out, longValues(vs)...)
 	}
 	return out
 }

@@ -92,7 +92,7 @@ func (r RetryConfig) validate(timeout time.Duration) []error {
 }
 
 // retryPolicy decides whether and when to repeat an attempt; the attempt
-// itself is client.send.
+// itself is client.attempt.
 type retryPolicy struct {
 	cfg RetryConfig
 	// sleep waits for d or until ctx is done; replaced in tests to observe
@@ -144,7 +144,11 @@ func (p retryPolicy) run(ctx context.Context, attempt func(ctx context.Context, 
 		if err := p.sleep(ctx, wait); err != nil {
 			return withAttempts(we, n+1)
 		}
-		interval = min(interval*2, p.cfg.MaxInterval)
+		if interval > p.cfg.MaxInterval/2 {
+			interval = p.cfg.MaxInterval // doubling would pass it, or overflow
+		} else {
+			interval *= 2
+		}
 	}
 }
 
@@ -181,8 +185,13 @@ func (e *WriteError) retryable(ctx context.Context) bool {
 	case e.StatusCode != 0:
 		return false
 	}
+	// A certificate that does not verify, a redirect loop, or a request
+	// the exporter's own layers stopped (a header function's error, a
+	// secret file or token that could not be had) fail the same way again;
+	// retrying a refused token request could even lock the account.
 	var certErr *tls.CertificateVerificationError
-	if errors.As(e.Err, &certErr) || errors.Is(e.Err, errTooManyRedirects) {
+	var notSent *requestNotSent
+	if errors.As(e.Err, &certErr) || errors.Is(e.Err, errTooManyRedirects) || errors.As(e.Err, &notSent) {
 		return false
 	}
 	return ctx.Err() == nil

@@ -83,9 +83,6 @@ func newRules(cfg config) (*rules, error) {
 		}
 	}
 	logger := cfg.failureLogger()
-	if logger == nil {
-		logger = slog.Default()
-	}
 	external := make(map[string]string, len(cfg.externalLabels))
 	for k, v := range cfg.externalLabels {
 		external[k] = v

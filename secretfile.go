@@ -45,6 +45,16 @@ func readSecretFile(ctx context.Context, option, path string) (string, error) {
 }
 
 func readRegularFile(path string) (string, error) {
+	return readRegularFileMax(path, maxSecretFileBytes)
+}
+
+// maxTLSFileBytes bounds the TLS files New reads: a CA bundle of every
+// public root is about 200 KiB.
+const maxTLSFileBytes = 4 << 20
+
+// readRegularFileMax reads the regular file at path, of at most limit
+// bytes, without blocking on a FIFO or reading a device without end.
+func readRegularFileMax(path string, limit int64) (string, error) {
 	// O_NONBLOCK: opening a FIFO that has no writer would block otherwise;
 	// for regular files it changes nothing.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -59,16 +69,16 @@ func readRegularFile(path string) (string, error) {
 	if !info.Mode().IsRegular() {
 		return "", fmt.Errorf("not a regular file (%v): point it at the file that holds the secret", info.Mode().Type())
 	}
-	tooLarge := fmt.Errorf("larger than %d KiB: a secret is smaller, is it the right file?", maxSecretFileBytes>>10)
-	if info.Size() > maxSecretFileBytes {
+	tooLarge := fmt.Errorf("larger than %d KiB: is it the right file?", limit>>10)
+	if info.Size() > limit {
 		return "", tooLarge
 	}
 	// The file may grow between Stat and read: the limit holds regardless.
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return "", pathErrorReason(err)
 	}
-	if len(b) > maxSecretFileBytes {
+	if int64(len(b)) > limit {
 		return "", tooLarge
 	}
 	return string(b), nil

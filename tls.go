@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 )
 
 // TLSConfig configures TLS from files, with the meaning of Prometheus'
@@ -34,12 +33,12 @@ func (t TLSConfig) build() (*tls.Config, error) {
 		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the user's explicit choice, documented as test-only
 	}
 	if t.CAFile != "" {
-		pemBytes, err := os.ReadFile(t.CAFile)
+		pemText, err := readRegularFileMax(t.CAFile, maxTLSFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("prwmetric: WithTLS: reading CAFile: %w", err)
+			return nil, fmt.Errorf("prwmetric: WithTLS: reading CAFile %q: %w", t.CAFile, err)
 		}
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
+		if !pool.AppendCertsFromPEM([]byte(pemText)) {
 			return nil, fmt.Errorf("prwmetric: WithTLS: CAFile %q holds no PEM certificate", t.CAFile)
 		}
 		cfg.RootCAs = pool
@@ -50,12 +49,15 @@ func (t TLSConfig) build() (*tls.Config, error) {
 	case t.CertFile == "" && t.KeyFile != "":
 		return nil, fmt.Errorf("prwmetric: WithTLS: KeyFile is set without CertFile: mutual TLS needs both")
 	case t.CertFile != "":
-		for _, f := range []struct{ field, path string }{{"CertFile", t.CertFile}, {"KeyFile", t.KeyFile}} {
-			if err := checkPEMFile(f.path); err != nil {
+		var pems [2][]byte
+		for i, f := range []struct{ field, path string }{{"CertFile", t.CertFile}, {"KeyFile", t.KeyFile}} {
+			data, err := readPEMFile(f.path)
+			if err != nil {
 				return nil, fmt.Errorf("prwmetric: WithTLS: %s: %w", f.field, err)
 			}
+			pems[i] = data
 		}
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		cert, err := tls.X509KeyPair(pems[0], pems[1])
 		if err != nil {
 			// The crypto/tls error names no key material, only what is wrong.
 			return nil, fmt.Errorf("prwmetric: WithTLS: loading the client certificate %q and key %q: %w", t.CertFile, t.KeyFile, err)
@@ -65,15 +67,16 @@ func (t TLSConfig) build() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// checkPEMFile gives a clearer error than crypto/tls for the common mistakes:
-// a wrong path, or a DER or empty file.
-func checkPEMFile(path string) error {
-	data, err := os.ReadFile(path)
+// readPEMFile reads a PEM file, bounded, with a clearer error than
+// crypto/tls for the common mistakes: a wrong path, a FIFO or device, a DER
+// or empty file.
+func readPEMFile(path string) ([]byte, error) {
+	data, err := readRegularFileMax(path, maxTLSFileBytes)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%q: %w", path, err)
 	}
-	if block, _ := pem.Decode(data); block == nil {
-		return fmt.Errorf("%q is not a PEM file", path)
+	if block, _ := pem.Decode([]byte(data)); block == nil {
+		return nil, fmt.Errorf("%q is not a PEM file", path)
 	}
-	return nil
+	return []byte(data), nil
 }

@@ -8,7 +8,9 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -212,5 +214,17 @@ func TestTLSConfigBuild(t *testing.T) {
 				t.Errorf("%d certificates, want %d", len(cfg.Certificates), tt.wantCerts)
 			}
 		})
+	}
+}
+
+// TestTLSFilesNeverHangNew: TLS files pointing at a FIFO without a writer,
+// or at a device without end, fail New at once.
+func TestTLSFilesNeverHangNew(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	for _, path := range []string{fifo, "/dev/zero"} {
+		assertNewFails(t, []Option{WithEndpoint("https://127.0.0.1:9090/api/v1/write"), WithTLS(TLSConfig{CAFile: path})}, []string{"CAFile", "not a regular file"})
 	}
 }
