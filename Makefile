@@ -5,8 +5,9 @@
 #                  azuread/), then the end-to-end tests in e2e/ and the
 #                  tests in benchmarks/.
 #   make e2e-deps  installs what the end-to-end tests run against: the Debian
-#                  packages prometheus (2.42) and victoria-metrics, and
-#                  Prometheus 3 built from the Go module proxy.
+#                  packages prometheus (2.42) and victoria-metrics (1.79), and
+#                  Prometheus 3 and VictoriaMetrics 1.151 built from the Go
+#                  module proxy.
 #
 # The e2e tests skip a missing backend locally and fail on it when CI=true.
 
@@ -25,6 +26,13 @@ PROMETHEUS3 := $(PROMETHEUS3_DIR)/prometheus
 # The e2e harness looks for the binary here (same default path as this file).
 export PRWMETRIC_PROMETHEUS3 ?= $(PROMETHEUS3)
 
+# A current VictoriaMetrics (the Debian package is 1.79, older than its zstd
+# remote write protocol), built and cached the same way.
+VICTORIAMETRICS_NEW_VERSION := v1.151.0
+VICTORIAMETRICS_NEW_DIR := $(HOME)/.cache/prwmetric/victoria-metrics-$(VICTORIAMETRICS_NEW_VERSION)
+VICTORIAMETRICS_NEW := $(VICTORIAMETRICS_NEW_DIR)/victoria-metrics
+export PRWMETRIC_VICTORIAMETRICS_NEW ?= $(VICTORIAMETRICS_NEW)
+
 # Debian package → the binary the e2e harness runs.
 DEBIAN_BINARIES := prometheus:/usr/bin/prometheus victoria-metrics:/usr/bin/victoria-metrics
 
@@ -32,7 +40,7 @@ DEBIAN_BINARIES := prometheus:/usr/bin/prometheus victoria-metrics:/usr/bin/vict
 # never pulls their dependencies (contrib autoexport, the AWS and Azure SDKs).
 MODULES := $(wildcard prwautoexport sigv4 azuread)
 
-.PHONY: test test-unit test-fuzz test-modules test-e2e test-benchmarks e2e-deps debian-deps prometheus3
+.PHONY: test test-unit test-fuzz test-modules test-e2e test-benchmarks e2e-deps debian-deps prometheus3 victoriametrics-new
 
 test: test-unit test-fuzz test-modules test-e2e test-benchmarks
 
@@ -67,7 +75,7 @@ test-e2e:
 test-benchmarks:
 	if [ -d benchmarks ]; then cd benchmarks && $(GO) vet ./... && $(GO) test ./...; fi
 
-e2e-deps: debian-deps prometheus3
+e2e-deps: debian-deps prometheus3 victoriametrics-new
 
 debian-deps:
 	@missing=""; \
@@ -99,3 +107,15 @@ $(PROMETHEUS3):
 		-ldflags "-X github.com/prometheus/common/version.Version=$(PROMETHEUS3_RELEASE)" \
 		github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS3_VERSION)
 	$(PROMETHEUS3) --version
+
+victoriametrics-new: $(VICTORIAMETRICS_NEW)
+
+# As for Prometheus 3: VictoriaMetrics' own go.mod, no caller GOFLAGS, static.
+# The version stamp makes -version and vm_app_version say what was built.
+$(VICTORIAMETRICS_NEW):
+	@echo "e2e-deps: building VictoriaMetrics $(VICTORIAMETRICS_NEW_VERSION) into $(VICTORIAMETRICS_NEW_DIR); this takes about a minute once"
+	mkdir -p $(VICTORIAMETRICS_NEW_DIR)
+	GOBIN=$(VICTORIAMETRICS_NEW_DIR) GOFLAGS= CGO_ENABLED=0 $(GO) install \
+		-ldflags "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-metrics-$(VICTORIAMETRICS_NEW_VERSION)" \
+		github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VICTORIAMETRICS_NEW_VERSION)
+	$(VICTORIAMETRICS_NEW) -version

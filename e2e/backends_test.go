@@ -426,19 +426,34 @@ func parseHistogram(t *testing.T, ts, raw json.RawMessage) nativeHistogram {
 
 // vmServer is a running VictoriaMetrics single-node server.
 type vmServer struct {
+	name    string
 	baseURL string
 }
 
 func (s *vmServer) writeURL() string { return s.baseURL + "/api/v1/write" }
 
-// startVictoriaMetrics starts the Debian VictoriaMetrics with its data in a
-// temporary directory.
+// startVictoriaMetrics starts the Debian VictoriaMetrics 1.79 with its data
+// in a temporary directory. It reads a zstd body as snappy and refuses it.
 func startVictoriaMetrics(t *testing.T) *vmServer {
 	t.Helper()
-	bin := victoriaMetricsBin.path(t)
+	return startVM(t, "VictoriaMetrics 1.79", victoriaMetricsBin.path(t))
+}
+
+// startVictoriaMetricsNew starts VictoriaMetrics built from the module proxy
+// (victoriaMetricsNewVersion). It takes the VictoriaMetrics remote write
+// protocol (zstd bodies) as well as snappy, and stores a native histogram
+// as float series: _count, _sum, and a _bucket series per non-empty bucket
+// with a vmrange label instead of le.
+func startVictoriaMetricsNew(t *testing.T) *vmServer {
+	t.Helper()
+	return startVM(t, "VictoriaMetrics "+strings.TrimPrefix(victoriaMetricsNewVersion, "v"), victoriaMetricsNewBin.path(t))
+}
+
+func startVM(t *testing.T, name, bin string) *vmServer {
+	t.Helper()
 	dir := t.TempDir()
 	p := startServer(t, serverSpec{
-		name: "VictoriaMetrics",
+		name: name,
 		bin:  bin,
 		args: func(port int) []string {
 			return []string{
@@ -452,7 +467,7 @@ func startVictoriaMetrics(t *testing.T) *vmServer {
 		},
 		readyURL: func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d/health", port) },
 	})
-	return &vmServer{baseURL: fmt.Sprintf("http://127.0.0.1:%d", p.port)}
+	return &vmServer{name: name, baseURL: fmt.Sprintf("http://127.0.0.1:%d", p.port)}
 }
 
 // export flushes VictoriaMetrics' in-memory buffers and returns every sample
@@ -478,10 +493,10 @@ func (s *vmServer) export(t *testing.T, selector string, start, end time.Time) m
 			Timestamps []int64           `json:"timestamps"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatalf("VictoriaMetrics export line %q: %v", sc.Text(), err)
+			t.Fatalf("%s export line %q: %v", s.name, sc.Text(), err)
 		}
 		if len(line.Values) != len(line.Timestamps) {
-			t.Fatalf("VictoriaMetrics export line %q: %d values, %d timestamps", sc.Text(), len(line.Values), len(line.Timestamps))
+			t.Fatalf("%s export line %q: %d values, %d timestamps", s.name, sc.Text(), len(line.Values), len(line.Timestamps))
 		}
 		k := labelKey(line.Metric)
 		for i, v := range line.Values {
@@ -489,7 +504,7 @@ func (s *vmServer) export(t *testing.T, selector string, start, end time.Time) m
 		}
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatalf("read VictoriaMetrics export: %v", err)
+		t.Fatalf("read %s export: %v", s.name, err)
 	}
 	// VictoriaMetrics may return a series in several blocks; order each
 	// series' samples by time like Prometheus does.
@@ -511,12 +526,12 @@ func (s *vmServer) do(t *testing.T, ctx context.Context, path string, params url
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("VictoriaMetrics: GET %s: %v", u, err)
+		t.Fatalf("%s: GET %s: %v", s.name, u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
-		t.Fatalf("VictoriaMetrics: GET %s: %s: %s", u, resp.Status, b)
+		t.Fatalf("%s: GET %s: %s: %s", s.name, u, resp.Status, b)
 	}
 	return resp.Body
 }

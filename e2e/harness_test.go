@@ -22,6 +22,11 @@ import (
 // Makefile's PROMETHEUS3_VERSION.
 const prometheus3Version = "v0.316.0"
 
+// victoriaMetricsNewVersion is the VictoriaMetrics release whose
+// app/victoria-metrics `make e2e-deps` builds; keep it in sync with the
+// Makefile's VICTORIAMETRICS_NEW_VERSION.
+const victoriaMetricsNewVersion = "v1.151.0"
+
 // binary is a backend executable the tests need. Its path comes from the
 // environment variable env when set, else from defaultPath.
 type binary struct {
@@ -39,7 +44,7 @@ var (
 		install:     "run `make e2e-deps` (as root it installs the Debian package prometheus; otherwise `sudo apt-get install prometheus`)",
 	}
 	victoriaMetricsBin = binary{
-		name:        "VictoriaMetrics",
+		name:        "VictoriaMetrics 1.79",
 		env:         "PRWMETRIC_VICTORIAMETRICS",
 		defaultPath: func() string { return "/usr/bin/victoria-metrics" },
 		install:     "run `make e2e-deps` (as root it installs the Debian package victoria-metrics; otherwise `sudo apt-get install victoria-metrics`)",
@@ -49,6 +54,12 @@ var (
 		env:         "PRWMETRIC_PROMETHEUS3",
 		defaultPath: defaultPrometheus3Path,
 		install:     "run `make e2e-deps` (it runs `go install github.com/prometheus/prometheus/cmd/prometheus@" + prometheus3Version + "` into ~/.cache/prwmetric)",
+	}
+	victoriaMetricsNewBin = binary{
+		name:        "VictoriaMetrics " + victoriaMetricsNewVersion,
+		env:         "PRWMETRIC_VICTORIAMETRICS_NEW",
+		defaultPath: defaultVictoriaMetricsNewPath,
+		install:     "run `make e2e-deps` (it runs `go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@" + victoriaMetricsNewVersion + "` into ~/.cache/prwmetric)",
 	}
 )
 
@@ -60,6 +71,16 @@ func defaultPrometheus3Path() string {
 		return ""
 	}
 	return filepath.Join(home, ".cache", "prwmetric", "prometheus-"+prometheus3Version, "prometheus")
+}
+
+// defaultVictoriaMetricsNewPath is where the Makefile's victoriametrics-new
+// target puts the binary.
+func defaultVictoriaMetricsNewPath() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cache", "prwmetric", "victoria-metrics-"+victoriaMetricsNewVersion, "victoria-metrics")
 }
 
 // path returns the executable's path. When it is missing the test fails in CI

@@ -34,6 +34,9 @@ type scenarioData struct {
 	// wantNative are the native histograms Prometheus must hold (other
 	// backends drop them).
 	wantNative map[string][]nativeHistogram
+	// wantVMNative are the float series VictoriaMetrics 1.151 makes of
+	// those native histograms (VictoriaMetrics 1.79 drops them).
+	wantVMNative map[string][]sample
 	// prom checks what only Prometheus can show: exemplars and PromQL.
 	prom func(t *testing.T, s *promServer)
 }
@@ -289,47 +292,108 @@ func joinLines(ss []string) string {
 
 func nativeScenario(c *clock) scenarioData {
 	start := c.now()
-	ts := c.next()
-	dps := []metricdata.ExponentialHistogramDataPoint[float64]{
-		{
-			// Scale 0: bucket i is (2^i, 2^(i+1)]. Gaps longer than two
-			// buckets must open a new span.
-			Attributes: attrs("case", "scale0"), StartTime: start, Time: ts,
-			Count: 12, Sum: 87.25, Scale: 0, ZeroCount: 2, ZeroThreshold: 0.001,
-			PositiveBucket: metricdata.ExponentialBucket{Offset: -2, Counts: []uint64{1, 0, 0, 0, 2, 4, 2}},
-			NegativeBucket: metricdata.ExponentialBucket{Offset: 1, Counts: []uint64{1}},
-		},
-		{
-			// What the SDK produces: zero threshold 0, no zero count.
-			Attributes: attrs("case", "scale3"), StartTime: start, Time: ts,
-			Count: 6, Sum: 9.5, Scale: 3,
-			PositiveBucket: metricdata.ExponentialBucket{Offset: 5, Counts: []uint64{1, 2, 3}},
-		},
-		{
-			// Scale 10 is finer than Prometheus' 8: buckets are merged four
-			// to one.
-			Attributes: attrs("case", "scale10"), StartTime: start, Time: ts,
-			Count: 6, Sum: 12, Scale: 10,
-			PositiveBucket: metricdata.ExponentialBucket{Offset: 1021, Counts: []uint64{1, 1, 1, 1, 1, 1}},
-		},
-	}
 	wantNative := map[string][]nativeHistogram{}
-	for _, dp := range dps {
-		k := labelKey(seriesLabels("e2e_native_latency_seconds", "case", dp.Attributes.ToSlice()[0].Value.AsString()))
-		wantNative[k] = []nativeHistogram{expectedNative(dp)}
+	wantVM := wantSeries{}
+	var exports []*metricdata.ResourceMetrics
+	var first time.Time
+	// Two exports: the second adds observations to every histogram.
+	for e := range uint64(2) {
+		ts := c.next()
+		if e == 0 {
+			first = ts
+		}
+		dps := []metricdata.ExponentialHistogramDataPoint[float64]{
+			{
+				// Scale 0: bucket i is (2^i, 2^(i+1)]. Gaps longer than two
+				// buckets must open a new span.
+				Attributes: attrs("case", "scale0"), StartTime: start, Time: ts,
+				Count: 12 + 4*e, Sum: 87.25 + 30*float64(e), Scale: 0, ZeroCount: 2, ZeroThreshold: 0.001,
+				PositiveBucket: metricdata.ExponentialBucket{Offset: -2, Counts: []uint64{1, 0, 0, 0, 2 + e, 4 + 2*e, 2}},
+				NegativeBucket: metricdata.ExponentialBucket{Offset: 1, Counts: []uint64{1 + e}},
+			},
+			{
+				// What the SDK produces: zero threshold 0, no zero count.
+				Attributes: attrs("case", "scale3"), StartTime: start, Time: ts,
+				Count: 6 + 3*e, Sum: 9.5 + 4.5*float64(e), Scale: 3,
+				PositiveBucket: metricdata.ExponentialBucket{Offset: 5, Counts: []uint64{1, 2, 3 + 3*e}},
+			},
+			{
+				// Scale 10 is finer than Prometheus' 8: buckets are merged four
+				// to one.
+				Attributes: attrs("case", "scale10"), StartTime: start, Time: ts,
+				Count: 6 + e, Sum: 12 + 2*float64(e), Scale: 10,
+				PositiveBucket: metricdata.ExponentialBucket{Offset: 1021, Counts: []uint64{1, 1, 1, 1, 1 + e, 1}},
+			},
+		}
+		for _, dp := range dps {
+			kv := []string{"case", dp.Attributes.ToSlice()[0].Value.AsString()}
+			k := labelKey(seriesLabels("e2e_native_latency_seconds", kv...))
+			wantNative[k] = append(wantNative[k], expectedNative(dp))
+			vmNativeHistogram(wantVM, "e2e_native_latency_seconds", dp, kv...)
+		}
+		exports = append(exports, resourceMetrics(metricdata.Metrics{Name: "e2e.native.latency", Unit: "s", Data: metricdata.ExponentialHistogram[float64]{
+			Temporality: metricdata.CumulativeTemporality, DataPoints: dps,
+		}}))
 	}
-	rm := resourceMetrics(metricdata.Metrics{Name: "e2e.native.latency", Unit: "s", Data: metricdata.ExponentialHistogram[float64]{
-		Temporality: metricdata.CumulativeTemporality, DataPoints: dps,
-	}})
-	return scenarioData{exports: []*metricdata.ResourceMetrics{rm}, want: wantSeries{}, wantNative: wantNative, prom: func(t *testing.T, s *promServer) {
-		// Ranks of the scale-0 histogram: [-4,-2): 1, zero bucket: 2..3,
-		// (0.25,0.5]: 4, (4,8]: 5..6, so the median (rank 6) is in (4, 8].
-		got := s.queryVector(t, `histogram_quantile(0.5, e2e_native_latency_seconds{case="scale0"})`, ts)
+	return scenarioData{exports: exports, want: wantSeries{}, wantNative: wantNative, wantVMNative: wantVM, prom: func(t *testing.T, s *promServer) {
+		// Ranks of the first scale-0 histogram: [-4,-2): 1, zero bucket:
+		// 2..3, (0.25,0.5]: 4, (4,8]: 5..6, so the median (rank 6) is in
+		// (4, 8].
+		got := s.queryVector(t, `histogram_quantile(0.5, e2e_native_latency_seconds{case="scale0"})`, first)
 		k := labelKey(seriesLabels("", "case", "scale0"))
 		if v, ok := got[k]; len(got) != 1 || !ok || v <= 4 || v > 8 {
 			t.Errorf("histogram_quantile(0.5) of the native histogram = %v, want one value in (4, 8] for %s", got, k)
 		}
 	}}
+}
+
+// vmNativeHistogram adds to w the float series VictoriaMetrics (1.151)
+// stores for the native histogram the exporter makes of dp
+// (lib/prompb/write_request_unmarshaler.go): name_count and name_sum, and
+// for each non-empty bucket a name_bucket series with its own
+// (non-cumulative) count and a vmrange label "lower...upper", both bounds
+// formatted %.3e. Prometheus bucket index i (OTel's i-1, after scales above
+// 8 are merged down to 8) has upper bound base^i and lower bound
+// upper/base, base = 2^(2^-schema), computed as VictoriaMetrics does;
+// negative buckets are mirrored; the zero bucket is
+// -threshold...threshold, when it holds anything.
+func vmNativeHistogram(w wantSeries, name string, dp metricdata.ExponentialHistogramDataPoint[float64], kv ...string) {
+	scale, shift := dp.Scale, int32(0)
+	if scale > 8 {
+		shift, scale = scale-8, 8
+	}
+	base := math.Pow(2, math.Pow(2, -float64(scale)))
+	vmrange := func(lo, hi float64) string {
+		return strconv.FormatFloat(lo, 'e', 3, 64) + "..." + strconv.FormatFloat(hi, 'e', 3, 64)
+	}
+	bucket := func(rng string, n uint64) {
+		w.add(seriesLabels(name+"_bucket", append([]string{"vmrange", rng}, kv...)...), dp.Time, float64(n))
+	}
+	w.add(seriesLabels(name+"_count", kv...), dp.Time, float64(dp.Count))
+	w.add(seriesLabels(name+"_sum", kv...), dp.Time, dp.Sum)
+	if dp.ZeroCount > 0 {
+		bucket(vmrange(-dp.ZeroThreshold, dp.ZeroThreshold), dp.ZeroCount)
+	}
+	for _, side := range []struct {
+		b        metricdata.ExponentialBucket
+		negative bool
+	}{{dp.PositiveBucket, false}, {dp.NegativeBucket, true}} {
+		merged := map[int32]uint64{}
+		for j, n := range side.b.Counts {
+			merged[(side.b.Offset+int32(j))>>shift] += n
+		}
+		for i, n := range merged {
+			if n == 0 {
+				continue
+			}
+			upper := math.Pow(base, float64(i+1))
+			lower := upper / base
+			if side.negative {
+				lower, upper = -upper, -lower
+			}
+			bucket(vmrange(lower, upper), n)
+		}
+	}
 }
 
 // expectedNative is the native histogram Prometheus must return for dp:

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -41,10 +42,14 @@ import (
 type rwRequest struct {
 	protocol    string // "1.0" or "2.0", from the Content-Type's proto parameter
 	contentType string
+	encoding    string // Content-Encoding: "snappy" or "zstd"
 	version     string // X-Prometheus-Remote-Write-Version
+	vmVersion   string // X-VictoriaMetrics-Remote-Write-Version
 	sent        writeCounts
+	series      int    // time series in the body
 	problem     string // why the body could not be decoded, if it could not
 	status      int
+	answer      string      // the start of the response body, when not 2xx
 	written     writeCounts // X-Prometheus-Remote-Write-*-Written
 	hasWritten  bool        // any of those headers was present
 }
@@ -65,8 +70,19 @@ func (c writeCounts) String() string {
 type protocolProxy struct {
 	URL  string
 	mu   sync.Mutex
-	reqs []rwRequest
+	reqs []rwRequest // in order of arrival
+	// inFlight and maxInFlight count requests forwarded and not yet
+	// answered.
+	inFlight, maxInFlight int
+	// concurrent, when set (holdFirst), is closed when a second request is
+	// in flight; the first request waits for that, at most holdTimeout.
+	concurrent chan struct{}
+	holdFirst  bool
 }
+
+// holdTimeout bounds how long holdFirstUntilConcurrent keeps the first
+// request waiting for a second.
+const holdTimeout = 20 * time.Second
 
 const (
 	contentTypeV2   = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
@@ -75,6 +91,7 @@ const (
 	headerSamples   = "X-Prometheus-Remote-Write-Samples-Written"
 	headerHistogram = "X-Prometheus-Remote-Write-Histograms-Written"
 	headerExemplars = "X-Prometheus-Remote-Write-Exemplars-Written"
+	headerVMVersion = "X-VictoriaMetrics-Remote-Write-Version"
 )
 
 func newProtocolProxy(t *testing.T, target string) *protocolProxy {
@@ -86,17 +103,38 @@ func newProtocolProxy(t *testing.T, target string) *protocolProxy {
 	p := &protocolProxy{}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := rwRequest{contentType: r.Header.Get("Content-Type"), version: r.Header.Get(headerVersion)}
+		rec := rwRequest{
+			contentType: r.Header.Get("Content-Type"),
+			encoding:    r.Header.Get("Content-Encoding"),
+			version:     r.Header.Get(headerVersion),
+			vmVersion:   r.Header.Get(headerVMVersion),
+		}
+		slot, first := p.arrive()
+		defer p.leave()
+		if first && p.holdFirst {
+			timer := time.NewTimer(holdTimeout)
+			select {
+			case <-p.concurrent:
+			case <-timer.C:
+			}
+			timer.Stop()
+		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, 256<<20))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		rec.protocol, rec.sent, rec.problem = decodeWrite(rec.contentType, body)
+		rec.protocol, rec.sent, rec.series, rec.problem = decodeWrite(rec.contentType, rec.encoding, body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		// An uncompressed answer can be recorded as it is; the exporter's
+		// transport takes either.
+		r.Header.Del("Accept-Encoding")
 		sw := &statusWriter{ResponseWriter: w}
 		rp.ServeHTTP(sw, r)
 		rec.status = sw.status
+		if rec.status < 200 || rec.status > 299 {
+			rec.answer = sw.body.String()
+		}
 		// The reverse proxy copied the backend's headers into w.Header().
 		h := w.Header()
 		for _, f := range []struct {
@@ -115,12 +153,52 @@ func newProtocolProxy(t *testing.T, target string) *protocolProxy {
 			*f.dst = n
 		}
 		p.mu.Lock()
-		p.reqs = append(p.reqs, rec)
+		p.reqs[slot] = rec
 		p.mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
+}
+
+// holdFirstUntilConcurrent makes the proxy keep the first request it gets
+// until a second one is in flight (at most holdTimeout), so that a test
+// sees whether the exporter sends requests concurrently without depending
+// on how fast the backend answers. Call it before the first request.
+func (p *protocolProxy) holdFirstUntilConcurrent() {
+	p.concurrent = make(chan struct{})
+	p.holdFirst = true
+}
+
+// arrive reserves the request's place in arrival order and counts it in
+// flight; first is whether it is the proxy's first request.
+func (p *protocolProxy) arrive() (slot int, first bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	slot = len(p.reqs)
+	p.reqs = append(p.reqs, rwRequest{})
+	p.inFlight++
+	if p.inFlight > p.maxInFlight {
+		p.maxInFlight = p.inFlight
+		if p.maxInFlight == 2 && p.concurrent != nil {
+			close(p.concurrent)
+		}
+	}
+	return slot, slot == 0
+}
+
+func (p *protocolProxy) leave() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlight--
+}
+
+// mostInFlight is the largest number of requests that were in flight at
+// once.
+func (p *protocolProxy) mostInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxInFlight
 }
 
 func (p *protocolProxy) writeURL() string { return p.URL + "/api/v1/write" }
@@ -177,10 +255,12 @@ func (p *protocolProxy) requireAllV2(t *testing.T) {
 	}
 }
 
-// statusWriter remembers the status code a handler answered with.
+// statusWriter remembers the status code a handler answered with and the
+// start of its body.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	body   bytes.Buffer
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -194,25 +274,39 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
+	if room := 1024 - s.body.Len(); room > 0 {
+		s.body.Write(b[:min(room, len(b))])
+	}
 	return s.ResponseWriter.Write(b)
 }
 
-// decodeWrite decodes a snappy-compressed Remote Write body of either
-// protocol, as chosen by its Content-Type, and counts what it carries.
-func decodeWrite(contentType string, body []byte) (protocol string, n writeCounts, problem string) {
+// decodeWrite decodes a Remote Write body of either protocol, as chosen by
+// its Content-Type, compressed as its Content-Encoding says (snappy, the
+// default, or zstd, the VictoriaMetrics protocol), and counts what it
+// carries.
+func decodeWrite(contentType, encoding string, body []byte) (protocol string, n writeCounts, series int, problem string) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "application/x-protobuf" {
-		return "", n, fmt.Sprintf("Content-Type %q is not application/x-protobuf (%v)", contentType, err)
+		return "", n, 0, fmt.Sprintf("Content-Type %q is not application/x-protobuf (%v)", contentType, err)
 	}
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		return "", n, fmt.Sprintf("body is not snappy: %v", err)
+	var raw []byte
+	switch encoding {
+	case "", "snappy":
+		if raw, err = snappy.Decode(nil, body); err != nil {
+			return "", n, 0, fmt.Sprintf("body is not snappy: %v", err)
+		}
+	case "zstd":
+		if raw, err = zstdDecoder.DecodeAll(body, nil); err != nil {
+			return "", n, 0, fmt.Sprintf("body is not zstd: %v", err)
+		}
+	default:
+		return "", n, 0, fmt.Sprintf("unknown Content-Encoding %q", encoding)
 	}
 	switch params["proto"] {
 	case protoV2:
 		var req writev2.Request
 		if err := req.Unmarshal(raw); err != nil {
-			return "2.0", n, fmt.Sprintf("body is not an io.prometheus.write.v2.Request: %v", err)
+			return "2.0", n, 0, fmt.Sprintf("body is not an io.prometheus.write.v2.Request: %v", err)
 		}
 		if len(req.Symbols) == 0 || req.Symbols[0] != "" {
 			problem = "symbols table does not start with the empty string"
@@ -222,21 +316,24 @@ func decodeWrite(contentType string, body []byte) (protocol string, n writeCount
 			n.histograms += len(ts.Histograms)
 			n.exemplars += len(ts.Exemplars)
 		}
-		return "2.0", n, problem
+		return "2.0", n, len(req.Timeseries), problem
 	case "", "prometheus.WriteRequest":
 		var req prompb.WriteRequest
 		if err := req.Unmarshal(raw); err != nil {
-			return "1.0", n, fmt.Sprintf("body is not a prometheus.WriteRequest: %v", err)
+			return "1.0", n, 0, fmt.Sprintf("body is not a prometheus.WriteRequest: %v", err)
 		}
 		for _, ts := range req.Timeseries {
 			n.samples += len(ts.Samples)
 			n.histograms += len(ts.Histograms)
 			n.exemplars += len(ts.Exemplars)
 		}
-		return "1.0", n, ""
+		return "1.0", n, len(req.Timeseries), ""
 	}
-	return "", n, fmt.Sprintf("unknown proto parameter in Content-Type %q", contentType)
+	return "", n, 0, fmt.Sprintf("unknown proto parameter in Content-Type %q", contentType)
 }
+
+// zstdDecoder decodes zstd bodies (DecodeAll is safe for concurrent use).
+var zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
 
 func newV2Exporter(t *testing.T, proxy *protocolProxy, opts ...prwmetric.Option) (*prwmetric.Exporter, *logRecorder) {
 	t.Helper()
