@@ -5,7 +5,7 @@
 # the export time far from the receiver (issue 16), versions and machine.
 # Numbers are never typed by hand.
 #
-#   ./gen-table.sh                          # full run, about 25 minutes on 2 cores
+#   ./gen-table.sh                          # full run, about 20 minutes on 2 cores
 #   ROUNDS=1 BENCHTIME=1x ./gen-table.sh    # smoke run: every benchmark once
 #   LARGE=0 LATENCY=0 ./gen-table.sh        # the shapes of W's size only
 #   SHAPES=0 OUT=x.md ./gen-table.sh        # compression and latency only

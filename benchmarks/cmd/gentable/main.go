@@ -7,7 +7,7 @@
 // Run it from the benchmarks directory (gen-table.sh does, and maps
 // environment variables to these flags):
 //
-//	go run ./cmd/gentable                          # the full run (about 25 minutes on 2 cores)
+//	go run ./cmd/gentable                          # the full run (about 20 minutes on 2 cores)
 //	go run ./cmd/gentable -count 1 -benchtime 1x   # a smoke run
 //	go run ./cmd/gentable -large=false -latency=false
 //	go run ./cmd/gentable -shapes=false -out x.md  # compression and latency only
