@@ -43,7 +43,12 @@
 //
 // Push exporters send to a receiver in a child process (see Receiver), so
 // that the receiver's own allocations and CPU are not booked to the library
-// under test; it reads and discards each 1.0 body and counts its bytes.
+// under test; it reads and discards each 1.0 body and counts its bytes. A
+// zstd body is accepted as the VictoriaMetrics remote write protocol
+// (Content-Encoding: zstd and X-VictoriaMetrics-Remote-Write-Version: 1)
+// and counted as zstd (Stats.ZstdRequests), so that a benchmark of zstd
+// fails if the exporter fell back to snappy; zstd without that header is
+// answered 415, as by Prometheus.
 //
 // A Remote Write 2.0 sender needs the written counts in the answer, so the
 // receiver decodes each 2.0 body (snappy, then every series) to count its
@@ -56,19 +61,31 @@
 // gen-table.sh takes ns/op less rcv-decode-ns/op, round by round, as the
 // 2.0 exporter's own time, which the 2.0 ÷ 1.0 ratio uses.
 //
+// # Compression
+//
+// BenchmarkCompression/<shape>/<snappy|zstd> is prwmetric's whole export
+// of every shape with snappy bodies (the default) and with zstd
+// (WithCompression(CompressionZstd)). Besides wire-B/op it reports
+// cpu-ns/op, as every push benchmark does: the CPU time of the benchmark's
+// process per export (getrusage), which is the exporter's side alone since
+// the receiver has its own process, and which can exceed ns/op when
+// several requests are in flight.
+//
 // # Latency
 //
 // BenchmarkLatency exports W and the million series with prwmetric
 // through a DelayProxy (latency.go) in the receiver process, which adds a
 // round-trip time (10 ms, 50 ms) and optionally limits the bandwidth
-// (100 Mbit/s). Its configurations are latencyVariants: concurrency and
-// compression settings are one line each there.
+// (100 Mbit/s). Its configurations are latencyVariants, one line each:
+// 1, 2, 4, 8 (the default) and 16 requests in flight
+// (WithMaxConcurrentRequests), and zstd.
 //
 // # Tables
 //
 // gen-table.sh (cmd/gentable) runs the benchmarks afresh and regenerates
 // RESULTS.md; the numbers in it are never typed by hand. ROUNDS=1
-// BENCHTIME=1x ./gen-table.sh is a smoke run. To look into one library,
+// BENCHTIME=1x ./gen-table.sh is a smoke run; SHAPES=0 OUT=x.md
+// ./gen-table.sh runs compression and latency alone. To look into one library,
 // profile its sub-benchmark, e.g.
 //
 //	go test -run='^$' -bench='BenchmarkExportCounters/prwmetric$' -cpuprofile=cpu.prof

@@ -23,22 +23,33 @@ var latencyShapes = []*Shape{ShapeW, ShapeMillion}
 // A latencyVariant is one prwmetric configuration BenchmarkLatency runs on
 // every workload and link.
 type latencyVariant struct {
+	// name is the sub-benchmark: "default", or what differs from it as
+	// option=value pairs, comma-separated (gentable reads them).
 	name string
 	opts []prwmetric.Option
+	// out is what the receiver must see: outRemoteWriteZstd for zstd
+	// (measurePush fails on a fallback to snappy), else outRemoteWrite.
+	out output
 }
 
 // latencyVariants are the configurations BenchmarkLatency compares;
-// gen-table.sh makes a table row of each.
+// gen-table.sh makes a table row of each. "default" is 8 concurrent
+// requests (WithMaxConcurrentRequests) and snappy.
 var latencyVariants = []latencyVariant{
+	{name: "concurrency=1", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(1)}},
+	{name: "concurrency=2", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(2)}},
+	{name: "concurrency=4", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(4)}},
 	{name: "default"},
+	{name: "concurrency=16", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(16)}},
+	{name: "compression=zstd", opts: []prwmetric.Option{prwmetric.WithCompression(prwmetric.CompressionZstd)}, out: outRemoteWriteZstd},
+}
 
-	// ---- Issue 16: add one line per configuration here, once the options exist. ----
-	// {name: "concurrency=1", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(1)}},
-	// {name: "concurrency=2", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(2)}},
-	// {name: "concurrency=4", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(4)}},
-	// {name: "concurrency=8", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(8)}},
-	// {name: "concurrency=16", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(16)}},
-	// {name: "compression=<name>", opts: []prwmetric.Option{prwmetric.WithCompression( /* … */ )}},
+// peer is the variant as measurePush runs it: an export that fails if the
+// exporter warned (a failed request, a fallback).
+func (v latencyVariant) peer() peer {
+	return peer{name: "prwmetric " + v.name, out: v.out, push: func(tb testing.TB, fx *fixture, url string) exportFunc {
+		return pushWarnless(tb, fx, url, v.opts...)
+	}}
 }
 
 // BenchmarkLatency is prwmetric's export time through slow networks:
@@ -53,9 +64,7 @@ func BenchmarkLatency(b *testing.B) {
 			fx := shapeFixture(s)
 			for _, v := range latencyVariants {
 				b.Run(v.name, func(b *testing.B) {
-					p := peer{name: "prwmetric " + v.name, out: outRemoteWrite, push: func(tb testing.TB, fx *fixture, url string) exportFunc {
-						return exportTo(newPrwmetric(tb, url, v.opts...), fx)
-					}}
+					p := v.peer()
 					for _, link := range latencyLinks {
 						b.Run(link.String(), func(b *testing.B) {
 							base, err := rcv.Delayed(link)

@@ -86,12 +86,13 @@ type exportFunc func(ctx context.Context) error
 type output int
 
 const (
-	outRemoteWrite   output = iota // Remote Write 1.0 requests
-	outRemoteWriteV2               // Remote Write 2.0 requests
-	outOTLP                        // OTLP/HTTP protobuf requests
-	outOTLPGzip                    // the same, gzip-compressed
-	outExposition                  // a scrape: text, or delimited protobuf with native histograms
-	outSnappy                      // snappy blocks of prwmetric's payload, one Write each
+	outRemoteWrite     output = iota // Remote Write 1.0 requests
+	outRemoteWriteV2                 // Remote Write 2.0 requests
+	outOTLP                          // OTLP/HTTP protobuf requests
+	outOTLPGzip                      // the same, gzip-compressed
+	outExposition                    // a scrape: text, or delimited protobuf with native histograms
+	outSnappy                        // snappy blocks of prwmetric's payload, one Write each
+	outRemoteWriteZstd               // Remote Write 1.0 requests compressed with zstd (VictoriaMetrics protocol)
 )
 
 // A peer is one library of the comparison, or one way of using one. The
@@ -152,12 +153,17 @@ func benchShape(b *testing.B, s *Shape) {
 }
 
 // measurePush measures p's exports of fx to the receiver process, at base
-// (its URL or a DelayProxy's in front of it), after fx.warmups exports, and reports series/op (the workload's Prometheus
-// series: the same denominator for every library), wire-B/op, raw-B/op
-// (uncompressed size of snappy bodies) and requests/op as counted by the
-// receiver. For Remote Write 2.0 it checks that every request was 2.0 and
-// carried the workload, and reports rcv-decode-ns/op, the receiver's time
-// decoding to answer the written counts (see doc.go).
+// (its URL or a DelayProxy's in front of it), after fx.warmups exports,
+// and reports series/op (the workload's Prometheus series: the same
+// denominator for every library), wire-B/op, raw-B/op (uncompressed size
+// of snappy and zstd bodies) and requests/op as counted by the receiver,
+// and cpu-ns/op, this process's CPU time per export (the exporter's side
+// alone; the receiver has its own process). For Remote Write 2.0 it checks
+// that every request was 2.0 and carried the workload, and reports
+// rcv-decode-ns/op, the receiver's time decoding to answer the written
+// counts (see doc.go). It checks that every request of a zstd peer was
+// zstd, so that a fallback to snappy fails the benchmark, and that no other
+// peer sent zstd.
 func measurePush(b *testing.B, fx *fixture, p peer, base string) {
 	rcv := receiver(b)
 	export := p.push(b, fx, base+p.path())
@@ -173,17 +179,25 @@ func measurePush(b *testing.B, fx *fixture, p peer, base string) {
 	}
 	b.ReportAllocs()
 	n := 0
+	cpuBefore, cpuOK := processCPU()
 	for b.Loop() {
 		if err := export(ctx); err != nil {
 			b.Fatal(err)
 		}
 		n++
 	}
+	cpuAfter, _ := processCPU()
 	after, err := rcv.Stats()
 	if err != nil {
 		b.Fatal(err)
 	}
 	d := after.Sub(before)
+	if err := checkZstd(d, p.out == outRemoteWriteZstd); err != nil {
+		b.Fatal(err)
+	}
+	if cpuOK {
+		b.ReportMetric(float64(cpuAfter-cpuBefore)/float64(n), "cpu-ns/op")
+	}
 	if p.out == outRemoteWriteV2 {
 		if err := checkV2(d, fx.w, n, p.nhcb); err != nil {
 			b.Fatal(err)
@@ -194,6 +208,19 @@ func measurePush(b *testing.B, fx *fixture, p peer, base string) {
 	b.ReportMetric(float64(d.WireBytes)/float64(n), "wire-B/op")
 	b.ReportMetric(float64(d.RawBytes)/float64(n), "raw-B/op")
 	b.ReportMetric(float64(d.Requests)/float64(n), "requests/op")
+}
+
+// checkZstd says what is wrong, if anything, with the receiver's counts d
+// of a peer that should send zstd, or should not: a zstd peer must have
+// sent requests, all zstd (none fell back to snappy).
+func checkZstd(d Stats, zstd bool) error {
+	switch {
+	case zstd && (d.Requests == 0 || d.ZstdRequests != d.Requests):
+		return fmt.Errorf("the receiver saw %d requests, %d of them zstd; want all (did the exporter fall back to snappy?)", d.Requests, d.ZstdRequests)
+	case !zstd && d.ZstdRequests != 0:
+		return fmt.Errorf("the receiver saw %d zstd requests of %d; want none", d.ZstdRequests, d.Requests)
+	}
+	return nil
 }
 
 // measureLocal measures a peer that does not send, and reports series/op

@@ -70,19 +70,32 @@ func pushPrwmetricV2NHCB(tb testing.TB, fx *fixture, url string) exportFunc {
 }
 
 // pushV2 returns a 2.0 export that fails rather than measure something
-// else: if the exporter warned, as it does when it falls back to 1.0 or
+// else (see pushWarnless): the exporter warns when it falls back to 1.0 or
 // the receiver wrote less than it sent. measurePush checks the receiver's
 // counts.
 func pushV2(tb testing.TB, fx *fixture, url string, opts ...prwmetric.Option) exportFunc {
+	return pushWarnless(tb, fx, url, append([]prwmetric.Option{prwmetric.WithProtocol(prwmetric.ProtocolV2)}, opts...)...)
+}
+
+// pushZstd: prwmetric with zstd bodies, the VictoriaMetrics protocol; it
+// fails if the exporter warned, as it does when it falls back to snappy.
+func pushZstd(tb testing.TB, fx *fixture, url string) exportFunc {
+	return pushWarnless(tb, fx, url, prwmetric.WithCompression(prwmetric.CompressionZstd))
+}
+
+// pushWarnless returns one export of fx by a prwmetric exporter with opts
+// that fails rather than measure something else if the exporter warned: a
+// fallback (to 1.0, to snappy), a partial write, a failed request.
+func pushWarnless(tb testing.TB, fx *fixture, url string, opts ...prwmetric.Option) exportFunc {
 	logs := &recordingHandler{}
-	opts = append([]prwmetric.Option{prwmetric.WithProtocol(prwmetric.ProtocolV2), prwmetric.WithLogger(slog.New(logs))}, opts...)
+	opts = append([]prwmetric.Option{prwmetric.WithLogger(slog.New(logs))}, opts...)
 	export := exportTo(newPrwmetric(tb, url, opts...), fx)
 	return func(ctx context.Context) error {
 		if err := export(ctx); err != nil {
 			return err
 		}
 		if n, records := logs.warnings(); n > 0 {
-			return fmt.Errorf("the 2.0 exporter logged %d warning(s):\n%s", n, strings.Join(records, "\n"))
+			return fmt.Errorf("the exporter logged %d warning(s):\n%s", n, strings.Join(records, "\n"))
 		}
 		return nil
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/zstd"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -39,8 +40,9 @@ type Stats struct {
 	// WireBytes is the sum of the body sizes as sent: compressed, if the
 	// sender compressed.
 	WireBytes int64
-	// RawBytes is the sum of the uncompressed sizes of snappy bodies (from
-	// the snappy block header; a 1.0 body is not decoded).
+	// RawBytes is the sum of the uncompressed sizes of snappy and zstd
+	// bodies (from the snappy block header or the zstd frame header; a 1.0
+	// body is not decoded).
 	RawBytes int64
 	// V2Requests is how many of Requests were Remote Write 2.0 requests,
 	// decoded and answered with the written counts.
@@ -51,25 +53,29 @@ type Stats struct {
 	// DecodeNanos is the time spent decoding and counting 2.0 bodies: work
 	// that a 1.0 request, only counted in bytes, does not cost the receiver.
 	DecodeNanos int64
+	// ZstdRequests is how many of Requests were zstd-compressed 1.0
+	// requests of the VictoriaMetrics remote write protocol.
+	ZstdRequests int64
 }
 
 // Sub returns s - o, the counts between two readings.
 func (s Stats) Sub(o Stats) Stats {
 	return Stats{
-		Requests:    s.Requests - o.Requests,
-		WireBytes:   s.WireBytes - o.WireBytes,
-		RawBytes:    s.RawBytes - o.RawBytes,
-		V2Requests:  s.V2Requests - o.V2Requests,
-		Samples:     s.Samples - o.Samples,
-		Histograms:  s.Histograms - o.Histograms,
-		Exemplars:   s.Exemplars - o.Exemplars,
-		DecodeNanos: s.DecodeNanos - o.DecodeNanos,
+		Requests:     s.Requests - o.Requests,
+		WireBytes:    s.WireBytes - o.WireBytes,
+		RawBytes:     s.RawBytes - o.RawBytes,
+		V2Requests:   s.V2Requests - o.V2Requests,
+		Samples:      s.Samples - o.Samples,
+		Histograms:   s.Histograms - o.Histograms,
+		Exemplars:    s.Exemplars - o.Exemplars,
+		DecodeNanos:  s.DecodeNanos - o.DecodeNanos,
+		ZstdRequests: s.ZstdRequests - o.ZstdRequests,
 	}
 }
 
 // fields lists s's counts in the order the stats endpoint writes them.
 func (s *Stats) fields() []*int64 {
-	return []*int64{&s.Requests, &s.WireBytes, &s.RawBytes, &s.V2Requests, &s.Samples, &s.Histograms, &s.Exemplars, &s.DecodeNanos}
+	return []*int64{&s.Requests, &s.WireBytes, &s.RawBytes, &s.V2Requests, &s.Samples, &s.Histograms, &s.Exemplars, &s.DecodeNanos, &s.ZstdRequests}
 }
 
 // The headers of a Remote Write 2.0 exchange.
@@ -81,14 +87,24 @@ const (
 	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
 )
 
+// The headers of the VictoriaMetrics remote write protocol, as vmagent
+// sends it: a 1.0 body compressed with zstd.
+const (
+	encodingZstd    = "zstd"
+	headerVMVersion = "X-VictoriaMetrics-Remote-Write-Version"
+	vmVersion1      = "1"
+)
+
 // counter is the receiver's handler: it reads every request body to the
 // end, counts its bytes, discards it and answers 204 No Content, which
 // both remote-write and OTLP/HTTP senders take as success. A Remote Write
 // 2.0 request is decoded as well (see serveV2), because a 2.0 sender needs
-// the written counts in the answer.
+// the written counts in the answer; a zstd request must be of the
+// VictoriaMetrics protocol (see serveZstd).
 type counter struct {
 	requests, wire, raw                      atomic.Int64
 	v2, samples, histograms, exemplars, nano atomic.Int64
+	zstd                                     atomic.Int64
 
 	scratch sync.Pool // of *v2Scratch
 }
@@ -97,7 +113,7 @@ func (c *counter) stats() Stats {
 	return Stats{
 		Requests: c.requests.Load(), WireBytes: c.wire.Load(), RawBytes: c.raw.Load(),
 		V2Requests: c.v2.Load(), Samples: c.samples.Load(), Histograms: c.histograms.Load(), Exemplars: c.exemplars.Load(),
-		DecodeNanos: c.nano.Load(),
+		DecodeNanos: c.nano.Load(), ZstdRequests: c.zstd.Load(),
 	}
 }
 
@@ -115,6 +131,10 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if isV2(r.Header.Get("Content-Type")) {
 		c.serveV2(w, r)
+		return
+	}
+	if r.Header.Get("Content-Encoding") == encodingZstd {
+		c.serveZstd(w, r)
 		return
 	}
 	var head [binary.MaxVarintLen64]byte
@@ -136,6 +156,72 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.requests.Add(1)
 	c.wire.Add(int64(n) + rest)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveZstd reads a request of the VictoriaMetrics remote write protocol:
+// Content-Encoding: zstd with X-VictoriaMetrics-Remote-Write-Version: 1.
+// Like a snappy 1.0 body, it is counted, not decoded: the uncompressed size
+// is the frame header's content size, which a sender that compresses the
+// whole body at once writes (prwmetric does). Only a frame without it is
+// decompressed to count. A zstd body without the version header is
+// answered 415, and one that is not zstd 400, as a Prometheus that does
+// not take zstd answers, so that a sender which would fall back to snappy
+// does, and the benchmark sees it (Stats.ZstdRequests).
+func (c *counter) serveZstd(w http.ResponseWriter, r *http.Request) {
+	if v := r.Header.Get(headerVMVersion); v != vmVersion1 {
+		http.Error(w, fmt.Sprintf("a zstd body needs %s: %s; got %q", headerVMVersion, vmVersion1, v), http.StatusUnsupportedMediaType)
+		return
+	}
+	var head [zstd.HeaderMaxSize]byte
+	n, err := io.ReadFull(r.Body, head[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var h zstd.Header
+	if err := h.Decode(head[:n]); err != nil || h.Skippable {
+		http.Error(w, fmt.Sprintf("the body is not a zstd frame: %v", err), http.StatusBadRequest)
+		return
+	}
+	wire := &countingReader{r: io.MultiReader(bytes.NewReader(head[:n]), r.Body)}
+	var raw int64
+	if h.HasFCS {
+		raw = int64(h.FrameContentSize)
+		_, err = io.Copy(io.Discard, wire)
+	} else {
+		raw, err = zstdLen(wire)
+	}
+	if err != nil {
+		http.Error(w, "zstd: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.requests.Add(1)
+	c.zstd.Add(1)
+	c.wire.Add(wire.n)
+	c.raw.Add(raw)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// zstdLen decompresses r and returns the uncompressed size.
+func zstdLen(r io.Reader) (int64, error) {
+	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return 0, err
+	}
+	defer dec.Close()
+	return io.Copy(io.Discard, dec)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // isV2 reports whether a Content-Type names a Remote Write 2.0 request.
@@ -424,8 +510,14 @@ func (r *Receiver) Close() error {
 type CaptureServer struct {
 	*httptest.Server
 
-	mu     sync.Mutex
-	bodies [][]byte
+	mu       sync.Mutex
+	requests []Captured
+}
+
+// Captured is one request a CaptureServer received.
+type Captured struct {
+	Header http.Header
+	Body   []byte
 }
 
 // NewCaptureServer starts a CaptureServer. Close it when done.
@@ -439,7 +531,7 @@ func NewCaptureServer() *CaptureServer {
 			return
 		}
 		c.mu.Lock()
-		c.bodies = append(c.bodies, body)
+		c.requests = append(c.requests, Captured{Header: r.Header.Clone(), Body: body})
 		c.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		answer.ServeHTTP(w, r)
@@ -447,11 +539,21 @@ func NewCaptureServer() *CaptureServer {
 	return c
 }
 
-// Bodies returns the bodies received so far, in order, and forgets them.
-func (c *CaptureServer) Bodies() [][]byte {
+// Requests returns the requests received so far, in order, and forgets
+// them.
+func (c *CaptureServer) Requests() []Captured {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.bodies
-	c.bodies = nil
+	r := c.requests
+	c.requests = nil
+	return r
+}
+
+// Bodies returns the bodies received so far, in order, and forgets them.
+func (c *CaptureServer) Bodies() [][]byte {
+	var b [][]byte
+	for _, r := range c.Requests() {
+		b = append(b, r.Body)
+	}
 	return b
 }

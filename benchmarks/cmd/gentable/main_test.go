@@ -31,6 +31,18 @@ BenchmarkLatency/W/default/rtt=0ms-2          	       3	  10000000 ns/op	       
 BenchmarkLatency/W/default/rtt=10ms-2         	       3	  70000000 ns/op	         6.000 requests/op	     44001 series/op
 BenchmarkLatency/W/default/rtt=50ms-2         	       3	 310000000 ns/op	         6.000 requests/op	     44001 series/op
 BenchmarkLatency/W/default/rtt=10ms,bw=100Mbit-2 	       3	 150000000 ns/op	         6.000 requests/op	     44001 series/op
+BenchmarkLatency/1M/concurrency=1/rtt=0ms-2          	       3	 1000000000 ns/op	       100.0 requests/op	   1000001 series/op
+BenchmarkLatency/1M/concurrency=1/rtt=50ms-2         	       3	 6000000000 ns/op	       100.0 requests/op	   1000001 series/op
+BenchmarkLatency/1M/default/rtt=0ms-2          	       3	 1000000000 ns/op	       100.0 requests/op	   1000001 series/op
+BenchmarkLatency/1M/default/rtt=50ms-2         	       3	 1400000000 ns/op	       100.0 requests/op	   1000001 series/op
+BenchmarkLatency/1M/compression=zstd/rtt=0ms-2          	       3	 1200000000 ns/op	       100.0 requests/op	   1000001 series/op
+BenchmarkLatency/1M/compression=zstd/rtt=50ms-2         	       3	 2000000000 ns/op	       100.0 requests/op	   1000001 series/op
+BenchmarkCompression/W/snappy-2         	      10	  3000000 ns/op	  4000000 cpu-ns/op	  10000 raw-B/op	        6.000 requests/op	     1000 series/op	   1000 wire-B/op	 1000 B/op	    10 allocs/op
+BenchmarkCompression/W/zstd-2           	      10	  5000000 ns/op	  5000000 cpu-ns/op	  10000 raw-B/op	        6.000 requests/op	     1000 series/op	    300 wire-B/op	 1000 B/op	    10 allocs/op
+BenchmarkCompression/W/snappy-2         	      10	  3000000 ns/op	  4000000 cpu-ns/op	  10000 raw-B/op	        6.000 requests/op	     1000 series/op	   1000 wire-B/op	 1000 B/op	    10 allocs/op
+BenchmarkCompression/W/zstd-2           	      10	  5000000 ns/op	  5000000 cpu-ns/op	  10000 raw-B/op	        6.000 requests/op	     1000 series/op	    300 wire-B/op	 1000 B/op	    10 allocs/op
+BenchmarkCompression/counters/snappy-2         	      10	  3000000 ns/op	  2000000 cpu-ns/op	  20000 raw-B/op	        6.000 requests/op	     1000 series/op	   2000 wire-B/op	 1000 B/op	    10 allocs/op
+BenchmarkCompression/counters/zstd-2           	      10	  5000000 ns/op	  4000000 cpu-ns/op	  20000 raw-B/op	        6.000 requests/op	     1000 series/op	    800 wire-B/op	 1000 B/op	    10 allocs/op
 PASS
 `
 
@@ -108,9 +120,22 @@ func TestWriteResults(t *testing.T) {
 		"| prwmetric 2.0 time (without the receiver's decoding) ÷ 1.0 | ≤ 1.0 | 2.00 ✗ | — | — |",
 		"| 1 000 000 series, first export: heap growth ÷ raw payload | < 2 | — | — | 2.50 ✗ |",
 		"| first | 2.00 | — | 100 | — | — | — | 250 | 2.50 |",
-		"| Workload | Configuration | requests/export | rtt=0ms | rtt=10ms | rtt=50ms | rtt=10ms,bw=100Mbit |",
-		// 60 ms more at 10 ms RTT, 300 ms more at 50: six round trips.
-		"| W | default | 6.00 | 10.0 | 70.0 (+6.0 RTT) | 310 (+6.0 RTT) | 150 |",
+		"## Far from the receiver\n",
+		"| Workload | Concurrent requests | Compression | requests/export | rtt=0ms | rtt=10ms | rtt=50ms | rtt=10ms,bw=100Mbit | 50 ms ÷ no delay |",
+		// 60 ms more at 10 ms RTT, 300 ms more at 50: six round trips;
+		// no target on W.
+		"| W | 8 (default) | snappy | 6.00 | 10.0 | 70.0 (+6.0 RTT) | 310 (+6.0 RTT) | 150 | 31× |",
+		// Links the run lacks are dashes; no target off the default.
+		"| 1M | 1 | snappy | 100 | 1,000 | — | 6,000 (+100 RTT) | — | 6.0× |",
+		// The target: 1.4 ≤ 1.5 at the default concurrency on 1M.
+		"| 1M | 8 (default) | snappy | 100 | 1,000 | — | 1,400 (+8.0 RTT) | — | 1.4× ✓ |",
+		"| 1M | 8 (default) | zstd | 100 | 1,200 | — | 2,000 (+16 RTT) | — | 1.7× |",
+		"## Compression: snappy or zstd\n",
+		"medians of 2 rounds.",
+		// 0.3 ≤ 0.35 in bytes, 1.25 ≤ 1.5 in CPU; counters: 0.4 and 2.0,
+		// both over.
+		"| W | 10,000 | 1,000 | 300 | 0.30× ✓ | 4.00 | 5.00 | 1.2× ✓ | 3.00 | 5.00 |",
+		"| counters | 20,000 | 2,000 | 800 | 0.40× ✗ | 2.00 | 4.00 | 2.0× ✗ | 3.00 | 5.00 |",
 		"go version test",
 	} {
 		if !strings.Contains(doc, want) {
@@ -131,12 +156,15 @@ func TestConfigDefaults(t *testing.T) {
 		want    config
 		wantErr bool
 	}{
-		{name: "full run", give: config{count: 5, benchtime: "1s"}, want: config{count: 5, benchtime: "1s", largeCount: 3, latencyBenchtime: "3x"}},
-		{name: "smoke run", give: config{count: 1, benchtime: "1x"}, want: config{count: 1, benchtime: "1x", largeCount: 1, latencyBenchtime: "1x"}},
-		{name: "explicit", give: config{count: 2, benchtime: "2s", largeCount: 4, latencyBenchtime: "5x"},
-			want: config{count: 2, benchtime: "2s", largeCount: 4, latencyBenchtime: "5x"}},
-		{name: "no round", give: config{count: 0}, wantErr: true},
-		{name: "negative large rounds", give: config{count: 1, largeCount: -1}, wantErr: true},
+		{name: "full run", give: config{shapes: true, count: 5, benchtime: "1s"}, want: config{shapes: true, count: 5, benchtime: "1s", largeCount: 3, latencyBenchtime: "3x"}},
+		{name: "smoke run", give: config{shapes: true, count: 1, benchtime: "1x"}, want: config{shapes: true, count: 1, benchtime: "1x", largeCount: 1, latencyBenchtime: "1x"}},
+		{name: "explicit", give: config{shapes: true, count: 2, benchtime: "2s", largeCount: 4, latencyBenchtime: "5x"},
+			want: config{shapes: true, count: 2, benchtime: "2s", largeCount: 4, latencyBenchtime: "5x"}},
+		{name: "compression and latency only", give: config{compression: true, latency: true, count: 3, benchtime: "1s"},
+			want: config{compression: true, latency: true, count: 3, benchtime: "1s", largeCount: 3, latencyBenchtime: "3x"}},
+		{name: "nothing to run", give: config{count: 1}, wantErr: true},
+		{name: "no round", give: config{shapes: true, count: 0}, wantErr: true},
+		{name: "negative large rounds", give: config{shapes: true, count: 1, largeCount: -1}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.give.withDefaults()
@@ -154,6 +182,38 @@ func TestShapeBenchmarks(t *testing.T) {
 	want := "^(BenchmarkExport|BenchmarkExportCounterHeavy|BenchmarkExportCounters|BenchmarkExportHistograms|BenchmarkExportManyMetrics)$"
 	if got := shapeBenchmarks(); got != want {
 		t.Errorf("shapeBenchmarks() = %q, want %q", got, want)
+	}
+}
+
+func TestCompressionBenchmarks(t *testing.T) {
+	for _, tc := range []struct {
+		large bool
+		want  string
+	}{
+		{large: false, want: "^BenchmarkCompression$/^(W|counter_heavy|counters|histograms|many_metrics)$"},
+		{large: true, want: "^BenchmarkCompression$/^(1M)$"},
+	} {
+		if got := compressionBenchmarks(tc.large); got != tc.want {
+			t.Errorf("compressionBenchmarks(%v) = %q, want %q", tc.large, got, tc.want)
+		}
+	}
+}
+
+func TestVariantColumns(t *testing.T) {
+	for _, tc := range []struct {
+		give                             string
+		wantConcurrency, wantCompression string
+	}{
+		{give: "default", wantConcurrency: "8 (default)", wantCompression: "snappy"},
+		{give: "concurrency=16", wantConcurrency: "16", wantCompression: "snappy"},
+		{give: "concurrency=8", wantConcurrency: "8 (default)", wantCompression: "snappy"},
+		{give: "compression=zstd", wantConcurrency: "8 (default)", wantCompression: "zstd"},
+		{give: "concurrency=2,compression=zstd,http2=on", wantConcurrency: "2", wantCompression: "zstd, http2=on"},
+	} {
+		c, z := variantColumns(tc.give)
+		if c != tc.wantConcurrency || z != tc.wantCompression {
+			t.Errorf("variantColumns(%q) = %q, %q; want %q, %q", tc.give, c, z, tc.wantConcurrency, tc.wantCompression)
+		}
 	}
 }
 

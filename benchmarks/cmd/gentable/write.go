@@ -11,7 +11,9 @@ import (
 // shape is one workload of the comparison, as the benchmarks module
 // defines it (Shapes in shapes.go).
 type shape struct {
-	bench, key, title, about string
+	// bench is its benchmark, benchKey its name in benchmarks that run
+	// several shapes (Shape.Key), key its name in tables.
+	bench, benchKey, key, title, about string
 	// histograms: the otlpmetrichttp target is ≤ 1.0 for 1.0 and ≤ 0.5
 	// for 2.0 with custom-bucket native histograms.
 	histograms bool
@@ -20,20 +22,20 @@ type shape struct {
 }
 
 var shapes = []shape{
-	{bench: "BenchmarkExport", key: "W", title: "Workload W",
+	{bench: "BenchmarkExport", benchKey: "W", key: "W", title: "Workload W",
 		about: "A resource with 6 attributes and 20 instruments (6 counters, 4 up-down counters, 6 gauges, 4 histograms with 15 explicit bounds) × 500 attribute sets."},
-	{bench: "BenchmarkExportCounterHeavy", key: "W, counter-heavy", title: "W, counter-heavy",
+	{bench: "BenchmarkExportCounterHeavy", benchKey: "counter_heavy", key: "W, counter-heavy", title: "W, counter-heavy",
 		about: "W with 4 of its 6 gauges replaced by counters: 10 counters, 4 up-down counters, 2 gauges, 4 histograms × 500 attribute sets."},
-	{bench: "BenchmarkExportCounters", key: "counters", title: "Counters with 10 long labels",
+	{bench: "BenchmarkExportCounters", benchKey: "counters", key: "counters", title: "Counters with 10 long labels",
 		about: "20 counters × 2,200 attribute sets of 10 attributes whose values are 40–60 characters long (Kubernetes names, route, user agent)."},
-	{bench: "BenchmarkExportHistograms", key: "histograms", title: "Histograms", histograms: true,
+	{bench: "BenchmarkExportHistograms", benchKey: "histograms", key: "histograms", title: "Histograms", histograms: true,
 		about: "6 explicit-bucket histograms with 30 bounds and 4 exponential histograms (the SDK's default: at most 160 buckets) × 200 attribute sets. " +
 			"Remote Write sends an explicit-bucket point as 33 classic series and an exponential one as a native histogram; " +
 			"the NHCB row sends the explicit-bucket points as custom-bucket native histograms (`WithNativeHistogramsForExplicitBuckets`). " +
 			"The scrape is delimited protobuf, which Prometheus asks for when it ingests native histograms."},
-	{bench: "BenchmarkExportManyMetrics", key: "many metrics", title: "Many metrics, few points",
+	{bench: "BenchmarkExportManyMetrics", benchKey: "many_metrics", key: "many metrics", title: "Many metrics, few points",
 		about: "2,000 instruments (counters, up-down counters, gauges, each with its own description and unit) × 20 attribute sets: per-metric work (names, metadata) weighs more."},
-	{bench: "BenchmarkExportMillion", key: "1M series", title: "One million series", large: true,
+	{bench: "BenchmarkExportMillion", benchKey: "1M", key: "1M series", title: "One million series", large: true,
 		about: "10 counters and 10 gauges × 50,000 attribute sets, exported once per round after one warm-up export (`-benchtime=1x`). " +
 			"`otlpmetrichttp` sends it as one request of some 200 MiB, with its 64 MiB limit lifted (`WithMaxRequestSize(0)`), since the SDK hands it the whole export."},
 }
@@ -74,6 +76,7 @@ func writeResults(w io.Writer, r *results, env environment, raw string) {
 	}
 	writeTargets(w, r)
 	writeLarge(w, r)
+	writeCompression(w, r)
 	writeLatency(w, r)
 
 	p("## Versions and machine\n\n")
@@ -307,10 +310,118 @@ func writeLarge(w io.Writer, r *results) {
 	}
 }
 
+// Issue 16's targets.
+const (
+	// zstdBytesLimit bounds zstd's bytes on the wire ÷ snappy's, on W.
+	zstdBytesLimit = 0.35
+	// zstdCPULimit bounds the CPU of an export with zstd ÷ with snappy, on W.
+	zstdCPULimit = 1.5
+	// farLimit bounds the 1M-series export at 50 ms RTT ÷ without delay,
+	// at the default concurrency.
+	farLimit = 1.5
+)
+
+// mark is ✓ if v ≤ limit, else ✗.
+func mark(v, limit float64) string {
+	if v <= limit {
+		return "✓"
+	}
+	return "✗"
+}
+
+const benchCompression = "BenchmarkCompression"
+
+// writeCompression tabulates BenchmarkCompression/<shape>/<snappy|zstd>: a
+// row per shape.
+func writeCompression(w io.Writer, r *results) {
+	header := false
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	for _, s := range shapes {
+		prefix := benchCompression + "/" + s.benchKey + "/"
+		sn, zs := r.figures(prefix+"snappy"), r.figures(prefix+"zstd")
+		if !sn.ok || !zs.ok {
+			continue
+		}
+		if !header {
+			p("## Compression: snappy or zstd\n\n")
+			p("prwmetric's whole export (conversion, encoding, compression, requests) with snappy, the default, and with zstd ")
+			p("(`WithCompression(CompressionZstd)`, the VictoriaMetrics remote write protocol), one after the other in the same run, ")
+			p("to the receiver process, which counts the bytes without decoding and fails the run if a zstd request fell back to snappy. ")
+			p("CPU is the user and system time of the exporter's process per export (`getrusage`; the receiver has its own process), ")
+			p("which with several requests in flight can exceed the time per export. ")
+			p("The targets of issue 16 are set on W, zstd ÷ snappy ≤ %s× in bytes and ≤ %s× in CPU; the other shapes are held to them for comparison; %s.\n\n",
+				sig(zstdBytesLimit, 2), sig(zstdCPULimit, 2), runsText(sn.runs))
+			p("| Workload | protobuf bytes | snappy bytes | zstd bytes | zstd ÷ snappy bytes | snappy CPU ms | zstd CPU ms | zstd ÷ snappy CPU | snappy ms/export | zstd ms/export |\n")
+			p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+			header = true
+		}
+		raw, _ := r.median(prefix+"snappy", "raw-B/op")
+		bytesRatio := "—"
+		if sn.wire > 0 {
+			v := zs.wire / sn.wire
+			bytesRatio = sig(v, 2) + "× " + mark(v, zstdBytesLimit)
+		}
+		cpuS, okS := r.median(prefix+"snappy", "cpu-ns/op")
+		cpuZ, okZ := r.median(prefix+"zstd", "cpu-ns/op")
+		cpuRatio, cpuSText, cpuZText := "—", "—", "—"
+		if okS && okZ && cpuS > 0 {
+			v := cpuZ / cpuS
+			cpuRatio = sig(v, 2) + "× " + mark(v, zstdCPULimit)
+			cpuSText, cpuZText = sig(cpuS/1e6, 3), sig(cpuZ/1e6, 3)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.key, thousands(raw), thousands(sn.wire), thousands(zs.wire), bytesRatio,
+			cpuSText, cpuZText, cpuRatio, sig(sn.ns/1e6, 3), sig(zs.ns/1e6, 3))
+	}
+	if header {
+		p("\n")
+	}
+}
+
 const benchLatency = "BenchmarkLatency/"
 
+// Links of BenchmarkLatency: without delay, and the far one of the target.
+const (
+	linkNear = "rtt=0ms"
+	linkFar  = "rtt=50ms"
+)
+
+// defaultConcurrency is prwmetric's default WithMaxConcurrentRequests, the
+// "default" configuration of BenchmarkLatency.
+const defaultConcurrency = "8"
+
+// variantColumns reads a BenchmarkLatency configuration, "default" or
+// option=value pairs such as "concurrency=2" or "compression=zstd", as the
+// concurrency and compression it runs with; other pairs are added to the
+// compression.
+func variantColumns(name string) (concurrency, compression string) {
+	concurrency, compression = defaultConcurrency+" (default)", "snappy"
+	if name == "default" {
+		return concurrency, compression
+	}
+	var other []string
+	for _, kv := range strings.Split(name, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "concurrency":
+			concurrency = v
+			if v == defaultConcurrency {
+				concurrency += " (default)"
+			}
+		case "compression":
+			compression = v
+		default:
+			other = append(other, kv)
+		}
+	}
+	if len(other) > 0 {
+		compression += ", " + strings.Join(other, ", ")
+	}
+	return concurrency, compression
+}
+
 // writeLatency tabulates BenchmarkLatency/<workload>/<configuration>/<link>:
-// a row per workload and configuration, a column per link.
+// a row per workload and configuration, a column per link, and the export
+// at 50 ms RTT ÷ without delay.
 func writeLatency(w io.Writer, r *results) {
 	type rowKey struct{ workload, variant string }
 	var rows []rowKey
@@ -335,23 +446,26 @@ func writeLatency(w io.Writer, r *results) {
 		return
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("## Latency: prwmetric through a slow network\n\n")
-	p("Each export goes through a proxy in the receiver process that delays each direction by half the RTT, makes a new connection's first bytes wait one RTT more ")
+	p("## Far from the receiver\n\n")
+	p("prwmetric's export of W and of the 1M series through a proxy in the receiver process that delays each direction by half the RTT, makes a new connection's first bytes wait one RTT more ")
 	p("(the TCP handshake; TLS is not emulated) and, where given, limits the bandwidth shared by all connections. `rtt=0ms` is the same proxy without delay. ")
-	p("Cells are ms per export (the mean of one benchmark run); in brackets, what the RTT added, in RTTs: about the number of requests sent one after another.\n\n")
-	p("| Workload | Configuration | requests/export |")
+	p("Rows are the requests of one export in flight at once (`WithMaxConcurrentRequests`) and the compression. ")
+	p("Cells are ms per export (the mean of one benchmark run); in brackets, what the RTT added, in RTTs: about the number of requests sent one after another. ")
+	p("The last column is the export at 50 ms RTT ÷ without delay; issue 16's target, at the default concurrency on the 1M series: ≤ %s×.\n\n", sig(farLimit, 2))
+	p("| Workload | Concurrent requests | Compression | requests/export |")
 	for _, l := range links {
 		p(" %s |", l)
 	}
-	p("\n| --- | --- | ---: |%s\n", strings.Repeat(" ---: |", len(links)))
+	p(" 50 ms ÷ no delay |\n| --- | ---: | --- | ---: |%s ---: |\n", strings.Repeat(" ---: |", len(links)))
 	for _, k := range rows {
 		prefix := benchLatency + k.workload + "/" + k.variant + "/"
 		requests := "—"
 		if v, ok := r.median(prefix+links[0], "requests/op"); ok {
 			requests = sig(v, 3)
 		}
-		base, hasBase := r.median(prefix+"rtt=0ms", "ns/op")
-		p("| %s | %s | %s |", k.workload, k.variant, requests)
+		base, hasBase := r.median(prefix+linkNear, "ns/op")
+		concurrency, compression := variantColumns(k.variant)
+		p("| %s | %s | %s | %s |", k.workload, concurrency, compression, requests)
 		for _, l := range links {
 			ns, ok := r.median(prefix+l, "ns/op")
 			if !ok {
@@ -364,7 +478,15 @@ func writeLatency(w io.Writer, r *results) {
 			}
 			p(" %s |", cell)
 		}
-		p("\n")
+		far, hasFar := r.median(prefix+linkFar, "ns/op")
+		switch {
+		case !hasBase || !hasFar || base == 0:
+			p(" — |\n")
+		case k.workload == "1M" && k.variant == "default":
+			p(" %s× %s |\n", sig(far/base, 2), mark(far/base, farLimit))
+		default:
+			p(" %s× |\n", sig(far/base, 2))
+		}
 	}
 	p("\n")
 }
