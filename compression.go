@@ -22,10 +22,10 @@ const (
 	// same 1.0 protobuf compressed with zstd, with Content-Encoding: zstd
 	// and X-VictoriaMetrics-Remote-Write-Version: 1, as vmagent sends it.
 	// VictoriaMetrics and vmagent accept it. On workload W its bodies are
-	// 0.15× snappy's bytes (156 kB instead of 1 027 kB) for about 4× the
-	// compression CPU (7 ms instead of 1.7 ms), at zstd level 3, which
-	// measured best: faster levels were no faster, slower ones at most 2%
-	// smaller. A receiver that answers a zstd request 415 or 400 (Prometheus
+	// 0.19× snappy's bytes (188 kB instead of 984 kB) for about 1.7–2× the
+	// export's CPU (benchmarks' BenchmarkCompression), at zstd level 3.
+	// Where bytes cost more than CPU (a metered or slow link: at 100 Mbit/s
+	// the 1 000 000-series export took 0.59 s instead of 2.4 s), choose it. A receiver that answers a zstd request 415 or 400 (Prometheus
 	// 3 and 2.x) gets what was not delivered again with snappy in the same
 	// export, with one warning; the exporter stays on snappy and tries zstd
 	// again after an hour. A 400 that the snappy request gets too is about
@@ -70,10 +70,10 @@ func validateCompression(c *config) []error {
 
 // zstdLevel is the encoder level of zstd requests. On workload W (44 001
 // series, 16.6 MB of protobuf in 6 requests) SpeedDefault (zstd level 3)
-// writes 156 kB in about 7 ms of CPU: 0.15× the bytes of snappy (1 027 kB
-// in 1.7 ms). SpeedFastest is no faster on this repetitive data and 18%
-// larger; SpeedBetterCompression is larger still at 3× the CPU, and
-// SpeedBestCompression saves 2% more at 9× the CPU.
+// measured best: SpeedFastest was no faster on this repetitive data and
+// 18% larger (so were smaller windows and frames without checksums);
+// SpeedBetterCompression was larger still at 3× the CPU, and
+// SpeedBestCompression saved 2% more at 9× the CPU.
 const zstdLevel = zstd.SpeedDefault
 
 // zstdWindow is the encoder window for requests of at most maxBytes: each
