@@ -62,7 +62,7 @@ test-unit:
 	$(GO) test -race ./...
 	# The full 10 000-export soak; -race makes it too slow, so it runs a
 	# shortened soak above.
-	$(GO) test -run '^TestSoak$$' -count=1 .
+	$(GO) test -run '^TestSoak$$' -count=1 . -soak
 
 test-modules:
 	for m in $(MODULES); do \

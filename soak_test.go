@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -166,9 +167,16 @@ func measure(t *testing.T) resources {
 	return resources{heapBytes: ms.HeapAlloc, goroutines: runtime.NumGoroutine(), fds: len(fds)}
 }
 
-// soakExports and soakWarmup size TestSoak; soak_race_test.go shrinks them
-// under the race detector, which makes each export several times slower.
-var soakExports, soakWarmup = 10_000, 1_000
+// soakExports and soakWarmup size TestSoak: 2 000 exports in a plain
+// go test, and the full 10 000 with -soak, as make test runs it (under
+// -race, soak_race_test.go keeps 2 000 either way).
+var soakExports, soakWarmup = 2_000, 500
+
+// soakFull asks for the full soak.
+// raceEnabled is set under the race detector (soak_race_test.go).
+var raceEnabled bool
+
+var soakFull = flag.Bool("soak", false, "run TestSoak's full 10 000 exports")
 
 // TestSoak runs 10 000 exports whose series churn (50 per export, 5 ending
 // and 5 beginning each time, staleness markers on, self-observability on)
@@ -180,6 +188,9 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak: skipped with -short")
 	}
 	exports, warmup := soakExports, soakWarmup
+	if *soakFull && !raceEnabled {
+		exports, warmup = 10_000, 1_000
+	}
 	// heapSlack absorbs allocator noise (size-class spans, sync.Pool
 	// contents; some 30 KiB here), far below what keeping 100 bytes per
 	// export (900 KiB over 9 000 exports) or anything per ended series
