@@ -98,11 +98,6 @@ func (b *batch) extraOf(r *record) string {
 // span is the records [start, end) of a batch.
 type span struct{ start, end int }
 
-// allRecords is the one span of every record of b.
-func (b *batch) allRecords() []span {
-	return []span{{0, len(b.records)}}
-}
-
 // gaps appends to dst the spans of [0, n) that sorted, disjoint spans do
 // not cover.
 func gaps(dst, spans []span, n int) []span {

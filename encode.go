@@ -28,18 +28,13 @@ func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
 	return append(dst, b.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
 }
 
-// cut cuts b.records[from:] into requests of at most maxSeries series and
-// maxBytes bytes (a series larger than that alone), in order, exactly where
-// the reference split cuts a prompb.WriteRequest of the same series: the
-// first request counts the metadata, which it carries. It returns the cuts
-// appended to cuts[:0].
-func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
-	return b.cutSpans([]span{{from, len(b.records)}}, maxSeries, maxBytes, cuts)
-}
-
-// cutSpans is cut for the records of sorted, disjoint spans (those a 1.0
-// receiver has not yet accepted, after a refused 2.0 or zstd send): no
-// request crosses a gap between them.
+// cutSpans cuts the records of the sorted, disjoint spans todo (all of
+// them, or those a receiver has not yet accepted after a refused 2.0 or
+// zstd send) into requests of at most maxSeries series and maxBytes bytes
+// (a series larger than that alone), in order, exactly where the reference
+// split cuts a prompb.WriteRequest of the same series; no request crosses
+// a gap between spans. The first request counts the metadata, which it
+// carries. It returns the cuts appended to cuts[:0].
 func (b *batch) cutSpans(todo []span, maxSeries, maxBytes int, cuts []cut) []cut {
 	cuts = cuts[:0]
 	size := 0 // of the request being cut

@@ -431,3 +431,14 @@ func (h *logCapture) lines() []string {
 	}
 	return out
 }
+
+// allRecords is the one span of every record of b.
+func (b *batch) allRecords() []span {
+	return []span{{0, len(b.records)}}
+}
+
+// cut is cutSpans for the records from from on, as the oracle checks cut
+// whole batches.
+func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
+	return b.cutSpans([]span{{from, len(b.records)}}, maxSeries, maxBytes, cuts)
+}
