@@ -540,6 +540,9 @@ func wrongCATarget(t *testing.T) *faultTarget {
 // --- the matrix ----------------------------------------------------------------
 
 type faultCase struct {
+	// exclusive: the fault needs a port nothing else takes meanwhile (a
+	// refused connection), so it runs alone.
+	exclusive bool
 	// statusElsewhere: wantStatus comes from another host, after a
 	// redirect.
 	statusElsewhere bool
@@ -581,7 +584,7 @@ func faultCases() []faultCase {
 		{name: "429 with Retry-After beyond the retry budget", start: status(429, "slow down", "1"), wantStatus: 429, wantReached: 1},
 		{name: "500", start: status(500, "storage full", ""), wantStatus: 500, wantReached: 1, retried: true},
 		{name: "503", start: status(503, "unavailable", ""), wantStatus: 503, wantReached: 1, retried: true},
-		{name: "connection refused", start: refusedTarget, wantReached: 0, retried: true},
+		{name: "connection refused", start: refusedTarget, wantReached: 0, retried: true, exclusive: true},
 		{name: "connection reset mid-body", start: rawTarget(resetMidBody), wantReached: 1, retried: true},
 		// A request of several MiB in one piece: the reset arrives
 		// while the exporter is still writing it.
@@ -694,12 +697,12 @@ func authCases() []authCase {
 // the policy allows, one warning, an error within the timeout, no goroutine
 // left behind, and the same exporter works once the backend is healthy.
 func TestFaults(t *testing.T) {
-	var cases []func(t *testing.T)
+	var cases []faultRun
 	for _, retry := range []bool{false, true} {
 		for _, fc := range faultCases() {
-			cases = append(cases, func(t *testing.T) {
+			cases = append(cases, faultRun{exclusive: fc.exclusive, run: func(t *testing.T) {
 				t.Run(retryName(retry)+"/"+fc.name, func(t *testing.T) { runFault(t, fc, retry, authCase{}) })
-			})
+			}})
 		}
 	}
 	runConcurrently(t, cases)
@@ -709,19 +712,35 @@ func TestFaults(t *testing.T) {
 // the fault matrix waits on timeouts: t.Run from several goroutines, since
 // t.Parallel would allow only GOMAXPROCS at a time. Once all are done, no
 // goroutine of theirs may be left.
-func runConcurrently(t *testing.T, cases []func(t *testing.T)) {
+func runConcurrently(t *testing.T, cases []faultRun) {
 	ignore := goleak.IgnoreCurrent()
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, 16)
 	for _, c := range cases {
+		if c.exclusive {
+			continue
+		}
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			c(t)
+			c.run(t)
 		})
 	}
 	wg.Wait()
+	// A refused connection needs a released port that no other server
+	// of the matrix takes meanwhile.
+	for _, c := range cases {
+		if c.exclusive {
+			c.run(t)
+		}
+	}
 	goleak.VerifyNone(t, ignore)
+}
+
+// faultRun is one case of runConcurrently.
+type faultRun struct {
+	run       func(t *testing.T)
+	exclusive bool
 }
 
 // TestFaultsNeverLeakSecrets runs every fault with each kind of credential:
@@ -732,15 +751,15 @@ func TestFaultsNeverLeakSecrets(t *testing.T) {
 	// attempts, errors and logs of retries off are a subset of those
 	// (TestFaults runs both, without credentials).
 	// The large request's secrets travel as the small one's do.
-	var cases []func(t *testing.T)
+	var cases []faultRun
 	for _, auth := range authCases() {
 		for _, fc := range faultCases() {
 			if fc.give != nil {
 				continue
 			}
-			cases = append(cases, func(t *testing.T) {
+			cases = append(cases, faultRun{exclusive: fc.exclusive, run: func(t *testing.T) {
 				t.Run(auth.name+"/"+fc.name, func(t *testing.T) { runFault(t, fc, true, auth) })
-			})
+			}})
 		}
 	}
 	runConcurrently(t, cases)
