@@ -1,6 +1,7 @@
 # prwmetric build and test entry points.
 #
-#   make test      go vet + unit tests (-race) in the root module and in
+#   make test      go vet, the unused-code check and unit tests (-race), a
+#                  short run of every fuzz target, in the root module and in
 #                  every nested library module (prwautoexport/, sigv4/,
 #                  azuread/), then the end-to-end tests in e2e/ and the
 #                  tests in benchmarks/.
