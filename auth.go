@@ -108,6 +108,23 @@ func wrapTransport(next http.RoundTripper, c config, sec *secrets) http.RoundTri
 	return next
 }
 
+// headerProblem says what is wrong with a custom header, by the rules of
+// WithHeaders and WithHeaderFunc, or "". It never quotes the value, nor the
+// whole of an invalid name: a header line passed as a name
+// ("Authorization: Bearer …") holds its value.
+func headerProblem(name, value string) string {
+	canonical := textproto.CanonicalMIMEHeaderKey(name)
+	switch {
+	case !validHeaderName(name):
+		return fmt.Sprintf("%q is not a valid HTTP header name; pass the name and the value separately, e.g. {\"X-Scope-OrgID\": \"tenant\"}", headerNamePrefix(name))
+	case !validHeaderValue(value):
+		return fmt.Sprintf("the value of header %q is not a valid HTTP header value (control characters or newlines?)", name)
+	case isProtocolHeader(canonical):
+		return fmt.Sprintf("header %q is set by the remote-write protocol and cannot be replaced; remove it", name)
+	}
+	return ""
+}
+
 // dynamicHeaders calls WithHeaderFunc's function and checks what it returns
 // by WithHeaders' rules; errors name the header, never a value.
 func dynamicHeaders(ctx context.Context, fn func(context.Context) (map[string]string, error), hasAuth bool, sec *secrets) (http.Header, error) {
@@ -119,13 +136,9 @@ func dynamicHeaders(ctx context.Context, fn func(context.Context) (map[string]st
 	var secret []string
 	for name, value := range m {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
-		switch {
-		case !validHeaderName(name):
-			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: %q is not a valid HTTP header name", headerNamePrefix(name))
-		case !validHeaderValue(value):
-			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: the value of header %q is not a valid HTTP header value (control characters or newlines?)", canonical)
-		case isProtocolHeader(canonical):
-			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: header %q is set by the remote-write protocol and cannot be replaced", canonical)
+		switch problem := headerProblem(name, value); {
+		case problem != "":
+			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: %s", problem)
 		case canonical == "Authorization" && hasAuth:
 			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: returned Authorization while another authentication option is set: keep one")
 		}

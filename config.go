@@ -234,16 +234,9 @@ func (c *config) validate() error {
 	errs = append(errs, c.validateOAuth2()...)
 	for name, value := range c.headers {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
-		switch {
-		case !validHeaderName(name):
-			// Never the whole name: a header line passed as a name
-			// ("Authorization: Bearer …") holds its value.
-			add("prwmetric: WithHeaders: %q is not a valid HTTP header name; pass the name and the value separately, e.g. {\"X-Scope-OrgID\": \"tenant\"}", headerNamePrefix(name))
-		case !validHeaderValue(value):
-			// The value may be a secret: name the header only.
-			add("prwmetric: WithHeaders: the value of header %q is not a valid HTTP header value (control characters or newlines?)", name)
-		case isProtocolHeader(canonical):
-			add("prwmetric: WithHeaders: header %q is set by the remote-write protocol and cannot be replaced; remove it", name)
+		switch problem := headerProblem(name, value); {
+		case problem != "":
+			add("prwmetric: WithHeaders: %s", problem)
 		case canonical == "Authorization" && c.basicAuthSet:
 			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", basicName)
 		case canonical == "Authorization" && hasBearer:
