@@ -59,8 +59,8 @@ func vmTarget(s *vmServer) concurrentTarget {
 		since: func(t *testing.T) func(*testing.T, int, int) {
 			before := s.writeStats(t)
 			return func(t *testing.T, requests, samples int) {
-				after := s.writeStats(t)
 				want := vmWriteStats{requests: before.requests + float64(requests), errors: before.errors, rows: before.rows + float64(samples)}
+				after := s.awaitWriteStats(t, func(st vmWriteStats) bool { return st.requests >= want.requests && st.rows >= want.rows })
 				if after != want {
 					t.Errorf("%s /metrics went from %v to %v; want %v (%d more requests, no error, %d more rows)", s.name, before, after, want, requests, samples)
 				}

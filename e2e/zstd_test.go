@@ -46,7 +46,7 @@ func TestVictoriaMetricsZstd(t *testing.T) {
 				i+1, r.encoding, headerVMVersion, r.vmVersion, headerVersion, r.version, r.protocol, r.status, r.answer, r.problem)
 		}
 	}
-	after := s.writeStats(t)
+	after := s.awaitWriteStats(t, func(st vmWriteStats) bool { return st.requests-before.requests >= float64(len(reqs)) })
 	if n := after.requests - before.requests; n != float64(len(reqs)) {
 		t.Errorf("VictoriaMetrics counted %v write requests, the proxy forwarded %d", n, len(reqs))
 	}
@@ -178,6 +178,19 @@ func TestZstdRefused(t *testing.T) {
 type vmWriteStats struct {
 	requests, errors float64 // vm_http_request{s,_errors}_total{path="/api/v1/write"}
 	rows             float64 // vm_rows_inserted_total{type="promremotewrite"}
+}
+
+// awaitWriteStats polls writeStats until done says they are complete, for
+// at most 15 s, and returns the last: VictoriaMetrics updates what /metrics
+// shows with a delay of up to a second or so.
+func (s *vmServer) awaitWriteStats(t *testing.T, done func(vmWriteStats) bool) vmWriteStats {
+	t.Helper()
+	st := s.writeStats(t)
+	for deadline := time.Now().Add(15 * time.Second); !done(st) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		st = s.writeStats(t)
+	}
+	return st
 }
 
 func (s *vmServer) writeStats(t *testing.T) vmWriteStats {
