@@ -408,6 +408,22 @@ func WithoutStaleMarkers() Option {
 	return optionFunc(func(c config) config { c.withoutStaleMarkers = true; return c })
 }
 
+// WithInitialZero sends a 0 before the first sample of each new counter
+// and histogram series, at the previous export's collection time (or the
+// series' start time, if later), so that increase() and rate() count its
+// first increment: without it, a counter created at 5 shows no increase
+// until it grows again. A series that comes back after vanishing gets no
+// zero (its value continues). The zeros are requests of their own, sent
+// before the export's and waited for: a first export of many new series
+// takes one round trip more and about twice the requests. With
+// WithProtocol(ProtocolV2) the first sample's start time is the zero's, so
+// that receivers deriving zeros from start times (Prometheus'
+// created-timestamp-zero-ingestion) store the same one, not a second.
+// Default: off; summaries and gauges never get zeros.
+func WithInitialZero() Option {
+	return optionFunc(func(c config) config { c.initialZero = true; return c })
+}
+
 // WithoutShutdownMarkers keeps the staleness markers of series that vanish
 // from an export but sends none at Shutdown, so that a finished batch job's
 // last values stay visible to instant queries for the receiver's lookback
