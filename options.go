@@ -290,18 +290,15 @@ func WithIdentifyingResourceAttributes() Option {
 }
 
 // WithTypeAndUnitLabels adds the __type__ ("counter", "gauge",
-// "histogram", "summary") and __unit__ labels to every series, as Prometheus
-// does with its type-and-unit-labels feature, so that a query can select
-// on them. Default: off (type and unit travel as metadata).
+// "histogram", "summary") and __unit__ labels to every series, as
+// Prometheus' type-and-unit-labels feature does. Default: off.
 func WithTypeAndUnitLabels() Option {
 	return optionFunc(func(c config) config { c.typeAndUnitLabels = true; return c })
 }
 
 // WithCompatibility names and labels series as another path from
-// OpenTelemetry to Prometheus does (see Compatibility), so that a service
-// can move between paths without breaking its dashboards. Individual
-// options (WithTranslationStrategy, WithoutScopeInfo, ...) still apply on
-// top of the profile. Default: CompatibilityPullExporter.
+// OpenTelemetry to Prometheus does (see Compatibility); individual options
+// still apply on top. Default: CompatibilityPullExporter.
 func WithCompatibility(profile Compatibility) Option {
 	return optionFunc(func(c config) config { c.compatibility = profile; return c })
 }
@@ -409,17 +406,12 @@ func WithoutStaleMarkers() Option {
 }
 
 // WithInitialZero sends a 0 before the first sample of each new counter
-// and histogram series, at the previous export's collection time (or the
-// series' start time, if later), so that increase() and rate() count its
-// first increment: without it, a counter created at 5 shows no increase
-// until it grows again. A series that comes back after vanishing gets no
-// zero (its value continues). The zeros are requests of their own, sent
-// before the export's and waited for: a first export of many new series
-// takes one round trip more and about twice the requests. With
-// WithProtocol(ProtocolV2) the first sample's start time is the zero's, so
-// that receivers deriving zeros from start times (Prometheus'
-// created-timestamp-zero-ingestion) store the same one, not a second.
-// Default: off; summaries and gauges never get zeros.
+// and histogram series (at the previous collection, or its start if later),
+// so that increase() and rate() count its first increment; a series back
+// after vanishing gets none. The zeros go first, in requests of their own:
+// a first export takes one round trip more and twice the requests. 2.0
+// receivers that derive zeros from start times store the same zero, not a
+// second. Default: off.
 func WithInitialZero() Option {
 	return optionFunc(func(c config) config { c.initialZero = true; return c })
 }
