@@ -51,8 +51,8 @@ const (
 	// CompatibilityCollector names series as the OpenTelemetry Collector's
 	// prometheusremotewrite exporter sends them with its defaults: like the
 	// pull exporter, except that runs of "_" in label names are kept, scope
-// labels leave out otel_scope_schema_url, and attributes whose names
-// collide are joined only when their values differ.
+	// labels leave out otel_scope_schema_url, and attributes whose names
+	// collide are joined only when their values differ.
 	CompatibilityCollector
 )
 

@@ -74,7 +74,7 @@ type rules struct {
 	typeAndUnitLabels bool
 	// collectorLabels: see profile.
 	collectorLabels bool
-	logger            *slog.Logger
+	logger          *slog.Logger
 }
 
 func newRules(cfg config) (*rules, error) {
