@@ -119,7 +119,7 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	defer b.reset()
 	if z := e.series.zeros; z != nil {
 		z.nextExport()
-		defer z.batch.reset()
+		defer z.release()
 	}
 	ok, convErr := e.convertSafely(rm, b)
 	if !ok || len(b.records) == 0 {

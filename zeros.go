@@ -48,6 +48,20 @@ func (z *initialZeros) rememberEnded(s *seriesState) {
 	z.ended[z.key(s)] = struct{}{}
 }
 
+// maxKeptZeros bounds the zeros batch whose buffers are kept for the next
+// export: past it (a first export of many series), they are let go, as
+// later exports have few new series.
+const maxKeptZeros = 1 << 14
+
+// release ends an export's use of the zeros batch.
+func (z *initialZeros) release() {
+	if cap(z.batch.records) > maxKeptZeros {
+		z.batch = batch{}
+		return
+	}
+	z.batch.reset()
+}
+
 // nextExport makes the last conversion's collection the previous one.
 func (z *initialZeros) nextExport() {
 	z.prevNewest = max(z.prevNewest, z.lastNewest)
