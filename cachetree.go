@@ -198,7 +198,7 @@ func (cc *conversion) resource(r *resource.Resource) *resourceEntry {
 			e.target = sc.internLabels(labels)
 		}
 		e.targetProblems = p.saved()
-		e.targetFamily = sc.family(otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, targetInfoHelp, "")
+		e.targetFamily = sc.family(sc.rules.targetInfoName, prompb.MetricMetadata_GAUGE, targetInfoHelp, "")
 	}
 	sc.res, sc.entries = e, 0
 	return e

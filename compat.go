@@ -29,7 +29,10 @@ import (
 //
 // Every profile keeps job and instance from service.name,
 // service.namespace and service.instance.id, and target_info with the other
-// resource attributes, as all four paths do.
+// resource attributes, as all four paths do. The three paths other than the
+// pull exporter keep attributes starting with "__" as labels (but
+// __name__), which the pull exporter's rules refuse, and send no
+// target_info for a resource with neither job nor instance.
 type Compatibility int
 
 const (
@@ -95,16 +98,20 @@ type profile struct {
 	// otel_scope_key_1x), and colliding attributes joined only when the
 	// value differs from the label's so far.
 	collectorLabels bool
+	// otlpLabels are what Prometheus' OTLP receiver and the Collector do
+	// alike: attributes starting with "__" kept as labels (but __name__),
+	// and no target_info for a resource without job and instance.
+	otlpLabels bool
 }
 
 func (c Compatibility) profile() profile {
 	switch c {
 	case CompatibilityPrometheusOTLP:
-		return profile{keyPrefixUnderscore: true, keepUnderscoreRuns: true, withoutScopeInfo: true, strategy: otlptranslator.UnderscoreEscapingWithSuffixes}
+		return profile{keyPrefixUnderscore: true, keepUnderscoreRuns: true, withoutScopeInfo: true, otlpLabels: true, strategy: otlptranslator.UnderscoreEscapingWithSuffixes}
 	case CompatibilityMimirOTLP:
-		return profile{keyPrefixUnderscore: true, keepUnderscoreRuns: true, withoutScopeInfo: true, strategy: otlptranslator.UnderscoreEscapingWithoutSuffixes}
+		return profile{keyPrefixUnderscore: true, keepUnderscoreRuns: true, withoutScopeInfo: true, otlpLabels: true, strategy: otlptranslator.UnderscoreEscapingWithoutSuffixes}
 	case CompatibilityCollector:
-		return profile{keepUnderscoreRuns: true, strategy: otlptranslator.UnderscoreEscapingWithSuffixes, collectorLabels: true}
+		return profile{keepUnderscoreRuns: true, otlpLabels: true, collectorLabels: true, strategy: otlptranslator.UnderscoreEscapingWithSuffixes}
 	}
 	return profile{strategy: otlptranslator.UnderscoreEscapingWithSuffixes}
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
@@ -148,7 +149,7 @@ func TestTypeAndUnitLabels(t *testing.T) {
 		typed(2, "gc_pause_seconds", "summary", "seconds", "quantile", "0.5"),
 		typed(2, "gc_pause_seconds_sum", "summary", "seconds"),
 		typed(1, "gc_pause_seconds_count", "summary", "seconds"),
-		convSeries(1, convMillis, convL("__name__", "target_info", "__type__", "gauge", "host_name", "node-7", "k8s_pod_restarts", "2"), convIdentity),
+		convTargetInfo(convMillis), // none on target_info, as Prometheus' OTLP receiver does
 	}
 	if diff := cmp.Diff(want, got.Timeseries, convCmpOpts); diff != "" {
 		t.Errorf("series (-want +got):\n%s", diff)
@@ -368,6 +369,71 @@ func TestCollectorLabelRules(t *testing.T) {
 			}
 			want := []prompb.TimeSeries{convSeries(1, convMillis, convL("__name__", "up"), tt.want, convIdentity)}
 			if diff := cmp.Diff(want, got.Timeseries, convCmpOpts); diff != "" {
+				t.Errorf("series (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOTLPPathLabelRules pins what Prometheus' OTLP receiver and the
+// Collector do alike, unlike the pull exporter's rules: attributes starting
+// with "__" are labels (but __name__), a resource with neither job nor
+// instance has no target_info, and (the Collector) the namespace prefixes
+// target_info.
+func TestOTLPPathLabelRules(t *testing.T) {
+	gauge := metricdata.Metrics{Name: "up", Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{
+		convPoint[int64](1, attribute.String("__dunder", "d"), attribute.String("__name__", "n"))}}}
+	anonymous := func() *metricdata.ResourceMetrics {
+		return &metricdata.ResourceMetrics{Resource: resource.NewSchemaless(attribute.String("host.name", "h")),
+			ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{gauge}}}}
+	}
+	tests := []struct {
+		name string
+		opts []Option
+		rm   *metricdata.ResourceMetrics
+		want []prompb.TimeSeries
+		err  []string
+	}{
+		{
+			name: "pull exporter: __ collapsed, target_info without job and instance",
+			rm:   anonymous(),
+			want: []prompb.TimeSeries{
+				convSeries(1, convMillis, convL("__name__", "up", "_dunder", "d")),
+				convSeries(1, convMillis, convL("__name__", "target_info", "host_name", "h")),
+			},
+			err: []string{`label name "__name__" is reserved`},
+		},
+		{
+			name: "Prometheus OTLP: __ attributes kept but __name__, no target_info without job and instance",
+			opts: []Option{WithCompatibility(CompatibilityPrometheusOTLP)},
+			rm:   anonymous(),
+			want: []prompb.TimeSeries{convSeries(1, convMillis, convL("__name__", "up", "__dunder", "d"))},
+			err:  []string{`label name "__name__" is reserved`},
+		},
+		{
+			name: "Collector: namespace on target_info",
+			opts: []Option{WithCompatibility(CompatibilityCollector), WithNamespace("my.app")},
+			rm: &metricdata.ResourceMetrics{Resource: convResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+				{Name: "v", Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{convPoint[int64](2)}}}}}}},
+			want: []prompb.TimeSeries{
+				convSeries(2, convMillis, convL("__name__", "my_app_v"), convIdentity),
+				convSeries(1, convMillis, convL("__name__", "my_app_target_info", "host_name", "node-7", "k8s_pod_restarts", "2"), convIdentity),
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := convConverter(t, append([]Option{WithoutMetadata()}, tt.opts...)...)
+			got, err := convRun(t, c, tt.rm)
+			for _, w := range tt.err {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want it to say %q", err, w)
+				}
+			}
+			if len(tt.err) == 0 && err != nil {
+				t.Errorf("convert: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got.Timeseries, convCmpOpts); diff != "" {
 				t.Errorf("series (-want +got):\n%s", diff)
 			}
 		})

@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 
-	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -384,13 +383,13 @@ func (cc *conversion) targetInfo() {
 		return
 	}
 	res := cc.res
-	mc := metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
+	mc := metricCtx{m: metricdata.Metrics{Name: cc.sc.rules.targetInfoName, Description: targetInfoHelp}}
 	mc.p.addAll(res.targetProblems)
 	if res.target != nil && cc.familyFree(&mc, res.targetFamily.name, res.targetFamily.typ) {
 		cc.start = 0
 		cc.emit(&mc, &res.targetFamily, &res.target, 1, cc.newest, nil, nil)
 	}
 	if len(mc.p.reasons) > 0 {
-		cc.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
+		cc.report("target_info", &mc.p, "metric", cc.sc.rules.targetInfoName)
 	}
 }

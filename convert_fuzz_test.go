@@ -67,7 +67,7 @@ func FuzzConvert(f *testing.F) {
 		if req == nil {
 			t.Fatalf("nil request, error %v", convErr)
 		}
-		convCheckWire(t, req, c.labelNamer.UTF8Allowed)
+		convCheckWireDunder(t, req, c.labelNamer.UTF8Allowed, c.otlpLabels)
 		cacheCheck(t, c, rm, req, convErr, logs.lines())
 		if warned := len(logs.lines()) > 0; warned != (convErr != nil) {
 			t.Errorf("warnings %q but error %v: want both or neither", logs.lines(), convErr)

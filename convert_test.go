@@ -198,6 +198,12 @@ var (
 // convCheckWire checks the wire rules; utf8Names allows the UTF-8 names of
 // 2.0 translation strategies.
 func convCheckWire(t testing.TB, req *prompb.WriteRequest, utf8Names bool) {
+	convCheckWireDunder(t, req, utf8Names, false)
+}
+
+// convCheckWireDunder is convCheckWire allowing label names starting with
+// "__" when dunder is set (the OTLP paths' profiles keep such attributes).
+func convCheckWireDunder(t testing.TB, req *prompb.WriteRequest, utf8Names, dunder bool) {
 	t.Helper()
 	seen := map[string]bool{}
 	for i, ts := range req.Timeseries {
@@ -206,7 +212,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest, utf8Names bool) {
 			t.Errorf("series %d %s: sent twice", i, key)
 		}
 		seen[key] = true
-		convCheckLabels(t, key, ts.Labels, true, utf8Names)
+		convCheckLabels(t, key, ts.Labels, true, utf8Names, dunder)
 		if (len(ts.Samples) == 0) == (len(ts.Histograms) == 0) {
 			t.Errorf("series %s: %d samples and %d histograms, want exactly one kind", key, len(ts.Samples), len(ts.Histograms))
 		}
@@ -233,7 +239,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest, utf8Names bool) {
 			}
 		}
 		for _, e := range ts.Exemplars {
-			convCheckLabels(t, key+" exemplar", e.Labels, false, utf8Names)
+			convCheckLabels(t, key+" exemplar", e.Labels, false, utf8Names, false)
 			if n := labelRunes(e.Labels); n > 128 {
 				t.Errorf("series %s: exemplar labels have %d runes, limit 128", key, n)
 			}
@@ -267,7 +273,7 @@ func convCheckWire(t testing.TB, req *prompb.WriteRequest, utf8Names bool) {
 	}
 }
 
-func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series, utf8Names bool) {
+func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series, utf8Names, dunder bool) {
 	t.Helper()
 	hasName := false
 	for i, l := range labels {
@@ -288,7 +294,7 @@ func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series, ut
 			}
 		case (l.Name == "__type__" || l.Name == "__unit__") && series && l.Value != "":
 			// WithTypeAndUnitLabels: Prometheus' own metadata labels.
-		case !convLabelNameRE.MatchString(l.Name) && !(utf8Names && utf8.ValidString(l.Name) && l.Name != ""), strings.HasPrefix(l.Name, "__"):
+		case !convLabelNameRE.MatchString(l.Name) && !(utf8Names && utf8.ValidString(l.Name) && l.Name != ""), strings.HasPrefix(l.Name, "__") && !dunder:
 			t.Errorf("%s: invalid or reserved label name %q", key, l.Name)
 		}
 	}
@@ -307,7 +313,7 @@ func convRun(t testing.TB, c *rules, rm *metricdata.ResourceMetrics) (*prompb.Wr
 	if req == nil {
 		t.Fatalf("convert returned a nil request (error %v)", err)
 	}
-	convCheckWire(t, req, c.labelNamer.UTF8Allowed)
+	convCheckWireDunder(t, req, c.labelNamer.UTF8Allowed, c.otlpLabels)
 	cacheCheck(t, c, rm, req, err, logs.lines()[before:])
 	return req, err
 }

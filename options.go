@@ -290,7 +290,8 @@ func WithIdentifyingResourceAttributes() Option {
 }
 
 // WithTypeAndUnitLabels adds the __type__ ("counter", "gauge",
-// "histogram", "summary") and __unit__ labels to every series, as
+// "histogram", "summary") and __unit__ labels to every series but
+// target_info, as
 // Prometheus' type-and-unit-labels feature does. Default: off.
 func WithTypeAndUnitLabels() Option {
 	return optionFunc(func(c config) config { c.typeAndUnitLabels = true; return c })

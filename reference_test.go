@@ -510,21 +510,22 @@ func (cv *refConversion) targetInfo(rm *metricdata.ResourceMetrics) {
 	if cv.rules.withoutTargetInfo || !cv.hasNewest {
 		return
 	}
-	mc := targetInfoCtx()
+	mc := targetInfoCtx(cv.rules)
 	labels := cv.rules.targetInfoLabels(rm.Resource.Set(), cv.job, cv.instance, &mc.p)
-	if labels != nil && cv.familyFree(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE) {
+	name := cv.rules.targetInfoName
+	if labels != nil && cv.familyFree(mc, name, prompb.MetricMetadata_GAUGE) {
 		cv.start = 0
-		cv.emit(mc, otlptranslator.TargetInfoMetricName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
+		cv.emit(mc, name, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
 			Labels:  labels,
 			Samples: oneSample(1, cv.newest),
 		})
 	}
-	cv.report("target_info", &mc.p, "metric", otlptranslator.TargetInfoMetricName)
+	cv.report("target_info", &mc.p, "metric", name)
 }
 
 // targetInfoCtx is the metric target_info is described as.
-func targetInfoCtx() *metricCtx {
-	return &metricCtx{m: metricdata.Metrics{Name: otlptranslator.TargetInfoMetricName, Description: targetInfoHelp}}
+func targetInfoCtx(c *rules) *metricCtx {
+	return &metricCtx{m: metricdata.Metrics{Name: c.targetInfoName, Description: targetInfoHelp}}
 }
 
 // nativeHistogram converts dp, or returns why Prometheus would refuse it.

@@ -72,9 +72,11 @@ type rules struct {
 	// (WithIdentifyingResourceAttributes).
 	keepIdentifying   bool
 	typeAndUnitLabels bool
-	// collectorLabels: see profile.
-	collectorLabels bool
-	logger          *slog.Logger
+	// collectorLabels, otlpLabels: see profile.
+	collectorLabels, otlpLabels bool
+	// targetInfoName is target_info, with the namespace for the Collector.
+	targetInfoName string
+	logger         *slog.Logger
 }
 
 func newRules(cfg config) (*rules, error) {
@@ -117,6 +119,8 @@ func newRules(cfg config) (*rules, error) {
 		keepIdentifying:    cfg.keepIdentifying,
 		typeAndUnitLabels:  cfg.typeAndUnitLabels,
 		collectorLabels:    prof.collectorLabels,
+		otlpLabels:         prof.otlpLabels,
+		targetInfoName:     targetInfoName(namespace, prof),
 		externalLabels:     external,
 		logger:             logger,
 	}, nil
@@ -208,14 +212,16 @@ func (c *rules) targetInfoLabels(res *attribute.Set, job, instance string, p *pr
 			attrs = append(attrs, kv)
 		}
 	}
+	if c.otlpLabels && job == "" && instance == "" {
+		return nil // nothing to join it on
+	}
 	m := map[string]string{}
 	c.addAttrs(m, attrs, "", p)
 	if len(sortedLabels(m)) == 0 {
 		return nil
 	}
 	c.identity(m, job, instance)
-	m = c.withTypeAndUnit(m, prompb.MetricMetadata_GAUGE, "")
-	return withLabels(sortedLabels(m), nameLabel(otlptranslator.TargetInfoMetricName))
+	return withLabels(sortedLabels(m), nameLabel(c.targetInfoName))
 }
 
 // addAttrs translates kvs (sorted by key, as attribute.Set keeps them) to
@@ -271,7 +277,7 @@ func (c *rules) addAttrsNamed(dst map[string]string, kvs []attribute.KeyValue, p
 			}
 			name = addPrefix + name
 		}
-		if strings.HasPrefix(name, "__") {
+		if strings.HasPrefix(name, "__") && (!c.otlpLabels || name == labelMetricName) {
 			p.add("attribute %q: label name %q is reserved for Prometheus", kv.Key, name)
 			continue
 		}
@@ -340,6 +346,15 @@ func appendWithLabels(dst, base []prompb.Label, extra ...prompb.Label) []prompb.
 }
 
 func nameLabel(name string) prompb.Label { return prompb.Label{Name: labelMetricName, Value: name} }
+
+// targetInfoName is the name of target_info under the profile prof: the
+// Collector prefixes the namespace, as it does every metric name.
+func targetInfoName(namespace string, prof profile) string {
+	if prof.collectorLabels && namespace != "" {
+		return namespace + "_" + otlptranslator.TargetInfoMetricName
+	}
+	return otlptranslator.TargetInfoMetricName
+}
 
 // withTypeAndUnit returns high with the __type__ and __unit__ labels of a
 // family of type typ and unit (already translated) for
