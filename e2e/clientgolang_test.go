@@ -1,3 +1,5 @@
+//go:build prwmetric_compat_api
+
 package e2e
 
 import (
@@ -40,7 +42,7 @@ const clientGolangJob = "shop-api"
 // there is no target_info.
 func clientGolangPushOptions() []prwmetric.Option {
 	return []prwmetric.Option{
-		// TMP prwmetric.WithCompatibility(prwmetric.CompatibilityCollector),
+		prwmetric.WithCompatibility(prwmetric.CompatibilityCollector),
 		prwmetric.WithoutScopeInfo(),
 		prwmetric.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithoutSuffixes),
 	}
