@@ -128,7 +128,10 @@ type metricEntry struct {
 	// problem says why the metric has no name; families are unset then.
 	problem  string
 	families [3]family
-	seen     generation
+	// high is the scope's labels with __type__ and __unit__
+	// (WithTypeAndUnitLabels), nil without.
+	high map[string]string
+	seen generation
 	// points holds the data points by the hash of their attribute set;
 	// colliding sets are chained.
 	points map[attribute.Distinct]*pointEntry
@@ -237,6 +240,9 @@ func (cc *conversion) metricEntry(se *scopeEntry, m *metricdata.Metrics, kind me
 	me := se.metrics[key]
 	if me == nil {
 		me = cc.newMetricEntry(m, kind)
+		if f := &me.families[familyMain]; me.problem == "" && cc.sc.rules.typeAndUnitLabels {
+			me.high = cc.sc.rules.withTypeAndUnit(se.high, f.typ, f.unit)
+		}
 		se.metrics[key] = me
 		cc.sc.entries++
 	}

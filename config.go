@@ -87,12 +87,18 @@ type config struct {
 	withoutScopeInfo    bool
 	withoutTargetInfo   bool
 	resourceAsLabels    attribute.Filter
-	externalLabels      map[string]string
-	withoutMetadata     bool
-	histogramMinMax     bool
-	protocol            Protocol
-	customBuckets       bool
-	classicHistograms   bool
+	// resourceLabelsBy names the options that set resourceAsLabels.
+	resourceLabelsBy  []string
+	externalLabels    map[string]string
+	compatibility     Compatibility
+	keepIdentifying   bool
+	typeAndUnitLabels bool
+	initialZero       bool
+	withoutMetadata   bool
+	histogramMinMax   bool
+	protocol          Protocol
+	customBuckets     bool
+	classicHistograms bool
 	// withoutNativeHistograms sends exponential histograms as classic ones.
 	withoutNativeHistograms bool
 
@@ -101,7 +107,9 @@ type config struct {
 	maxSeries           int
 	maxBytes            int
 	withoutStaleMarkers bool
-	meterProvider       metric.MeterProvider
+	// withoutShutdownMarkers keeps the markers of vanished series only.
+	withoutShutdownMarkers bool
+	meterProvider          metric.MeterProvider
 
 	maxConcurrent int
 	compression   Compression
@@ -118,7 +126,6 @@ func newConfig(opts []Option) (config, error) {
 		timeout:             defaultTimeout,
 		logger:              slog.Default(),
 		aggregationSelector: sdkmetric.DefaultAggregationSelector,
-		translationStrategy: otlptranslator.UnderscoreEscapingWithSuffixes,
 		maxSeries:           defaultMaxSeriesPerRequest,
 		maxBytes:            defaultMaxRequestBytes,
 		protocol:            ProtocolV1,
@@ -146,6 +153,7 @@ func newConfig(opts []Option) (config, error) {
 		}
 	}
 	c = applyOptions(c, opts)
+	c.applyCompatibility()
 	err := c.validate()
 	return c, err
 }
@@ -305,6 +313,7 @@ func (c *config) validate() error {
 	if err := c.validateConversion(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateCompatibility()...)
 	return errors.Join(errs...)
 }
 

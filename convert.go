@@ -112,6 +112,9 @@ func (cc *conversion) metric(scope instrumentation.Scope, se *scopeEntry, m *met
 		mc.p.add("unsupported data type %T: the whole metric", m.Data)
 	} else {
 		me := cc.metricEntry(se, m, kind)
+		if me.high != nil {
+			mc.high = me.high
+		}
 		cc.start = 0
 		switch d := m.Data.(type) {
 		case metricdata.Sum[int64]:

@@ -241,6 +241,17 @@ func (r *convFuzzReader) options() []Option {
 	if flags&128 != 0 {
 		opts = append(opts, WithHistogramMinMax())
 	}
+	more := r.byte()
+	opts = append(opts, WithCompatibility(Compatibility(more&3)))
+	if more&4 != 0 {
+		opts = append(opts, WithTypeAndUnitLabels())
+	}
+	if more&8 != 0 {
+		opts = append(opts, WithIdentifyingResourceAttributes())
+	}
+	if more&16 != 0 && flags&16 == 0 {
+		opts = append(opts, WithResourceConstantLabels([]string{r.str()}, []string{r.str()}))
+	}
 	switch r.n(5) {
 	case 4:
 		opts = append(opts, WithoutNativeHistograms())

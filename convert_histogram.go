@@ -163,8 +163,8 @@ func (cc *conversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEn
 	if !sc.rules.classic() {
 		ps.min, ps.max = nil, nil
 		if sc.rules.histogramMinMax {
-			ps.min = sc.internWith(base, nameLabel(me.families[familyMin].name))
-			ps.max = sc.internWith(base, nameLabel(me.families[familyMax].name))
+			ps.min = sc.internWith(base, sc.rules.gaugeNameLabels(me.families[familyMin].name)...)
+			ps.max = sc.internWith(base, sc.rules.gaugeNameLabels(me.families[familyMax].name)...)
 		}
 		return pe
 	}
@@ -181,8 +181,8 @@ func (cc *conversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEn
 		sc.internWith(base, nameLabel(name+"_sum")),
 		sc.internWith(base, nameLabel(name+"_count")))
 	if sc.rules.histogramMinMax {
-		ps.min = sc.internWith(base, nameLabel(me.families[familyMin].name))
-		ps.max = sc.internWith(base, nameLabel(me.families[familyMax].name))
+		ps.min = sc.internWith(base, sc.rules.gaugeNameLabels(me.families[familyMin].name)...)
+		ps.max = sc.internWith(base, sc.rules.gaugeNameLabels(me.families[familyMax].name)...)
 	}
 	return pe
 }

@@ -286,6 +286,8 @@ func convCheckLabels(t testing.TB, key string, labels []prompb.Label, series, ut
 			if !convMetricNameRE.MatchString(l.Value) && !(utf8Names && utf8.ValidString(l.Value)) {
 				t.Errorf("%s: invalid metric name %q", key, l.Value)
 			}
+		case (l.Name == "__type__" || l.Name == "__unit__") && series && l.Value != "":
+			// WithTypeAndUnitLabels: Prometheus' own metadata labels.
 		case !convLabelNameRE.MatchString(l.Name) && !(utf8Names && utf8.ValidString(l.Name) && l.Name != ""), strings.HasPrefix(l.Name, "__"):
 			t.Errorf("%s: invalid or reserved label name %q", key, l.Name)
 		}

@@ -23,6 +23,7 @@ const (
 	envBearerTokenFile   = envPrefix + "BEARER_TOKEN_FILE"
 	envProtocol          = envPrefix + "PROTOCOL"
 	envCompression       = envPrefix + "COMPRESSION"
+	envCompatibility     = envPrefix + "COMPATIBILITY"
 )
 
 // fromEnvironment returns the options the environment asks for; lookup is
@@ -61,6 +62,14 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 			errs = append(errs, fmt.Sprintf("%s: %v", envCompression, err))
 		} else {
 			opts = append(opts, WithCompression(c))
+		}
+	}
+	if v := get(envCompatibility); v != "" {
+		c, err := parseCompatibility(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", envCompatibility, err))
+		} else {
+			opts = append(opts, WithCompatibility(c))
 		}
 	}
 	if v := get(envTimeout); v != "" {

@@ -209,7 +209,7 @@ func (*Exporter) ForceFlush(ctx context.Context) error {
 // sdkmetric.ErrExporterShutdown and send nothing; an export already running
 // is waited for (within ctx and the timeout), so that its samples arrive
 // before the staleness markers with which Shutdown then ends every series
-// the receiver holds (unless WithoutStaleMarkers); idle connections are
+// the receiver holds (unless WithoutStaleMarkers or WithoutShutdownMarkers); idle connections are
 // closed. It is idempotent and safe to call concurrently with Export; only
 // the first call sends.
 func (e *Exporter) Shutdown(ctx context.Context) error {
@@ -229,6 +229,9 @@ func (e *Exporter) Shutdown(ctx context.Context) error {
 		defer e.release()
 		b := &e.batch
 		defer b.reset()
+		if e.cfg.withoutShutdownMarkers {
+			return
+		}
 		e.series.endAll(b, time.Now().UnixMilli())
 		if len(b.records) == 0 {
 			return

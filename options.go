@@ -229,16 +229,18 @@ func WithNamespace(namespace string) Option {
 	return optionFunc(func(c config) config { c.namespace = namespace; return c })
 }
 
-// WithTranslationStrategy chooses how names are translated (default
-// otlptranslator.UnderscoreEscapingWithSuffixes: "_" for invalid characters,
-// unit and _total suffixes). Strategies that keep UTF-8 names need
+// WithTranslationStrategy chooses how names are translated (default: the
+// WithCompatibility profile's, otlptranslator.UnderscoreEscapingWithSuffixes
+// for all but CompatibilityMimirOTLP: "_" for invalid characters, unit and
+// _total suffixes). Strategies that keep UTF-8 names need
 // WithProtocol(ProtocolV2); after a fallback to 1.0 the receiver may refuse
 // them, which Export reports.
 func WithTranslationStrategy(strategy otlptranslator.TranslationStrategyOption) Option {
 	return optionFunc(func(c config) config { c.translationStrategy = strategy; return c })
 }
 
-// WithoutScopeInfo leaves out the otel_scope_* labels. Default: included.
+// WithoutScopeInfo leaves out the otel_scope_* labels. Default: included,
+// unless the WithCompatibility profile leaves them out.
 func WithoutScopeInfo() Option {
 	return optionFunc(func(c config) config { c.withoutScopeInfo = true; return c })
 }
@@ -250,15 +252,58 @@ func WithoutTargetInfo() Option {
 }
 
 // WithResourceAsLabels copies the resource attributes filter keeps (nil:
-// all) onto every series. Default: none; they are on target_info.
+// all) onto every series. Default: none; they are on target_info. Not
+// with WithResourceConstantLabels.
 func WithResourceAsLabels(filter attribute.Filter) Option {
 	return optionFunc(func(c config) config {
 		if filter == nil {
 			filter = func(attribute.KeyValue) bool { return true }
 		}
 		c.resourceAsLabels = filter
+		c.resourceLabelsBy = append(slices.Clip(c.resourceLabelsBy), "WithResourceAsLabels")
 		return c
 	})
+}
+
+// WithResourceConstantLabels copies onto every series the resource
+// attributes whose keys match a pattern of included (all when empty) and
+// none of excluded, as the OpenTelemetry configuration's
+// resource_constant_labels (Prometheus: promote_resource_attributes); "*"
+// matches any run of characters, "?" one. They stay on target_info too.
+// Default: none. Not with WithResourceAsLabels.
+func WithResourceConstantLabels(included, excluded []string) Option {
+	included, excluded = slices.Clone(included), slices.Clone(excluded)
+	return optionFunc(func(c config) config {
+		c.resourceAsLabels = resourceConstantLabels(included, excluded)
+		c.resourceLabelsBy = append(slices.Clip(c.resourceLabelsBy), "WithResourceConstantLabels")
+		return c
+	})
+}
+
+// WithIdentifyingResourceAttributes keeps service.name, service.namespace
+// and service.instance.id on target_info as well as in job and instance
+// (Prometheus and Mimir: keep_identifying_resource_attributes), so that
+// they can be joined on by their own names. Default: only in job and
+// instance.
+func WithIdentifyingResourceAttributes() Option {
+	return optionFunc(func(c config) config { c.keepIdentifying = true; return c })
+}
+
+// WithTypeAndUnitLabels adds the __type__ ("counter", "gauge",
+// "histogram", "summary") and __unit__ labels to every series, as Prometheus
+// does with its type-and-unit-labels feature, so that a query can select
+// on them. Default: off (type and unit travel as metadata).
+func WithTypeAndUnitLabels() Option {
+	return optionFunc(func(c config) config { c.typeAndUnitLabels = true; return c })
+}
+
+// WithCompatibility names and labels series as another path from
+// OpenTelemetry to Prometheus does (see Compatibility), so that a service
+// can move between paths without breaking its dashboards. Individual
+// options (WithTranslationStrategy, WithoutScopeInfo, ...) still apply on
+// top of the profile. Default: CompatibilityPullExporter.
+func WithCompatibility(profile Compatibility) Option {
+	return optionFunc(func(c config) config { c.compatibility = profile; return c })
 }
 
 // WithExternalLabels adds constant labels to every series, like
@@ -361,6 +406,16 @@ func WithRetry(cfg RetryConfig) Option {
 // end at once instead of five minutes later.
 func WithoutStaleMarkers() Option {
 	return optionFunc(func(c config) config { c.withoutStaleMarkers = true; return c })
+}
+
+// WithoutShutdownMarkers keeps the staleness markers of series that vanish
+// from an export but sends none at Shutdown, so that a finished batch job's
+// last values stay visible to instant queries for the receiver's lookback
+// (5 minutes in Prometheus). Pick it for jobs whose last values matter after
+// they end; keep the default for services, whose graphs should end when
+// they stop. WithoutStaleMarkers turns both off.
+func WithoutShutdownMarkers() Option {
+	return optionFunc(func(c config) config { c.withoutShutdownMarkers = true; return c })
 }
 
 // WithLogger sets where notices go (default slog.Default()) and adds a

@@ -163,12 +163,31 @@ func (cv *refConversion) scopeLabels(scope instrumentation.Scope) map[string]str
 	return high
 }
 
+// refType is the Prometheus type of data's family.
+func refType(data metricdata.Aggregation) prompb.MetricMetadata_MetricType {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		if d.IsMonotonic {
+			return prompb.MetricMetadata_COUNTER
+		}
+	case metricdata.Sum[float64]:
+		if d.IsMonotonic {
+			return prompb.MetricMetadata_COUNTER
+		}
+	case metricdata.Histogram[int64], metricdata.Histogram[float64], metricdata.ExponentialHistogram[int64], metricdata.ExponentialHistogram[float64]:
+		return prompb.MetricMetadata_HISTOGRAM
+	case metricdata.Summary:
+		return prompb.MetricMetadata_SUMMARY
+	}
+	return prompb.MetricMetadata_GAUGE
+}
+
 func oneSample(v float64, t int64) []prompb.Sample {
 	return []prompb.Sample{{Value: promValue(v), Timestamp: t}}
 }
 
 func (cv *refConversion) metric(scope instrumentation.Scope, high map[string]string, m metricdata.Metrics) {
-	mc := &metricCtx{m: m, high: high}
+	mc := &metricCtx{m: m, high: cv.rules.withTypeAndUnit(high, refType(m.Data), cv.rules.unitNamer.Build(m.Unit))}
 	cv.start = 0
 	switch d := m.Data.(type) {
 	case metricdata.Sum[int64]:
@@ -411,7 +430,7 @@ func refHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricd
 	for _, p := range points {
 		if v, ok := p.dp.Min.Value(); ok {
 			cv.emit(mc, minName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
-				Labels:  withLabels(p.base, nameLabel(minName)),
+				Labels:  withLabels(p.base, cv.rules.gaugeNameLabels(minName)...),
 				Samples: oneSample(float64(v), p.t),
 			})
 		}
@@ -419,7 +438,7 @@ func refHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricd
 	for _, p := range points {
 		if v, ok := p.dp.Max.Value(); ok {
 			cv.emit(mc, maxName, prompb.MetricMetadata_GAUGE, prompb.TimeSeries{
-				Labels:  withLabels(p.base, nameLabel(maxName)),
+				Labels:  withLabels(p.base, cv.rules.gaugeNameLabels(maxName)...),
 				Samples: oneSample(float64(v), p.t),
 			})
 		}

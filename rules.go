@@ -21,6 +21,8 @@ import (
 // OpenTelemetry compatibility specification.
 const (
 	labelMetricName       = "__name__"
+	labelType             = "__type__"
+	labelUnit             = "__unit__"
 	labelJob              = "job"
 	labelInstance         = "instance"
 	labelBucketBound      = "le"
@@ -66,19 +68,29 @@ type rules struct {
 	classicExponential bool
 	resourceAsLabels   attribute.Filter
 	externalLabels     map[string]string
-	logger             *slog.Logger
+	// keepIdentifying keeps service.* on target_info
+	// (WithIdentifyingResourceAttributes).
+	keepIdentifying   bool
+	typeAndUnitLabels bool
+	logger            *slog.Logger
 }
 
 func newRules(cfg config) (*rules, error) {
 	escape := cfg.translationStrategy.ShouldEscape()
-	labelNamer := otlptranslator.LabelNamer{UTF8Allowed: !escape}
+	prof := cfg.compatibility.profile()
+	labelNamer := otlptranslator.LabelNamer{
+		UTF8Allowed:                 !escape,
+		UnderscoreLabelSanitization: prof.keyPrefixUnderscore,
+		PreserveMultipleUnderscores: prof.keepUnderscoreRuns,
+	}
 	// Like the pull exporter, the namespace is escaped as a label name first
 	// (so "my.app" becomes "my_app" and "1app" becomes "key_1app"); only then
 	// does the metric namer prefix it.
 	namespace := cfg.namespace
 	if namespace != "" {
 		var err error
-		if namespace, err = labelNamer.Build(namespace); err != nil {
+		plain := otlptranslator.LabelNamer{UTF8Allowed: !escape}
+		if namespace, err = plain.Build(namespace); err != nil {
 			return nil, fmt.Errorf("prwmetric: WithNamespace(%q): %w; use letters, digits and underscores", cfg.namespace, err)
 		}
 	}
@@ -100,6 +112,8 @@ func newRules(cfg config) (*rules, error) {
 		classicHistograms:  cfg.classicHistograms,
 		classicExponential: cfg.withoutNativeHistograms,
 		resourceAsLabels:   cfg.resourceAsLabels,
+		keepIdentifying:    cfg.keepIdentifying,
+		typeAndUnitLabels:  cfg.typeAndUnitLabels,
 		externalLabels:     external,
 		logger:             logger,
 	}, nil
@@ -182,6 +196,9 @@ func (c *rules) targetInfoLabels(res *attribute.Set, job, instance string, p *pr
 	for _, kv := range res.ToSlice() {
 		switch kv.Key {
 		case attrServiceName, attrServiceNamespace, attrServiceInstanceID:
+			if c.keepIdentifying {
+				attrs = append(attrs, kv)
+			}
 		default:
 			attrs = append(attrs, kv)
 		}
@@ -192,6 +209,7 @@ func (c *rules) targetInfoLabels(res *attribute.Set, job, instance string, p *pr
 		return nil
 	}
 	c.identity(m, job, instance)
+	m = c.withTypeAndUnit(m, prompb.MetricMetadata_GAUGE, "")
 	return withLabels(sortedLabels(m), nameLabel(otlptranslator.TargetInfoMetricName))
 }
 
@@ -299,6 +317,36 @@ func appendWithLabels(dst, base []prompb.Label, extra ...prompb.Label) []prompb.
 }
 
 func nameLabel(name string) prompb.Label { return prompb.Label{Name: labelMetricName, Value: name} }
+
+// withTypeAndUnit returns high with the __type__ and __unit__ labels of a
+// family of type typ and unit (already translated) for
+// WithTypeAndUnitLabels, or high itself without that option.
+func (c *rules) withTypeAndUnit(high map[string]string, typ prompb.MetricMetadata_MetricType, unit string) map[string]string {
+	if !c.typeAndUnitLabels {
+		return high
+	}
+	m := make(map[string]string, len(high)+2)
+	for k, v := range high {
+		m[k] = v
+	}
+	m[labelType] = typeLabelValue(typ)
+	m[labelUnit] = unit // an empty unit is no label
+	return m
+}
+
+// gaugeNameLabels are the extra labels of the _min and _max gauges of a
+// histogram: their name and, with WithTypeAndUnitLabels, their own type.
+func (c *rules) gaugeNameLabels(name string) []prompb.Label {
+	if !c.typeAndUnitLabels {
+		return []prompb.Label{nameLabel(name)}
+	}
+	return []prompb.Label{nameLabel(name), {Name: labelType, Value: typeLabelValue(prompb.MetricMetadata_GAUGE)}}
+}
+
+// typeLabelValue is the __type__ of typ: Prometheus' lower-case type names.
+func typeLabelValue(typ prompb.MetricMetadata_MetricType) string {
+	return strings.ToLower(typ.String())
+}
 
 // promValue keeps every float as it is, except that any NaN becomes the
 // ordinary NaN: the bit pattern 0x7ff0000000000002 is Prometheus' staleness

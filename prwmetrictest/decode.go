@@ -428,6 +428,8 @@ func checkLabels(v *violations, where string, ls []label, utf8Names bool) {
 			}
 		case !validLabelName(l.name) && !(utf8Names && utf8.ValidString(l.name)):
 			v.add("%s: label name %q does not match [a-zA-Z_][a-zA-Z0-9_]*", where, l.name)
+		case l.name == "__type__" || l.name == "__unit__":
+			// Prometheus' type-and-unit-labels carry metadata in these.
 		case strings.HasPrefix(l.name, "__"):
 			v.add("%s: label name %q is reserved (names starting with __ belong to Prometheus)", where, l.name)
 		}

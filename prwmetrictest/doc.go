@@ -26,8 +26,9 @@
 //     message;
 //   - per series: a __name__ label matching [a-zA-Z_:][a-zA-Z0-9_:]*,
 //     label names matching [a-zA-Z_][a-zA-Z0-9_]* and not starting with
-//     "__", labels sorted by name in byte order, no repeated names, no
-//     empty values, valid UTF-8 (in 2.0 requests names may be any valid
+//     "__" (but __type__ and __unit__, Prometheus' metadata labels),
+//     labels sorted by name in byte order, no repeated names, no empty
+//     values, valid UTF-8 (in 2.0 requests names may be any valid
 //     UTF-8, as Prometheus 3 accepts them);
 //   - samples and histograms in timestamp order within a series, also
 //     across requests (a sample older than one already stored is a
