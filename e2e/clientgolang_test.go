@@ -1,5 +1,3 @@
-//go:build prwmetric_compat_api
-
 package e2e
 
 import (
@@ -70,7 +68,7 @@ func newShopRegistry(t *testing.T) *prometheus.Registry {
 	})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "shop_request_duration_seconds", Help: "Request latency.",
-		Buckets: []float64{0.005, 0.1, 1, 2.5, 10},
+		Buckets: []float64{0.005, 0.1, 1, 2.5, 10, 1e6},
 	}, []string{"handler", "status__code"})
 	rpc := prometheus.NewSummaryVec(prometheus.SummaryOpts{
 		Name: "shop_rpc_latency_seconds", Help: "RPC latency.",
@@ -100,14 +98,17 @@ func newShopRegistry(t *testing.T) *prometheus.Registry {
 // series both hold (names, full label sets, values) and each family's type
 // and help (scrape metadata against the metadata prwmetric sends).
 //
-// With clientGolangPushOptions they are identical except for one thing
-// Prometheus 3 does to scraped text (model/textparse,
-// normalizeFloatsInLabelValues): le and quantile values are stored in
-// OpenMetrics form, le="1.0" where the registry (and every push path,
-// prwmetric, the Collector and Prometheus' own OTLP receiver alike) says
-// le="1". The test requires exactly those le differences, then compares
-// with le and quantile read as numbers. With prwmetric's defaults the
-// differences are the ones listed in defaultDiffs below.
+// With clientGolangPushOptions they are identical except for the text of
+// le (and quantile) values: a scrape stores them as the text exposition
+// writes them, Go's %g ("1e+06"), and Prometheus 3 then normalizes them to
+// OpenMetrics form ("1" → "1.0", model/textparse
+// normalizeFloatsInLabelValues); prwmetric, like the Collector and
+// Prometheus' own OTLP receiver, sends the shortest decimal without
+// exponent ("1", "1000000"). The test requires exactly those rewrites.
+// With prwmetric's defaults and the SDK's default resource the differences
+// are the ones the "defaults" case lists: otel_scope_name on every series,
+// runs of '_' collapsed, _total added to a counter registered without it,
+// and a target_info with the telemetry.sdk.* attributes.
 func TestClientGolangRegistryPushedAsScraped(t *testing.T) {
 	reg := newShopRegistry(t)
 	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -197,8 +198,8 @@ scrape_configs:
 			at := time.Now()
 			got := pushed.queryVector(t, `{__name__=~"shop_.*|target_info"}`, at)
 			scraped := scraper.queryVector(t, fmt.Sprintf(`{job=%q,__name__=~"shop_.*|target_info"}`, clientGolangJob), at)
-			if len(scraped) != 27 {
-				t.Fatalf("%d series scraped, want 27: %v", len(scraped), keysOf(scraped))
+			if len(scraped) != 29 {
+				t.Fatalf("%d series scraped, want 29: %v", len(scraped), keysOf(scraped))
 			}
 			want, normalized := scrapedAsPushed(t, scraped, tc.adjust)
 			for _, k := range tc.pushedOnly {
@@ -214,9 +215,11 @@ scrape_configs:
 					t.Errorf("pushed series %s missing", k)
 				}
 			}
-			// Prometheus 3 stores the registry's le="1" and le="10" of a
-			// scrape as "1.0" and "10.0"; a push keeps "1" and "10".
-			if wantNorm := []string{"1 → 1.0", "10 → 10.0"}; !slicesEqual(normalized, wantNorm) {
+			// A scrape stores le as the text exposition writes it ("1e+06",
+			// Go's %g) and Prometheus 3 then normalizes it to OpenMetrics
+			// form ("1" → "1.0"); a push, like every OTLP path, sends the
+			// shortest decimal without exponent ("1", "1000000").
+			if wantNorm := []string{"1 → 1.0", "10 → 10.0", "1000000 → 1e+06"}; !slicesEqual(normalized, wantNorm) {
 				t.Errorf("Prometheus 3 normalized these le/quantile values of the scrape: %v, want %v", normalized, wantNorm)
 			}
 

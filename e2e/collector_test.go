@@ -1,5 +1,3 @@
-//go:build prwmetric_compat_api
-
 package e2e
 
 import (
