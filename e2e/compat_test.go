@@ -157,6 +157,14 @@ func TestPrometheusOTLPParity(t *testing.T) {
 			opts: []prwmetric.Option{profile, prwmetric.WithResourceConstantLabels([]string{"*"}, []string{"process.pid", "host.a?ch"})},
 		},
 		{
+			// Mimir's OTLP endpoint is Prometheus' translator with
+			// -distributor.otel-metric-suffixes-enabled=false by default:
+			// the Mimir profile against a Prometheus set up the same way.
+			name: "Mimir profile vs translation_strategy UnderscoreEscapingWithoutSuffixes",
+			otlp: "  translation_strategy: UnderscoreEscapingWithoutSuffixes\n",
+			opts: []prwmetric.Option{prwmetric.WithCompatibility(prwmetric.CompatibilityMimirOTLP)},
+		},
+		{
 			name:  "type and unit labels",
 			flags: []string{"--enable-feature=type-and-unit-labels"},
 			opts:  []prwmetric.Option{profile, prwmetric.WithTypeAndUnitLabels()},
