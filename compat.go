@@ -50,7 +50,9 @@ const (
 	CompatibilityMimirOTLP
 	// CompatibilityCollector names series as the OpenTelemetry Collector's
 	// prometheusremotewrite exporter sends them with its defaults: like the
-	// pull exporter, except that runs of "_" in label names are kept.
+	// pull exporter, except that runs of "_" in label names are kept, scope
+	// labels leave out otel_scope_schema_url, and attributes whose names
+	// collide are joined only when their values differ.
 	CompatibilityCollector
 )
 
@@ -87,6 +89,12 @@ type profile struct {
 	keepUnderscoreRuns bool
 	withoutScopeInfo   bool
 	strategy           otlptranslator.TranslationStrategyOption
+	// collectorLabels are the Collector's own ways with labels: no
+	// otel_scope_schema_url, a scope attribute's label name translated
+	// with its otel_scope_ prefix ("1x" → otel_scope_1x, not
+	// otel_scope_key_1x), and colliding attributes joined only when the
+	// value differs from the label's so far.
+	collectorLabels bool
 }
 
 func (c Compatibility) profile() profile {
@@ -96,7 +104,7 @@ func (c Compatibility) profile() profile {
 	case CompatibilityMimirOTLP:
 		return profile{keyPrefixUnderscore: true, keepUnderscoreRuns: true, withoutScopeInfo: true, strategy: otlptranslator.UnderscoreEscapingWithoutSuffixes}
 	case CompatibilityCollector:
-		return profile{keepUnderscoreRuns: true, strategy: otlptranslator.UnderscoreEscapingWithSuffixes}
+		return profile{keepUnderscoreRuns: true, strategy: otlptranslator.UnderscoreEscapingWithSuffixes, collectorLabels: true}
 	}
 	return profile{strategy: otlptranslator.UnderscoreEscapingWithSuffixes}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/prwmetric/prwmetric/prwmetrictest"
@@ -25,6 +26,7 @@ func TestCompatibilityProfiles(t *testing.T) {
 		attribute.String("_tenant.__id", "t7"), attribute.String("1st", "a"), attribute.String("http.route", "/buy")))}
 	histogram := metricdata.Metrics{Name: "rpc.duration", Unit: "s", Data: convHist(convHistPoint[float64](3, []float64{1}, []uint64{1, 1}))}
 	scope := convScopeLabels
+	collectorScope := convL("otel_scope_name", "shop/cart", "otel_scope_version", "v1.2.3", "otel_scope_lib_kind", "sdk")
 	tests := []struct {
 		name string
 		opts []Option
@@ -63,14 +65,14 @@ func TestCompatibilityProfiles(t *testing.T) {
 			},
 		},
 		{
-			name: "Collector exporter: leading _ and runs kept, scope labels",
+			name: "Collector exporter: leading _ and runs kept, scope labels without the schema URL",
 			opts: []Option{WithCompatibility(CompatibilityCollector)},
 			want: []prompb.TimeSeries{
-				convSeries(7, convMillis, convL("__name__", "http_requests_total", "_tenant___id", "t7", "key_1st", "a", "http_route", "/buy"), scope, convIdentity),
-				convSeries(1, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "1"), scope, convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "+Inf"), scope, convIdentity),
-				convSeries(3, convMillis, convL("__name__", "rpc_duration_seconds_sum"), scope, convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_count"), scope, convIdentity),
+				convSeries(7, convMillis, convL("__name__", "http_requests_total", "_tenant___id", "t7", "key_1st", "a", "http_route", "/buy"), collectorScope, convIdentity),
+				convSeries(1, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "1"), collectorScope, convIdentity),
+				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "+Inf"), collectorScope, convIdentity),
+				convSeries(3, convMillis, convL("__name__", "rpc_duration_seconds_sum"), collectorScope, convIdentity),
+				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_count"), collectorScope, convIdentity),
 			},
 		},
 		{
@@ -337,5 +339,37 @@ func TestTypeAndUnitLabelsAccepted(t *testing.T) {
 	}
 	if v := srv.Violations(); len(v) > 0 {
 		t.Errorf("violations: %v", v)
+	}
+}
+
+// TestCollectorLabelRules pins where the Collector's translator differs
+// from the pull exporter beyond the label namer (its createAttributes):
+// colliding attributes with equal values are not repeated, and a scope
+// attribute's name is translated with its prefix.
+func TestCollectorLabelRules(t *testing.T) {
+	scope := instrumentation.Scope{Name: "shop", Attributes: attribute.NewSet(attribute.String("1x", "v"), attribute.String("name", "n"))}
+	rm := &metricdata.ResourceMetrics{Resource: convResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Scope: scope, Metrics: []metricdata.Metrics{{
+		Name: "up", Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{convPoint[int64](1,
+			attribute.String("a.b", "x"), attribute.String("a/b", "x"), attribute.String("a_b", "y"), attribute.String("a:b", "y"))}},
+	}}}}}
+	tests := []struct {
+		profile Compatibility
+		want    []string
+	}{
+		{CompatibilityPullExporter, convL("a_b", "x;x;y;y", "otel_scope_name", "shop", "otel_scope_key_1x", "v")},
+		{CompatibilityCollector, convL("a_b", "x;y;y", "otel_scope_name", "shop", "otel_scope_1x", "v")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.profile.String(), func(t *testing.T) {
+			c, _ := convConverter(t, WithoutTargetInfo(), WithoutMetadata(), WithCompatibility(tt.profile))
+			got, err := convRun(t, c, rm)
+			if err != nil {
+				t.Fatalf("convert: %v", err)
+			}
+			want := []prompb.TimeSeries{convSeries(1, convMillis, convL("__name__", "up"), tt.want, convIdentity)}
+			if diff := cmp.Diff(want, got.Timeseries, convCmpOpts); diff != "" {
+				t.Errorf("series (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -40,11 +40,17 @@ func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int
 	clear(sc.families)
 	cc := &conversion{sc: sc, b: b, gen: sc.gen, exportState: exportState{rules: sc.rules, families: sc.families}}
 	b.collectV2 = sc.collectV2
+	if sc.zeros != nil {
+		sc.zeros.begin(sc.collectV2)
+	}
 	if rm != nil {
 		sc.reserve(b, estimateSeries(rm))
 		cc.resourceMetrics(rm)
 	}
 	sc.sweep(b, now)
+	if sc.zeros != nil {
+		sc.zeros.end(cc.newest, cc.hasNewest)
+	}
 	return cc.err()
 }
 
@@ -193,6 +199,10 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	if s.is(flagDelivered) && ms <= s.newest && s.newest-ms < restampWindow {
 		ms = s.newest + 1
 	}
+	start := cc.start
+	if cc.sc.zeros != nil {
+		start = cc.zeroBefore(f, s, ms, start, h)
+	}
 	r := record{s: s, value: v, ts: ms}
 	if len(exemplars) > 0 || h != nil {
 		b := cc.b
@@ -214,7 +224,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	}
 	cc.b.records = append(cc.b.records, r)
 	if cc.b.collectV2 {
-		info := recordV2{start: cc.start, fam: f, customBuckets: cc.customBuckets}
+		info := recordV2{start: start, fam: f, customBuckets: cc.customBuckets}
 		if cc.sc.rules.withoutMetadata {
 			info.fam = nil
 		}

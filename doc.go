@@ -120,9 +120,16 @@
 //   - WithLogger (default slog.Default() for notices; failures then only
 //     through Export's error, see above).
 //   - WithAggregationSelector (default sdkmetric.DefaultAggregationSelector).
+//   - WithCompatibility (default CompatibilityPullExporter): name and label
+//     series as Prometheus' or Mimir's OTLP ingestion or the Collector's
+//     remote-write exporter does; individual options apply on top.
 //   - WithNamespace, WithTranslationStrategy, WithoutScopeInfo,
-//     WithoutTargetInfo, WithResourceAsLabels, WithExternalLabels,
-//     WithoutMetadata, WithHistogramMinMax: conversion choices, see each.
+//     WithoutTargetInfo, WithResourceAsLabels, WithResourceConstantLabels,
+//     WithIdentifyingResourceAttributes, WithTypeAndUnitLabels,
+//     WithExternalLabels, WithoutMetadata, WithHistogramMinMax: conversion
+//     choices, see each.
+//   - WithInitialZero (default off): a 0 before each new counter and
+//     histogram series, so increase() counts its first increment.
 //   - WithMaxSeriesPerRequest (default 10 000), WithMaxRequestBytes (default
 //     3 MiB): larger exports are split into requests.
 //   - WithMaxConcurrentRequests (default 8): requests of one export in flight
@@ -136,6 +143,8 @@
 //     budgets that would never retry or outlive the timeout.
 //   - WithoutStaleMarkers: do not end vanished series (and all series at
 //     Shutdown) with staleness markers.
+//   - WithoutShutdownMarkers: keep the markers of vanished series, send none
+//     at Shutdown, so a finished batch job's last values stay queryable.
 //   - WithMeterProvider (default off): the exporter's own telemetry.
 //   - WithoutEnvironment: ignore the environment variables below.
 //   - WithProtocol (default ProtocolV1): Remote Write 2.0, with fallback;
@@ -170,6 +179,7 @@
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_TOKEN_URL (default: none) — as OAuth2Config.TokenURL.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_OAUTH2_SCOPES (default: none) — comma-separated, as OAuth2Config.Scopes.
 //	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_COMPRESSION (default: snappy) — snappy or zstd, as WithCompression.
+//	OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_COMPATIBILITY (default: pull-exporter) — pull-exporter, prometheus-otlp, mimir-otlp or collector, as WithCompatibility.
 //
 // A malformed value makes New fail with an error naming the variable. The
 // module github.com/prwmetric/prwmetric/prwautoexport registers the exporter

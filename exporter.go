@@ -56,6 +56,9 @@ func New(opts ...Option) (*Exporter, error) {
 		return nil, fmt.Errorf("prwmetric: WithMeterProvider: creating instruments: %w", err)
 	}
 	series := newSeriesCache(rules, !cfg.withoutStaleMarkers)
+	if cfg.initialZero {
+		series.zeros = newInitialZeros()
+	}
 	series.collectV2 = cfg.protocol == ProtocolV2
 	return &Exporter{
 		cfg:         cfg,
@@ -114,11 +117,15 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 
 	b := &e.batch
 	defer b.reset()
+	if z := e.series.zeros; z != nil {
+		z.nextExport()
+		defer z.release()
+	}
 	ok, convErr := e.convertSafely(rm, b)
 	if !ok || len(b.records) == 0 {
 		return convErr
 	}
-	delivered, err := e.send(ctx, b, &e.buffers)
+	delivered, err := e.sendAll(ctx, b)
 	if refusesNativeHistograms(err) && e.series.dropNativeHistograms() {
 		// Nothing of it is marked delivered: what went through before the
 		// refusal goes again, the same samples, which receivers accept.
@@ -128,7 +135,7 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 		if ok, convErr = e.convertSafely(rm, b); !ok || len(b.records) == 0 {
 			return convErr
 		}
-		delivered, err = e.send(ctx, b, &e.buffers)
+		delivered, err = e.sendAll(ctx, b)
 	}
 	if e.isShutdown.Load() {
 		// Shutdown closed idle connections while this export held one.
@@ -141,6 +148,17 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 		return errors.Join(convErr, err)
 	}
 	return convErr
+}
+
+// sendAll sends the export's zeros (WithInitialZero), then b. A refusal of
+// native histograms comes back as err, before anything is marked delivered.
+func (e *Exporter) sendAll(ctx context.Context, b *batch) (delivered []span, err error) {
+	refused, zeroErr := e.sendZeros(ctx)
+	if refused != nil {
+		return nil, refused
+	}
+	delivered, err = e.send(ctx, b, &e.buffers)
+	return delivered, errors.Join(zeroErr, err)
 }
 
 // convertSafely converts rm into b through the cache. A panic in conversion

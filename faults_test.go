@@ -801,7 +801,13 @@ func runFault(t *testing.T, fc faultCase, retry bool, auth authCase) {
 		opts = append(opts, auth.opts(t)...)
 	}
 	if retry {
-		opts = append(opts, WithRetry(fastRetry))
+		cfg := fastRetry
+		if timeout >= time.Second {
+			// Room for a slow first attempt (draining an endless body
+			// on a loaded machine takes a few hundred ms) to be retried.
+			cfg.MaxElapsedTime = timeout / 2
+		}
+		opts = append(opts, WithRetry(cfg))
 	}
 	exp := newExporter(t, opts...)
 

@@ -290,18 +290,15 @@ func WithIdentifyingResourceAttributes() Option {
 }
 
 // WithTypeAndUnitLabels adds the __type__ ("counter", "gauge",
-// "histogram", "summary") and __unit__ labels to every series, as Prometheus
-// does with its type-and-unit-labels feature, so that a query can select
-// on them. Default: off (type and unit travel as metadata).
+// "histogram", "summary") and __unit__ labels to every series, as
+// Prometheus' type-and-unit-labels feature does. Default: off.
 func WithTypeAndUnitLabels() Option {
 	return optionFunc(func(c config) config { c.typeAndUnitLabels = true; return c })
 }
 
 // WithCompatibility names and labels series as another path from
-// OpenTelemetry to Prometheus does (see Compatibility), so that a service
-// can move between paths without breaking its dashboards. Individual
-// options (WithTranslationStrategy, WithoutScopeInfo, ...) still apply on
-// top of the profile. Default: CompatibilityPullExporter.
+// OpenTelemetry to Prometheus does (see Compatibility); individual options
+// still apply on top. Default: CompatibilityPullExporter.
 func WithCompatibility(profile Compatibility) Option {
 	return optionFunc(func(c config) config { c.compatibility = profile; return c })
 }
@@ -406,6 +403,17 @@ func WithRetry(cfg RetryConfig) Option {
 // end at once instead of five minutes later.
 func WithoutStaleMarkers() Option {
 	return optionFunc(func(c config) config { c.withoutStaleMarkers = true; return c })
+}
+
+// WithInitialZero sends a 0 before the first sample of each new counter
+// and histogram series (at the previous collection, or its start if later),
+// so that increase() and rate() count its first increment; a series back
+// after vanishing gets none. The zeros go first, in requests of their own:
+// a first export takes one round trip more and twice the requests. 2.0
+// receivers that derive zeros from start times store the same zero, not a
+// second. Default: off.
+func WithInitialZero() Option {
+	return optionFunc(func(c config) config { c.initialZero = true; return c })
 }
 
 // WithoutShutdownMarkers keeps the staleness markers of series that vanish

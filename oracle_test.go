@@ -254,6 +254,7 @@ func cacheCheck(t testing.TB, c *rules, rm *metricdata.ResourceMetrics, req *pro
 	}
 
 	cacheCheckV2(t, c, rm)
+	cacheCheckZeros(t, c, rm)
 
 	// Delivered: the same data again moves 1 ms past what the receiver
 	// holds; then an export without data ends every series.
@@ -275,6 +276,49 @@ func cacheCheck(t testing.TB, c *rules, rm *metricdata.ResourceMetrics, req *pro
 	cacheSortSeries(got)
 	if diff := cmp.Diff(want, got, convCmpOpts); diff != "" {
 		t.Errorf("staleness markers differ (-reference +cached):\n%s", diff)
+	}
+}
+
+// cacheCheckZeros checks the zeros of WithInitialZero on a first export of
+// rm: one per counter and histogram series of the reference whose start
+// time is before its sample, at that start time, in the reference's order;
+// an empty native histogram of the same schema for a native histogram.
+func cacheCheckZeros(t testing.TB, c *rules, rm *metricdata.ResourceMetrics) {
+	t.Helper()
+	ref := *c
+	ref.logger = slog.New(slog.DiscardHandler)
+	req, infos, _ := ref.referenceInfo(rm)
+	want := &prompb.WriteRequest{}
+	for i, ts := range req.Timeseries {
+		info := infos[i]
+		if info.typ != prompb.MetricMetadata_COUNTER && info.typ != prompb.MetricMetadata_HISTOGRAM || info.start <= 0 {
+			continue
+		}
+		zero := prompb.TimeSeries{Labels: ts.Labels}
+		if len(ts.Histograms) > 0 {
+			h := ts.Histograms[0]
+			if info.start >= h.Timestamp {
+				continue
+			}
+			zero.Histograms = []prompb.Histogram{{Count: &prompb.Histogram_CountInt{}, ZeroCount: &prompb.Histogram_ZeroCountInt{},
+				Schema: h.Schema, ZeroThreshold: h.ZeroThreshold, CustomValues: h.CustomValues, Timestamp: info.start}}
+		} else {
+			if info.start >= ts.Samples[0].Timestamp {
+				continue
+			}
+			zero.Samples = []prompb.Sample{{Timestamp: info.start}}
+		}
+		want.Timeseries = append(want.Timeseries, zero)
+	}
+	fast := *c
+	fast.logger = slog.New(slog.DiscardHandler)
+	sc := newSeriesCache(&fast, true)
+	sc.zeros = newInitialZeros()
+	var b batch
+	_ = sc.convert(rm, &b, time.Now().UnixMilli())
+	for _, cut := range cacheCuts {
+		what := fmt.Sprintf("zeros, %d series / %d bytes per request", cut.series, cut.bytes)
+		cacheCompare(t, what, cacheMarshal(t, want, cut.series, cut.bytes), cacheRequests(&sc.zeros.batch, cut.series, cut.bytes))
 	}
 }
 

@@ -72,7 +72,9 @@ type rules struct {
 	// (WithIdentifyingResourceAttributes).
 	keepIdentifying   bool
 	typeAndUnitLabels bool
-	logger            *slog.Logger
+	// collectorLabels: see profile.
+	collectorLabels bool
+	logger          *slog.Logger
 }
 
 func newRules(cfg config) (*rules, error) {
@@ -114,6 +116,7 @@ func newRules(cfg config) (*rules, error) {
 		resourceAsLabels:   cfg.resourceAsLabels,
 		keepIdentifying:    cfg.keepIdentifying,
 		typeAndUnitLabels:  cfg.typeAndUnitLabels,
+		collectorLabels:    prof.collectorLabels,
 		externalLabels:     external,
 		logger:             logger,
 	}, nil
@@ -172,7 +175,9 @@ func (c *rules) scopeLabels(scope instrumentation.Scope, job, instance string, p
 		}
 		high[labelScopeName] = scope.Name
 		high[labelScopeVersion] = scope.Version
-		high[labelScopeSchemaURL] = scope.SchemaURL
+		if !c.collectorLabels {
+			high[labelScopeSchemaURL] = scope.SchemaURL
+		}
 	}
 	c.identity(high, job, instance)
 	return high
@@ -231,6 +236,21 @@ func (c *rules) addAttrsNamed(dst map[string]string, kvs []attribute.KeyValue, p
 	values := map[string]string{}
 	for _, kv := range kvs {
 		name, ok := names[kv.Key]
+		addPrefix := prefix
+		if prefix != "" && c.collectorLabels {
+			// The Collector translates the prefixed name, and leaves out
+			// the keys (not label names) of the scope's own fields.
+			switch kv.Key {
+			case "name", "version", "schema_url":
+				continue
+			}
+			var err error
+			if name, err = c.labelNamer.Build(prefix + string(kv.Key)); err != nil {
+				p.add("attribute %q: %v", kv.Key, err)
+				continue
+			}
+			ok, addPrefix = true, ""
+		}
 		if !ok {
 			var err error
 			name, err = c.labelNamer.Build(string(kv.Key))
@@ -245,11 +265,11 @@ func (c *rules) addAttrsNamed(dst map[string]string, kvs []attribute.KeyValue, p
 				names[kv.Key] = name
 			}
 		}
-		if prefix != "" {
+		if addPrefix != "" {
 			if name == "name" || name == "version" || name == "schema_url" {
 				continue
 			}
-			name = prefix + name
+			name = addPrefix + name
 		}
 		if strings.HasPrefix(name, "__") {
 			p.add("attribute %q: label name %q is reserved for Prometheus", kv.Key, name)
@@ -263,6 +283,9 @@ func (c *rules) addAttrsNamed(dst map[string]string, kvs []attribute.KeyValue, p
 		if !ok {
 			order = append(order, name)
 			values[name] = value
+			continue
+		}
+		if c.collectorLabels && old == value {
 			continue
 		}
 		values[name] = old + ";" + value

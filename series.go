@@ -117,6 +117,9 @@ type seriesCache struct {
 	symbols  symbolTable
 	v2series []seriesV2
 	v2free   []uint32
+
+	// zeros is the state of WithInitialZero, nil without it.
+	zeros *initialZeros
 }
 
 // generation numbers conversions, in genBits bits, which keep the

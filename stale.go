@@ -33,6 +33,9 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 			switch {
 			case s.seen() == sc.gen:
 			case s.is(flagDelivered):
+				if sc.zeros != nil {
+					sc.zeros.rememberEnded(s)
+				}
 				// It stays until its end is delivered.
 				if sc.markStale {
 					b.addMarker(s, now)

@@ -1,0 +1,193 @@
+package prwmetric
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// zeroData is one collection: counter "c" with the given series (k → value),
+// gauge "g" with the same series, histogram "h" with series "x", native
+// histogram "n" with series "x" when native is set, all at time at, started
+// at start.
+func zeroData(start, at time.Time, counters map[string]int64, histogram, native bool) *metricdata.ResourceMetrics {
+	var cps, gps []metricdata.DataPoint[int64]
+	for k, v := range counters {
+		dp := metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attribute.String("k", k)), StartTime: start, Time: at, Value: v}
+		cps, gps = append(cps, dp), append(gps, dp)
+	}
+	metrics := []metricdata.Metrics{
+		{Name: "c", Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: cps}},
+		{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: gps}},
+	}
+	if histogram {
+		metrics = append(metrics, metricdata.Metrics{Name: "h", Data: metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality,
+			DataPoints: []metricdata.HistogramDataPoint[float64]{{Attributes: attribute.NewSet(attribute.String("k", "x")), StartTime: start, Time: at,
+				Count: 2, Sum: 3, Bounds: []float64{1}, BucketCounts: []uint64{1, 1}}}}})
+	}
+	if native {
+		metrics = append(metrics, metricdata.Metrics{Name: "n", Data: metricdata.ExponentialHistogram[float64]{Temporality: metricdata.CumulativeTemporality,
+			DataPoints: []metricdata.ExponentialHistogramDataPoint[float64]{{Attributes: attribute.NewSet(attribute.String("k", "x")), StartTime: start, Time: at,
+				Count: 3, Sum: 6, Scale: 1, ZeroThreshold: 1e-9, PositiveBucket: metricdata.ExponentialBucket{Offset: 2, Counts: []uint64{1, 2}}}}}})
+	}
+	return &metricdata.ResourceMetrics{
+		Resource:     resource.NewSchemaless(attribute.String("service.name", "svc")),
+		ScopeMetrics: []metricdata.ScopeMetrics{{Scope: instrumentation.Scope{Name: "test"}, Metrics: metrics}},
+	}
+}
+
+// samplesOf returns the samples (timestamp → value) the receiver holds of
+// a series, staleness markers left out.
+func samplesOf(t *testing.T, srv *prwmetrictest.Server, name string, match map[string]string) [][2]float64 {
+	t.Helper()
+	ss, err := srv.Samples(name, match)
+	if err != nil {
+		t.Fatalf("%s%v: %v", name, match, err)
+	}
+	var out [][2]float64
+	for _, s := range ss {
+		if !s.IsStale() {
+			out = append(out, [2]float64{float64(s.Timestamp), s.Value})
+		}
+	}
+	return out
+}
+
+func TestInitialZero(t *testing.T) {
+	for _, proto := range []Protocol{ProtocolV1, ProtocolV2} {
+		t.Run(proto.String(), func(t *testing.T) {
+			srv := prwmetrictest.NewServer()
+			defer srv.Close()
+			exp, err := New(WithEndpoint(srv.URL()), WithoutEnvironment(), WithoutTargetInfo(), WithoutScopeInfo(), WithInitialZero(), WithProtocol(proto))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			// Markers go at the wall clock's now or later: the data is
+			// in the future of it, as an export's is.
+			start := time.Now().Truncate(time.Millisecond)
+			t1, t2, t3, t4 := start.Add(time.Minute), start.Add(2*time.Minute), start.Add(3*time.Minute), start.Add(4*time.Minute)
+			ms := func(t time.Time) float64 { return float64(t.UnixMilli()) }
+
+			// First export: zeros at the start time, in a request before
+			// the samples.
+			if err := exp.Export(ctx, zeroData(start, t1, map[string]int64{"a": 5}, true, true)); err != nil {
+				t.Fatal(err)
+			}
+			if n := srv.RequestCount(); n != 2 {
+				t.Fatalf("%d requests after the first export, want 2 (zeros, then samples)", n)
+			}
+			// A counter created mid-run: its zero is at the previous
+			// collection.
+			if err := exp.Export(ctx, zeroData(start, t2, map[string]int64{"a": 6, "b": 5}, true, true)); err != nil {
+				t.Fatal(err)
+			}
+			// b vanishes, then comes back continuing its value: no zero
+			// (it would count all of 9 as an increase).
+			if err := exp.Export(ctx, zeroData(start, t3, map[string]int64{"a": 7}, true, true)); err != nil {
+				t.Fatal(err)
+			}
+			if err := exp.Export(ctx, zeroData(start, t4, map[string]int64{"a": 8, "b": 9}, true, true)); err != nil {
+				t.Fatal(err)
+			}
+
+			want := map[string][][2]float64{
+				"a": {{ms(start), 0}, {ms(t1), 5}, {ms(t2), 6}, {ms(t3), 7}, {ms(t4), 8}},
+				"b": {{ms(t1), 0}, {ms(t2), 5}, {ms(t4), 9}},
+			}
+			for k, w := range want {
+				if diff := cmp.Diff(w, samplesOf(t, srv, "c_total", map[string]string{"k": k})); diff != "" {
+					t.Errorf("counter %s (-want +got):\n%s", k, diff)
+				}
+			}
+			// Gauges never get a zero.
+			if diff := cmp.Diff([][2]float64{{ms(t1), 5}, {ms(t2), 6}, {ms(t3), 7}, {ms(t4), 8}}, samplesOf(t, srv, "g", map[string]string{"k": "a"})); diff != "" {
+				t.Errorf("gauge (-want +got):\n%s", diff)
+			}
+			// Every classic histogram series starts at 0.
+			for _, s := range []struct {
+				name  string
+				match map[string]string
+				v     float64
+			}{{"h_bucket", map[string]string{"le": "1"}, 1}, {"h_bucket", map[string]string{"le": "+Inf"}, 2}, {"h_sum", nil, 3}, {"h_count", nil, 2}} {
+				got := samplesOf(t, srv, s.name, s.match)
+				if len(got) != 5 || got[0] != [2]float64{ms(start), 0} || got[1] != [2]float64{ms(t1), s.v} {
+					t.Errorf("%s%v: %v, want 0 at the start, then %v", s.name, s.match, got, s.v)
+				}
+			}
+			// A native histogram starts with an empty one of its schema.
+			hs, err := srv.NativeHistograms("n", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hs) != 5 || hs[0].Timestamp != start.UnixMilli() || hs[0].Histogram.Count != 0 || hs[0].Histogram.Schema != 1 || hs[1].Histogram.Count != 3 {
+				t.Errorf("native histograms %+v: want an empty one of schema 1 at the start, then count 3", hs)
+			}
+			if proto == ProtocolV2 {
+				// The first sample carries the zero's time as its start,
+				// so that a receiver deriving zeros from start times
+				// makes the same one; later ones the true start.
+				all, _ := srv.Samples("c_total", map[string]string{"k": "b"})
+				var ss []prwmetrictest.Sample
+				for _, s := range all {
+					if !s.IsStale() {
+						ss = append(ss, s)
+					}
+				}
+				if len(ss) != 3 || ss[0].StartTimestamp != t1.UnixMilli() || ss[1].StartTimestamp != t1.UnixMilli() || ss[2].StartTimestamp != start.UnixMilli() {
+					t.Errorf("2.0 start times %+v: want %d, %d, %d", ss, t1.UnixMilli(), t1.UnixMilli(), start.UnixMilli())
+				}
+			}
+			if v := srv.Violations(); len(v) > 0 {
+				t.Errorf("violations: %v", v)
+			}
+		})
+	}
+}
+
+// TestInitialZeroFailure: zeros the receiver refuses are reported, and the
+// samples still go.
+func TestInitialZeroFailure(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp, err := New(WithEndpoint(srv.URL()), WithoutEnvironment(), WithoutTargetInfo(), WithoutScopeInfo(), WithInitialZero())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.UnixMilli(1_700_000_000_000)
+	srv.RespondWith(1, prwmetrictest.Response{Status: 400, Body: "out of bounds"})
+	err = exp.Export(context.Background(), zeroData(start, start.Add(time.Minute), map[string]int64{"a": 5}, false, false))
+	if err == nil || !strings.Contains(err.Error(), "WithInitialZero: the zeros before 1 new series' first samples") {
+		t.Fatalf("Export: %v, want the zeros' failure", err)
+	}
+	if got := samplesOf(t, srv, "c_total", map[string]string{"k": "a"}); !cmp.Equal(got, [][2]float64{{float64(start.Add(time.Minute).UnixMilli()), 5}}) {
+		t.Errorf("samples %v: want the sample without its zero", got)
+	}
+}
+
+// TestInitialZeroNeedsTime: a series whose first sample is at its start
+// time has nothing to put a zero before.
+func TestInitialZeroNeedsTime(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp, err := New(WithEndpoint(srv.URL()), WithoutEnvironment(), WithoutTargetInfo(), WithoutScopeInfo(), WithInitialZero())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(1_700_000_000_000)
+	if err := exp.Export(context.Background(), zeroData(at, at, map[string]int64{"a": 5}, false, false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.RequestCount(); n != 1 {
+		t.Errorf("%d requests, want 1: no zero", n)
+	}
+}
