@@ -1,5 +1,3 @@
-//go:build prwmetric_compat_api
-
 package e2e
 
 import (
@@ -27,8 +25,13 @@ import (
 // writes 204, no out-of-order / out-of-bounds / too-old samples), and each
 // series must hold exactly one 0, also with Remote Write 2.0 to a
 // Prometheus 3 that itself stores a 0 at each 2.0 start timestamp
-// (created-timestamp-zero-ingestion). Without the option the same data
-// gives no increase at all at the second export: the test can fail.
+// (created-timestamp-zero-ingestion), and with 2.0 to one that does not.
+// Two things are Prometheus' own and allowed exactly: 2.42's increase() on
+// a native histogram extrapolates past the zero (7.5, not 5), and with
+// created-timestamp-zero-ingestion the server's own zero for a new native
+// histogram series, a duplicate of ours, is counted once as out of order.
+// Without the option the same data gives no increase at all at the second
+// export: the test can fail.
 func TestInitialZero(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -37,15 +40,24 @@ func TestInitialZero(t *testing.T) {
 		opts  []prwmetric.Option
 		// zeroes is false for the control case without the option.
 		zeroes bool
+		// nativeIncrease is what histogram_count(increase()) gives at the
+		// second export: 5, except on Prometheus 2.42, whose increase()
+		// on native histograms extrapolates half an interval before the
+		// zero (it does not stop at a count of 0 as it does for floats):
+		// 5 × 1.5.
+		nativeIncrease float64
+		// stZeroDuplicates is how many of the server's own zeros from 2.0
+		// start timestamps may be counted as out of order (see below).
+		stZeroDuplicates float64
 	}{
 		{name: "Prometheus 2.42", start: func(t *testing.T) *promServer { return startPrometheus2(t, promConfig{}) }, zeroes: true,
-			opts: []prwmetric.Option{prwmetric.WithInitialZero()}},
+			opts: []prwmetric.Option{prwmetric.WithInitialZero()}, nativeIncrease: 7.5},
 		{name: "Prometheus 3", start: func(t *testing.T) *promServer { return startPrometheus3(t, promConfig{}) }, zeroes: true,
 			opts: []prwmetric.Option{prwmetric.WithInitialZero()}},
 		{name: "Prometheus 3, Remote Write 2.0", v2: true, zeroes: true,
 			start: func(t *testing.T) *promServer { return startPrometheus3(t, promConfig{}) },
 			opts:  []prwmetric.Option{prwmetric.WithInitialZero()}},
-		{name: "Prometheus 3, Remote Write 2.0, created-timestamp-zero-ingestion", v2: true, zeroes: true,
+		{name: "Prometheus 3, Remote Write 2.0, created-timestamp-zero-ingestion", v2: true, zeroes: true, stZeroDuplicates: 1,
 			start: func(t *testing.T) *promServer {
 				return startPrometheus3(t, promConfig{extraArgs: []string{"--enable-feature=created-timestamp-zero-ingestion"}})
 			},
@@ -115,7 +127,15 @@ func TestInitialZero(t *testing.T) {
 				{`increase(e2e_iz_latency_seconds_bucket{le="+Inf"}[1m])`, "classic +Inf"},
 				{`histogram_count(increase(e2e_iz_size_bytes[1m]))`, "native count"},
 			}
+			nativeIncrease := tc.nativeIncrease
+			if nativeIncrease == 0 {
+				nativeIncrease = 5
+			}
 			for _, q := range queries {
+				want := 5.0
+				if q.key == "native count" {
+					want = nativeIncrease
+				}
 				res := s.queryVector(t, q.query, t2)
 				var got []float64
 				for _, v := range res {
@@ -124,8 +144,8 @@ func TestInitialZero(t *testing.T) {
 				switch {
 				case !tc.zeroes && len(got) != 0:
 					t.Errorf("%s at the export that first carries it: %v, want no result (one sample, no increase)", q.query, got)
-				case tc.zeroes && (len(got) != 1 || math.Abs(got[0]-5) > 1e-9):
-					t.Errorf("%s at the export that first carries it: %v, want [5]", q.query, got)
+				case tc.zeroes && (len(got) != 1 || math.Abs(got[0]-want) > 1e-9):
+					t.Errorf("%s at the export that first carries it: %v, want [%v]", q.query, got, want)
 				}
 			}
 
@@ -190,9 +210,21 @@ func TestInitialZero(t *testing.T) {
 					t.Errorf("%s answered %v write requests with %s", s.name, n, code)
 				}
 			}
+			// With created-timestamp-zero-ingestion Prometheus also appends
+			// its own zero at the first sample's 2.0 start timestamp, the
+			// time of ours: for a float it is a duplicate of equal value and
+			// dropped silently, for a native histogram it passes the
+			// append check (equal to the latest sample) and is then counted
+			// as out of order at commit (tsdb/head_append_v2.go,
+			// bestEffortAppendSTZeroSample). Nothing of ours is refused: the
+			// samples above are all stored.
 			for name, n := range after.rejected.sub(before.rejected) {
-				if n != 0 {
-					t.Errorf("%s rose by %v", name, n)
+				allowed := 0.0
+				if name == `prometheus_tsdb_out_of_order_samples_total{type="histogram"}` {
+					allowed = tc.stZeroDuplicates
+				}
+				if n < 0 || n > allowed {
+					t.Errorf("%s rose by %v (allowed %v)", name, n, allowed)
 				}
 			}
 			requireNoWarnings(t, logs)
