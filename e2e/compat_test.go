@@ -36,11 +36,12 @@ var compatResource = resource.NewSchemaless(
 // compatAttrs exercises the label name rules: a leading '_' (Prometheus'
 // OTLP receiver makes it key_…), runs of '_' in the name and made of dots
 // (preserved by the OTLP receiver and the Collector, collapsed by the pull
-// exporter), a leading digit (key_…), two names that collide after
-// translation (values joined with ';' in key order), an empty value (no
-// label). An attribute named "__x" is left out: Prometheus' OTLP receiver
-// and the Collector keep it as the label __x, prwmetric refuses it as a
-// reserved name (a documented difference).
+// exporter), a leading digit (key_…), names that collide after translation
+// (values joined with ';' in key order; equal values: the Collector keeps
+// one, Prometheus joins both), an empty value (no label). An attribute
+// named "__x" is left out: Prometheus' OTLP receiver and the Collector
+// keep it as the label __x, prwmetric refuses it as a reserved name (a
+// documented difference).
 var compatAttrs = []attribute.KeyValue{
 	attribute.String("_leading", "l"),
 	attribute.String("double__under", "du"),
@@ -49,6 +50,8 @@ var compatAttrs = []attribute.KeyValue{
 	attribute.String("9digits", "nd"),
 	attribute.String("a.b", "x"),
 	attribute.String("a_b", "y"),
+	attribute.String("c.d", "same"),
+	attribute.String("c_d", "same"),
 	attribute.String("empty", ""),
 	attribute.Int("http.response.status_code", 200),
 }
