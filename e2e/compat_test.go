@@ -142,6 +142,8 @@ func TestPrometheusOTLPParity(t *testing.T) {
 		// flags are more flags for both servers.
 		flags []string
 		opts  []prwmetric.Option
+		// res replaces compatResource.
+		res *resource.Resource
 	}{
 		{name: "defaults", opts: []prwmetric.Option{profile}},
 		{
@@ -173,6 +175,16 @@ func TestPrometheusOTLPParity(t *testing.T) {
 			opts:  []prwmetric.Option{profile, prwmetric.WithTypeAndUnitLabels()},
 		},
 		{
+			// Without service.name and service.instance.id there is no job
+			// or instance, and then no target_info.
+			name: "resource without service attributes",
+			opts: []prwmetric.Option{profile},
+			res: resource.NewSchemaless(
+				attribute.String("host.name", "e2e-host"),
+				attribute.String("_private.attr", "p"),
+			),
+		},
+		{
 			name: "identifying attributes and promotion together",
 			otlp: "  keep_identifying_resource_attributes: true\n  promote_resource_attributes: [service.name, deployment.environment.name]\n",
 			opts: []prwmetric.Option{profile, prwmetric.WithIdentifyingResourceAttributes(),
@@ -196,8 +208,12 @@ func TestPrometheusOTLPParity(t *testing.T) {
 				t.Fatalf("otlpmetrichttp.New: %v", err)
 			}
 			prwExp, logs := newExporter(t, rwServer.writeURL(), tc.opts...)
+			res := tc.res
+			if res == nil {
+				res = compatResource
+			}
 			mp := sdkmetric.NewMeterProvider(
-				sdkmetric.WithResource(compatResource),
+				sdkmetric.WithResource(res),
 				sdkmetric.WithView(compatExponential),
 				sdkmetric.WithReader(sdkmetric.NewPeriodicReader(otlpExp, sdkmetric.WithInterval(time.Hour))),
 				sdkmetric.WithReader(sdkmetric.NewPeriodicReader(prwExp, sdkmetric.WithInterval(time.Hour))),
