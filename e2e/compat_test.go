@@ -146,6 +146,7 @@ func TestPrometheusOTLPParity(t *testing.T) {
 		res *resource.Resource
 	}{
 		{name: "defaults", opts: []prwmetric.Option{profile}},
+		{name: "defaults over Remote Write 2.0", opts: []prwmetric.Option{profile, prwmetric.WithProtocol(prwmetric.ProtocolV2)}},
 		{
 			name: "identifying resource attributes on target_info",
 			otlp: "  keep_identifying_resource_attributes: true\n",
