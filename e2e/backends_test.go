@@ -42,6 +42,9 @@ type promConfig struct {
 	// extraArgs are appended to the command line, e.g. more
 	// --enable-feature flags (Prometheus accepts the flag repeatedly).
 	extraArgs []string
+	// config is the content of --config.file; empty means
+	// minimalPromConfig.
+	config string
 }
 
 // minimalPromConfig is a Prometheus configuration that scrapes nothing: the
@@ -99,7 +102,11 @@ func startPrometheus(t *testing.T, name, bin string, cfg promConfig, extra ...st
 	t.Helper()
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(configFile, []byte(minimalPromConfig), 0o600); err != nil {
+	config := cfg.config
+	if config == "" {
+		config = minimalPromConfig
+	}
+	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	common := []string{
