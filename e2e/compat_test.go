@@ -38,10 +38,9 @@ var compatResource = resource.NewSchemaless(
 // (preserved by the OTLP receiver and the Collector, collapsed by the pull
 // exporter), a leading digit (key_…), names that collide after translation
 // (values joined with ';' in key order; equal values: the Collector keeps
-// one, Prometheus joins both), an empty value (no label). An attribute
-// named "__x" is left out: Prometheus' OTLP receiver and the Collector
-// keep it as the label __x, prwmetric refuses it as a reserved name (a
-// documented difference).
+// one, Prometheus joins both), an empty value (no label), a name starting
+// with "__" (kept as it is by both paths, which the pull exporter's rules
+// refuse).
 var compatAttrs = []attribute.KeyValue{
 	attribute.String("_leading", "l"),
 	attribute.String("double__under", "du"),
@@ -53,6 +52,8 @@ var compatAttrs = []attribute.KeyValue{
 	attribute.String("c.d", "same"),
 	attribute.String("c_d", "same"),
 	attribute.String("empty", ""),
+	attribute.String("__dunder", "d"),
+	attribute.String("___triple", "t"),
 	attribute.Int("http.response.status_code", 200),
 }
 

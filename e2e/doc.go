@@ -7,7 +7,10 @@
 // build and run the demo command (examples/basic) against Prometheus
 // servers started as installed (no feature flags), and run hundreds of
 // short exporter lifetimes against one server, checking through its own
-// /metrics that it refused nothing.
+// /metrics that it refused nothing. The compatibility profiles are checked
+// side by side against Prometheus' OTLP receiver and the Collector's
+// translator library, and a client_golang registry pushed through the
+// OpenTelemetry bridge against a scrape of it.
 //
 // The package has no non-test code; it is a separate module so that the
 // backends' test-only dependencies never reach prwmetric's users. See
