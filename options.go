@@ -410,9 +410,9 @@ func WithoutStaleMarkers() Option {
 // and histogram series (at the previous collection, or its start if later),
 // so that increase() and rate() count its first increment; a series back
 // after vanishing gets none. The zeros go first, in requests of their own:
-// a first export takes one round trip more and twice the requests. 2.0
-// receivers that derive zeros from start times store the same zero, not a
-// second. Default: off.
+// a first export takes one round trip more and twice the requests. With
+// 2.0, the zero and the first sample carry no start time, so receivers that
+// derive zeros from start times add no second one. Default: off.
 func WithInitialZero() Option {
 	return optionFunc(func(c config) config { c.initialZero = true; return c })
 }

@@ -110,13 +110,13 @@ func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *
 	}
 	zb.records = append(zb.records, r)
 	if zb.collectV2 {
-		info := recordV2{start: at, fam: f, customBuckets: cc.customBuckets}
+		info := recordV2{fam: f, customBuckets: cc.customBuckets}
 		if cc.sc.rules.withoutMetadata {
 			info.fam = nil
 		}
 		zb.v2 = append(zb.v2, info)
 	}
-	return at
+	return 0
 }
 
 // sendZeros sends the zeros of this export, when there are any, before its
