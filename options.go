@@ -297,9 +297,9 @@ func WithTypeAndUnitLabels() Option {
 	return optionFunc(func(c config) config { c.typeAndUnitLabels = true; return c })
 }
 
-// WithCompatibility names and labels series as another path from
-// OpenTelemetry to Prometheus does (see Compatibility); individual options
-// still apply on top. Default: CompatibilityPullExporter.
+// WithCompatibility names and labels series as another path into
+// Prometheus does (see Compatibility); individual options apply on top.
+// Default: CompatibilityPullExporter.
 func WithCompatibility(profile Compatibility) Option {
 	return optionFunc(func(c config) config { c.compatibility = profile; return c })
 }
