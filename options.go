@@ -417,12 +417,10 @@ func WithInitialZero() Option {
 	return optionFunc(func(c config) config { c.initialZero = true; return c })
 }
 
-// WithoutShutdownMarkers keeps the staleness markers of series that vanish
-// from an export but sends none at Shutdown, so that a finished batch job's
-// last values stay visible to instant queries for the receiver's lookback
-// (5 minutes in Prometheus). Pick it for jobs whose last values matter after
-// they end; keep the default for services, whose graphs should end when
-// they stop. WithoutStaleMarkers turns both off.
+// WithoutShutdownMarkers keeps the staleness markers of vanished series but
+// sends none at Shutdown, so a finished batch job's last values stay visible
+// for the receiver's lookback (5 minutes in Prometheus): pick it for jobs;
+// keep the default for services, whose graphs should end when they stop.
 func WithoutShutdownMarkers() Option {
 	return optionFunc(func(c config) config { c.withoutShutdownMarkers = true; return c })
 }
