@@ -39,7 +39,7 @@ DEBIAN_BINARIES := prometheus:/usr/bin/prometheus victoria-metrics:/usr/bin/vict
 
 # Nested library modules: each has its own go.mod so that the core module
 # never pulls their dependencies (contrib autoexport, the AWS and Azure SDKs).
-MODULES := $(wildcard prwautoexport sigv4 azuread examples/clientgolang)
+MODULES := $(wildcard prwautoexport sigv4 azuread examples/clientgolang internal/pdataconv)
 
 .PHONY: test test-unit test-fuzz test-modules test-e2e test-benchmarks e2e-deps debian-deps prometheus3 victoriametrics-new
 

@@ -12,6 +12,7 @@ import (
 	"github.com/golang/snappy"
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prwmetric/prwmetric/internal/pdataconv"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
@@ -127,7 +128,7 @@ func pushCollector(tb testing.TB, fx *fixture, url string) exportFunc {
 	tb.Cleanup(c.client.CloseIdleConnections)
 	md := fx.pdata()
 	return func(ctx context.Context) error {
-		SetPdataTime(md, fx.w.Time())
+		pdataconv.SetPdataTime(md, fx.w.Time())
 		return c.export(ctx, md)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prwmetric/prwmetric/internal/pdataconv"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -73,7 +74,7 @@ type fixture struct {
 
 func newFixture(w *Workload, warmups int) *fixture {
 	rm := w.ResourceMetrics(w.Time())
-	return &fixture{w: w, rm: rm, warmups: warmups, pdata: sync.OnceValue(func() pmetric.Metrics { return ToPdata(rm) })}
+	return &fixture{w: w, rm: rm, warmups: warmups, pdata: sync.OnceValue(func() pmetric.Metrics { return pdataconv.ToPdata(rm) })}
 }
 
 // shapeFixture is s at its benchmarked size.

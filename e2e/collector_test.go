@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/prwmetric/prwmetric"
+	"github.com/prwmetric/prwmetric/internal/pdataconv"
 	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
 
@@ -97,7 +98,7 @@ func TestCollectorTranslatorParity(t *testing.T) {
 			}
 			rm := collectOnce(t, res)
 
-			md := toPdata(rm)
+			md := pdataconv.ToPdata(rm)
 			tsMap, err := prwcollector.FromMetrics(md, tc.settings)
 			if err != nil {
 				t.Fatalf("Collector FromMetrics: %v", err)

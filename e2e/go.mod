@@ -15,7 +15,6 @@ require (
 	github.com/prometheus/prometheus v0.316.0
 	github.com/prwmetric/prwmetric v0.0.0-00010101000000-000000000000
 	go.opentelemetry.io/collector/featuregate v1.71.0
-	go.opentelemetry.io/collector/pdata v1.71.0
 	go.opentelemetry.io/contrib/bridges/prometheus v0.72.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp v1.47.0
@@ -25,6 +24,8 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0
 	golang.org/x/crypto v0.58.0
 )
+
+require go.opentelemetry.io/collector/pdata v1.71.0 // indirect
 
 require (
 	cloud.google.com/go/auth v0.24.1-0.20261001053825-dbc26066f70a // indirect
@@ -76,6 +77,7 @@ require (
 	github.com/prometheus/client_golang/exp v0.0.0-20261019101427-217707f26b14 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/prometheus/sigv4 v0.5.0 // indirect
+	github.com/prwmetric/prwmetric/internal/pdataconv v0.0.0
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
@@ -102,3 +104,5 @@ require (
 )
 
 replace github.com/prwmetric/prwmetric => ../
+
+replace github.com/prwmetric/prwmetric/internal/pdataconv => ../internal/pdataconv

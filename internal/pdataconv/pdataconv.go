@@ -1,4 +1,8 @@
-package benchmarks
+// Package pdataconv converts the OpenTelemetry Go SDK's metric data to the
+// Collector's pdata, for the tests and benchmarks that run the Collector's
+// translator on the same data as prwmetric. It is a module of its own so
+// that the Collector's packages never reach prwmetric's users.
+package pdataconv
 
 import (
 	"time"
@@ -10,17 +14,20 @@ import (
 )
 
 // ToPdata converts rm to the Collector's pdata, as the Collector's OTLP
-// receiver would hand the same data to its exporters. It handles what
-// workloads contain: sums, gauges, explicit-bucket and exponential
-// histograms.
+// receiver would hand the same data to its exporters: resource and scope
+// (name, version, schema URL, attributes), sums, gauges, explicit-bucket
+// and exponential histograms of both number types, summaries.
 func ToPdata(rm *metricdata.ResourceMetrics) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	prm := md.ResourceMetrics().AppendEmpty()
+	prm.SetSchemaUrl(rm.Resource.SchemaURL())
 	putAttrs(prm.Resource().Attributes(), rm.Resource.Iter())
 	for _, sm := range rm.ScopeMetrics {
 		psm := prm.ScopeMetrics().AppendEmpty()
 		psm.Scope().SetName(sm.Scope.Name)
 		psm.Scope().SetVersion(sm.Scope.Version)
+		psm.SetSchemaUrl(sm.Scope.SchemaURL)
+		putAttrs(psm.Scope().Attributes(), sm.Scope.Attributes.Iter())
 		for _, m := range sm.Metrics {
 			pm := psm.Metrics().AppendEmpty()
 			pm.SetName(m.Name)
@@ -35,10 +42,18 @@ func ToPdata(rm *metricdata.ResourceMetrics) pmetric.Metrics {
 				pointsToPdata(pm.SetEmptyGauge().DataPoints(), d.DataPoints)
 			case metricdata.Gauge[float64]:
 				pointsToPdata(pm.SetEmptyGauge().DataPoints(), d.DataPoints)
+			case metricdata.Histogram[int64]:
+				histogramToPdata(pm, d)
 			case metricdata.Histogram[float64]:
 				histogramToPdata(pm, d)
+			case metricdata.ExponentialHistogram[int64]:
+				exponentialToPdata(pm, d)
 			case metricdata.ExponentialHistogram[float64]:
 				exponentialToPdata(pm, d)
+			case metricdata.Summary:
+				summaryToPdata(pm, d)
+			default:
+				panic("pdataconv.ToPdata: unhandled data type")
 			}
 		}
 	}
@@ -62,12 +77,19 @@ func putAttrs(dst pcommon.Map, it attribute.Iterator) {
 	}
 }
 
-func ts(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }
+func pdataTime(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }
+
+func temporality(t metricdata.Temporality) pmetric.AggregationTemporality {
+	if t == metricdata.DeltaTemporality {
+		return pmetric.AggregationTemporalityDelta
+	}
+	return pmetric.AggregationTemporalityCumulative
+}
 
 func sumToPdata[N int64 | float64](pm pmetric.Metric, d metricdata.Sum[N]) {
 	s := pm.SetEmptySum()
 	s.SetIsMonotonic(d.IsMonotonic)
-	s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	s.SetAggregationTemporality(temporality(d.Temporality))
 	pointsToPdata(s.DataPoints(), d.DataPoints)
 }
 
@@ -76,8 +98,8 @@ func pointsToPdata[N int64 | float64](dst pmetric.NumberDataPointSlice, dps []me
 	for _, dp := range dps {
 		p := dst.AppendEmpty()
 		putAttrs(p.Attributes(), dp.Attributes.Iter())
-		p.SetStartTimestamp(ts(dp.StartTime))
-		p.SetTimestamp(ts(dp.Time))
+		p.SetStartTimestamp(pdataTime(dp.StartTime))
+		p.SetTimestamp(pdataTime(dp.Time))
 		switch v := any(dp.Value).(type) {
 		case int64:
 			p.SetIntValue(v)
@@ -87,46 +109,46 @@ func pointsToPdata[N int64 | float64](dst pmetric.NumberDataPointSlice, dps []me
 	}
 }
 
-func histogramToPdata(pm pmetric.Metric, d metricdata.Histogram[float64]) {
+func histogramToPdata[N int64 | float64](pm pmetric.Metric, d metricdata.Histogram[N]) {
 	h := pm.SetEmptyHistogram()
-	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	h.SetAggregationTemporality(temporality(d.Temporality))
 	dst := h.DataPoints()
 	dst.EnsureCapacity(len(d.DataPoints))
 	for _, dp := range d.DataPoints {
 		p := dst.AppendEmpty()
 		putAttrs(p.Attributes(), dp.Attributes.Iter())
-		p.SetStartTimestamp(ts(dp.StartTime))
-		p.SetTimestamp(ts(dp.Time))
+		p.SetStartTimestamp(pdataTime(dp.StartTime))
+		p.SetTimestamp(pdataTime(dp.Time))
 		p.SetCount(dp.Count)
-		p.SetSum(dp.Sum)
+		p.SetSum(float64(dp.Sum))
 		if v, ok := dp.Min.Value(); ok {
-			p.SetMin(v)
+			p.SetMin(float64(v))
 		}
 		if v, ok := dp.Max.Value(); ok {
-			p.SetMax(v)
+			p.SetMax(float64(v))
 		}
 		p.ExplicitBounds().FromRaw(dp.Bounds)
 		p.BucketCounts().FromRaw(dp.BucketCounts)
 	}
 }
 
-func exponentialToPdata(pm pmetric.Metric, d metricdata.ExponentialHistogram[float64]) {
+func exponentialToPdata[N int64 | float64](pm pmetric.Metric, d metricdata.ExponentialHistogram[N]) {
 	h := pm.SetEmptyExponentialHistogram()
-	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	h.SetAggregationTemporality(temporality(d.Temporality))
 	dst := h.DataPoints()
 	dst.EnsureCapacity(len(d.DataPoints))
 	for _, dp := range d.DataPoints {
 		p := dst.AppendEmpty()
 		putAttrs(p.Attributes(), dp.Attributes.Iter())
-		p.SetStartTimestamp(ts(dp.StartTime))
-		p.SetTimestamp(ts(dp.Time))
+		p.SetStartTimestamp(pdataTime(dp.StartTime))
+		p.SetTimestamp(pdataTime(dp.Time))
 		p.SetCount(dp.Count)
-		p.SetSum(dp.Sum)
+		p.SetSum(float64(dp.Sum))
 		if v, ok := dp.Min.Value(); ok {
-			p.SetMin(v)
+			p.SetMin(float64(v))
 		}
 		if v, ok := dp.Max.Value(); ok {
-			p.SetMax(v)
+			p.SetMax(float64(v))
 		}
 		p.SetScale(dp.Scale)
 		p.SetZeroCount(dp.ZeroCount)
@@ -138,9 +160,27 @@ func exponentialToPdata(pm pmetric.Metric, d metricdata.ExponentialHistogram[flo
 	}
 }
 
+func summaryToPdata(pm pmetric.Metric, d metricdata.Summary) {
+	dst := pm.SetEmptySummary().DataPoints()
+	dst.EnsureCapacity(len(d.DataPoints))
+	for _, dp := range d.DataPoints {
+		p := dst.AppendEmpty()
+		putAttrs(p.Attributes(), dp.Attributes.Iter())
+		p.SetStartTimestamp(pdataTime(dp.StartTime))
+		p.SetTimestamp(pdataTime(dp.Time))
+		p.SetCount(dp.Count)
+		p.SetSum(dp.Sum)
+		for _, q := range dp.QuantileValues {
+			pq := p.QuantileValues().AppendEmpty()
+			pq.SetQuantile(q.Quantile)
+			pq.SetValue(q.Value)
+		}
+	}
+}
+
 // SetPdataTime sets the end time of every data point of md to at, in place.
 func SetPdataTime(md pmetric.Metrics, at time.Time) {
-	t := ts(at)
+	t := pdataTime(at)
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		sms := rms.At(i).ScopeMetrics()
@@ -160,6 +200,11 @@ func SetPdataTime(md pmetric.Metrics, at time.Time) {
 					}
 				case pmetric.MetricTypeExponentialHistogram:
 					dps := m.ExponentialHistogram().DataPoints()
+					for l := range dps.Len() {
+						dps.At(l).SetTimestamp(t)
+					}
+				case pmetric.MetricTypeSummary:
+					dps := m.Summary().DataPoints()
 					for l := range dps.Len() {
 						dps.At(l).SetTimestamp(t)
 					}
