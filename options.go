@@ -115,11 +115,12 @@ func WithRoundTripper(wrap func(next http.RoundTripper) http.RoundTripper) Optio
 // first failure stops the requests not yet started; WriteError counts
 // exactly what was delivered and dropped; WithRetry retries each request.
 //
-// n is a limit, not a pool: each request goes out as soon as it is encoded,
-// so a near receiver, which answers before many more are ready, sees only a
-// few at once, on as many connections. A far one needs many: each request
-// then takes a round trip, and an export's round trips add about its number
-// of requests ÷ n of them. The 1 000 000-series export (113 requests)
+// n is a limit, not a pool: each request goes out as soon as it is
+// encoded, so a receiver sees at once only the requests that are ready
+// before it answers the earlier ones, on as many connections (a busy local
+// one, up to 20 of an export's 21 in the e2e tests). Far away each request
+// takes a round trip, and an export's round trips add about its number of
+// requests ÷ n of them. The 1 000 000-series export (113 requests)
 // measured (benchmarks' BenchmarkLatency, on a busy machine; no delay /
 // 10 ms / 50 ms of round-trip time): with 8 in flight, 0.35 / 0.42 /
 // 1.05 s per export (+14 round trips at 50 ms: 3.0× the time without
