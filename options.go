@@ -124,7 +124,7 @@ func WithRoundTripper(wrap func(next http.RoundTripper) http.RoundTripper) Optio
 // measured (benchmarks' BenchmarkLatency, on a busy machine; no delay /
 // 10 ms / 50 ms of round-trip time): with 8 in flight, 0.35 / 0.42 /
 // 1.05 s per export (+14 round trips at 50 ms: 3.0× the time without
-// delay); with 64, 0.31–0.34 / 0.32–0.36 / 0.40–0.42 s (+1.5–1.9: 1.2–1.3×),
+// delay); with 64, 0.31–0.34 / 0.32–0.36 / 0.40–0.42 s (+1.4–1.9: 1.2–1.3×),
 // for the same CPU. With 16 it was 2.5× (0.24 / 0.31 / 0.61 s, quieter).
 //
 // Memory: two uncompressed requests (one per worker, up to
