@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -187,10 +188,17 @@ const (
 const connMaxAge = 5 * time.Minute
 
 // connections sizes t's connections for c: one per request in flight,
-// kept between exports; HTTP/2 with a health check when c asks for it.
+// kept between exports, and one spare: a token request to the receiver's
+// host (OAuth2's, an authenticator's) never waits for a connection while
+// every request is in flight. HTTP/2 with a health check when c asks for
+// it.
 func connections(t *http.Transport, c config) {
 	t.MaxIdleConnsPerHost = c.maxConcurrent
 	t.MaxConnsPerHost = c.maxConcurrent
+	if c.maxConcurrent < math.MaxInt {
+		t.MaxConnsPerHost++
+	}
+	t.MaxIdleConns = max(t.MaxIdleConns, t.MaxConnsPerHost)
 	if c.http2 {
 		t.Protocols.SetHTTP2(true)
 		t.HTTP2 = &http.HTTP2Config{SendPingTimeout: c.h2ReadIdle, PingTimeout: c.h2PingTimeout}

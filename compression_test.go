@@ -278,12 +278,13 @@ func TestTransportOptions(t *testing.T) {
 		wantCompression Compression
 		wantConcurrent  int
 	}{
-		{name: "defaults", wantCompression: CompressionSnappy, wantConcurrent: 8},
-		{name: "zstd", opts: []Option{WithCompression(CompressionZstd)}, wantCompression: CompressionZstd, wantConcurrent: 8},
+		{name: "defaults", wantCompression: CompressionSnappy, wantConcurrent: 64},
+		{name: "zstd", opts: []Option{WithCompression(CompressionZstd)}, wantCompression: CompressionZstd, wantConcurrent: 64},
 		{name: "one request at a time", opts: []Option{WithMaxConcurrentRequests(1)}, wantCompression: CompressionSnappy, wantConcurrent: 1},
-		{name: "env zstd", env: map[string]string{envCompression: " ZSTD "}, wantCompression: CompressionZstd, wantConcurrent: 8},
+		{name: "more requests than idle connections by default", opts: []Option{WithMaxConcurrentRequests(200)}, wantCompression: CompressionSnappy, wantConcurrent: 200},
+		{name: "env zstd", env: map[string]string{envCompression: " ZSTD "}, wantCompression: CompressionZstd, wantConcurrent: 64},
 		{name: "code wins over env", env: map[string]string{envCompression: "zstd"}, opts: []Option{WithCompression(CompressionSnappy)},
-			wantCompression: CompressionSnappy, wantConcurrent: 8},
+			wantCompression: CompressionSnappy, wantConcurrent: 64},
 		{name: "env invalid", env: map[string]string{envCompression: "gzip"},
 			wantErr: envCompression + `: "gzip" is not a compression; use snappy or zstd`},
 		{name: "unknown compression", opts: []Option{WithCompression(9)},
@@ -315,6 +316,12 @@ func TestTransportOptions(t *testing.T) {
 			t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
 			if exp.cfg.compression != tc.wantCompression || exp.cfg.maxConcurrent != tc.wantConcurrent {
 				t.Errorf("compression %v, %d concurrent requests; want %v, %d", exp.cfg.compression, exp.cfg.maxConcurrent, tc.wantCompression, tc.wantConcurrent)
+			}
+			// A connection per request in flight, kept idle between
+			// exports, and one spare (see connections).
+			if tr := exp.client.owned; tr.MaxIdleConnsPerHost != tc.wantConcurrent || tr.MaxConnsPerHost != tc.wantConcurrent+1 || tr.MaxIdleConns < tr.MaxConnsPerHost {
+				t.Errorf("transport: %d idle connections per host, at most %d per host, %d idle in all; want %d, %d, at least %d",
+					tr.MaxIdleConnsPerHost, tr.MaxConnsPerHost, tr.MaxIdleConns, tc.wantConcurrent, tc.wantConcurrent+1, tc.wantConcurrent+1)
 			}
 		})
 	}

@@ -233,6 +233,58 @@ func TestConcurrentFailureStopsRequestsNotStarted(t *testing.T) {
 	})
 }
 
+// TestConcurrencyBound: an export of more requests than the limit has
+// exactly the limit in flight until they are answered, then the rest. By
+// default the limit is 64.
+func TestConcurrencyBound(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []Option
+		want int
+	}{
+		{name: "default", want: 64},
+		{name: "one at a time", opts: []Option{WithMaxConcurrentRequests(1)}, want: 1},
+		{name: "three", opts: []Option{WithMaxConcurrentRequests(3)}, want: 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const perRequest = 10
+				requests := tc.want + 2
+				rt := &holdTransport{release: make(chan struct{})}
+				exp, err := New(append([]Option{WithEndpoint("http://receiver.test/api/v1/write"), WithoutEnvironment(), WithLogger(discardLogger()),
+					WithHTTPClient(&http.Client{Transport: rt}), WithoutScopeInfo(), WithoutTargetInfo(), WithoutMetadata(),
+					WithMaxSeriesPerRequest(perRequest), WithoutStaleMarkers()}, tc.opts...)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() {
+					done <- exp.Export(context.Background(), manyGauges(perRequest*requests, time.UnixMilli(1_700_000_000_000)))
+				}()
+				synctest.Wait()
+				if n := len(rt.all()); n != tc.want {
+					t.Errorf("%d requests in flight, want %d", n, tc.want)
+				}
+				close(rt.release)
+				if err := <-done; err != nil {
+					t.Fatalf("Export: %v", err)
+				}
+				seen := map[float64]bool{}
+				for _, r := range rt.all() {
+					seen[firstValue(r)] = true
+				}
+				if len(seen) != requests {
+					t.Errorf("%d distinct requests arrived, want %d", len(seen), requests)
+				}
+				if err := exp.Shutdown(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
 // holdTransport records every request (decoded) and holds it until
 // release is closed, then answers 204; status, when set, may answer a
 // request at once instead (0: hold it).

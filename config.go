@@ -35,7 +35,7 @@ const (
 )
 
 // defaultMaxConcurrentRequests: see WithMaxConcurrentRequests.
-const defaultMaxConcurrentRequests = 8
+const defaultMaxConcurrentRequests = 64
 
 // config is the validated result of all options. It is copied by value into
 // each option so that an Option can never mutate a config it does not own.

@@ -273,6 +273,81 @@ func TestConnectionsKeptForConcurrency(t *testing.T) {
 	}
 }
 
+// TestConnectionSpareForTokens: while every request an export may have in
+// flight holds a connection, another request to the receiver's host on the
+// exporter's transport (as OAuth2's token requests, or an authenticator's,
+// make) gets a connection of its own at once, and no more are opened:
+// requests in flight plus one.
+func TestConnectionSpareForTokens(t *testing.T) {
+	const requests = 4
+	arrived, release := make(chan struct{}, requests), make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/token" {
+			_, _ = io.WriteString(w, `{"access_token":"t"}`)
+			return
+		}
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	var opened atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	exp := newExporter(t, pinned(WithEndpoint(srv.URL+"/api/v1/write"), WithoutEnvironment(),
+		WithMaxSeriesPerRequest(10), WithMaxConcurrentRequests(requests))...)
+	done := make(chan error, 1)
+	go func() {
+		done <- exp.Export(context.Background(), manyGauges(10*(requests+1), time.UnixMilli(1_700_000_000_000)))
+	}()
+	released := false
+	defer func() {
+		if !released {
+			close(release) // the export must end, whatever failed
+		}
+	}()
+	for range requests {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the requests did not all arrive")
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/token", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: exp.client.owned}).Do(req)
+	if err != nil {
+		t.Fatalf("a token request while %d requests were in flight: %v", requests, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n := opened.Load(); n != requests+1 {
+		t.Errorf("%d connections opened, want %d: one per request in flight and the spare", n, requests+1)
+	}
+
+	released = true
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	if n := opened.Load(); n != requests+1 {
+		t.Errorf("after the export: %d connections opened, want %d (the last request reuses one)", n, requests+1)
+	}
+}
+
 // TestConnectionsRebalanced: connections are reused between exports, and
 // closed after the first export that starts connMaxAge after the last
 // closing, so the next export connects anew.

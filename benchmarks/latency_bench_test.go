@@ -33,14 +33,16 @@ type latencyVariant struct {
 }
 
 // latencyVariants are the configurations BenchmarkLatency compares;
-// gen-table.sh makes a table row of each. "default" is 8 concurrent
+// gen-table.sh makes a table row of each. "default" is 64 concurrent
 // requests (WithMaxConcurrentRequests) and snappy.
 var latencyVariants = []latencyVariant{
 	{name: "concurrency=1", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(1)}},
 	{name: "concurrency=2", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(2)}},
 	{name: "concurrency=4", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(4)}},
-	{name: "default"},
+	{name: "concurrency=8", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(8)}},
 	{name: "concurrency=16", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(16)}},
+	{name: "concurrency=32", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(32)}},
+	{name: "default"},
 	{name: "compression=zstd", opts: []prwmetric.Option{prwmetric.WithCompression(prwmetric.CompressionZstd)}, out: outRemoteWriteZstd},
 }
 

@@ -387,7 +387,7 @@ const (
 
 // defaultConcurrency is prwmetric's default WithMaxConcurrentRequests, the
 // "default" configuration of BenchmarkLatency.
-const defaultConcurrency = "8"
+const defaultConcurrency = "64"
 
 // variantColumns reads a BenchmarkLatency configuration, "default" or
 // option=value pairs such as "concurrency=2" or "compression=zstd", as the
