@@ -269,7 +269,6 @@ func ExampleWithCompression() {
 	exp, err := prwmetric.New(
 		prwmetric.WithEndpoint(srv.URL()),
 		prwmetric.WithCompression(prwmetric.CompressionZstd),
-		prwmetric.WithMaxConcurrentRequests(8),
 		prwmetric.WithHTTP2(), // for https receivers; this one is plain http
 		prwmetric.WithLogger(slog.New(slog.DiscardHandler)),
 		prwmetric.WithoutEnvironment(),

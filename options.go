@@ -114,24 +114,12 @@ func WithRoundTripper(wrap func(next http.RoundTripper) http.RoundTripper) Optio
 // order; the next export and Shutdown's markers wait for all of them. The
 // first failure stops the requests not yet started; WriteError counts
 // exactly what was delivered and dropped; WithRetry retries each request.
-//
-// n is a limit, not a pool: each request goes out as soon as it is
-// encoded, so a receiver sees at once only the requests that are ready
-// before it answers the earlier ones, on as many connections (a busy local
-// one, up to 20 of an export's 21 in the e2e tests). Far away each request
-// takes a round trip, and an export's round trips add about its number of
-// requests ÷ n of them. The 1 000 000-series export (113 requests)
-// measured (benchmarks' BenchmarkLatency, on a busy machine; no delay /
-// 10 ms / 50 ms of round-trip time): with 8 in flight, 0.35 / 0.42 /
-// 1.05 s per export (+14 round trips at 50 ms: 3.0× the time without
-// delay); with 64, 0.31–0.34 / 0.32–0.36 / 0.40–0.42 s (+1.4–1.9: 1.2–1.3×),
-// for the same CPU. With 16 it was 2.5× (0.24 / 0.31 / 0.61 s, quieter).
-//
-// Memory: two uncompressed requests (one per worker, up to
-// WithMaxRequestBytes each) and at most n+2 compressed ones, sent or
-// waiting (that export's are 0.25 MB each with snappy: 16 MB at 64).
-// Connections: up to n, kept between exports, and one spare for other
-// requests to the receiver's host, such as OAuth2 token requests.
+// n is a limit, not a pool: a request goes out as soon as it is encoded.
+// Memory: two uncompressed requests (WithMaxRequestBytes each) and at most
+// n+2 compressed ones. Connections: up to n, kept between exports, and one
+// spare for other requests to the receiver's host (OAuth2 tokens). 64
+// keeps a 1 000 000-series export 50 ms away within 1.5× its time nearby
+// (README, "Far from the receiver").
 func WithMaxConcurrentRequests(n int) Option {
 	return optionFunc(func(c config) config { c.maxConcurrent = n; return c })
 }
