@@ -1,6 +1,8 @@
 package prwmetric
 
 import (
+	"cmp"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -24,9 +26,13 @@ import (
 
 // seriesState is one Prometheus series as the receiver knows it.
 type seriesState struct {
-	// labels are the series' labels encoded as TimeSeries label fields,
-	// ready to be copied into a request; they are also its identity.
-	labels string
+	// key is the series' labels as the label table (labelTable) holds
+	// them: the length of their encoding as TimeSeries label fields,
+	// then the number of each label (name and value) in the table, as
+	// varints. It is also the series' identity. Once the series is
+	// evicted (flagEvicted), key is the encoded labels themselves, which
+	// no longer depend on the table.
+	key string
 	// newest is the newest timestamp delivered, when delivered is set.
 	newest int64
 	// bits holds the generation of the last export that sent it (the low
@@ -56,7 +62,7 @@ const (
 	// staleness marker must be one too.
 	flagHistogram
 	// flagEvicted: the series left the table. Cache entries that still point
-	// to it look it up again by its labels.
+	// to it look it up again by its labels, which its key then holds.
 	flagEvicted
 )
 
@@ -85,10 +91,12 @@ type seriesCache struct {
 	// gen numbers the exports (conversions), so that "seen in this export"
 	// is one comparison.
 	gen generation
-	// byLabels interns series by their encoded labels. last lists the same
+	// labels numbers the label pairs of the series; byLabels interns series
+	// by their key, made of those numbers. last lists the same
 	// series, for the sweep at the end of each conversion: after it, they
 	// are those of the last export and those the receiver still holds
 	// from before (their staleness marker not delivered yet).
+	labels   labelTable
 	byLabels map[string]*seriesState
 	last     []*seriesState
 	// seenCount is how many series the current export sent: when it equals
@@ -102,10 +110,12 @@ type seriesCache struct {
 
 	// families is reused by every conversion (see conversion.families).
 	families map[string]prompb.MetricMetadata_MetricType
-	// native, labelBuf, labels and histPoints are scratch space of the conversion.
-	native   nativeScratch
-	labelBuf []byte
-	labels   []prompb.Label
+	// native, labelBuf, keyBuf, labelList and histPoints are scratch space
+	// of the conversion.
+	native    nativeScratch
+	labelBuf  []byte
+	keyBuf    []byte
+	labelList []prompb.Label
 	// histPoints are a histogram's points being converted.
 	histPoints []histPoint
 
@@ -143,38 +153,237 @@ func newSeriesCache(c *rules, markStale bool) *seriesCache {
 }
 
 // intern returns the series with the given encoded labels, adding it if
-// it is new. Looking up with string(labels) does not allocate.
-func (sc *seriesCache) intern(labels []byte) *seriesState {
-	if s, ok := sc.byLabels[string(labels)]; ok {
+// it is new.
+func (sc *seriesCache) intern(labels string) *seriesState {
+	key, ok := sc.labels.key(sc.keyBuf[:0], labels)
+	sc.keyBuf = key
+	if !ok {
+		return nil // never: the conversion encodes the labels
+	}
+	if s, ok := sc.byLabels[string(key)]; ok {
 		return s
 	}
-	return sc.internString(string(labels))
-}
-
-// internString is intern for labels held in a string.
-func (sc *seriesCache) internString(labels string) *seriesState {
-	if s, ok := sc.byLabels[labels]; ok {
-		return s
-	}
-	s := &seriesState{labels: labels}
-	sc.byLabels[labels] = s
+	s := &seriesState{key: string(key)}
+	sc.labels.retain(s.key)
+	sc.byLabels[s.key] = s
 	sc.last = append(sc.last, s)
 	return s
+}
+
+// revive returns the series in the table that s, evicted, was: cache
+// entries keep pointing to a series after it leaves the table.
+func (sc *seriesCache) revive(s *seriesState) *seriesState {
+	if !s.is(flagEvicted) {
+		return s
+	}
+	return sc.intern(s.key)
+}
+
+// evict removes s from the table. Its key becomes its encoded labels, so
+// that revive can find or add it again, whatever happened to the label
+// numbers in between.
+func (sc *seriesCache) evict(s *seriesState) {
+	delete(sc.byLabels, s.key)
+	sc.labelBuf = sc.labels.appendLabels(sc.labelBuf[:0], s.key)
+	sc.labels.release(s.key)
+	s.key = string(sc.labelBuf)
+	s.set(flagEvicted, true)
+}
+
+// encodedLabels returns the encoded labels of s, for the rare messages
+// that name a series.
+func (sc *seriesCache) encodedLabels(s *seriesState) string {
+	if s.is(flagEvicted) {
+		return s.key
+	}
+	return string(sc.labels.appendLabels(nil, s.key))
 }
 
 // internLabels encodes labels and interns the series.
 func (sc *seriesCache) internLabels(labels []prompb.Label) *seriesState {
 	sc.labelBuf = appendLabels(sc.labelBuf[:0], labels)
-	return sc.intern(sc.labelBuf)
+	return sc.intern(unsafeString(sc.labelBuf))
 }
 
 // internWith interns the series withLabels(base, extra...) without
 // allocating the labels.
 func (sc *seriesCache) internWith(base []prompb.Label, extra ...prompb.Label) *seriesState {
-	sc.labels = appendWithLabels(sc.labels[:0], base, extra...)
-	s := sc.internLabels(sc.labels)
-	clear(sc.labels) // keep no label strings alive
+	sc.labelList = appendWithLabels(sc.labelList[:0], base, extra...)
+	s := sc.internLabels(sc.labelList)
+	clear(sc.labelList) // keep no label strings alive
 	return s
+}
+
+// labelTable numbers label pairs, so that a series keeps a few bytes of
+// numbers (its key) instead of its labels: the label pairs of a million
+// series are mostly the same few thousand (the metric names, job and
+// instance, the values of each attribute). Each pair is kept as its
+// TimeSeries.labels field, ready to be copied into a request, and counts
+// the series in the table that use it; a pair no series uses is dropped,
+// and its number used again.
+type labelTable struct {
+	ids   map[string]uint32
+	pairs []labelPair
+	free  []uint32
+}
+
+type labelPair struct {
+	// field is the encoded TimeSeries.labels field.
+	field  string
+	series uint32
+}
+
+// key appends to dst the key of the series whose encoded labels are
+// labels, numbering the pairs not yet in the table. It reports false for
+// malformed labels, which appendLabels never writes.
+func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
+	if t.ids == nil {
+		t.ids = map[string]uint32{}
+	}
+	dst = appendVarint(dst, uint64(len(labels)))
+	for rest := labels; len(rest) > 0; {
+		n, r, ok := readVarint(rest[1:])
+		if !ok || rest[0] != tagSeriesLabel || uint64(len(r)) < n {
+			return dst, false
+		}
+		end := len(rest) - len(r) + int(n)
+		field := rest[:end]
+		rest = rest[end:]
+		id, ok := t.ids[field]
+		if !ok {
+			id = t.add(field)
+		}
+		dst = appendVarint(dst, uint64(id))
+	}
+	return dst, true
+}
+
+// add numbers a new pair; no series uses it yet.
+func (t *labelTable) add(field string) uint32 {
+	p := labelPair{field: strings.Clone(field)}
+	var id uint32
+	if n := len(t.free); n > 0 {
+		id, t.free = t.free[n-1], t.free[:n-1]
+		t.pairs[id] = p
+	} else {
+		id = uint32(len(t.pairs))
+		t.pairs = append(t.pairs, p)
+	}
+	t.ids[p.field] = id
+	return id
+}
+
+// retain counts a new series of key among the users of its pairs.
+func (t *labelTable) retain(key string) {
+	for ids := keyIDs(key); len(ids) > 0; {
+		var id uint32
+		id, ids = nextID(ids)
+		t.pairs[id].series++
+	}
+}
+
+// release uncounts a series leaving the table, dropping the pairs no
+// other series uses.
+func (t *labelTable) release(key string) {
+	for ids := keyIDs(key); len(ids) > 0; {
+		var id uint32
+		id, ids = nextID(ids)
+		p := &t.pairs[id]
+		if p.series--; p.series == 0 {
+			delete(t.ids, p.field)
+			*p = labelPair{}
+			t.free = append(t.free, id)
+		}
+	}
+}
+
+// appendLabels appends the encoded labels of key (TimeSeries.labels
+// fields).
+func (t *labelTable) appendLabels(dst []byte, key string) []byte {
+	pairs := t.pairs
+	for ids := keyIDs(key); len(ids) > 0; {
+		var id uint32
+		id, ids = nextID(ids)
+		dst = append(dst, pairs[id].field...)
+	}
+	return dst
+}
+
+// walk calls fn with each label of key, in order.
+func (t *labelTable) walk(key string, fn func(name, value string)) {
+	for ids := keyIDs(key); len(ids) > 0; {
+		var id uint32
+		id, ids = nextID(ids)
+		walkLabels(t.pairs[id].field, fn)
+	}
+}
+
+// compare compares the encoded labels of two keys as byte strings.
+func (t *labelTable) compare(a, b string) int {
+	a, b = keyIDs(a), keyIDs(b)
+	var fa, fb string // what is left of the current fields
+	for {
+		if len(fa) == 0 && len(fb) == 0 {
+			// Both at a field boundary: equal numbers are equal fields.
+			for len(a) > 0 && len(b) > 0 {
+				ia, ra := nextID(a)
+				ib, rb := nextID(b)
+				if ia != ib {
+					break
+				}
+				a, b = ra, rb
+			}
+		}
+		if len(fa) == 0 && len(a) > 0 {
+			var id uint32
+			id, a = nextID(a)
+			fa = t.pairs[id].field
+		}
+		if len(fb) == 0 && len(b) > 0 {
+			var id uint32
+			id, b = nextID(b)
+			fb = t.pairs[id].field
+		}
+		if len(fa) == 0 || len(fb) == 0 {
+			return cmp.Compare(len(fa), len(fb))
+		}
+		n := min(len(fa), len(fb))
+		if c := strings.Compare(fa[:n], fb[:n]); c != 0 {
+			return c
+		}
+		fa, fb = fa[n:], fb[n:]
+	}
+}
+
+// keyLabelsLen is the size of the encoded labels of key.
+func keyLabelsLen(key string) int {
+	if len(key) > 0 && key[0] < 0x80 {
+		return int(key[0])
+	}
+	n, _, _ := readVarint(key)
+	return int(n)
+}
+
+// keyIDs returns the pair numbers of key, past the length.
+func keyIDs(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x80 {
+			return key[i+1:]
+		}
+	}
+	return ""
+}
+
+// nextID reads the first pair number of ids.
+func nextID(ids string) (uint32, string) {
+	if c := ids[0]; c < 0x80 {
+		return uint32(c), ids[1:]
+	}
+	if len(ids) > 1 && ids[1] < 0x80 {
+		return uint32(ids[0]&0x7f) | uint32(ids[1])<<7, ids[2:]
+	}
+	v, rest, _ := readVarint(ids)
+	return uint32(v), rest
 }
 
 // decodeLabels reads back labels written by appendLabels, for the rare

@@ -40,9 +40,8 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 					b.ended = append(b.ended, s)
 				}
 			default:
-				delete(sc.byLabels, s.labels)
 				sc.dropV2(s)
-				s.set(flagEvicted, true)
+				sc.evict(s)
 				continue
 			}
 			kept = append(kept, s)
@@ -137,7 +136,7 @@ func (b *batch) arrived(delivered []span) bool {
 func (sc *seriesCache) endAll(b *batch, now int64) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	b.collectV2 = sc.collectV2
+	b.collectV2, b.labels = sc.collectV2, &sc.labels
 	for _, s := range sc.last {
 		if s.is(flagDelivered) && sc.markStale {
 			b.addMarker(s, now)
