@@ -1,6 +1,8 @@
 package prwmetric
 
 import (
+	"slices"
+
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
@@ -229,6 +231,7 @@ func (cc *conversion) scope(scope instrumentation.Scope) *scopeEntry {
 		cc.sc.entries++
 	}
 	cc.touch(&se.seen)
+	cc.sc.baseMemo.use(se)
 	return se
 }
 
@@ -344,12 +347,67 @@ func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, a
 		cc.sc.entries++
 		cc.touch(&pe.seen)
 	}
-	var p problems
-	base := cc.pointLabels(attrs, mc.high, &p, reserved)
-	if saved := p.saved(); saved != nil || pe.more != nil {
+	base, saved := cc.baseLabels(mc, attrs, reserved)
+	if saved != nil || pe.more != nil {
 		pe.more = &pointMore{problems: saved}
 	}
 	return pe, base
+}
+
+// baseLabels returns exportState.pointLabels of attrs under the current
+// scope, and its problems. A scope's metrics mostly report the same
+// attribute sets, whose labels a first export would otherwise build again
+// for each metric: the labels of the scope's sets are kept (up to
+// baseMemoSize of them) until the next scope or the end of the
+// conversion.
+func (cc *conversion) baseLabels(mc *metricCtx, attrs attribute.Set, reserved string) ([]prompb.Label, []savedProblem) {
+	m := &cc.sc.baseMemo
+	key := baseKey{attrs: attrs.Equivalent(), reserved: reserved}
+	if b, ok := m.bases[key]; ok && b.attrs.Equals(&attrs) {
+		return b.labels, b.problems
+	}
+	var p problems
+	labels := cc.pointLabels(attrs, mc.high, &p, reserved)
+	saved := p.saved()
+	if len(m.bases) < baseMemoSize {
+		if m.bases == nil {
+			m.bases = map[baseKey]*baseEntry{}
+		}
+		if _, ok := m.bases[key]; !ok {
+			labels = slices.Clone(labels)
+			m.bases[key] = &baseEntry{attrs: attrs, labels: labels, problems: saved}
+		}
+	}
+	return labels, saved
+}
+
+// baseMemo holds the base labels of the attribute sets of the scope being
+// converted (see conversion.baseLabels).
+type baseMemo struct {
+	scope *scopeEntry
+	bases map[baseKey]*baseEntry
+}
+
+type baseKey struct {
+	attrs    attribute.Distinct
+	reserved string
+}
+
+type baseEntry struct {
+	attrs    attribute.Set
+	labels   []prompb.Label
+	problems []savedProblem
+}
+
+// baseMemoSize bounds the attribute sets baseMemo holds: about 32 MiB
+// with 8 labels each, during a first export.
+const baseMemoSize = 1 << 16
+
+// use starts remembering the sets of scope se.
+func (m *baseMemo) use(se *scopeEntry) {
+	if m.scope != se {
+		*m = baseMemo{scope: se}
+	}
 }
 
 // sweepEntries drops the scope, metric and point entries the current export

@@ -108,6 +108,9 @@ type seriesCache struct {
 	// in all and those the current export used, to skip their sweep too.
 	entries, entriesSeen int
 
+	// baseMemo is scratch space of the conversion.
+	baseMemo baseMemo
+
 	// families is reused by every conversion (see conversion.families).
 	families map[string]prompb.MetricMetadata_MetricType
 	// native, labelBuf, keyBuf, labelList and histPoints are scratch space

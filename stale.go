@@ -26,6 +26,7 @@ var staleNaN = math.Float64frombits(0x7ff0000000000002)
 // not hold. When the export used every series and every entry, which is the
 // steady state, it costs nothing.
 func (sc *seriesCache) sweep(b *batch, now int64) {
+	sc.baseMemo = baseMemo{} // the conversion's, no longer needed
 	b.markers = len(b.records)
 	if sc.seenCount < len(sc.last) {
 		kept := sc.last[:0]
