@@ -1,8 +1,11 @@
 package prwmetric
 
 import (
+	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // TestSeriesStateSize guards the per-series memory of 1.0 exports (the
@@ -11,5 +14,93 @@ import (
 func TestSeriesStateSize(t *testing.T) {
 	if n := unsafe.Sizeof(seriesState{}); n > 32 {
 		t.Errorf("seriesState is %d bytes, want at most 32", n)
+	}
+}
+
+func testLabels(kv ...string) []prompb.Label {
+	var out []prompb.Label
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, prompb.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+// TestLabelTable checks that a series' key gives back exactly its encoded
+// labels, that keys compare like the encoded labels, and that the label
+// pairs leave the table with the last series using them.
+func TestLabelTable(t *testing.T) {
+	long := strings.Repeat("v", 300) // a length of two varint bytes
+	sets := map[string][]prompb.Label{
+		"one label":         testLabels("__name__", "up"),
+		"two labels":        testLabels("__name__", "up", "job", "a"),
+		"prefix of another": testLabels("__name__", "up", "job", "ab"),
+		"other value":       testLabels("__name__", "up", "job", "b"),
+		"long value":        testLabels("__name__", "up", "job", long),
+		"empty value":       testLabels("__name__", "up", "job", ""),
+		"more labels":       testLabels("__name__", "up", "instance", "x:1", "job", "a", "le", "+Inf"),
+		"other name":        testLabels("__name__", "upper", "job", "a"),
+	}
+	sc := newSeriesCache(nil, true)
+	series := map[string]*seriesState{}
+	for name, ls := range sets {
+		s := sc.internLabels(ls)
+		series[name] = s
+		want := string(appendLabels(nil, ls))
+		if got := string(sc.labels.appendLabels(nil, s.key)); got != want {
+			t.Errorf("%s: labels %q, want %q", name, got, want)
+		}
+		if got := keyLabelsLen(s.key); got != len(want) {
+			t.Errorf("%s: labels length %d, want %d", name, got, len(want))
+		}
+		if again := sc.internLabels(ls); again != s {
+			t.Errorf("%s: interned twice", name)
+		}
+	}
+	for a, sa := range series {
+		for b, sb := range series {
+			want := strings.Compare(string(appendLabels(nil, sets[a])), string(appendLabels(nil, sets[b])))
+			if got := sc.labels.compare(sa.key, sb.key); got != want {
+				t.Errorf("compare(%s, %s) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+	for _, s := range sc.last {
+		sc.evict(s)
+	}
+	if n := len(sc.labels.ids); n != 0 || len(sc.byLabels) != 0 {
+		t.Errorf("after every series left: %d label pairs, %d series in the table, want none", n, len(sc.byLabels))
+	}
+}
+
+// TestEvictedSeriesComesBack checks that a cache entry still pointing to
+// an evicted series finds it again by its labels, although the numbers of
+// its label pairs went to other pairs in between.
+func TestEvictedSeriesComesBack(t *testing.T) {
+	sc := newSeriesCache(nil, true)
+	a := testLabels("__name__", "a", "x", "1")
+	b := testLabels("__name__", "b", "y", "2")
+	sa := sc.internLabels(a)
+	sc.evict(sa)
+	sb := sc.internLabels(b) // takes the numbers a left
+	if !sa.is(flagEvicted) {
+		t.Fatal("evicted series not marked")
+	}
+	back := sc.revive(sa)
+	if back == sb || back == sa {
+		t.Fatalf("revive returned %p (evicted %p, other %p), want a new series", back, sa, sb)
+	}
+	for _, c := range []struct {
+		s    *seriesState
+		want []prompb.Label
+	}{{back, a}, {sb, b}} {
+		if got, want := sc.encodedLabels(c.s), string(appendLabels(nil, c.want)); got != want {
+			t.Errorf("labels %q, want %q", got, want)
+		}
+		if sc.byLabels[c.s.key] != c.s {
+			t.Errorf("series %q not in the table under its key", sc.encodedLabels(c.s))
+		}
+	}
+	if sc.revive(back) != back {
+		t.Error("revive of a series in the table returned another")
 	}
 }
