@@ -2,8 +2,10 @@ package prwmetric
 
 import (
 	"cmp"
+	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -119,6 +121,7 @@ type seriesCache struct {
 	labelBuf  []byte
 	keyBuf    []byte
 	labelList []prompb.Label
+	pairBuf   []basePair
 	// histPoints are a histogram's points being converted.
 	histPoints []histPoint
 
@@ -163,6 +166,11 @@ func (sc *seriesCache) intern(labels string) *seriesState {
 	if !ok {
 		return nil // never: the conversion encodes the labels
 	}
+	return sc.internKey(key)
+}
+
+// internKey returns the series of key, adding it if it is new.
+func (sc *seriesCache) internKey(key []byte) *seriesState {
 	if s, ok := sc.byLabels[string(key)]; ok {
 		return s
 	}
@@ -211,10 +219,67 @@ func (sc *seriesCache) internLabels(labels []prompb.Label) *seriesState {
 // internWith interns the series withLabels(base, extra...) without
 // allocating the labels.
 func (sc *seriesCache) internWith(base []prompb.Label, extra ...prompb.Label) *seriesState {
+	if e := sc.baseMemo.last; e != nil && len(base) == len(e.labels) && len(base) > 0 && unsafe.SliceData(base) == unsafe.SliceData(e.labels) && !replaces(base, extra) {
+		return sc.internBase(e, extra)
+	}
 	sc.labelList = appendWithLabels(sc.labelList[:0], base, extra...)
 	s := sc.internLabels(sc.labelList)
 	clear(sc.labelList) // keep no label strings alive
 	return s
+}
+
+// replaces reports whether an extra label has the name of a base label.
+func replaces(base, extra []prompb.Label) bool {
+	for k := range extra {
+		if _, found := slices.BinarySearchFunc(base, extra[k].Name, compareLabelName); found {
+			return true
+		}
+	}
+	return false
+}
+
+func compareLabelName(l prompb.Label, name string) int { return strings.Compare(l.Name, name) }
+
+// internBase is internWith for the base labels of a memo entry (see
+// conversion.baseLabels) and extra labels of other names: the numbers of
+// the base's pairs are looked up once, for all the series of the attribute
+// set, and only the extra labels are encoded and looked up per series. (A
+// pair numbered here is used by the series interned, which keeps it in the
+// table.)
+func (sc *seriesCache) internBase(e *baseEntry, extra []prompb.Label) *seriesState {
+	t := &sc.labels
+	if e.pairs == nil {
+		e.pairs = make([]basePair, len(e.labels))
+		for i, l := range e.labels {
+			sc.labelBuf = appendLabels(sc.labelBuf[:0], e.labels[i:i+1])
+			e.pairs[i] = basePair{name: l.Name, id: t.id(unsafeString(sc.labelBuf))}
+			e.size += len(sc.labelBuf)
+		}
+	}
+	// The labels, sorted by name, as appendWithLabels sorts them.
+	pairs := append(sc.pairBuf[:0], e.pairs...)
+	size := e.size
+	for k := range extra {
+		l := &extra[k]
+		sc.labelBuf = appendLabels(sc.labelBuf[:0], extra[k:k+1])
+		size += len(sc.labelBuf)
+		i, _ := slices.BinarySearchFunc(pairs, l.Name, func(p basePair, name string) int { return strings.Compare(p.name, name) })
+		pairs = slices.Insert(pairs, i, basePair{name: l.Name, id: t.id(unsafeString(sc.labelBuf))})
+	}
+	key := appendVarint(sc.keyBuf[:0], uint64(size))
+	for _, p := range pairs {
+		key = appendVarint(key, uint64(p.id))
+	}
+	sc.keyBuf = key
+	clear(pairs) // keep no label names alive
+	sc.pairBuf = pairs[:0]
+	return sc.internKey(key)
+}
+
+// basePair is a label of a baseEntry: its name and pair number.
+type basePair struct {
+	name string
+	id   uint32
 }
 
 // labelTable numbers label pairs, so that a series keeps a few bytes of
@@ -240,9 +305,6 @@ type labelPair struct {
 // labels, numbering the pairs not yet in the table. It reports false for
 // malformed labels, which appendLabels never writes.
 func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
-	if t.ids == nil {
-		t.ids = map[string]uint32{}
-	}
 	dst = appendVarint(dst, uint64(len(labels)))
 	for rest := labels; len(rest) > 0; {
 		n, r, ok := readVarint(rest[1:])
@@ -252,13 +314,21 @@ func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
 		end := len(rest) - len(r) + int(n)
 		field := rest[:end]
 		rest = rest[end:]
-		id, ok := t.ids[field]
-		if !ok {
-			id = t.add(field)
-		}
-		dst = appendVarint(dst, uint64(id))
+		dst = appendVarint(dst, uint64(t.id(field)))
 	}
 	return dst, true
+}
+
+// id returns the number of an encoded label pair, numbering it if it is
+// new.
+func (t *labelTable) id(field string) uint32 {
+	if id, ok := t.ids[field]; ok {
+		return id
+	}
+	if t.ids == nil {
+		t.ids = map[string]uint32{}
+	}
+	return t.add(field)
 }
 
 // add numbers a new pair; no series uses it yet.
