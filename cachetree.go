@@ -362,10 +362,8 @@ func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, a
 // conversion.
 func (cc *conversion) baseLabels(mc *metricCtx, attrs attribute.Set, reserved string) ([]prompb.Label, []savedProblem) {
 	m := &cc.sc.baseMemo
-	m.last = nil
 	key := baseKey{attrs: attrs.Equivalent(), reserved: reserved}
 	if b, ok := m.bases[key]; ok && b.attrs.Equals(&attrs) {
-		m.last = b
 		return b.labels, b.problems
 	}
 	var p problems
@@ -377,8 +375,7 @@ func (cc *conversion) baseLabels(mc *metricCtx, attrs attribute.Set, reserved st
 		}
 		if _, ok := m.bases[key]; !ok {
 			labels = slices.Clone(labels)
-			m.last = &baseEntry{attrs: attrs, labels: labels, problems: saved}
-			m.bases[key] = m.last
+			m.bases[key] = &baseEntry{attrs: attrs, labels: labels, problems: saved}
 		}
 	}
 	return labels, saved
@@ -389,9 +386,6 @@ func (cc *conversion) baseLabels(mc *metricCtx, attrs attribute.Set, reserved st
 type baseMemo struct {
 	scope *scopeEntry
 	bases map[baseKey]*baseEntry
-	// last is the entry whose labels baseLabels returned last, which
-	// internWith recognises (nil when they were not memoised).
-	last *baseEntry
 }
 
 type baseKey struct {
@@ -403,10 +397,6 @@ type baseEntry struct {
 	attrs    attribute.Set
 	labels   []prompb.Label
 	problems []savedProblem
-	// pairs are the labels as numbered pairs, and size their encoded
-	// size, once internWith has needed them.
-	pairs []basePair
-	size  int
 }
 
 // baseMemoSize bounds the attribute sets baseMemo holds: about 32 MiB

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -30,8 +29,7 @@ import (
 type seriesState struct {
 	// key is the series' labels as the label table (labelTable) holds
 	// them: the length of their encoding as TimeSeries label fields,
-	// then the number of each label (name and value) in the table, as
-	// varints. It is also the series' identity. Once the series is
+	// then the numbers of their pieces in the table, as varints. It is also the series' identity. Once the series is
 	// evicted (flagEvicted), key is the encoded labels themselves, which
 	// no longer depend on the table.
 	key string
@@ -93,8 +91,8 @@ type seriesCache struct {
 	// gen numbers the exports (conversions), so that "seen in this export"
 	// is one comparison.
 	gen generation
-	// labels numbers the label pairs of the series; byLabels interns series
-	// by their key, made of those numbers. last lists the same
+	// labels numbers the pieces of the series' labels; byLabels interns
+	// series by their key, made of those numbers. last lists the same
 	// series, for the sweep at the end of each conversion: after it, they
 	// are those of the last export and those the receiver still holds
 	// from before (their staleness marker not delivered yet).
@@ -121,7 +119,6 @@ type seriesCache struct {
 	labelBuf  []byte
 	keyBuf    []byte
 	labelList []prompb.Label
-	pairBuf   []basePair
 	// histPoints are a histogram's points being converted.
 	histPoints []histPoint
 
@@ -219,76 +216,24 @@ func (sc *seriesCache) internLabels(labels []prompb.Label) *seriesState {
 // internWith interns the series withLabels(base, extra...) without
 // allocating the labels.
 func (sc *seriesCache) internWith(base []prompb.Label, extra ...prompb.Label) *seriesState {
-	if e := sc.baseMemo.last; e != nil && len(base) == len(e.labels) && len(base) > 0 && unsafe.SliceData(base) == unsafe.SliceData(e.labels) && !replaces(base, extra) {
-		return sc.internBase(e, extra)
-	}
 	sc.labelList = appendWithLabels(sc.labelList[:0], base, extra...)
 	s := sc.internLabels(sc.labelList)
 	clear(sc.labelList) // keep no label strings alive
 	return s
 }
 
-// replaces reports whether an extra label has the name of a base label.
-func replaces(base, extra []prompb.Label) bool {
-	for k := range extra {
-		if _, found := slices.BinarySearchFunc(base, extra[k].Name, compareLabelName); found {
-			return true
-		}
-	}
-	return false
-}
-
-func compareLabelName(l prompb.Label, name string) int { return strings.Compare(l.Name, name) }
-
-// internBase is internWith for the base labels of a memo entry (see
-// conversion.baseLabels) and extra labels of other names: the numbers of
-// the base's pairs are looked up once, for all the series of the attribute
-// set, and only the extra labels are encoded and looked up per series. (A
-// pair numbered here is used by the series interned, which keeps it in the
-// table.)
-func (sc *seriesCache) internBase(e *baseEntry, extra []prompb.Label) *seriesState {
-	t := &sc.labels
-	if e.pairs == nil {
-		e.pairs = make([]basePair, len(e.labels))
-		for i, l := range e.labels {
-			sc.labelBuf = appendLabels(sc.labelBuf[:0], e.labels[i:i+1])
-			e.pairs[i] = basePair{name: l.Name, id: t.id(unsafeString(sc.labelBuf))}
-			e.size += len(sc.labelBuf)
-		}
-	}
-	// The labels, sorted by name, as appendWithLabels sorts them.
-	pairs := append(sc.pairBuf[:0], e.pairs...)
-	size := e.size
-	for k := range extra {
-		l := &extra[k]
-		sc.labelBuf = appendLabels(sc.labelBuf[:0], extra[k:k+1])
-		size += len(sc.labelBuf)
-		i, _ := slices.BinarySearchFunc(pairs, l.Name, func(p basePair, name string) int { return strings.Compare(p.name, name) })
-		pairs = slices.Insert(pairs, i, basePair{name: l.Name, id: t.id(unsafeString(sc.labelBuf))})
-	}
-	key := appendVarint(sc.keyBuf[:0], uint64(size))
-	for _, p := range pairs {
-		key = appendVarint(key, uint64(p.id))
-	}
-	sc.keyBuf = key
-	clear(pairs) // keep no label names alive
-	sc.pairBuf = pairs[:0]
-	return sc.internKey(key)
-}
-
-// basePair is a label of a baseEntry: its name and pair number.
-type basePair struct {
-	name string
-	id   uint32
-}
-
-// labelTable numbers label pairs, so that a series keeps a few bytes of
-// numbers (its key) instead of its labels: the label pairs of a million
-// series are mostly the same few thousand (the metric names, job and
-// instance, the values of each attribute). Each pair is kept as its
-// TimeSeries.labels field, ready to be copied into a request, and counts
-// the series in the table that use it; a pair no series uses is dropped,
-// and its number used again.
+// labelTable numbers pieces of encoded labels, so that a series keeps a
+// few bytes of numbers (its key) instead of its labels. A piece is one of
+// the labels that tell a data point's series apart (__name__, le,
+// quantile), or a run of the labels between them: those of the data
+// point's attributes, its scope and resource, which all the series of the
+// point share, and mostly the series of the same attribute set in the
+// scope's other metrics (twenty in the 1 000 000-series export, each of the
+// buckets of a histogram). The pieces of a label set follow from the
+// labels alone, so equal labels make equal keys, which identify the
+// series. Each piece is kept as its TimeSeries.labels fields, ready to be
+// copied into a request, and counts the series in the table that use it;
+// a piece no series uses is dropped, and its number used again.
 type labelTable struct {
 	ids   map[string]uint32
 	pairs []labelPair
@@ -296,31 +241,58 @@ type labelTable struct {
 }
 
 type labelPair struct {
-	// field is the encoded TimeSeries.labels field.
+	// field is the piece's encoded TimeSeries.labels fields.
 	field  string
 	series uint32
 }
 
 // key appends to dst the key of the series whose encoded labels are
-// labels, numbering the pairs not yet in the table. It reports false for
+// labels, numbering the pieces not yet in the table. It reports false for
 // malformed labels, which appendLabels never writes.
 func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
 	dst = appendVarint(dst, uint64(len(labels)))
-	for rest := labels; len(rest) > 0; {
+	run := 0 // where the current run of labels started
+	for at := 0; at < len(labels); {
+		rest := labels[at:]
 		n, r, ok := readVarint(rest[1:])
 		if !ok || rest[0] != tagSeriesLabel || uint64(len(r)) < n {
 			return dst, false
 		}
-		end := len(rest) - len(r) + int(n)
-		field := rest[:end]
-		rest = rest[end:]
-		dst = appendVarint(dst, uint64(t.id(field)))
+		end := at + len(rest) - len(r) + int(n)
+		if !seriesLabel(r[:n]) {
+			at = end
+			continue
+		}
+		if run < at {
+			dst = appendVarint(dst, uint64(t.id(labels[run:at])))
+		}
+		dst = appendVarint(dst, uint64(t.id(labels[at:end])))
+		at, run = end, end
+	}
+	if run < len(labels) {
+		dst = appendVarint(dst, uint64(t.id(labels[run:])))
 	}
 	return dst, true
 }
 
-// id returns the number of an encoded label pair, numbering it if it is
-// new.
+// seriesLabel reports whether the encoded Label message msg is named
+// __name__, le or quantile: a piece of its own (see labelTable).
+func seriesLabel(msg string) bool {
+	if len(msg) < 2 || msg[0] != tagLabelName {
+		return false
+	}
+	n := int(msg[1]) // the names below are shorter than 0x80
+	if n >= 0x80 || len(msg) < 2+n {
+		return false
+	}
+	switch msg[2 : 2+n] {
+	case labelMetricName, labelBucketBound, labelQuantile:
+		return true
+	}
+	return false
+}
+
+// id returns the number of a piece, numbering it if it is new.
 func (t *labelTable) id(field string) uint32 {
 	if id, ok := t.ids[field]; ok {
 		return id
@@ -331,7 +303,7 @@ func (t *labelTable) id(field string) uint32 {
 	return t.add(field)
 }
 
-// add numbers a new pair; no series uses it yet.
+// add numbers a new piece; no series uses it yet.
 func (t *labelTable) add(field string) uint32 {
 	p := labelPair{field: strings.Clone(field)}
 	var id uint32
@@ -346,7 +318,7 @@ func (t *labelTable) add(field string) uint32 {
 	return id
 }
 
-// retain counts a new series of key among the users of its pairs.
+// retain counts a new series of key among the users of its pieces.
 func (t *labelTable) retain(key string) {
 	for ids := keyIDs(key); len(ids) > 0; {
 		var id uint32
@@ -355,7 +327,7 @@ func (t *labelTable) retain(key string) {
 	}
 }
 
-// release uncounts a series leaving the table, dropping the pairs no
+// release uncounts a series leaving the table, dropping the pieces no
 // other series uses.
 func (t *labelTable) release(key string) {
 	for ids := keyIDs(key); len(ids) > 0; {
@@ -371,13 +343,29 @@ func (t *labelTable) release(key string) {
 }
 
 // appendLabels appends the encoded labels of key (TimeSeries.labels
-// fields).
+// fields). It is the inner loop of encoding: one copy per piece.
 func (t *labelTable) appendLabels(dst []byte, key string) []byte {
+	n := len(dst)
+	size := keyLabelsLen(key)
+	dst = slices.Grow(dst, size)[:n+size]
+	out := dst[n:]
 	pairs := t.pairs
-	for ids := keyIDs(key); len(ids) > 0; {
-		var id uint32
-		id, ids = nextID(ids)
-		dst = append(dst, pairs[id].field...)
+	ids := keyIDs(key)
+	for i := 0; i < len(ids); {
+		id := uint32(ids[i])
+		i++
+		if id >= 0x80 {
+			id &= 0x7f
+			for shift := 7; i < len(ids); shift += 7 {
+				c := ids[i]
+				i++
+				id |= uint32(c&0x7f) << shift
+				if c < 0x80 {
+					break
+				}
+			}
+		}
+		out = out[copy(out, pairs[id].field):]
 	}
 	return dst
 }
@@ -437,7 +425,7 @@ func keyLabelsLen(key string) int {
 	return int(n)
 }
 
-// keyIDs returns the pair numbers of key, past the length.
+// keyIDs returns the piece numbers of key, past the length.
 func keyIDs(key string) string {
 	for i := 0; i < len(key); i++ {
 		if key[i] < 0x80 {
@@ -447,7 +435,7 @@ func keyIDs(key string) string {
 	return ""
 }
 
-// nextID reads the first pair number of ids.
+// nextID reads the first piece number of ids.
 func nextID(ids string) (uint32, string) {
 	if c := ids[0]; c < 0x80 {
 		return uint32(c), ids[1:]

@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -26,8 +27,9 @@ func testLabels(kv ...string) []prompb.Label {
 }
 
 // TestLabelTable checks that a series' key gives back exactly its encoded
-// labels, that keys compare like the encoded labels, and that the label
-// pairs leave the table with the last series using them.
+// labels, that keys compare like the encoded labels, which pieces the
+// labels are kept in, and that the pieces leave the table with the last
+// series using them.
 func TestLabelTable(t *testing.T) {
 	long := strings.Repeat("v", 300) // a length of two varint bytes
 	sets := map[string][]prompb.Label{
@@ -64,17 +66,41 @@ func TestLabelTable(t *testing.T) {
 			}
 		}
 	}
+	// The pieces: __name__, le and quantile alone, the runs of labels
+	// between them together.
+	for _, c := range []struct {
+		labels []prompb.Label
+		pieces []string
+	}{
+		{testLabels("__name__", "up"), []string{"__name__"}},
+		{testLabels("instance", "x:1", "job", "a"), []string{"instance job"}},
+		{testLabels("A", "1", "__name__", "up", "job", "a", "le", "1", "x", "2", "zone", "z"), []string{"A", "__name__", "job", "le", "x zone"}},
+		{testLabels("__name__", "s", "quantile", "0.5"), []string{"__name__", "quantile"}},
+	} {
+		s := sc.internLabels(c.labels)
+		var got []string
+		for ids := keyIDs(s.key); len(ids) > 0; {
+			var id uint32
+			id, ids = nextID(ids)
+			var names []string
+			walkLabels(sc.labels.pairs[id].field, func(name, _ string) { names = append(names, name) })
+			got = append(got, strings.Join(names, " "))
+		}
+		if !slices.Equal(got, c.pieces) {
+			t.Errorf("%v: pieces %q, want %q", c.labels, got, c.pieces)
+		}
+	}
 	for _, s := range sc.last {
 		sc.evict(s)
 	}
 	if n := len(sc.labels.ids); n != 0 || len(sc.byLabels) != 0 {
-		t.Errorf("after every series left: %d label pairs, %d series in the table, want none", n, len(sc.byLabels))
+		t.Errorf("after every series left: %d pieces, %d series in the table, want none", n, len(sc.byLabels))
 	}
 }
 
 // TestEvictedSeriesComesBack checks that a cache entry still pointing to
 // an evicted series finds it again by its labels, although the numbers of
-// its label pairs went to other pairs in between.
+// its pieces went to other pieces in between.
 func TestEvictedSeriesComesBack(t *testing.T) {
 	sc := newSeriesCache(nil, true)
 	a := testLabels("__name__", "a", "x", "1")
