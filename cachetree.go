@@ -362,21 +362,26 @@ func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, a
 // conversion.
 func (cc *conversion) baseLabels(mc *metricCtx, attrs attribute.Set, reserved string) ([]prompb.Label, []savedProblem) {
 	m := &cc.sc.baseMemo
-	key := baseKey{attrs: attrs.Equivalent(), reserved: reserved}
-	if b, ok := m.bases[key]; ok && b.attrs.Equals(&attrs) {
-		return b.labels, b.problems
+	m.last = nil
+	key := attrs.Equivalent()
+	head := m.bases[key]
+	for b := head; b != nil; b = b.next {
+		if b.reserved == reserved && b.attrs.Equals(&attrs) {
+			m.last = b
+			return b.labels, b.problems
+		}
 	}
 	var p problems
 	labels := cc.pointLabels(attrs, mc.high, &p, reserved)
 	saved := p.saved()
-	if len(m.bases) < baseMemoSize {
+	if m.n < baseMemoSize {
 		if m.bases == nil {
-			m.bases = map[baseKey]*baseEntry{}
+			m.bases = map[attribute.Distinct]*baseEntry{}
 		}
-		if _, ok := m.bases[key]; !ok {
-			labels = slices.Clone(labels)
-			m.bases[key] = &baseEntry{attrs: attrs, labels: labels, problems: saved}
-		}
+		labels = slices.Clone(labels)
+		m.last = &baseEntry{attrs: attrs, reserved: reserved, labels: labels, problems: saved, next: head}
+		m.bases[key] = m.last
+		m.n++
 	}
 	return labels, saved
 }
@@ -385,18 +390,29 @@ func (cc *conversion) baseLabels(mc *metricCtx, attrs attribute.Set, reserved st
 // converted (see conversion.baseLabels).
 type baseMemo struct {
 	scope *scopeEntry
-	bases map[baseKey]*baseEntry
-}
-
-type baseKey struct {
-	attrs    attribute.Distinct
-	reserved string
+	// bases are chained by the hash of their set: one set may have
+	// several reserved label names (a histogram's and a counter's), two
+	// sets may collide.
+	bases map[attribute.Distinct]*baseEntry
+	n     int
+	// last is the entry baseLabels returned last, which internWith
+	// recognises; nil when it was not memoised.
+	last *baseEntry
 }
 
 type baseEntry struct {
 	attrs    attribute.Set
+	reserved string
 	labels   []prompb.Label
 	problems []savedProblem
+	next     *baseEntry
+	// run is the number of the labels as one piece of the label table and
+	// runSize their encoded size, once internWith has used them; split
+	// says they are not one piece (see seriesCache.internBase).
+	run      uint32
+	runSize  int
+	runKnown bool
+	split    bool
 }
 
 // baseMemoSize bounds the attribute sets baseMemo holds: about 32 MiB

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -191,6 +192,7 @@ func (sc *seriesCache) revive(s *seriesState) *seriesState {
 // that revive can find or add it again, whatever happened to the label
 // numbers in between.
 func (sc *seriesCache) evict(s *seriesState) {
+	sc.baseMemo = baseMemo{} // it may hold numbers of pieces released below
 	delete(sc.byLabels, s.key)
 	sc.labelBuf = sc.labels.appendLabels(sc.labelBuf[:0], s.key)
 	sc.labels.release(s.key)
@@ -216,10 +218,46 @@ func (sc *seriesCache) internLabels(labels []prompb.Label) *seriesState {
 // internWith interns the series withLabels(base, extra...) without
 // allocating the labels.
 func (sc *seriesCache) internWith(base []prompb.Label, extra ...prompb.Label) *seriesState {
+	if e := sc.baseMemo.last; e != nil && len(base) > 0 && len(base) == len(e.labels) && unsafe.SliceData(base) == unsafe.SliceData(e.labels) {
+		if s := sc.internBase(e, extra); s != nil {
+			return s
+		}
+	}
 	sc.labelList = appendWithLabels(sc.labelList[:0], base, extra...)
 	s := sc.internLabels(sc.labelList)
 	clear(sc.labelList) // keep no label strings alive
 	return s
+}
+
+// internBase is internWith for the base labels of a memo entry (see
+// conversion.baseLabels) and only __name__ added, which sorts before them,
+// or nil if that is not the case: the series of a sum or a gauge, whose
+// labels are then two pieces, __name__ and the base. The base's piece is
+// looked up once for all the series of the attribute set. (A piece
+// numbered here is used by the series interned, which keeps it in the
+// table.)
+func (sc *seriesCache) internBase(e *baseEntry, extra []prompb.Label) *seriesState {
+	if e.split || len(extra) != 1 || extra[0].Name != labelMetricName || extra[0].Name >= e.labels[0].Name {
+		return nil
+	}
+	t := &sc.labels
+	if !e.runKnown {
+		for _, l := range e.labels {
+			switch l.Name {
+			case labelMetricName, labelBucketBound, labelQuantile:
+				e.split = true
+				return nil
+			}
+		}
+		sc.labelBuf = appendLabels(sc.labelBuf[:0], e.labels)
+		e.run, e.runSize, e.runKnown = t.id(unsafeString(sc.labelBuf)), len(sc.labelBuf), true
+	}
+	sc.labelBuf = appendLabels(sc.labelBuf[:0], extra)
+	key := appendVarint(sc.keyBuf[:0], uint64(len(sc.labelBuf)+e.runSize))
+	key = appendVarint(key, uint64(t.id(unsafeString(sc.labelBuf))))
+	key = appendVarint(key, uint64(e.run))
+	sc.keyBuf = key
+	return sc.internKey(key)
 }
 
 // labelTable numbers pieces of encoded labels, so that a series keeps a

@@ -130,3 +130,43 @@ func TestEvictedSeriesComesBack(t *testing.T) {
 		t.Error("revive of a series in the table returned another")
 	}
 }
+
+// TestInternBaseMatchesLabels checks that a series interned from a memoised
+// base (internBase) is the one its labels intern to, by every path, and
+// that bases it cannot take fall back to the labels.
+func TestInternBaseMatchesLabels(t *testing.T) {
+	tests := []struct {
+		name  string
+		base  []prompb.Label
+		extra []prompb.Label
+		fast  bool
+	}{
+		{"__name__ before the base", testLabels("job", "a", "zone", "z"), testLabels("__name__", "up"), true},
+		{"a name sorting before __name__", testLabels("Zone", "z", "job", "a"), testLabels("__name__", "up"), false},
+		{"le in the base", testLabels("job", "a", "le", "1"), testLabels("__name__", "up"), false},
+		{"two extra labels", testLabels("job", "a"), testLabels("__name__", "up_bucket", "le", "1"), false},
+	}
+	for _, tt := range tests {
+		sc := newSeriesCache(nil, true)
+		e := &baseEntry{labels: tt.base}
+		sc.baseMemo.last = e
+		got := sc.internWith(e.labels, tt.extra...)
+		if fast := e.runKnown && !e.split; fast != tt.fast {
+			t.Errorf("%s: taken from the base's piece: %v, want %v", tt.name, fast, tt.fast)
+		}
+		want := withLabels(tt.base, tt.extra...)
+		if s := sc.internLabels(want); s != got {
+			t.Errorf("%s: the labels intern to another series", tt.name)
+		}
+		if enc := sc.encodedLabels(got); enc != string(appendLabels(nil, want)) {
+			t.Errorf("%s: labels %q, want %q", tt.name, enc, appendLabels(nil, want))
+		}
+		sc.evict(got)
+		back := sc.revive(got)
+		e = &baseEntry{labels: tt.base}
+		sc.baseMemo.last = e
+		if sc.internWith(e.labels, tt.extra...) != back {
+			t.Errorf("%s: the revived series is not the base's", tt.name)
+		}
+	}
+}
