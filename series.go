@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"cmp"
+	"encoding/binary"
 	"slices"
 	"strings"
 	"sync"
@@ -29,8 +30,9 @@ import (
 // seriesState is one Prometheus series as the receiver knows it.
 type seriesState struct {
 	// key is the series' labels as the label table (labelTable) holds
-	// them: the length of their encoding as TimeSeries label fields,
-	// then the numbers of their pieces in the table, as varints. It is also the series' identity. Once the series is
+	// them: the length of their encoding as TimeSeries label fields (see
+	// keyLabelsLen), then the numbers of their pieces in the table, as
+	// varints. It is also the series' identity. Once the series is
 	// evicted (flagEvicted), key is the encoded labels themselves, which
 	// no longer depend on the table.
 	key string
@@ -253,7 +255,7 @@ func (sc *seriesCache) internBase(e *baseEntry, extra []prompb.Label) *seriesSta
 		e.run, e.runSize, e.runKnown = t.id(unsafeString(sc.labelBuf)), len(sc.labelBuf), true
 	}
 	sc.labelBuf = appendLabels(sc.labelBuf[:0], extra)
-	key := appendVarint(sc.keyBuf[:0], uint64(len(sc.labelBuf)+e.runSize))
+	key := appendKeySize(sc.keyBuf[:0], len(sc.labelBuf)+e.runSize)
 	key = appendVarint(key, uint64(t.id(unsafeString(sc.labelBuf))))
 	key = appendVarint(key, uint64(e.run))
 	sc.keyBuf = key
@@ -288,7 +290,7 @@ type labelPair struct {
 // labels, numbering the pieces not yet in the table. It reports false for
 // malformed labels, which appendLabels never writes.
 func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
-	dst = appendVarint(dst, uint64(len(labels)))
+	dst = appendKeySize(dst, len(labels))
 	run := 0 // where the current run of labels started
 	for at := 0; at < len(labels); {
 		rest := labels[at:]
@@ -384,11 +386,10 @@ func (t *labelTable) release(key string) {
 // fields). It is the inner loop of encoding: one copy per piece.
 func (t *labelTable) appendLabels(dst []byte, key string) []byte {
 	n := len(dst)
-	size := keyLabelsLen(key)
+	size, ids := keyLabelsLen(key), keyIDs(key)
 	dst = slices.Grow(dst, size)[:n+size]
 	out := dst[n:]
 	pairs := t.pairs
-	ids := keyIDs(key)
 	for i := 0; i < len(ids); {
 		id := uint32(ids[i])
 		i++
@@ -454,23 +455,34 @@ func (t *labelTable) compare(a, b string) int {
 	}
 }
 
+// A key starts with the size of its encoded labels, read twice per series
+// and request: two bytes, little-endian, but for labels of 64 KiB or more,
+// whose size follows the two bytes 0xffff in four more (appendKeySize).
+
 // keyLabelsLen is the size of the encoded labels of key.
 func keyLabelsLen(key string) int {
-	if len(key) > 0 && key[0] < 0x80 {
-		return int(key[0])
+	n := int(key[0]) | int(key[1])<<8
+	if n == 0xffff {
+		n = int(key[2]) | int(key[3])<<8 | int(key[4])<<16 | int(key[5])<<24
 	}
-	n, _, _ := readVarint(key)
-	return int(n)
+	return n
 }
 
-// keyIDs returns the piece numbers of key, past the length.
+// keyIDs returns the piece numbers of key, past the size.
 func keyIDs(key string) string {
-	for i := 0; i < len(key); i++ {
-		if key[i] < 0x80 {
-			return key[i+1:]
-		}
+	if key[0]&key[1] == 0xff {
+		return key[6:]
 	}
-	return ""
+	return key[2:]
+}
+
+// appendKeySize appends the size of a key's encoded labels.
+func appendKeySize(dst []byte, n int) []byte {
+	if n < 0xffff {
+		return binary.LittleEndian.AppendUint16(dst, uint16(n))
+	}
+	dst = append(dst, 0xff, 0xff)
+	return binary.LittleEndian.AppendUint32(dst, uint32(n))
 }
 
 // nextID reads the first piece number of ids.

@@ -38,6 +38,7 @@ func TestLabelTable(t *testing.T) {
 		"prefix of another": testLabels("__name__", "up", "job", "ab"),
 		"other value":       testLabels("__name__", "up", "job", "b"),
 		"long value":        testLabels("__name__", "up", "job", long),
+		"64 KiB and more":   testLabels("__name__", "up", "job", strings.Repeat("v", 70_000)),
 		"empty value":       testLabels("__name__", "up", "job", ""),
 		"more labels":       testLabels("__name__", "up", "instance", "x:1", "job", "a", "le", "+Inf"),
 		"other name":        testLabels("__name__", "upper", "job", "a"),
