@@ -263,13 +263,13 @@ func (sc *seriesCache) internBase(e *baseEntry, extra []prompb.Label) *seriesSta
 }
 
 // labelTable numbers pieces of encoded labels, so that a series keeps a
-// few bytes of numbers (its key) instead of its labels. A piece is one of
-// the labels that tell a data point's series apart (__name__, le,
-// quantile), or a run of the labels between them: those of the data
-// point's attributes, its scope and resource, which all the series of the
-// point share, and mostly the series of the same attribute set in the
-// scope's other metrics (twenty in the 1 000 000-series export, each of the
-// buckets of a histogram). The pieces of a label set follow from the
+// few bytes of numbers (its key) instead of its labels. The labels that
+// tell a data point's series apart cut them into pieces: __name__ is a
+// piece of its own, le and quantile start one; the runs of labels between
+// are those of the data point's attributes, its scope and resource, which
+// all the series of the point share, and mostly the series of the same
+// attribute set in the scope's other metrics (twenty in the 1 000 000-series
+// export). A sum's series is two pieces, a histogram's bucket three. The pieces of a label set follow from the
 // labels alone, so equal labels make equal keys, which identify the
 // series. Each piece is kept as its TimeSeries.labels fields, ready to be
 // copied into a request, and counts the series in the table that use it;
@@ -291,7 +291,7 @@ type labelPair struct {
 // malformed labels, which appendLabels never writes.
 func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
 	dst = appendKeySize(dst, len(labels))
-	run := 0 // where the current run of labels started
+	run := 0 // where the current piece started
 	for at := 0; at < len(labels); {
 		rest := labels[at:]
 		n, r, ok := readVarint(rest[1:])
@@ -299,15 +299,20 @@ func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
 			return dst, false
 		}
 		end := at + len(rest) - len(r) + int(n)
-		if !seriesLabel(r[:n]) {
+		kind := pieceLabel(r[:n])
+		if kind == 0 {
 			at = end
 			continue
 		}
 		if run < at {
 			dst = appendVarint(dst, uint64(t.id(labels[run:at])))
 		}
-		dst = appendVarint(dst, uint64(t.id(labels[at:end])))
-		at, run = end, end
+		run = at
+		if kind == pieceAlone {
+			dst = appendVarint(dst, uint64(t.id(labels[at:end])))
+			run = end
+		}
+		at = end
 	}
 	if run < len(labels) {
 		dst = appendVarint(dst, uint64(t.id(labels[run:])))
@@ -315,21 +320,33 @@ func (t *labelTable) key(dst []byte, labels string) ([]byte, bool) {
 	return dst, true
 }
 
-// seriesLabel reports whether the encoded Label message msg is named
-// __name__, le or quantile: a piece of its own (see labelTable).
-func seriesLabel(msg string) bool {
+// What starts a piece (see labelTable).
+const (
+	// pieceAlone: __name__, a piece of its own.
+	pieceAlone = 1 + iota
+	// pieceStart: le or quantile, which starts a piece with the labels
+	// after it (up to the next such label): those are mostly the same for
+	// all the points of a histogram (scope labels, attributes sorting
+	// after le), where the labels before it are a point's own.
+	pieceStart
+)
+
+// pieceLabel says whether the encoded Label message msg starts a piece.
+func pieceLabel(msg string) int {
 	if len(msg) < 2 || msg[0] != tagLabelName {
-		return false
+		return 0
 	}
 	n := int(msg[1]) // the names below are shorter than 0x80
 	if n >= 0x80 || len(msg) < 2+n {
-		return false
+		return 0
 	}
 	switch msg[2 : 2+n] {
-	case labelMetricName, labelBucketBound, labelQuantile:
-		return true
+	case labelMetricName:
+		return pieceAlone
+	case labelBucketBound, labelQuantile:
+		return pieceStart
 	}
-	return false
+	return 0
 }
 
 // id returns the number of a piece, numbering it if it is new.

@@ -67,16 +67,18 @@ func TestLabelTable(t *testing.T) {
 			}
 		}
 	}
-	// The pieces: __name__, le and quantile alone, the runs of labels
-	// between them together.
+	// The pieces: __name__ alone, le and quantile with the labels after
+	// them, the runs of labels between them together.
 	for _, c := range []struct {
 		labels []prompb.Label
 		pieces []string
 	}{
 		{testLabels("__name__", "up"), []string{"__name__"}},
 		{testLabels("instance", "x:1", "job", "a"), []string{"instance job"}},
-		{testLabels("A", "1", "__name__", "up", "job", "a", "le", "1", "x", "2", "zone", "z"), []string{"A", "__name__", "job", "le", "x zone"}},
+		{testLabels("A", "1", "__name__", "up", "job", "a", "le", "1", "x", "2", "zone", "z"), []string{"A", "__name__", "job", "le x zone"}},
 		{testLabels("__name__", "s", "quantile", "0.5"), []string{"__name__", "quantile"}},
+		{testLabels("__name__", "s", "a", "1", "quantile", "0.5", "z", "2"), []string{"__name__", "a", "quantile z"}},
+		{testLabels("le", "1", "quantile", "0.5"), []string{"le", "quantile"}},
 	} {
 		s := sc.internLabels(c.labels)
 		var got []string
