@@ -15,14 +15,16 @@ import (
 // whose result never changes: a data point's attribute set, under the same
 // resource, scope and metric, always yields the same Prometheus series with
 // the same labels. So the first export of a series builds its labels by the
-// rules (rules.go) and keeps them protobuf-encoded;
-// later exports look the data point up by its attribute set and only write
-// value and timestamp next to the cached bytes.
+// rules (rules.go) and keeps them protobuf-encoded; later exports look the
+// data point up by its attribute set and only write value and timestamp
+// next to the cached bytes. The encoded labels are kept in pieces that many
+// series share (labelTable): a series holds a key of a few bytes, not its
+// labels, which would take as much memory as the requests themselves.
 //
 // The cache is a tree: resource → scope → metric → data point (by
 // attribute set) → the point's series. The series themselves are interned
-// by their encoded labels, which is their identity for the receiver: that
-// table also carries what staleness and timestamp ordering need (the
+// by their key, that is by their labels, which are their identity for the
+// receiver: that table also carries what staleness and timestamp ordering need (the
 // seriesTracker of old), see stale.go. Entries not used by an export are
 // dropped at its end, so memory follows the live series, plus those whose
 // staleness marker has not been delivered yet.
