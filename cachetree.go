@@ -132,8 +132,10 @@ type metricEntry struct {
 	families [3]family
 	seen     generation
 	// points holds the data points by the hash of their attribute set;
-	// colliding sets are chained.
-	points map[attribute.Distinct]*pointEntry
+	// collided holds those whose hash another set in points has (64-bit
+	// hashes: next to never), so that a pointEntry needs no chain.
+	points   map[attribute.Distinct]*pointEntry
+	collided []*pointEntry
 	// bounds are the explicit bucket bounds most recently cached, which
 	// points with equal bounds share.
 	bounds []float64
@@ -141,11 +143,10 @@ type metricEntry struct {
 	order pointOrder
 }
 
-// pointEntry is what one data point yields. It is kept small: there is one
-// per data point, as many as series for sums and gauges.
+// pointEntry is what one data point yields. It is kept small, 48 bytes:
+// there is one per data point, as many as series for sums and gauges.
 type pointEntry struct {
 	attrs attribute.Set
-	next  *pointEntry
 	seen  generation
 	// series is the series of a sum, gauge or exponential histogram point.
 	series *seriesState
@@ -327,9 +328,21 @@ func classicSeries[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) in
 // point returns the cached entry of the data point with attributes attrs,
 // or nil.
 func (cc *conversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
-	for pe := me.points[attrs.Equivalent()]; pe != nil; pe = pe.next {
+	pe := me.points[attrs.Equivalent()]
+	if pe == nil || !pe.attrs.Equals(attrs) {
+		pe = collidedPoint(me, attrs)
+		if pe == nil {
+			return nil
+		}
+	}
+	cc.touch(&pe.seen)
+	return pe
+}
+
+// collidedPoint returns the entry of attrs among me.collided, or nil.
+func collidedPoint(me *metricEntry, attrs *attribute.Set) *pointEntry {
+	for _, pe := range me.collided {
 		if pe.attrs.Equals(attrs) {
-			cc.touch(&pe.seen)
 			return pe
 		}
 	}
@@ -342,8 +355,12 @@ func (cc *conversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
 func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, attrs attribute.Set, reserved string) (*pointEntry, []prompb.Label) {
 	if pe == nil {
 		key := attrs.Equivalent()
-		pe = &pointEntry{attrs: attrs, next: me.points[key]}
-		me.points[key] = pe
+		pe = &pointEntry{attrs: attrs}
+		if me.points[key] == nil {
+			me.points[key] = pe
+		} else {
+			me.collided = append(me.collided, pe)
+		}
 		cc.sc.entries++
 		cc.touch(&pe.seen)
 	}
@@ -443,22 +460,22 @@ func (sc *seriesCache) sweepEntries() {
 					continue
 				}
 				n++
-				for pk, head := range me.points {
-					var kept *pointEntry
-					for pe := head; pe != nil; {
-						next := pe.next
-						if pe.seen == sc.gen {
-							pe.next, kept = kept, pe
-							n++
-						}
-						pe = next
-					}
-					if kept == nil {
+				for pk, pe := range me.points {
+					if pe.seen != sc.gen {
 						delete(me.points, pk)
-					} else {
-						me.points[pk] = kept
+						continue
+					}
+					n++
+				}
+				kept := me.collided[:0]
+				for _, pe := range me.collided {
+					if pe.seen == sc.gen {
+						kept = append(kept, pe)
+						n++
 					}
 				}
+				clear(me.collided[len(kept):])
+				me.collided = kept
 			}
 		}
 	}
