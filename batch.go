@@ -2,6 +2,8 @@ package prwmetric
 
 // batch is one export's series, in request order.
 type batch struct {
+	// labels holds the labels of the records' series (seriesState.key).
+	labels  *labelTable
 	records []record
 	// markers is where the staleness markers start in records.
 	markers int

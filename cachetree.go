@@ -1,6 +1,8 @@
 package prwmetric
 
 import (
+	"slices"
+
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
@@ -133,8 +135,10 @@ type metricEntry struct {
 	high map[string]string
 	seen generation
 	// points holds the data points by the hash of their attribute set;
-	// colliding sets are chained.
-	points map[attribute.Distinct]*pointEntry
+	// collided holds those whose hash another set in points has (64-bit
+	// hashes: next to never), so that a pointEntry needs no chain.
+	points   map[attribute.Distinct]*pointEntry
+	collided []*pointEntry
 	// bounds are the explicit bucket bounds most recently cached, which
 	// points with equal bounds share.
 	bounds []float64
@@ -142,11 +146,10 @@ type metricEntry struct {
 	order pointOrder
 }
 
-// pointEntry is what one data point yields. It is kept small: there is one
-// per data point, as many as series for sums and gauges.
+// pointEntry is what one data point yields. It is kept small, 48 bytes:
+// there is one per data point, as many as series for sums and gauges.
 type pointEntry struct {
 	attrs attribute.Set
-	next  *pointEntry
 	seen  generation
 	// series is the series of a sum, gauge or exponential histogram point.
 	series *seriesState
@@ -232,6 +235,7 @@ func (cc *conversion) scope(scope instrumentation.Scope) *scopeEntry {
 		cc.sc.entries++
 	}
 	cc.touch(&se.seen)
+	cc.sc.baseMemo.use(se)
 	return se
 }
 
@@ -330,9 +334,21 @@ func classicSeries[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) in
 // point returns the cached entry of the data point with attributes attrs,
 // or nil.
 func (cc *conversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
-	for pe := me.points[attrs.Equivalent()]; pe != nil; pe = pe.next {
+	pe := me.points[attrs.Equivalent()]
+	if pe == nil || !pe.attrs.Equals(attrs) {
+		pe = collidedPoint(me, attrs)
+		if pe == nil {
+			return nil
+		}
+	}
+	cc.touch(&pe.seen)
+	return pe
+}
+
+// collidedPoint returns the entry of attrs among me.collided, or nil.
+func collidedPoint(me *metricEntry, attrs *attribute.Set) *pointEntry {
+	for _, pe := range me.collided {
 		if pe.attrs.Equals(attrs) {
-			cc.touch(&pe.seen)
 			return pe
 		}
 	}
@@ -345,17 +361,99 @@ func (cc *conversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
 func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, attrs attribute.Set, reserved string) (*pointEntry, []prompb.Label) {
 	if pe == nil {
 		key := attrs.Equivalent()
-		pe = &pointEntry{attrs: attrs, next: me.points[key]}
-		me.points[key] = pe
+		pe = &pointEntry{attrs: attrs}
+		if me.points[key] == nil {
+			me.points[key] = pe
+		} else {
+			me.collided = append(me.collided, pe)
+		}
 		cc.sc.entries++
 		cc.touch(&pe.seen)
 	}
-	var p problems
-	base := cc.pointLabels(attrs, mc.high, &p, reserved)
-	if saved := p.saved(); saved != nil || pe.more != nil {
+	base, saved := cc.baseLabels(mc, attrs, reserved)
+	if saved != nil || pe.more != nil {
 		pe.more = &pointMore{problems: saved}
 	}
 	return pe, base
+}
+
+// baseLabels returns exportState.pointLabels of attrs under the current
+// scope, and its problems. A scope's metrics mostly report the same
+// attribute sets, whose labels a first export would otherwise build again
+// for each metric: the labels of the scope's sets are kept (up to
+// baseMemoSize of them) until the next scope or the end of the
+// conversion.
+func (cc *conversion) baseLabels(mc *metricCtx, attrs attribute.Set, reserved string) ([]prompb.Label, []savedProblem) {
+	m := &cc.sc.baseMemo
+	m.last = nil
+	if cc.sc.rules.typeAndUnitLabels {
+		// Each metric's own labels (__type__, __unit__) are in its
+		// base: the scope's sets are not shared between metrics.
+		var p problems
+		labels := cc.pointLabels(attrs, mc.high, &p, reserved)
+		return labels, p.saved()
+	}
+	key := attrs.Equivalent()
+	head := m.bases[key]
+	for b := head; b != nil; b = b.next {
+		if b.reserved == reserved && b.attrs.Equals(&attrs) {
+			m.last = b
+			return b.labels, b.problems
+		}
+	}
+	var p problems
+	labels := cc.pointLabels(attrs, mc.high, &p, reserved)
+	saved := p.saved()
+	if m.n < baseMemoSize {
+		if m.bases == nil {
+			m.bases = map[attribute.Distinct]*baseEntry{}
+		}
+		labels = slices.Clone(labels)
+		m.last = &baseEntry{attrs: attrs, reserved: reserved, labels: labels, problems: saved, next: head}
+		m.bases[key] = m.last
+		m.n++
+	}
+	return labels, saved
+}
+
+// baseMemo holds the base labels of the attribute sets of the scope being
+// converted (see conversion.baseLabels).
+type baseMemo struct {
+	scope *scopeEntry
+	// bases are chained by the hash of their set: one set may have
+	// several reserved label names (a histogram's and a counter's), two
+	// sets may collide.
+	bases map[attribute.Distinct]*baseEntry
+	n     int
+	// last is the entry baseLabels returned last, which internWith
+	// recognises; nil when it was not memoised.
+	last *baseEntry
+}
+
+type baseEntry struct {
+	attrs    attribute.Set
+	reserved string
+	labels   []prompb.Label
+	problems []savedProblem
+	next     *baseEntry
+	// run is the number of the labels as one piece of the label table and
+	// runSize their encoded size, once internWith has used them; split
+	// says they are not one piece (see seriesCache.internBase).
+	run      uint32
+	runSize  int
+	runKnown bool
+	split    bool
+}
+
+// baseMemoSize bounds the attribute sets baseMemo holds: about 32 MiB
+// with 8 labels each, during a first export.
+const baseMemoSize = 1 << 16
+
+// use starts remembering the sets of scope se.
+func (m *baseMemo) use(se *scopeEntry) {
+	if m.scope != se {
+		*m = baseMemo{scope: se}
+	}
 }
 
 // sweepEntries drops the scope, metric and point entries the current export
@@ -375,22 +473,22 @@ func (sc *seriesCache) sweepEntries() {
 					continue
 				}
 				n++
-				for pk, head := range me.points {
-					var kept *pointEntry
-					for pe := head; pe != nil; {
-						next := pe.next
-						if pe.seen == sc.gen {
-							pe.next, kept = kept, pe
-							n++
-						}
-						pe = next
-					}
-					if kept == nil {
+				for pk, pe := range me.points {
+					if pe.seen != sc.gen {
 						delete(me.points, pk)
-					} else {
-						me.points[pk] = kept
+						continue
+					}
+					n++
+				}
+				kept := me.collided[:0]
+				for _, pe := range me.collided {
+					if pe.seen == sc.gen {
+						kept = append(kept, pe)
+						n++
 					}
 				}
+				clear(me.collided[len(kept):])
+				me.collided = kept
 			}
 		}
 	}

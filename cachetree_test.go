@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -85,5 +86,99 @@ func TestCacheIdentityIsTheLabelSet(t *testing.T) {
 			t.Errorf("export of %q: %v; want one sample of a_b, 1 ms after the last", name, got)
 		}
 		sc.markDelivered(&b, b.allRecords())
+	}
+}
+
+// TestCachePointsWhoseHashesCollide checks the points kept aside because
+// another attribute set has their hash (metricEntry.collided), made to
+// collide here: they are found again, swept when unused, and a new point
+// whose hash is taken goes aside too.
+func TestCachePointsWhoseHashesCollide(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo(), WithoutScopeInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	set := func(v string) attribute.Set { return attribute.NewSet(attribute.String("k", v)) }
+	a, b, x := set("a"), set("b"), set("x")
+	var bt batch
+	export := func(sets ...attribute.Set) map[string]float64 {
+		t.Helper()
+		at = at.Add(time.Second)
+		var dps []metricdata.DataPoint[int64]
+		for i, s := range sets {
+			dps = append(dps, metricdata.DataPoint[int64]{Attributes: s, Time: at, Value: int64(i + 1)})
+		}
+		bt.reset()
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+			{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: dps}},
+		}}}}
+		if err := sc.convert(rm, &bt, at.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		sc.markDelivered(&bt, bt.allRecords())
+		got := map[string]float64{}
+		for _, ts := range cacheDecode(t, cacheRequests(&bt, 100, 1<<20)) {
+			for _, l := range ts.Labels {
+				if l.Name == "k" {
+					got[l.Value] = ts.Samples[0].Value
+				}
+			}
+		}
+		if sc.entries != sc.entriesSeen {
+			t.Errorf("%d cache entries kept, %d used", sc.entries, sc.entriesSeen)
+		}
+		return got
+	}
+	metric := func() *metricEntry {
+		for _, se := range sc.res.scopes {
+			for _, me := range se.metrics {
+				return me
+			}
+		}
+		t.Fatal("no metric entry")
+		return nil
+	}
+	export(a, b)
+	// b's entry goes aside, as if a had its hash.
+	me := metric()
+	pb := me.points[b.Equivalent()]
+	delete(me.points, b.Equivalent())
+	me.collided = []*pointEntry{pb}
+
+	tests := []struct {
+		name     string
+		sets     []attribute.Set
+		want     map[string]float64
+		collided int
+	}{
+		{"found aside", []attribute.Set{b, a}, map[string]float64{"b": 1, "a": 2}, 1},
+		{"a unused, b aside kept", []attribute.Set{b}, map[string]float64{"b": 1, "a": staleNaN}, 1},
+		{"a back in the table", []attribute.Set{a, b}, map[string]float64{"a": 1, "b": 2}, 1},
+		{"b unused: swept aside", []attribute.Set{a}, map[string]float64{"a": 1, "b": staleNaN}, 0},
+	}
+	for _, tt := range tests {
+		got := export(tt.sets...)
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: series %v, want %v", tt.name, got, tt.want)
+		}
+		for k, v := range tt.want {
+			if g, ok := got[k]; !ok || math.Float64bits(g) != math.Float64bits(v) {
+				t.Errorf("%s: %s = %v, want %v", tt.name, k, g, v)
+			}
+		}
+		if len(me.collided) != tt.collided {
+			t.Errorf("%s: %d points aside, want %d", tt.name, len(me.collided), tt.collided)
+		}
+	}
+	if pe := me.points[b.Equivalent()]; pe != nil && pe != pb {
+		t.Error("b was added again")
+	}
+
+	// A new point whose hash is taken (here by a's entry) goes aside.
+	me.points[x.Equivalent()] = me.points[a.Equivalent()]
+	if got := export(a, x); got["x"] != 2 || got["a"] != 1 || len(me.collided) != 1 || !me.collided[0].attrs.Equals(&x) {
+		t.Errorf("new point x: series %v, %d points aside", got, len(me.collided))
+	}
+	if got := export(a, x); got["x"] != 2 || len(me.collided) != 1 {
+		t.Errorf("x again: series %v, %d points aside", got, len(me.collided))
 	}
 }

@@ -89,6 +89,10 @@ type client struct {
 	// owned is the transport New created, closed on Shutdown; nil when the
 	// user brought their own client.
 	owned *http.Transport
+	// template is the POST to the endpoint that each attempt's request
+	// copies (newRequest), or the error of making it.
+	template    *http.Request
+	templateErr error
 
 	mu sync.Mutex
 	// rebalanced is when the idle connections were last closed.
@@ -97,6 +101,7 @@ type client struct {
 
 func newClient(c config) (*client, error) {
 	cl := &client{endpoint: c.endpointURL.String(), redacted: safeURL(c.endpointURL), secrets: knownSecrets(c)}
+	cl.template, cl.templateErr = http.NewRequest(http.MethodPost, cl.endpoint, nil)
 	var base http.RoundTripper
 	hc := &http.Client{}
 	if c.httpClient != nil {
@@ -247,6 +252,19 @@ type shortWrite struct{ written partCounts }
 
 func (s *shortWrite) Error() string { return "partial write" }
 
+// asShortWrite returns the *shortWrite in err's chain, or nil; it does not
+// allocate for a nil err, which is every request of a healthy export.
+func asShortWrite(err error) *shortWrite {
+	if err == nil {
+		return nil
+	}
+	var short *shortWrite
+	if errors.As(err, &short) {
+		return short
+	}
+	return nil
+}
+
 // errNoWrittenHeaders is a 2xx answer to a 2.0 request without the counts
 // every 2.0 receiver sends: a 1.0 receiver read it as an empty request.
 var errNoWrittenHeaders = errors.New("the receiver answered without X-Prometheus-Remote-Write-*-Written headers")
@@ -259,30 +277,9 @@ var errNoWrittenHeaders = errors.New("the receiver answered without X-Prometheus
 // Retry-After.
 func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, proto Protocol, comp Compression, n int) error {
 	series := parts.series
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	req, err := c.newRequest(ctx, body, proto, comp, n)
 	if err != nil {
 		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: err}
-	}
-	// NewRequest sets GetBody for a bytes.Reader, so redirects resend the body.
-	switch {
-	case comp == CompressionZstd:
-		// As vmagent sends it: no Prometheus version, which would
-		// promise snappy.
-		req.Header.Set(headerContentEncoding, contentEncodingZstd)
-		req.Header.Set(headerContentType, contentTypeV1)
-		req.Header.Set(headerVMVersion, vmVersion1)
-	case proto == ProtocolV2:
-		req.Header.Set(headerContentEncoding, contentEncodingSnappy)
-		req.Header.Set(headerContentType, contentTypeV2)
-		req.Header.Set(headerVersion, versionV2)
-	default:
-		req.Header.Set(headerContentEncoding, contentEncodingSnappy)
-		req.Header.Set(headerContentType, contentTypeV1)
-		req.Header.Set(headerVersion, versionV1)
-	}
-	req.Header.Set(headerUserAgent, userAgent)
-	if n > 0 {
-		req.Header.Set(headerRetryAttempt, strconv.Itoa(n))
 	}
 
 	resp, err := c.http.Do(req)
@@ -292,11 +289,16 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 	defer resp.Body.Close()
 	// The body is read for a failure's message and so that the connection
 	// can be reused, but never for long: a success does not need it, and a
-	// body that stalls must cost the connection, not the export.
-	stop := time.AfterFunc(bodyReadTimeout, func() { _ = resp.Body.Close() })
-	defer stop.Stop()
+	// body that stalls must cost the connection, not the export. Most
+	// successes have none (204, or a length of 0).
+	if resp.Body != http.NoBody {
+		stop := time.AfterFunc(bodyReadTimeout, func() { _ = resp.Body.Close() })
+		defer stop.Stop()
+	}
 	if resp.StatusCode/100 == 2 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		if resp.Body != http.NoBody {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		}
 		if proto != ProtocolV2 {
 			return nil
 		}
@@ -322,6 +324,69 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 		Attempts:   1,
 		retryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now()),
 	}
+}
+
+// newRequest returns the request of one attempt (see attempt), as
+// http.NewRequestWithContext would make it with a *bytes.Reader of body
+// (GetBody set, so that redirects and authenticators can read the body
+// again), in fewer allocations: an export of large series sends few
+// series per request, and its allocations per series are mostly those of
+// its requests.
+func (c *client) newRequest(ctx context.Context, body []byte, proto Protocol, comp Compression, n int) (*http.Request, error) {
+	if c.templateErr != nil {
+		return nil, c.templateErr
+	}
+	if ctx == nil {
+		return nil, errors.New("net/http: nil Context")
+	}
+	o := &outgoing{url: *c.template.URL}
+	o.body.Reset(body)
+	req := c.template.WithContext(ctx)
+	req.URL = &o.url // its own, as NewRequest's
+	req.Body = io.NopCloser(&o.body)
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Header = make(http.Header, len(o.values))
+	switch {
+	case comp == CompressionZstd:
+		// As vmagent sends it: no Prometheus version, which would
+		// promise snappy.
+		o.set(req.Header, headerContentEncoding, contentEncodingZstd)
+		o.set(req.Header, headerContentType, contentTypeV1)
+		o.set(req.Header, headerVMVersion, vmVersion1)
+	case proto == ProtocolV2:
+		o.set(req.Header, headerContentEncoding, contentEncodingSnappy)
+		o.set(req.Header, headerContentType, contentTypeV2)
+		o.set(req.Header, headerVersion, versionV2)
+	default:
+		o.set(req.Header, headerContentEncoding, contentEncodingSnappy)
+		o.set(req.Header, headerContentType, contentTypeV1)
+		o.set(req.Header, headerVersion, versionV1)
+	}
+	o.set(req.Header, headerUserAgent, userAgent)
+	if n > 0 {
+		o.set(req.Header, headerRetryAttempt, strconv.Itoa(n))
+	}
+	return req, nil
+}
+
+// outgoing is what a request needs besides the http.Request, in one
+// allocation.
+type outgoing struct {
+	url  url.URL
+	body bytes.Reader
+	// values back the header's values, each its own slice of one, as
+	// Header.Set makes them.
+	values [5]string
+	used   int
+}
+
+// set sets header key, in canonical form, to v.
+func (o *outgoing) set(h http.Header, key, v string) {
+	i := o.used
+	o.values[i] = v
+	h[key] = o.values[i : i+1 : i+1]
+	o.used++
 }
 
 // safeAttempt is attempt turning a panic (in a WithRoundTripper hook, an
@@ -407,6 +472,9 @@ func (c *client) close() {
 // request that surely never left is excluded: one whose connection was
 // never made or never trusted, or whose credentials could not be had.
 func mayHaveArrived(err error) bool {
+	if err == nil {
+		return false
+	}
 	var we *WriteError
 	if !errors.As(err, &we) || we.StatusCode != 0 || we.Err == nil {
 		return false

@@ -38,9 +38,9 @@ func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int
 	sc.seenCount, sc.entriesSeen = 0, 0
 	clear(sc.families)
 	cc := &conversion{sc: sc, b: b, gen: sc.gen, exportState: exportState{rules: sc.rules, families: sc.families}}
-	b.collectV2 = sc.collectV2
+	b.collectV2, b.labels = sc.collectV2, &sc.labels
 	if sc.zeros != nil {
-		sc.zeros.begin(sc.collectV2)
+		sc.zeros.begin(sc.collectV2, &sc.labels)
 	}
 	if rm != nil {
 		sc.reserve(b, estimateSeries(rm))
@@ -180,11 +180,11 @@ func (cc *conversion) singlePoint(mc *metricCtx, me *metricEntry, attrs *attribu
 func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float64, ms int64, exemplars []prompb.Exemplar, h *nativeParts) {
 	s := *slot
 	if s.is(flagEvicted) {
-		s = cc.sc.internString(s.labels)
+		s = cc.sc.revive(s)
 		*slot = s
 	}
 	if s.seen() == cc.gen {
-		mc.p.add("series %s sent twice in one export: kept the first", seriesString(decodeLabels(s.labels)))
+		mc.p.add("series %s sent twice in one export: kept the first", seriesString(decodeLabels(cc.sc.encodedLabels(s))))
 		return
 	}
 	s.setSeen(cc.gen)

@@ -60,7 +60,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 	var order []int
 	if classic {
 		var sorted bool
-		order, sorted = me.order.sorted(points)
+		order, sorted = me.order.sorted(points, &cc.sc.labels)
 		if sorted {
 			// Lay the series' labels out in the order they are sent,
 			// once they are.

@@ -9,7 +9,7 @@ import (
 
 // seriesLen is the size of r's TimeSeries message.
 func (b *batch) seriesLen(r *record) int {
-	n := len(r.s.labels) + int(r.extraLen&^recordHistogram)
+	n := keyLabelsLen(r.s.key) + int(r.extraLen&^recordHistogram)
 	if !r.isHistogram() {
 		n += fieldLen(sampleLen(r.value, r.ts))
 	}
@@ -21,7 +21,7 @@ func (b *batch) seriesLen(r *record) int {
 func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
 	dst = append(dst, tagWriteTimeseries)
 	dst = appendVarint(dst, uint64(n))
-	dst = append(dst, r.s.labels...)
+	dst = b.labels.appendLabels(dst, r.s.key)
 	if !r.isHistogram() {
 		dst = appendSample(dst, r.value, r.ts)
 	}

@@ -33,7 +33,7 @@ type pointOrder struct {
 
 // sorted returns the indices of points in the histogram order, and whether it
 // sorted them anew.
-func (o *pointOrder) sorted(points []histPoint) (order []int, sorted bool) {
+func (o *pointOrder) sorted(points []histPoint, labels *labelTable) (order []int, sorted bool) {
 	same := len(points) == len(o.from)
 	for k := 0; same && k < len(points); k++ {
 		same = points[k].ps == o.from[k]
@@ -51,7 +51,7 @@ func (o *pointOrder) sorted(points []histPoint) (order []int, sorted bool) {
 		// The _count series, last, has the point's sort key as its
 		// labels; ties stay in data point order.
 		sa, sb := o.from[a].series, o.from[b].series
-		if c := strings.Compare(sa[len(sa)-1].labels, sb[len(sb)-1].labels); c != 0 {
+		if c := labels.compare(sa[len(sa)-1].key, sb[len(sb)-1].key); c != 0 {
 			return c
 		}
 		return a - b
@@ -72,30 +72,30 @@ type histPoint struct {
 	exemplars [][]prompb.Exemplar
 }
 
-// layOut copies the labels of the series of records into blocks of memory,
+// layOut copies the keys of the series of records into blocks of memory,
 // one after the other: the histogram order sends a histogram's series in an
 // order other than the one they were built in, and encoding them reads the
-// labels far faster in sequence than scattered over the heap.
+// keys faster in sequence than scattered over the heap.
 func (sc *seriesCache) layOut(records []record) {
 	for start := 0; start < len(records); {
 		n, end := 0, start
-		for ; end < len(records) && (end == start || n+len(records[end].s.labels) <= layoutBlock); end++ {
-			n += len(records[end].s.labels)
+		for ; end < len(records) && (end == start || n+len(records[end].s.key) <= layoutBlock); end++ {
+			n += len(records[end].s.key)
 		}
 		var b strings.Builder
 		b.Grow(n)
 		for i := start; i < end; i++ {
-			b.WriteString(records[i].s.labels)
+			b.WriteString(records[i].s.key)
 		}
 		block := b.String()
 		for i := start; i < end; i++ {
 			s := records[i].s
-			n := len(s.labels)
+			n := len(s.key)
 			// The table's key must be the new string too, or it would
 			// keep the old one.
-			delete(sc.byLabels, s.labels)
-			s.labels, block = block[:n], block[n:]
-			sc.byLabels[s.labels] = s
+			delete(sc.byLabels, s.key)
+			s.key, block = block[:n], block[n:]
+			sc.byLabels[s.key] = s
 		}
 		start = end
 	}

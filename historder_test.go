@@ -63,12 +63,12 @@ func TestHistogramOrderFollowsThePoints(t *testing.T) {
 		cacheCompare(t, tt.name, cacheMarshal(t, req, 1<<30, 1<<40), got)
 		for i := range bt.records {
 			s := bt.records[i].s
-			if sc.byLabels[s.labels] != s {
+			if sc.byLabels[s.key] != s {
 				t.Errorf("%s: series %d is not interned under its labels", tt.name, i)
 			}
 			if i > 0 {
-				prev := bt.records[i-1].s.labels
-				if unsafe.StringData(s.labels) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev))) {
+				prev := bt.records[i-1].s.key
+				if unsafe.StringData(s.key) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev))) {
 					t.Errorf("%s: the labels of series %d do not follow those of series %d in memory", tt.name, i, i-1)
 				}
 			}

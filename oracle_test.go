@@ -338,8 +338,9 @@ func cacheDecode(t testing.TB, reqs [][]byte) []prompb.TimeSeries {
 
 // cacheEncodeOne encodes ts as a one-series request with the wire encoder.
 func cacheEncodeOne(ts prompb.TimeSeries) []byte {
-	var b batch
-	s := &seriesState{labels: string(appendLabels(nil, ts.Labels))}
+	b := batch{labels: &labelTable{}}
+	key, _ := b.labels.key(nil, string(appendLabels(nil, ts.Labels)))
+	s := &seriesState{key: string(key)}
 	r := record{s: s, extra: 0}
 	for i := range ts.Exemplars {
 		b.extra = appendExemplar(b.extra, &ts.Exemplars[i])

@@ -328,8 +328,7 @@ func (p *pipeline) post() {
 				e.tel.attempt(ctx, sl.rawLen, len(body), p.comp, err)
 				return err
 			})
-			var short *shortWrite
-			if errors.As(err, &short) {
+			if short := asShortWrite(err); short != nil {
 				p.mu.Lock()
 				if p.partial == nil {
 					p.partial = &PartialWriteError{}

@@ -26,6 +26,7 @@ var staleNaN = math.Float64frombits(0x7ff0000000000002)
 // not hold. When the export used every series and every entry, which is the
 // steady state, it costs nothing.
 func (sc *seriesCache) sweep(b *batch, now int64) {
+	sc.baseMemo = baseMemo{} // the conversion's, no longer needed
 	b.markers = len(b.records)
 	if sc.seenCount < len(sc.last) {
 		kept := sc.last[:0]
@@ -34,7 +35,7 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 			case s.seen() == sc.gen:
 			case s.is(flagDelivered):
 				if sc.zeros != nil {
-					sc.zeros.rememberEnded(s)
+					sc.zeros.rememberEnded(sc, s)
 				}
 				// It stays until its end is delivered.
 				if sc.markStale {
@@ -43,9 +44,8 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 					b.ended = append(b.ended, s)
 				}
 			default:
-				delete(sc.byLabels, s.labels)
 				sc.dropV2(s)
-				s.set(flagEvicted, true)
+				sc.evict(s)
 				continue
 			}
 			kept = append(kept, s)
@@ -140,7 +140,7 @@ func (b *batch) arrived(delivered []span) bool {
 func (sc *seriesCache) endAll(b *batch, now int64) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	b.collectV2 = sc.collectV2
+	b.collectV2, b.labels = sc.collectV2, &sc.labels
 	for _, s := range sc.last {
 		if s.is(flagDelivered) && sc.markStale {
 			b.addMarker(s, now)

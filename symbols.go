@@ -158,7 +158,7 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 	sv := c.sc.seriesV2(s)
 	if sv.epoch != t.epoch || sv.refs == nil {
 		sv.refs = sv.refs[:0]
-		walkLabels(s.labels, func(name, value string) {
+		c.sc.labels.walk(s.key, func(name, value string) {
 			sv.refs = append(sv.refs, t.id(name), t.id(value))
 		})
 		sv.epoch = t.epoch

@@ -27,6 +27,7 @@ type initialZeros struct {
 	// must not get a zero, which would count all of it as an increase.
 	ended map[uint64]struct{}
 	seed  maphash.Seed
+	buf   []byte
 }
 
 // maxEndedRemembered bounds initialZeros.ended (about 40 MB at most):
@@ -38,14 +39,22 @@ func newInitialZeros() *initialZeros {
 	return &initialZeros{ended: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
 }
 
-func (z *initialZeros) key(s *seriesState) uint64 { return maphash.String(z.seed, s.labels) }
+// key hashes the encoded labels of s: its key in the label table names
+// pieces whose numbers are reused once the series is gone.
+func (z *initialZeros) key(sc *seriesCache, s *seriesState) uint64 {
+	if s.is(flagEvicted) {
+		return maphash.String(z.seed, s.key) // the encoded labels
+	}
+	z.buf = sc.labels.appendLabels(z.buf[:0], s.key)
+	return maphash.Bytes(z.seed, z.buf)
+}
 
 // rememberEnded records that s vanished after delivery.
-func (z *initialZeros) rememberEnded(s *seriesState) {
+func (z *initialZeros) rememberEnded(sc *seriesCache, s *seriesState) {
 	if len(z.ended) >= maxEndedRemembered {
 		clear(z.ended)
 	}
-	z.ended[z.key(s)] = struct{}{}
+	z.ended[z.key(sc, s)] = struct{}{}
 }
 
 // maxKeptZeros bounds the zeros batch whose buffers are kept for the next
@@ -68,9 +77,9 @@ func (z *initialZeros) nextExport() {
 }
 
 // begin starts a conversion's zeros.
-func (z *initialZeros) begin(collectV2 bool) {
+func (z *initialZeros) begin(collectV2 bool, labels *labelTable) {
 	z.batch.reset()
-	z.batch.collectV2 = collectV2
+	z.batch.collectV2, z.batch.labels = collectV2, labels
 }
 
 // end closes the zeros of a conversion whose newest sample is at newest.
@@ -97,7 +106,7 @@ func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *
 	if at <= 0 || at >= ms {
 		return start
 	}
-	if _, ok := z.ended[z.key(s)]; ok {
+	if _, ok := z.ended[z.key(cc.sc, s)]; ok {
 		return start
 	}
 	zb := &z.batch
