@@ -82,6 +82,46 @@ func estimateSeries(rm *metricdata.ResourceMetrics) int {
 	return n
 }
 
+// dataPoints returns how many data points data holds, and about how many
+// series they convert to: exact for valid data with WithHistogramMinMax
+// off. It only sizes tables and counts for telemetry.
+func dataPoints(data metricdata.Aggregation) (points, series int) {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Sum[float64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Gauge[int64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Gauge[float64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.ExponentialHistogram[int64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.ExponentialHistogram[float64]:
+		return len(d.DataPoints), len(d.DataPoints)
+	case metricdata.Histogram[int64]:
+		return len(d.DataPoints), classicSeries(d.DataPoints)
+	case metricdata.Histogram[float64]:
+		return len(d.DataPoints), classicSeries(d.DataPoints)
+	case metricdata.Summary:
+		for k := range d.DataPoints {
+			series += len(d.DataPoints[k].QuantileValues) + 2
+		}
+		return len(d.DataPoints), series
+	}
+	return 0, 0
+}
+
+// classicSeries is the number of classic series of a histogram's points:
+// one per bucket, _sum and _count.
+func classicSeries[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) int {
+	n := 0
+	for k := range dps {
+		n += len(dps[k].BucketCounts) + 2
+	}
+	return n
+}
+
 // restampWindow bounds how far back a sample may be moved forward: further
 // than a few same-millisecond collections in a row could push it, moving it
 // would hide a clock that went back behind invented timestamps.

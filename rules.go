@@ -347,45 +347,6 @@ func appendWithLabels(dst, base []prompb.Label, extra ...prompb.Label) []prompb.
 
 func nameLabel(name string) prompb.Label { return prompb.Label{Name: labelMetricName, Value: name} }
 
-// targetInfoName is the name of target_info under the profile prof: the
-// Collector prefixes the namespace, as it does every metric name.
-func targetInfoName(namespace string, prof profile) string {
-	if prof.collectorLabels && namespace != "" {
-		return namespace + "_" + otlptranslator.TargetInfoMetricName
-	}
-	return otlptranslator.TargetInfoMetricName
-}
-
-// withTypeAndUnit returns high with the __type__ and __unit__ labels of a
-// family of type typ and unit (already translated) for
-// WithTypeAndUnitLabels, or high itself without that option.
-func (c *rules) withTypeAndUnit(high map[string]string, typ prompb.MetricMetadata_MetricType, unit string) map[string]string {
-	if !c.typeAndUnitLabels {
-		return high
-	}
-	m := make(map[string]string, len(high)+2)
-	for k, v := range high {
-		m[k] = v
-	}
-	m[labelType] = typeLabelValue(typ)
-	m[labelUnit] = unit // an empty unit is no label
-	return m
-}
-
-// gaugeNameLabels are the extra labels of the _min and _max gauges of a
-// histogram: their name and, with WithTypeAndUnitLabels, their own type.
-func (c *rules) gaugeNameLabels(name string) []prompb.Label {
-	if !c.typeAndUnitLabels {
-		return []prompb.Label{nameLabel(name)}
-	}
-	return []prompb.Label{nameLabel(name), {Name: labelType, Value: typeLabelValue(prompb.MetricMetadata_GAUGE)}}
-}
-
-// typeLabelValue is the __type__ of typ: Prometheus' lower-case type names.
-func typeLabelValue(typ prompb.MetricMetadata_MetricType) string {
-	return strings.ToLower(typ.String())
-}
-
 // promValue keeps every float as it is, except that any NaN becomes the
 // ordinary NaN: the bit pattern 0x7ff0000000000002 is Prometheus' staleness
 // marker and must never be sent for a value that is merely NaN. And -0
