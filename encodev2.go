@@ -11,8 +11,9 @@ import (
 // by its index. The series cache keeps, per series, its label strings'
 // numbers in an exporter-wide symbol table; cutting the batch into requests
 // (sequential, before the workers start) maps those to the request's own
-// indexes with two array lookups per label, and records the result for the
-// workers, which only write varints next to the cached 1.0 bytes they
+// indexes with two array lookups per label, or finds the series' encoding
+// of the last export still good (see v2Cutter.record), and records the
+// result for the workers, which copy it next to the cached 1.0 bytes they
 // reuse (exemplars and native histograms have the same fields in 2.0,
 // under other tags).
 
@@ -43,18 +44,24 @@ func (x *v2Scratch) encodeV2(buf []byte, b *batch, start int, c cut) []byte {
 		buf = appendString(buf, tagV2Symbol, s)
 	}
 	refs := x.refs[c.refStart:]
+	encs := x.encs[start-x.from : c.end-x.from]
 	for i := start; i < c.end; i++ {
 		r := &b.records[i]
 		info := &b.v2[i]
+		enc := encs[i-start]
 		buf = append(buf, tagV2Timeseries)
 		buf = appendVarint(buf, uint64(refs[0]))
-		nl := refs[1]
-		buf = appendPacked(buf, refs[2:2+nl])
-		refs = refs[2+nl:]
+		metaAt := refs[1]
+		refs = refs[2:]
+		buf = append(buf, enc[:metaAt]...)
 		if !r.isHistogram() {
 			buf = appendSampleV2(buf, r.value, r.ts, info.start)
 		}
 		extra := b.extraOf(r)
+		if len(extra) == 0 {
+			buf = append(buf, enc[metaAt:]...)
+			continue
+		}
 		walkExtra(extra, func(tag byte, body string) {
 			if tag != tagSeriesHistogram {
 				return
@@ -88,8 +95,7 @@ func (x *v2Scratch) encodeV2(buf []byte, b *batch, start int, c cut) []byte {
 			buf = appendPacked(buf, eref)
 			buf = append(buf, rest...)
 		})
-		buf = appendMetadataV2(buf, refs[0], refs[1], refs[2])
-		refs = refs[3:]
+		buf = append(buf, enc[metaAt:]...)
 	}
 	return buf
 }
