@@ -553,13 +553,12 @@ func BenchmarkStagesW(b *testing.B) {
 	var x v2Scratch
 	encodeV2 := func(keep bool) {
 		raws = raws[:0]
-		cuts = scV2.cutV2(&btV2, 0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, &x, cuts)
-		for _, c := range cuts {
-			buf = x.encodeV2(buf[:0], &btV2, c.start, c)
+		cuts = scV2.cutV2(&btV2, 0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, &x, cuts, func(c cut, v v2Cut) {
+			buf = v.encode(buf[:0], &btV2, c)
 			if keep {
 				raws = append(raws, bytes.Clone(buf))
 			}
-		}
+		})
 	}
 	encodeV2(false) // the first cut numbers every series
 	b.Run("encodeV2", func(b *testing.B) {

@@ -37,18 +37,17 @@ const (
 // tagV2HistStart is Histogram.start_timestamp (field 17), a two-byte tag.
 var tagV2HistStart = []byte{17<<3 | 0x80, 1}
 
-// encodeV2 appends the 2.0 request of records[start:c.end] to buf.
-func (x *v2Scratch) encodeV2(buf []byte, b *batch, start int, c cut) []byte {
+// encode appends the 2.0 request of records[c.start:c.end] to buf.
+func (v *v2Cut) encode(buf []byte, b *batch, c cut) []byte {
 	buf = append(buf, tagV2Symbol, 0)
-	for _, s := range x.syms[c.symStart:c.symEnd] {
+	for _, s := range v.syms {
 		buf = appendString(buf, tagV2Symbol, s)
 	}
-	refs := x.refs[c.refStart:]
-	encs := x.encs[start-x.from : c.end-x.from]
-	for i := start; i < c.end; i++ {
+	refs := v.refs
+	for i := c.start; i < c.end; i++ {
 		r := &b.records[i]
 		info := &b.v2[i]
-		enc := encs[i-start]
+		enc := v.encs[i-c.start]
 		buf = append(buf, tagV2Timeseries)
 		buf = appendVarint(buf, uint64(refs[0]))
 		metaAt := refs[1]

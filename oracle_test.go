@@ -426,11 +426,9 @@ func resolveV2(t testing.TB, req *writev2.Request) []v2Series {
 func cacheRequestsV2(sc *seriesCache, b *batch, maxSeries, maxBytes int) [][]byte {
 	var x v2Scratch
 	var out [][]byte
-	start := 0
-	for _, c := range sc.cutV2(b, 0, maxSeries, maxBytes, &x, nil) {
-		out = append(out, x.encodeV2(nil, b, start, c))
-		start = c.end
-	}
+	sc.cutV2(b, 0, maxSeries, maxBytes, &x, nil, func(c cut, v v2Cut) {
+		out = append(out, v.encode(nil, b, c))
+	})
 	return out
 }
 

@@ -122,9 +122,8 @@ type v2Scratch struct {
 	// number of its label refs, and the refs.
 	refs []uint32
 	// encs are the records' cached labels_refs and metadata fields
-	// (seriesV2.enc), from record from on.
+	// (seriesV2.enc).
 	encs [][]byte
-	from int
 	// locals and enc are the cut's scratch.
 	locals []uint32
 	enc    []byte
@@ -373,15 +372,26 @@ func (c *v2Cutter) commit() {
 	*p = pendingV2{}
 }
 
+// v2Cut is what a worker encodes a 2.0 request from: its symbols (the
+// leading "" left out), its records' refs and their cached encodings (see
+// v2Scratch). The cut appends no more to these slices once it hands them
+// over.
+type v2Cut struct {
+	syms []string
+	refs []uint32
+	encs [][]byte
+}
+
 // cutV2 cuts b.records[from:] into 2.0 requests like batch.cut, each within
 // the limits by its exact size (symbols included), and prepares what the
-// workers encode them from.
-func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scratch, cuts []cut) []cut {
+// workers encode them from: it calls publish with each request as soon as
+// it is cut, and returns them all appended to cuts[:0].
+func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scratch, cuts []cut, publish func(cut, v2Cut)) []cut {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	x.syms, x.refs = x.syms[:0], x.refs[:0]
 	clear(x.encs) // they keep series' encodings alive
-	x.encs, x.from = x.encs[:0], from
+	x.encs = x.encs[:0]
 	c := &v2Cutter{t: &sc.symbols, sc: sc, x: x}
 	cuts = cuts[:0]
 	c.t.id("") // the table starts with ""
@@ -389,9 +399,20 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 	const emptySymbol = 2 // symbols[0] == ""
 	size, start, refStart := emptySymbol, from, 0
 	var parts partCounts
+	// emit hands over the request of the records from start to end, whose
+	// symbols and refs end at symEnd and refEnd.
+	emit := func(end, symEnd, refEnd int) {
+		k := cut{start: start, end: end, parts: parts}
+		cuts = append(cuts, k)
+		publish(k, v2Cut{
+			syms: x.syms[c.symStart:symEnd:symEnd],
+			refs: x.refs[refStart:refEnd:refEnd],
+			encs: x.encs[start-from : end-from : end-from],
+		})
+	}
 	for i := from; i < len(b.records); i++ {
 		if i > start && i-start >= maxSeries {
-			cuts = append(cuts, cut{start: start, end: i, parts: parts, symStart: c.symStart, symEnd: len(x.syms), refStart: refStart})
+			emit(i, len(x.syms), len(x.refs))
 			c.beginRequest()
 			size, start, refStart, parts = emptySymbol, i, len(x.refs), partCounts{}
 		}
@@ -406,7 +427,7 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 				c.t.slots[c.t.ids[s]].stamp = 0
 			}
 			x.refs, x.syms = x.refs[:refMark], x.syms[:symMark]
-			cuts = append(cuts, cut{start: start, end: i, parts: parts, symStart: c.symStart, symEnd: symMark, refStart: refStart})
+			emit(i, symMark, refMark)
 			c.beginRequest()
 			size, start, refStart, parts = emptySymbol, i, refMark, partCounts{}
 			counted = partCounts{}
@@ -424,7 +445,7 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 		}
 	}
 	if parts.series > 0 {
-		cuts = append(cuts, cut{start: start, end: len(b.records), parts: parts, symStart: c.symStart, symEnd: len(x.syms), refStart: refStart})
+		emit(len(b.records), len(x.syms), len(x.refs))
 	}
 	// Rebuild the table when most of it is strings no request needs
 	// any more (series gone, exemplars' trace ids).
