@@ -5,32 +5,38 @@ import (
 )
 
 // seriesV2 is what the 2.0 encoding keeps of a series between exports.
+// The fields the steady-state cut reads come first, in the first 64 bytes.
 type seriesV2 struct {
-	// refs are the series' label names and values, alternating, as
-	// numbers in the symbol table of epoch.
-	refs  []uint32
-	epoch uint32
-	// newestExemplar is the time of the newest exemplar delivered: 2.0
-	// receivers refuse older ones and count equal ones as not written,
-	// and the SDK repeats a cumulative point's exemplars.
-	newestExemplar int64
-
 	// The series' request-local encoding as last cut (see v2Cutter.record):
 	// its labels_refs field, then (from metaAt) its metadata field. It is
 	// good again when the request's symbols before the series are the
 	// same: when the record before it in the request is the one whose
-	// encoding had generation prevGen (0: it was first), and its metadata
-	// strings are meta. added marks which of refs, then help and unit,
-	// added a symbol (symBytes long in all) to the request.
+	// encoding had generation prevGen (0: it was first; notReusable: the
+	// encoding is not to be reused), and its metadata strings are meta.
+	// added marks which of refs, then help and unit, added a symbol
+	// (symBytes long in all) to the request.
+	gen      uint64 // 0: none
+	prevGen  uint64
 	enc      []byte
+	meta     [3]uint32 // type; help and unit in the symbol table
 	metaAt   uint32
 	symBytes uint32
-	meta     [3]uint32 // type; help and unit in the symbol table
-	gen      uint64    // 0: none
-	prevGen  uint64
-	added    uint64
-	reusable bool
+	// epoch is the symbol table's epoch of refs.
+	epoch uint32
+
+	added uint64
+	// refs are the series' label names and values, alternating, as
+	// numbers in the symbol table of epoch.
+	refs []uint32
+	// newestExemplar is the time of the newest exemplar delivered: 2.0
+	// receivers refuse older ones and count equal ones as not written,
+	// and the SDK repeats a cumulative point's exemplars.
+	newestExemplar int64
 }
+
+// notReusable is the prevGen of an encoding that the next cut numbers
+// again: no record's generation.
+const notReusable = ^uint64(0)
 
 // seriesV2 returns what 2.0 keeps of s, making room for it on its first
 // 2.0 request. The pointer is good until the next call.
@@ -154,11 +160,11 @@ type pendingV2 struct {
 	// is good as it is).
 	fresh    bool
 	newGen   bool // it differs from the one of generation sv.gen
+	reusable bool
 	metaAt   uint32
 	symBytes uint32
 	meta     [3]uint32
 	added    uint64
-	reusable bool
 }
 
 func (c *v2Cutter) beginRequest() {
@@ -242,7 +248,7 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 			exemplars = true
 		}
 	})
-	same := sv.gen != 0 && sv.reusable && sv.prevGen == c.prevGen && sv.meta == meta
+	same := sv.gen != 0 && sv.prevGen == c.prevGen && sv.meta == meta
 	if same && !exemplars {
 		// The steady state: the encoding of last time, its symbols added
 		// again in the same order.
@@ -364,12 +370,15 @@ func (c *v2Cutter) commit() {
 			sv.gen = c.t.gens
 		}
 		sv.enc = append(sv.enc[:0], c.x.enc...)
-		sv.metaAt, sv.symBytes, sv.meta, sv.added, sv.reusable = p.metaAt, p.symBytes, p.meta, p.added, p.reusable
+		sv.metaAt, sv.symBytes, sv.meta, sv.added = p.metaAt, p.symBytes, p.meta, p.added
 		sv.prevGen = c.prevGen
+		if !p.reusable {
+			sv.prevGen = notReusable
+		}
 	}
 	c.x.encs = append(c.x.encs, sv.enc)
 	c.prevGen = sv.gen
-	*p = pendingV2{}
+	p.sv = nil
 }
 
 // v2Cut is what a worker encodes a 2.0 request from: its symbols (the
@@ -390,7 +399,9 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	x.syms, x.refs = x.syms[:0], x.refs[:0]
-	clear(x.encs) // they keep series' encodings alive
+	// The encodings of a longer batch before would keep series'
+	// encodings alive.
+	defer func() { clear(x.encs[len(x.encs):cap(x.encs)]) }()
 	x.encs = x.encs[:0]
 	c := &v2Cutter{t: &sc.symbols, sc: sc, x: x}
 	cuts = cuts[:0]
