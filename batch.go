@@ -72,6 +72,9 @@ type recordV2 struct {
 	// customBuckets marks a native histogram with custom buckets, which a
 	// 1.0 request leaves out (see WithNativeHistogramsForExplicitBuckets).
 	customBuckets bool
+	// v2 is the series' seriesState.v2 when converted, if not 0: the cut
+	// finds what 2.0 keeps of the series without reading its state.
+	v2 uint32
 }
 
 // partCounts is what the exporter's telemetry counts of a request.

@@ -215,7 +215,12 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 	r := &b.records[i]
 	info := &b.v2[i]
 	t := c.t
-	sv := c.sc.seriesV2(r.s)
+	var sv *seriesV2
+	if info.v2 != 0 {
+		sv = &c.sc.v2series[info.v2] // as seriesV2 would, without reading r.s
+	} else {
+		sv = c.sc.seriesV2(r.s)
+	}
 	if sv.epoch != t.epoch || sv.refs == nil {
 		sv.refs = sv.refs[:0]
 		walkLabels(r.s.labels, func(name, value string) {
