@@ -186,21 +186,12 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 		}
 		p.publish(item{cut: c, v2: v, slot: bufs.slots[k]})
 	}
-	if proto == ProtocolV2 {
-		bufs.cuts = e.series.cutV2(b, todo[0].start, e.cfg.maxSeries, e.cfg.maxBytes, &bufs.v2, bufs.cuts, publish)
-	} else {
-		bufs.cuts = b.cutSpans(todo, e.cfg.maxSeries, e.cfg.maxBytes, bufs.cuts)
-		for _, c := range bufs.cuts {
-			publish(c, v2Cut{})
-		}
-	}
-	p.finish()
+	p.cutAll(bufs, todo, publish)
 	encoding.Wait()
 	sending.Wait()
-	cuts := bufs.cuts
-	for k, c := range cuts {
-		if p.items[k].slot.unsure {
-			e.series.markMaybeStored(b, c.start, c.end, proto)
+	for _, it := range p.items {
+		if it.slot.unsure {
+			e.series.markMaybeStored(b, it.cut.start, it.cut.end, proto)
 		}
 	}
 
@@ -218,8 +209,9 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 	}
 
 	d := bufs.delivered[:0]
-	for k, c := range cuts {
-		if !p.items[k].slot.ok {
+	for _, it := range p.items {
+		c := it.cut
+		if !it.slot.ok {
 			continue
 		}
 		if proto == ProtocolV1 && b.collectV2 {
@@ -236,6 +228,26 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 	}
 	bufs.delivered = d
 	return sent{delivered: d, err: p.err, partial: p.partial}
+}
+
+// cutAll cuts the records of todo into requests and publishes them. A
+// panic fails the export, as one in encoding does, instead of crashing the
+// service; the requests published before it are not sent.
+func (p *pipeline) cutAll(bufs *sendBuffers, todo []span, publish func(cut, v2Cut)) {
+	defer p.finish()
+	defer func() {
+		if r := recover(); r != nil {
+			p.fail(fmt.Errorf("prwmetric: cutting the requests failed, export dropped: %v", r))
+		}
+	}()
+	if p.proto == ProtocolV2 {
+		bufs.cuts = p.e.series.cutV2(p.b, todo[0].start, p.e.cfg.maxSeries, p.e.cfg.maxBytes, &bufs.v2, bufs.cuts, publish)
+		return
+	}
+	bufs.cuts = p.b.cutSpans(todo, p.e.cfg.maxSeries, p.e.cfg.maxBytes, bufs.cuts)
+	for _, c := range bufs.cuts {
+		publish(c, v2Cut{})
+	}
 }
 
 // pipeline is the state of one sendAs.
