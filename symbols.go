@@ -269,7 +269,7 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 		}
 		n += len(sv.enc)
 		x.refs = append(x.refs, uint32(n), sv.metaAt)
-		c.next = pendingV2{sv: sv}
+		c.next.sv, c.next.fresh = sv, false
 		return n, int(sv.symBytes)
 	}
 
