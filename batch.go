@@ -87,9 +87,6 @@ type partCounts struct {
 type cut struct {
 	start, end int
 	parts      partCounts
-	// For 2.0 requests (v2Scratch): the request's symbols are
-	// syms[symStart:symEnd], its records' refs start at refs[refStart].
-	symStart, symEnd, refStart int
 }
 
 // extraOf returns r's exemplar and native histogram fields.
