@@ -44,6 +44,7 @@ func (v *v2Cut) encode(buf []byte, b *batch, c cut) []byte {
 		buf = appendString(buf, tagV2Symbol, s)
 	}
 	refs := v.refs
+	var t sampleTail
 	for i := c.start; i < c.end; i++ {
 		r := &b.records[i]
 		info := &b.v2[i]
@@ -54,7 +55,7 @@ func (v *v2Cut) encode(buf []byte, b *batch, c cut) []byte {
 		refs = refs[2:]
 		buf = append(buf, enc[:metaAt]...)
 		if !r.isHistogram() {
-			buf = appendSampleV2(buf, r.value, r.ts, info.start)
+			buf = t.appendSample(buf, r.value, r.ts, info.start)
 		}
 		extra := b.extraOf(r)
 		if len(extra) == 0 {
@@ -165,20 +166,21 @@ func startLen(start int64) int {
 	return len(tagV2HistStart) + varintLen(uint64(start))
 }
 
-func sampleLenV2(v float64, ms, start int64) int {
-	n := sampleLen(v, ms)
-	if start != 0 {
-		n += 1 + varintLen(uint64(start))
-	}
-	return n
+// sampleTail keeps the timestamp and start fields of the last 2.0 sample
+// written: the records of an export mostly share them.
+type sampleTail struct {
+	ms, start int64
+	n         int
+	b         [24]byte
+	ok        bool
 }
 
-func appendSampleV2(b []byte, v float64, ms, start int64) []byte {
-	b = append(b, tagV2Sample)
-	b = appendVarint(b, uint64(sampleLenV2(v, ms, start)))
-	if v != 0 {
-		b = appendDouble(b, tagSampleValue, v)
+// set makes t the fields of ms and start.
+func (t *sampleTail) set(ms, start int64) {
+	if t.ok && t.ms == ms && t.start == start {
+		return
 	}
+	b := t.b[:0]
 	if ms != 0 {
 		b = append(b, tagSampleTimestamp)
 		b = appendVarint(b, uint64(ms))
@@ -187,7 +189,31 @@ func appendSampleV2(b []byte, v float64, ms, start int64) []byte {
 		b = append(b, tagV2SampleStart)
 		b = appendVarint(b, uint64(start))
 	}
-	return b
+	t.ms, t.start, t.n, t.ok = ms, start, len(b), true
+}
+
+// sampleLen is the size of a 2.0 Sample message with value v at
+// timestamp ms, started at start.
+func (t *sampleTail) sampleLen(v float64, ms, start int64) int {
+	t.set(ms, start)
+	if v != 0 {
+		return 9 + t.n
+	}
+	return t.n
+}
+
+// appendSample appends a TimeSeries.samples field. v is written bit for
+// bit, so the stale NaN stays the stale NaN.
+func (t *sampleTail) appendSample(b []byte, v float64, ms, start int64) []byte {
+	t.set(ms, start)
+	b = append(b, tagV2Sample)
+	if v == 0 {
+		b = appendVarint(b, uint64(t.n))
+		return append(b, t.b[:t.n]...)
+	}
+	b = appendVarint(b, uint64(9+t.n))
+	b = appendDouble(b, tagSampleValue, v)
+	return append(b, t.b[:t.n]...)
 }
 
 func metadataLenV2(typ, help, unit uint32) int {

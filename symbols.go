@@ -148,6 +148,7 @@ type v2Cutter struct {
 	prevGen uint64
 	// next is what commit keeps of the record just numbered.
 	next pendingV2
+	tail sampleTail
 }
 
 // pendingV2 is a record numbered by record, which commit keeps once the
@@ -243,7 +244,7 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 	info.newestExemplar = 0
 	extra := b.extraOf(r)
 	if !r.isHistogram() {
-		n += fieldLen(sampleLenV2(r.value, r.ts, info.start))
+		n += fieldLen(c.tail.sampleLen(r.value, r.ts, info.start))
 	}
 	exemplars := false
 	walkExtra(extra, func(tag byte, body string) {
