@@ -48,7 +48,7 @@ func (v *v2Cut) encode(buf []byte, b *batch, c cut) []byte {
 	for i := c.start; i < c.end; i++ {
 		r := &b.records[i]
 		info := &b.v2[i]
-		enc := v.encs[i-c.start]
+		enc := v.v2series[v.series[i-c.start]].encoding()
 		buf = append(buf, tagV2Timeseries)
 		buf = appendVarint(buf, uint64(refs[0]))
 		metaAt := refs[1]

@@ -812,9 +812,20 @@ func TestV2CachedEncodingMatchesFreshNumbering(t *testing.T) {
 		if trace != 0 {
 			counter.Exemplars = []metricdata.Exemplar[int64]{{Value: 1, Time: at, TraceID: bytes.Repeat([]byte{trace}, 16)}}
 		}
+		// Series of 24 labels: encodings longer than a seriesV2 holds
+		// in itself.
+		var wide []metricdata.DataPoint[float64]
+		for _, id := range ids[:min(3, len(ids))] {
+			kvs := []attribute.KeyValue{attribute.Int("id", id)}
+			for a := range 23 {
+				kvs = append(kvs, attribute.String(fmt.Sprint("attr", a), fmt.Sprint("value", a, "_", id%2)))
+			}
+			wide = append(wide, convPoint(1.5, kvs...))
+		}
 		return convRM(
 			metricdata.Metrics{Name: "jobs", Description: "Jobs.", Unit: "{job}", Data: convSum(true, counter)},
 			metricdata.Metrics{Name: "load", Description: "Load.", Unit: "1", Data: metricdata.Gauge[float64]{DataPoints: gauges}},
+			metricdata.Metrics{Name: "wide", Data: metricdata.Gauge[float64]{DataPoints: wide}},
 		)
 	}
 	ids := func(from, to int, more ...int) []int {

@@ -5,24 +5,28 @@ import (
 )
 
 // seriesV2 is what the 2.0 encoding keeps of a series between exports.
-// The fields the steady-state cut reads come first, in the first 64 bytes.
+// The fields the steady-state cut reads come first, then the encoding the
+// workers copy.
 type seriesV2 struct {
 	// The series' request-local encoding as last cut (see v2Cutter.record):
-	// its labels_refs field, then (from metaAt) its metadata field. It is
-	// good again when the request's symbols before the series are the
-	// same: when the record before it in the request is the one whose
-	// encoding had generation prevGen (0: it was first; notReusable: the
-	// encoding is not to be reused), and its metadata strings are meta.
-	// added marks which of refs, then help and unit, added a symbol
-	// (symBytes long in all) to the request.
+	// its labels_refs field, then (from metaAt) its metadata field; in
+	// inline[:encLen], or in heap when longer. It is good again when the
+	// request's symbols before the series are the same: when the record
+	// before it in the request is the one whose encoding had generation
+	// prevGen (0: it was first; notReusable: the encoding is not to be
+	// reused), and its metadata strings are meta. added marks which of
+	// refs, then help and unit, added a symbol (symBytes long in all) to
+	// the request.
 	gen      uint64 // 0: none
 	prevGen  uint64
-	enc      []byte
 	meta     [3]uint32 // type; help and unit in the symbol table
 	metaAt   uint32
 	symBytes uint32
 	// epoch is the symbol table's epoch of refs.
-	epoch uint32
+	epoch  uint32
+	encLen uint32
+	inline [encInline]byte
+	heap   []byte
 
 	added uint64
 	// refs are the series' label names and values, alternating, as
@@ -32,6 +36,18 @@ type seriesV2 struct {
 	// receivers refuse older ones and count equal ones as not written,
 	// and the SDK repeats a cumulative point's exemplars.
 	newestExemplar int64
+}
+
+// encInline is the longest encoding a seriesV2 holds in itself: a series
+// of up to about 15 labels.
+const encInline = 40
+
+// encoding returns the series' encoding (see seriesV2).
+func (sv *seriesV2) encoding() []byte {
+	if sv.heap != nil {
+		return sv.heap
+	}
+	return sv.inline[:sv.encLen]
 }
 
 // notReusable is the prevGen of an encoding that the next cut numbers
@@ -127,9 +143,9 @@ type v2Scratch struct {
 	// exemplar in its extra bytes, 0 when it is left out, else 1 + the
 	// number of its label refs, and the refs.
 	refs []uint32
-	// encs are the records' cached labels_refs and metadata fields
-	// (seriesV2.enc).
-	encs [][]byte
+	// series are the records' seriesV2 (indexes in seriesCache.v2series),
+	// whose encodings the workers copy.
+	series []uint32
 	// locals and enc are the cut's scratch.
 	locals []uint32
 	enc    []byte
@@ -156,7 +172,8 @@ type v2Cutter struct {
 // numbered again there, and what the series had cached must stay until
 // then.
 type pendingV2 struct {
-	sv *seriesV2
+	sv  *seriesV2
+	idx uint32 // in v2series
 	// fresh: the encoding, in the scratch, differs from sv's (else sv's
 	// is good as it is).
 	fresh    bool
@@ -216,12 +233,13 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 	r := &b.records[i]
 	info := &b.v2[i]
 	t := c.t
-	var sv *seriesV2
-	if info.v2 != 0 {
-		sv = &c.sc.v2series[info.v2] // as seriesV2 would, without reading r.s
-	} else {
-		sv = c.sc.seriesV2(r.s)
+	idx := info.v2
+	if idx == 0 {
+		c.sc.seriesV2(r.s)
+		idx = r.s.v2
 	}
+	// As seriesV2 would find it, without reading r.s.
+	sv := &c.sc.v2series[idx]
 	if sv.epoch != t.epoch || sv.refs == nil {
 		sv.refs = sv.refs[:0]
 		walkLabels(r.s.labels, func(name, value string) {
@@ -268,9 +286,9 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 			}
 			c.add(id)
 		}
-		n += len(sv.enc)
+		n += len(sv.encoding())
 		x.refs = append(x.refs, uint32(n), sv.metaAt)
-		c.next.sv, c.next.fresh = sv, false
+		c.next.sv, c.next.idx, c.next.fresh = sv, idx, false
 		return n, int(sv.symBytes)
 	}
 
@@ -359,7 +377,7 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 	// (same) and its exemplars added none: then it keeps its generation,
 	// and the records after it can find theirs good too.
 	c.next = pendingV2{
-		sv: sv, fresh: true, newGen: !same || exemplarSyms > 0,
+		sv: sv, idx: idx, fresh: true, newGen: !same || exemplarSyms > 0,
 		metaAt: uint32(metaAt), symBytes: uint32(symBytes), meta: meta, added: added,
 		reusable: exemplarSyms == 0 && len(ids)+2 <= 64,
 	}
@@ -375,14 +393,19 @@ func (c *v2Cutter) commit() {
 			c.t.gens++
 			sv.gen = c.t.gens
 		}
-		sv.enc = append(sv.enc[:0], c.x.enc...)
+		if len(c.x.enc) <= encInline {
+			sv.encLen = uint32(copy(sv.inline[:], c.x.enc))
+			sv.heap = nil
+		} else {
+			sv.heap = append(sv.heap[:0], c.x.enc...)
+		}
 		sv.metaAt, sv.symBytes, sv.meta, sv.added = p.metaAt, p.symBytes, p.meta, p.added
 		sv.prevGen = c.prevGen
 		if !p.reusable {
 			sv.prevGen = notReusable
 		}
 	}
-	c.x.encs = append(c.x.encs, sv.enc)
+	c.x.series = append(c.x.series, p.idx)
 	c.prevGen = sv.gen
 	p.sv = nil
 }
@@ -394,7 +417,11 @@ func (c *v2Cutter) commit() {
 type v2Cut struct {
 	syms []string
 	refs []uint32
-	encs [][]byte
+	// series are the records' seriesV2, in v2series: v2series[series[i]]
+	// belongs to record start+i. The cut changes no seriesV2 of a request
+	// once it hands it over; growing v2series copies them to a new array.
+	series   []uint32
+	v2series []seriesV2
 }
 
 // cutV2 cuts b.records[from:] into 2.0 requests like batch.cut, each within
@@ -405,10 +432,7 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	x.syms, x.refs = x.syms[:0], x.refs[:0]
-	// The encodings of a longer batch before would keep series'
-	// encodings alive.
-	defer func() { clear(x.encs[len(x.encs):cap(x.encs)]) }()
-	x.encs = x.encs[:0]
+	x.series = x.series[:0]
 	c := &v2Cutter{t: &sc.symbols, sc: sc, x: x}
 	cuts = cuts[:0]
 	c.t.id("") // the table starts with ""
@@ -422,9 +446,10 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 		k := cut{start: start, end: end, parts: parts}
 		cuts = append(cuts, k)
 		publish(k, v2Cut{
-			syms: x.syms[c.symStart:symEnd:symEnd],
-			refs: x.refs[refStart:refEnd:refEnd],
-			encs: x.encs[start-from : end-from : end-from],
+			syms:     x.syms[c.symStart:symEnd:symEnd],
+			refs:     x.refs[refStart:refEnd:refEnd],
+			series:   x.series[start-from : end-from : end-from],
+			v2series: sc.v2series,
 		})
 	}
 	for i := from; i < len(b.records); i++ {
