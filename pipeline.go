@@ -18,10 +18,10 @@ import (
 // it is in its CPU cache), and up to WithMaxConcurrentRequests senders
 // post them at once. A 2.0 cut, which numbers each request's symbols,
 // hands the workers each request as soon as it is cut, so that encoding
-// the first requests overlaps cutting the next. One export carries at most one sample (or marker) per
-// series, so its requests may arrive in any order; the next export starts
-// only when every request of this one has finished, so exports never
-// overtake each other.
+// the first requests overlaps cutting the next. One export carries at
+// most one sample (or marker) per series, so its requests may arrive in
+// any order; the next export starts only when every request of this one
+// has finished, so exports never overtake each other.
 //
 // Memory is bounded: each worker holds one uncompressed request, its
 // compression scratch and (for zstd) its encoder; at most senders+workers
@@ -171,20 +171,22 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 		clear(p.items) // no pointers into the batch outlive the export
 		bufs.items = p.items[:0]
 	}()
-	// The workers and senders start first, and wait for the requests.
+	// Each request published starts a worker and a sender, up to their
+	// number: they take the requests in order, waiting for those not yet
+	// cut.
 	var encoding, sending sync.WaitGroup
-	for w := range sendWorkers {
-		encoding.Go(func() { p.work(&bufs.workers[w]) })
-	}
-	for range e.cfg.maxConcurrent {
-		sending.Go(p.post)
-	}
 	publish := func(c cut, v v2Cut) {
 		k := len(p.items)
 		if k == len(bufs.slots) {
 			bufs.slots = append(bufs.slots, &slot{done: make(chan struct{}, 1)})
 		}
 		p.publish(item{cut: c, v2: v, slot: bufs.slots[k]})
+		if k < sendWorkers {
+			encoding.Go(func() { p.work(&bufs.workers[k]) })
+		}
+		if k < e.cfg.maxConcurrent {
+			sending.Go(p.post)
+		}
 	}
 	p.cutAll(bufs, todo, publish)
 	encoding.Wait()
@@ -349,7 +351,7 @@ func (p *pipeline) work(buf *workerBuffers) {
 	}
 }
 
-// encode encodes and compresses request k into its slot. A panic fails the
+// encode encodes and compresses request it into its slot. A panic fails the
 // export instead of crashing the service the exporter runs in; the slot is
 // still marked done by work, so no sender waits for it forever.
 func (p *pipeline) encode(buf *workerBuffers, it *item) {
