@@ -74,6 +74,9 @@ type recordV2 struct {
 	// customBuckets marks a native histogram with custom buckets, which a
 	// 1.0 request leaves out (see WithNativeHistogramsForExplicitBuckets).
 	customBuckets bool
+	// v2 is the series' seriesState.v2 when converted, if not 0: the cut
+	// finds what 2.0 keeps of the series without reading its state.
+	v2 uint32
 }
 
 // partCounts is what the exporter's telemetry counts of a request.
@@ -86,9 +89,6 @@ type partCounts struct {
 type cut struct {
 	start, end int
 	parts      partCounts
-	// For 2.0 requests (v2Scratch): the request's symbols are
-	// syms[symStart:symEnd], its records' refs start at refs[refStart].
-	symStart, symEnd, refStart int
 }
 
 // extraOf returns r's exemplar and native histogram fields.

@@ -263,7 +263,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	}
 	cc.b.records = append(cc.b.records, r)
 	if cc.b.collectV2 {
-		info := recordV2{start: start, fam: f, customBuckets: cc.customBuckets}
+		info := recordV2{start: start, fam: f, customBuckets: cc.customBuckets, v2: s.v2}
 		if cc.sc.rules.withoutMetadata {
 			info.fam = nil
 		}

@@ -472,7 +472,8 @@ func benchSampleHeap() func() uint64 {
 
 // BenchmarkStagesW measures the stages of an export of W apart, on one
 // goroutine: the cached conversion, the encoding of the requests, and
-// their compression.
+// their compression; in 1.0, and in 2.0 (encodeV2: the cut, which numbers
+// the symbols, and the encoding; compressV2).
 func BenchmarkStagesW(b *testing.B) {
 	rm, series := benchData(benchW, 500, time.Unix(1_750_000_000, 0))
 	cfg, err := newConfig([]Option{WithEndpoint("http://127.0.0.1:9/"), WithoutEnvironment()})
@@ -527,6 +528,50 @@ func BenchmarkStagesW(b *testing.B) {
 	})
 	b.Run("compress", func(b *testing.B) {
 		encode(true)
+		dst := make([]byte, s2.MaxEncodedLen(4<<20))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			for _, raw := range raws {
+				s2.EncodeSnappy(dst, raw)
+			}
+		}
+		perSeries(b)
+	})
+
+	scV2 := newSeriesCache(c, true)
+	scV2.collectV2 = true
+	var btV2 batch
+	var x v2Scratch
+	convertV2 := func() {
+		btV2.reset()
+		if err := scV2.convert(rm, &btV2, 0); err != nil {
+			b.Fatal(err)
+		}
+		scV2.markDelivered(&btV2, btV2.allRecords())
+	}
+	encodeV2 := func(keep bool) {
+		raws = raws[:0]
+		cuts = scV2.cutV2(&btV2, 0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, &x, cuts, func(c cut, v v2Cut) {
+			buf = v.encode(buf[:0], &btV2, c)
+			if keep {
+				raws = append(raws, bytes.Clone(buf))
+			}
+		})
+	}
+	// The first cut numbers every series; the next export's conversion
+	// finds them numbered, as in the steady state.
+	convertV2()
+	encodeV2(false)
+	convertV2()
+	b.Run("encodeV2", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			encodeV2(false)
+		}
+		perSeries(b)
+	})
+	b.Run("compressV2", func(b *testing.B) {
+		encodeV2(true)
 		dst := make([]byte, s2.MaxEncodedLen(4<<20))
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {

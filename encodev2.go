@@ -11,8 +11,9 @@ import (
 // by its index. The series cache keeps, per series, its label strings'
 // numbers in an exporter-wide symbol table; cutting the batch into requests
 // (sequential, before the workers start) maps those to the request's own
-// indexes with two array lookups per label, and records the result for the
-// workers, which only write varints next to the cached 1.0 bytes they
+// indexes with two array lookups per label, or finds the series' encoding
+// of the last export still good (see v2Cutter.record), and records the
+// result for the workers, which copy it next to the cached 1.0 bytes they
 // reuse (exemplars and native histograms have the same fields in 2.0,
 // under other tags).
 
@@ -36,25 +37,31 @@ const (
 // tagV2HistStart is Histogram.start_timestamp (field 17), a two-byte tag.
 var tagV2HistStart = []byte{17<<3 | 0x80, 1}
 
-// encodeV2 appends the 2.0 request of records[start:c.end] to buf.
-func (x *v2Scratch) encodeV2(buf []byte, b *batch, start int, c cut) []byte {
+// encode appends the 2.0 request of records[c.start:c.end] to buf.
+func (v *v2Cut) encode(buf []byte, b *batch, c cut) []byte {
 	buf = append(buf, tagV2Symbol, 0)
-	for _, s := range x.syms[c.symStart:c.symEnd] {
+	for _, s := range v.syms {
 		buf = appendString(buf, tagV2Symbol, s)
 	}
-	refs := x.refs[c.refStart:]
-	for i := start; i < c.end; i++ {
+	refs := v.refs
+	var t sampleTail
+	for i := c.start; i < c.end; i++ {
 		r := &b.records[i]
 		info := &b.v2[i]
+		enc := v.v2series[v.series[i-c.start]].encoding()
 		buf = append(buf, tagV2Timeseries)
 		buf = appendVarint(buf, uint64(refs[0]))
-		nl := refs[1]
-		buf = appendPacked(buf, refs[2:2+nl])
-		refs = refs[2+nl:]
+		metaAt := refs[1]
+		refs = refs[2:]
+		buf = append(buf, enc[:metaAt]...)
 		if !r.isHistogram() {
-			buf = appendSampleV2(buf, r.value, r.ts, info.start)
+			buf = t.appendSample(buf, r.value, r.ts, info.start)
 		}
 		extra := b.extraOf(r)
+		if len(extra) == 0 {
+			buf = append(buf, enc[metaAt:]...)
+			continue
+		}
 		walkExtra(extra, func(tag byte, body string) {
 			if tag != tagSeriesHistogram {
 				return
@@ -88,8 +95,7 @@ func (x *v2Scratch) encodeV2(buf []byte, b *batch, start int, c cut) []byte {
 			buf = appendPacked(buf, eref)
 			buf = append(buf, rest...)
 		})
-		buf = appendMetadataV2(buf, refs[0], refs[1], refs[2])
-		refs = refs[3:]
+		buf = append(buf, enc[metaAt:]...)
 	}
 	return buf
 }
@@ -160,20 +166,21 @@ func startLen(start int64) int {
 	return len(tagV2HistStart) + varintLen(uint64(start))
 }
 
-func sampleLenV2(v float64, ms, start int64) int {
-	n := sampleLen(v, ms)
-	if start != 0 {
-		n += 1 + varintLen(uint64(start))
-	}
-	return n
+// sampleTail keeps the timestamp and start fields of the last 2.0 sample
+// written: the records of an export mostly share them.
+type sampleTail struct {
+	ms, start int64
+	n         int
+	b         [24]byte
+	ok        bool
 }
 
-func appendSampleV2(b []byte, v float64, ms, start int64) []byte {
-	b = append(b, tagV2Sample)
-	b = appendVarint(b, uint64(sampleLenV2(v, ms, start)))
-	if v != 0 {
-		b = appendDouble(b, tagSampleValue, v)
+// set makes t the fields of ms and start.
+func (t *sampleTail) set(ms, start int64) {
+	if t.ok && t.ms == ms && t.start == start {
+		return
 	}
+	b := t.b[:0]
 	if ms != 0 {
 		b = append(b, tagSampleTimestamp)
 		b = appendVarint(b, uint64(ms))
@@ -182,7 +189,31 @@ func appendSampleV2(b []byte, v float64, ms, start int64) []byte {
 		b = append(b, tagV2SampleStart)
 		b = appendVarint(b, uint64(start))
 	}
-	return b
+	t.ms, t.start, t.n, t.ok = ms, start, len(b), true
+}
+
+// sampleLen is the size of a 2.0 Sample message with value v at
+// timestamp ms, started at start.
+func (t *sampleTail) sampleLen(v float64, ms, start int64) int {
+	t.set(ms, start)
+	if v != 0 {
+		return 9 + t.n
+	}
+	return t.n
+}
+
+// appendSample appends a TimeSeries.samples field. v is written bit for
+// bit, so the stale NaN stays the stale NaN.
+func (t *sampleTail) appendSample(b []byte, v float64, ms, start int64) []byte {
+	t.set(ms, start)
+	b = append(b, tagV2Sample)
+	if v == 0 {
+		b = appendVarint(b, uint64(t.n))
+		return append(b, t.b[:t.n]...)
+	}
+	b = appendVarint(b, uint64(9+t.n))
+	b = appendDouble(b, tagSampleValue, v)
+	return append(b, t.b[:t.n]...)
 }
 
 func metadataLenV2(typ, help, unit uint32) int {

@@ -471,11 +471,9 @@ func resolveV2(t testing.TB, req *writev2.Request) []v2Series {
 func cacheRequestsV2(sc *seriesCache, b *batch, maxSeries, maxBytes int) [][]byte {
 	var x v2Scratch
 	var out [][]byte
-	start := 0
-	for _, c := range sc.cutV2(b, 0, maxSeries, maxBytes, &x, nil) {
-		out = append(out, x.encodeV2(nil, b, start, c))
-		start = c.end
-	}
+	sc.cutV2(b, 0, maxSeries, maxBytes, &x, nil, func(c cut, v v2Cut) {
+		out = append(out, v.encode(nil, b, c))
+	})
 	return out
 }
 
@@ -836,5 +834,118 @@ func TestWireEncodingMatchesGogo(t *testing.T) {
 	}
 	if back := decodeLabels(string(appendLabels(nil, labels))); !cmp.Equal(back, labels, convCmpOpts) {
 		t.Errorf("decodeLabels = %v, want %v", back, labels)
+	}
+}
+
+// TestV2CachedEncodingMatchesFreshNumbering: the cut reuses a series'
+// request-local encoding of the last export when the request's symbols
+// before it are the same (seriesV2). Through exports that keep, insert and
+// drop series, add exemplars (whose symbols come between a series' labels
+// and its metadata), change the limits and cut by bytes, every request is
+// byte for byte the one of a cache that numbers every series afresh (which
+// the oracle holds to the reference); and the steady exports do reuse
+// every encoding.
+func TestV2CachedEncodingMatchesFreshNumbering(t *testing.T) {
+	c, _ := convConverter(t)
+	at := time.UnixMilli(1_700_000_000_123)
+	data := func(ids []int, trace byte) *metricdata.ResourceMetrics {
+		var gauges []metricdata.DataPoint[float64]
+		for _, id := range ids {
+			gauges = append(gauges, convPoint(float64(id), attribute.Int("id", id), attribute.String("zone", fmt.Sprint("z", id%3))))
+		}
+		counter := convPoint(int64(7), attribute.String("queue", "q"))
+		if trace != 0 {
+			counter.Exemplars = []metricdata.Exemplar[int64]{{Value: 1, Time: at, TraceID: bytes.Repeat([]byte{trace}, 16)}}
+		}
+		// Series of 24 labels: encodings longer than a seriesV2 holds
+		// in itself.
+		var wide []metricdata.DataPoint[float64]
+		for _, id := range ids[:min(3, len(ids))] {
+			kvs := []attribute.KeyValue{attribute.Int("id", id)}
+			for a := range 23 {
+				kvs = append(kvs, attribute.String(fmt.Sprint("attr", a), fmt.Sprint("value", a, "_", id%2)))
+			}
+			wide = append(wide, convPoint(1.5, kvs...))
+		}
+		return convRM(
+			metricdata.Metrics{Name: "jobs", Description: "Jobs.", Unit: "{job}", Data: convSum(true, counter)},
+			metricdata.Metrics{Name: "load", Description: "Load.", Unit: "1", Data: metricdata.Gauge[float64]{DataPoints: gauges}},
+			metricdata.Metrics{Name: "wide", Data: metricdata.Gauge[float64]{DataPoints: wide}},
+		)
+	}
+	ids := func(from, to int, more ...int) []int {
+		var out []int
+		for i := from; i < to; i++ {
+			out = append(out, i)
+		}
+		return append(out, more...)
+	}
+	const all = 1 << 30
+	steps := []struct {
+		name               string
+		ids                []int
+		trace              byte
+		delivered          bool // the export counts as delivered
+		maxSeries, maxByte int
+		steady             bool // every encoding is reused
+	}{
+		{name: "first", ids: ids(0, 12), maxSeries: 4, maxByte: all},
+		{name: "again", ids: ids(0, 12), maxSeries: 4, maxByte: all, steady: true},
+		{name: "again, one request", ids: ids(0, 12), maxSeries: all, maxByte: all},
+		{name: "again, one request, steady", ids: ids(0, 12), maxSeries: all, maxByte: all, steady: true},
+		{name: "cut by bytes", ids: ids(0, 12), maxSeries: all, maxByte: 250},
+		{name: "cut by bytes, steady", ids: ids(0, 12), maxSeries: all, maxByte: 250, steady: true},
+		{name: "a series inserted", ids: ids(0, 6, 100, 6, 7, 8, 9, 10, 11), maxSeries: 5, maxByte: all},
+		{name: "inserted, steady", ids: ids(0, 6, 100, 6, 7, 8, 9, 10, 11), maxSeries: 5, maxByte: all, steady: true},
+		{name: "series dropped", ids: ids(3, 9), maxSeries: 5, maxByte: all},
+		{name: "an exemplar", ids: ids(3, 9), trace: 1, maxSeries: 5, maxByte: all},
+		{name: "another exemplar", ids: ids(3, 9), trace: 2, maxSeries: 5, maxByte: all},
+		{name: "the exemplar again", ids: ids(3, 9), trace: 2, maxSeries: 5, maxByte: all, delivered: true},
+		{name: "the exemplar delivered", ids: ids(3, 9), trace: 2, maxSeries: 5, maxByte: all},
+		{name: "the exemplar delivered, steady", ids: ids(3, 9), trace: 2, maxSeries: 5, maxByte: all, steady: true},
+		{name: "new series, cut by bytes", ids: ids(0, 20), maxSeries: all, maxByte: 300},
+		{name: "new series, cut by bytes, steady", ids: ids(0, 20), maxSeries: all, maxByte: 300, steady: true},
+	}
+	cached, fresh := newSeriesCache(c, true), newSeriesCache(c, true)
+	cached.collectV2, fresh.collectV2 = true, true
+	var bc, bf batch
+	now := time.Now().UnixMilli()
+	for _, st := range steps {
+		rm := data(st.ids, st.trace)
+		bc.reset()
+		bf.reset()
+		_ = cached.convert(rm, &bc, now)
+		_ = fresh.convert(rm, &bf, now)
+		for i := range fresh.v2series {
+			fresh.v2series[i].gen = 0 // nothing cached: number every series
+		}
+		gens := cached.symbols.gens
+		got := cacheRequestsV2(cached, &bc, st.maxSeries, st.maxByte)
+		want := cacheRequestsV2(fresh, &bf, st.maxSeries, st.maxByte)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d requests, afresh %d", st.name, len(got), len(want))
+		}
+		if len(want) < 2 && st.maxSeries < all {
+			t.Fatalf("%s: %d requests: the step is meant to cut", st.name, len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				var g, w writev2.Request
+				if err := g.Unmarshal(got[i]); err != nil {
+					t.Fatalf("%s: request %d does not decode: %v", st.name, i, err)
+				}
+				if err := w.Unmarshal(want[i]); err != nil {
+					t.Fatal(err)
+				}
+				t.Fatalf("%s: request %d differs from the one numbered afresh (-afresh +cached):\n%s", st.name, i, cmp.Diff(&w, &g, convCmpOpts))
+			}
+		}
+		if n := cached.symbols.gens - gens; st.steady && n != 0 {
+			t.Errorf("%s: %d series numbered again, want every encoding reused", st.name, n)
+		}
+		if st.delivered {
+			cached.markDelivered(&bc, bc.allRecords())
+			fresh.markDelivered(&bf, bf.allRecords())
+		}
 	}
 }

@@ -16,10 +16,12 @@ import (
 // requests within the size limits; two workers encode and compress the
 // requests side by side (each compresses what it has just encoded, while
 // it is in its CPU cache), and up to WithMaxConcurrentRequests senders
-// post them at once. One export carries at most one sample (or marker) per
-// series, so its requests may arrive in any order; the next export starts
-// only when every request of this one has finished, so exports never
-// overtake each other.
+// post them at once. A 2.0 cut, which numbers each request's symbols,
+// hands the workers each request as soon as it is cut, so that encoding
+// the first requests overlaps cutting the next. One export carries at
+// most one sample (or marker) per series, so its requests may arrive in
+// any order; the next export starts only when every request of this one
+// has finished, so exports never overtake each other.
 //
 // Memory is bounded: each worker holds one uncompressed request, its
 // compression scratch and (for zstd) its encoder; at most senders+workers
@@ -31,7 +33,8 @@ import (
 // records delivered.
 type sendBuffers struct {
 	cuts      []cut
-	slots     []slot
+	slots     []*slot
+	items     []item
 	workers   [sendWorkers]workerBuffers
 	v2        v2Scratch
 	delivered []span
@@ -157,37 +160,40 @@ func (e *Exporter) resend(ctx context.Context, b *batch, bufs *sendBuffers, r se
 // sendAs sends the records of todo in protocol proto, compressed by comp.
 // Its delivered spans live in bufs.delivered until the next call.
 func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo []span, proto Protocol, comp Compression) sent {
-	if proto == ProtocolV2 {
-		bufs.cuts = e.series.cutV2(b, todo[0].start, e.cfg.maxSeries, e.cfg.maxBytes, &bufs.v2, bufs.cuts)
-	} else {
-		bufs.cuts = b.cutSpans(todo, e.cfg.maxSeries, e.cfg.maxBytes, bufs.cuts)
-	}
-	cuts := bufs.cuts
-	if len(cuts) == 0 {
-		bufs.delivered = bufs.delivered[:0]
-		return sent{delivered: bufs.delivered}
-	}
-	for len(bufs.slots) < len(cuts) {
-		bufs.slots = append(bufs.slots, slot{done: make(chan struct{}, 1)})
-	}
-	workers := min(sendWorkers, len(cuts))
-	senders := min(e.cfg.maxConcurrent, len(cuts))
 	p := &pipeline{
-		e: e, ctx: ctx, b: b, proto: proto, comp: comp, v2: &bufs.v2, cuts: cuts, slots: bufs.slots[:len(cuts)],
-		tokens: make(chan struct{}, senders+workers),
+		e: e, ctx: ctx, b: b, proto: proto, comp: comp,
+		tokens:  make(chan struct{}, e.cfg.maxConcurrent+sendWorkers),
+		items:   bufs.items[:0],
+		cutting: true,
 	}
+	p.cut.L = &p.cutMu
+	defer func() {
+		clear(p.items) // no pointers into the batch outlive the export
+		bufs.items = p.items[:0]
+	}()
+	// Each request published starts a worker and a sender, up to their
+	// number: they take the requests in order, waiting for those not yet
+	// cut.
 	var encoding, sending sync.WaitGroup
-	for w := range workers {
-		encoding.Go(func() { p.work(&bufs.workers[w]) })
+	publish := func(c cut, v v2Cut) {
+		k := len(p.items)
+		if k == len(bufs.slots) {
+			bufs.slots = append(bufs.slots, &slot{done: make(chan struct{}, 1)})
+		}
+		p.publish(item{cut: c, v2: v, slot: bufs.slots[k]})
+		if k < sendWorkers {
+			encoding.Go(func() { p.work(&bufs.workers[k]) })
+		}
+		if k < e.cfg.maxConcurrent {
+			sending.Go(p.post)
+		}
 	}
-	for range senders {
-		sending.Go(p.post)
-	}
+	p.cutAll(bufs, todo, publish)
 	encoding.Wait()
 	sending.Wait()
-	for k, c := range cuts {
-		if p.slots[k].unsure {
-			e.series.markMaybeStored(b, c.start, c.end, proto)
+	for _, it := range p.items {
+		if it.slot.unsure {
+			e.series.markMaybeStored(b, it.cut.start, it.cut.end, proto)
 		}
 	}
 
@@ -205,8 +211,9 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 	}
 
 	d := bufs.delivered[:0]
-	for k, c := range cuts {
-		if !p.slots[k].ok {
+	for _, it := range p.items {
+		c := it.cut
+		if !it.slot.ok {
 			continue
 		}
 		if proto == ProtocolV1 && b.collectV2 {
@@ -225,6 +232,26 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 	return sent{delivered: d, err: p.err, partial: p.partial}
 }
 
+// cutAll cuts the records of todo into requests and publishes them. A
+// panic fails the export, as one in encoding does, instead of crashing the
+// service; the requests published before it are not sent.
+func (p *pipeline) cutAll(bufs *sendBuffers, todo []span, publish func(cut, v2Cut)) {
+	defer p.finish()
+	defer func() {
+		if r := recover(); r != nil {
+			p.fail(fmt.Errorf("prwmetric: cutting the requests failed, export dropped: %v", r))
+		}
+	}()
+	if p.proto == ProtocolV2 {
+		bufs.cuts = p.e.series.cutV2(p.b, todo[0].start, p.e.cfg.maxSeries, p.e.cfg.maxBytes, &bufs.v2, bufs.cuts, publish)
+		return
+	}
+	bufs.cuts = p.b.cutSpans(todo, p.e.cfg.maxSeries, p.e.cfg.maxBytes, bufs.cuts)
+	for _, c := range bufs.cuts {
+		publish(c, v2Cut{})
+	}
+}
+
 // pipeline is the state of one sendAs.
 type pipeline struct {
 	e     *Exporter
@@ -232,16 +259,20 @@ type pipeline struct {
 	b     *batch
 	proto Protocol
 	comp  Compression
-	v2    *v2Scratch
-	cuts  []cut
+
+	// The cut publishes the requests in items as it cuts them (cut
+	// signalled on each); cutting is false once it is done.
+	cutMu   sync.Mutex
+	cut     sync.Cond
+	items   []item
+	cutting bool
 
 	// Workers and senders take requests in order: next and nextSend are
 	// the next for each. A worker takes a token first, which the sender
 	// returns once the request is sent: so at most cap(tokens) requests
-	// are compressed or under way. Request k waits in slots[k].
+	// are compressed or under way. Request k waits in items[k].slot.
 	next, nextSend atomic.Int64
 	tokens         chan struct{}
-	slots          []slot
 
 	// failed stops the work after the first failed request.
 	failed atomic.Bool
@@ -249,6 +280,43 @@ type pipeline struct {
 	mu      sync.Mutex
 	err     error
 	partial *PartialWriteError
+}
+
+// item is one request of an export: where the batch is cut, what a 2.0
+// request is encoded from, and its slot.
+type item struct {
+	cut  cut
+	v2   v2Cut
+	slot *slot
+}
+
+// publish hands the workers and senders the next request.
+func (p *pipeline) publish(it item) {
+	p.cutMu.Lock()
+	p.items = append(p.items, it)
+	p.cutMu.Unlock()
+	p.cut.Broadcast()
+}
+
+// finish says that every request is published.
+func (p *pipeline) finish() {
+	p.cutMu.Lock()
+	p.cutting = false
+	p.cutMu.Unlock()
+	p.cut.Broadcast()
+}
+
+// item waits for request k; false when the export has fewer requests.
+func (p *pipeline) item(k int) (item, bool) {
+	p.cutMu.Lock()
+	defer p.cutMu.Unlock()
+	for k >= len(p.items) && p.cutting {
+		p.cut.Wait()
+	}
+	if k >= len(p.items) {
+		return item{}, false
+	}
+	return p.items[k], true
 }
 
 // slot is one request of an export.
@@ -269,36 +337,37 @@ type slot struct {
 func (p *pipeline) work(buf *workerBuffers) {
 	for {
 		p.tokens <- struct{}{}
-		k := int(p.next.Add(1) - 1)
-		if k >= len(p.cuts) {
+		it, ok := p.item(int(p.next.Add(1) - 1))
+		if !ok {
 			<-p.tokens
 			return
 		}
-		sl := &p.slots[k]
+		sl := it.slot
 		sl.body, sl.ok, sl.unsure = nil, false, false
 		if !p.failed.Load() {
-			p.encode(buf, k)
+			p.encode(buf, &it)
 		}
 		sl.done <- struct{}{}
 	}
 }
 
-// encode encodes and compresses request k into its slot. A panic fails the
+// encode encodes and compresses request it into its slot. A panic fails the
 // export instead of crashing the service the exporter runs in; the slot is
 // still marked done by work, so no sender waits for it forever.
-func (p *pipeline) encode(buf *workerBuffers, k int) {
+func (p *pipeline) encode(buf *workerBuffers, it *item) {
+	sl, c := it.slot, it.cut
 	defer func() {
 		if r := recover(); r != nil {
-			p.slots[k].body = nil
+			sl.body = nil
 			p.fail(fmt.Errorf("prwmetric: encoding a request failed, export dropped: %v", r))
 		}
 	}()
-	sl, c := &p.slots[k], p.cuts[k]
 	if p.proto == ProtocolV2 {
-		buf.raw = p.v2.encodeV2(buf.raw[:0], p.b, c.start, c)
+		buf.raw = it.v2.encode(buf.raw[:0], p.b, c)
 	} else {
 		// The first request carries the metadata.
-		buf.raw = p.b.encode(buf.raw[:0], p.cuts[0].start, c.start, c.end)
+		first, _ := p.item(0)
+		buf.raw = p.b.encode(buf.raw[:0], first.cut.start, c.start, c.end)
 	}
 	body, err := buf.compress(p.comp, buf.raw, p.e.cfg.maxBytes)
 	if err != nil {
@@ -312,16 +381,16 @@ func (p *pipeline) encode(buf *workerBuffers, k int) {
 func (p *pipeline) post() {
 	e := p.e
 	for {
-		k := int(p.nextSend.Add(1) - 1)
-		if k >= len(p.cuts) {
+		it, ok := p.item(int(p.nextSend.Add(1) - 1))
+		if !ok {
 			return
 		}
-		sl := &p.slots[k]
+		sl := it.slot
 		<-sl.done
 		body := sl.body
 		sl.body = nil
 		if body != nil && !p.failed.Load() {
-			c := p.cuts[k]
+			c := it.cut
 			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
 				err := e.client.safeAttempt(ctx, body, c.parts, p.proto, p.comp, attempt)
 				sl.unsure = sl.unsure || mayHaveArrived(err)

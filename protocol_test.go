@@ -583,3 +583,76 @@ func TestWrittenCounts(t *testing.T) {
 		})
 	}
 }
+
+// TestProtocolV2ExportsInARow: exports one after the other, each cut into
+// several 2.0 requests that the workers encode while the next are cut, with
+// series added and an exemplar now and then (the cut reuses what it
+// numbered the export before, see seriesV2), and one export failing part-way.
+// Every export that succeeds delivers exactly the reference's series.
+func TestProtocolV2ExportsInARow(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	exp := newExporter(t, WithEndpoint(srv.URL()), WithProtocol(ProtocolV2), WithMaxSeriesPerRequest(4),
+		WithMaxConcurrentRequests(1), WithoutStaleMarkers())
+	data := func(k, series int, exemplar bool) *metricdata.ResourceMetrics {
+		at := convTime.Add(time.Duration(k) * 15 * time.Second)
+		var gauges []metricdata.DataPoint[float64]
+		for i := range series {
+			gauges = append(gauges, metricdata.DataPoint[float64]{Time: at, Value: float64(k * i),
+				Attributes: attribute.NewSet(attribute.Int("id", i), attribute.String("zone", fmt.Sprint("z", i%3)))})
+		}
+		counter := metricdata.DataPoint[int64]{StartTime: convStart, Time: at, Value: int64(k), Attributes: attribute.NewSet(attribute.String("queue", "q"))}
+		if exemplar {
+			counter.Exemplars = []metricdata.Exemplar[int64]{convExemplar[int64](1, at, attribute.String("job", fmt.Sprint("j", k)))}
+		}
+		return convRM(
+			metricdata.Metrics{Name: "jobs", Description: "Jobs.", Unit: "{job}", Data: convSum(true, counter)},
+			metricdata.Metrics{Name: "queue_depth", Description: "Depth.", Unit: "1", Data: metricdata.Gauge[float64]{DataPoints: gauges}},
+		)
+	}
+	steps := []struct {
+		name     string
+		series   int
+		exemplar bool
+		failAt   int // the request that fails; -1: none
+	}{
+		{name: "first", series: 14, failAt: -1},
+		{name: "again", series: 14, failAt: -1},
+		{name: "again, steady", series: 14, failAt: -1},
+		{name: "more series", series: 17, failAt: -1},
+		{name: "an exemplar", series: 17, exemplar: true, failAt: -1},
+		{name: "the third request fails", series: 17, failAt: 2},
+		{name: "after the failure", series: 17, failAt: -1},
+		{name: "after the failure, steady", series: 17, failAt: -1},
+	}
+	seen := 0
+	for k, st := range steps {
+		rm := data(k+1, st.series, st.exemplar)
+		if st.failAt >= 0 {
+			srv.RespondWith(st.failAt, prwmetrictest.Response{})
+			srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusServiceUnavailable, Body: "try later"})
+		}
+		err := exp.Export(context.Background(), rm)
+		reqs := srv.Requests()[seen:]
+		seen += len(reqs)
+		if st.failAt >= 0 {
+			var we *WriteError
+			if !errors.As(err, &we) {
+				t.Fatalf("%s: Export = %v, want a WriteError", st.name, err)
+			}
+			if len(reqs) != st.failAt+1 || we.Delivered != 4*st.failAt {
+				t.Errorf("%s: %d requests, %d series delivered; want %d and %d", st.name, len(reqs), we.Delivered, st.failAt+1, 4*st.failAt)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: Export: %v", st.name, err)
+		}
+		if len(reqs) < 4 {
+			t.Fatalf("%s: %d requests, want several of 4 series", st.name, len(reqs))
+		}
+		if diff := cmp.Diff(v2Want(t, rm), v2Received(t, reqs, false), convCmpOpts); diff != "" {
+			t.Errorf("%s: series (-reference +received):\n%s", st.name, diff)
+		}
+	}
+}

@@ -77,7 +77,9 @@ func (sc *seriesCache) markDelivered(b *batch, delivered []span) {
 			r.s.newest = r.ts
 			r.s.set(flagDelivered, true)
 			r.s.set(flagHistogram, r.isHistogram())
-			if b.collectV2 && r.s.v2 != 0 {
+			// Only records with exemplars touch what 2.0 keeps of their
+			// series (a cache miss per record otherwise).
+			if b.collectV2 && b.v2[i].newestExemplar != 0 && r.s.v2 != 0 {
 				sv := &sc.v2series[r.s.v2]
 				sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
 			}

@@ -119,7 +119,7 @@ func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *
 	}
 	zb.records = append(zb.records, r)
 	if zb.collectV2 {
-		info := recordV2{fam: f, customBuckets: cc.customBuckets}
+		info := recordV2{fam: f, customBuckets: cc.customBuckets, v2: s.v2}
 		if cc.sc.rules.withoutMetadata {
 			info.fam = nil
 		}
