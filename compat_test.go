@@ -439,3 +439,41 @@ func TestOTLPPathLabelRules(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenMetricsFloatLabels: le and quantile as Prometheus 3 stores
+// scraped series, so that a pushed registry equals a scraped one.
+func TestOpenMetricsFloatLabels(t *testing.T) {
+	hist := metricdata.Metrics{Name: "size", Data: convHist(convHistPoint[float64](3, []float64{0.005, 1, 10, 1e6}, []uint64{0, 1, 0, 1, 0}))}
+	summary := metricdata.Metrics{Name: "pause", Data: metricdata.Summary{DataPoints: []metricdata.SummaryDataPoint{{
+		StartTime: convStart, Time: convTime, Count: 2, Sum: 3, QuantileValues: []metricdata.QuantileValue{{Quantile: 0.5, Value: 1}, {Quantile: 1, Value: 2}}}}}}
+	for _, tt := range []struct {
+		name      string
+		opts      []Option
+		le, quant []string
+	}{
+		{name: "default: shortest decimal", le: []string{"0.005", "1", "10", "1000000", "+Inf"}, quant: []string{"0.5", "1"}},
+		{name: "OpenMetrics", opts: []Option{WithOpenMetricsFloatLabels()}, le: []string{"0.005", "1.0", "10.0", "1e+06", "+Inf"}, quant: []string{"0.5", "1.0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := convConverter(t, append([]Option{WithoutTargetInfo(), WithoutMetadata(), WithoutScopeInfo()}, tt.opts...)...)
+			got, err := convRun(t, c, convRM(hist, summary))
+			if err != nil {
+				t.Fatalf("convert: %v", err)
+			}
+			var le, quant []string
+			for _, ts := range got.Timeseries {
+				for _, l := range ts.Labels {
+					switch l.Name {
+					case "le":
+						le = append(le, l.Value)
+					case "quantile":
+						quant = append(quant, l.Value)
+					}
+				}
+			}
+			if !cmp.Equal(le, tt.le) || !cmp.Equal(quant, tt.quant) {
+				t.Errorf("le %q, quantile %q; want %q, %q", le, quant, tt.le, tt.quant)
+			}
+		})
+	}
+}

@@ -100,6 +100,7 @@ type config struct {
 	compatibility     Compatibility
 	keepIdentifying   bool
 	typeAndUnitLabels bool
+	openMetricsFloats bool
 	initialZero       bool
 	withoutMetadata   bool
 	histogramMinMax   bool

@@ -393,7 +393,7 @@ func (cc *conversion) summaryPoint(mc *metricCtx, me *metricEntry, pe *pointEntr
 	sc := cc.sc
 	for _, q := range dp.QuantileValues {
 		ps.quantiles = append(ps.quantiles, q.Quantile)
-		ps.series = append(ps.series, sc.internWith(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)}))
+		ps.series = append(ps.series, sc.internWith(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: sc.rules.formatFloat(q.Quantile)}))
 	}
 	ps.series = append(ps.series,
 		sc.internWith(base, nameLabel(name+"_sum")),

@@ -249,6 +249,9 @@ func (r *convFuzzReader) options() []Option {
 	if more&8 != 0 {
 		opts = append(opts, WithIdentifyingResourceAttributes())
 	}
+	if more&32 != 0 {
+		opts = append(opts, WithOpenMetricsFloatLabels())
+	}
 	if more&16 != 0 && flags&16 == 0 {
 		opts = append(opts, WithResourceConstantLabels([]string{r.str()}, []string{r.str()}))
 	}

@@ -173,7 +173,7 @@ func (cc *conversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEn
 	for i := 0; i <= len(bounds); i++ {
 		le := "+Inf"
 		if i < len(bounds) {
-			le = formatFloat(bounds[i])
+			le = sc.rules.formatFloat(bounds[i])
 		}
 		ps.series = append(ps.series, sc.internWith(base, bucketName, prompb.Label{Name: labelBucketBound, Value: le}))
 	}

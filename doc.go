@@ -126,6 +126,7 @@
 //   - WithNamespace, WithTranslationStrategy, WithoutScopeInfo,
 //     WithoutTargetInfo, WithResourceAsLabels, WithResourceConstantLabels,
 //     WithIdentifyingResourceAttributes, WithTypeAndUnitLabels,
+//     WithOpenMetricsFloatLabels,
 //     WithExternalLabels, WithoutMetadata, WithHistogramMinMax: conversion
 //     choices, see each.
 //   - WithInitialZero (default off): a 0 before each new counter and

@@ -394,7 +394,7 @@ func refHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricd
 				p.n += p.dp.BucketCounts[i]
 				n, le := p.n, "+Inf"
 				if i < len(p.dp.Bounds) {
-					le = formatFloat(p.dp.Bounds[i])
+					le = cv.rules.formatFloat(p.dp.Bounds[i])
 				} else {
 					// The +Inf bucket is the count, which exceeds the
 					// buckets' sum when the sum is NaN (see checkCount).
@@ -486,7 +486,7 @@ func refSummary(cv *refConversion, mc *metricCtx, d metricdata.Summary) {
 		cv.start = startMillis(dp.StartTime)
 		for _, q := range dp.QuantileValues {
 			cv.emit(mc, name, typ, prompb.TimeSeries{
-				Labels:  withLabels(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: formatFloat(q.Quantile)}),
+				Labels:  withLabels(base, nameLabel(name), prompb.Label{Name: labelQuantile, Value: cv.rules.formatFloat(q.Quantile)}),
 				Samples: oneSample(q.Value, t),
 			})
 		}

@@ -72,6 +72,7 @@ type rules struct {
 	// (WithIdentifyingResourceAttributes).
 	keepIdentifying   bool
 	typeAndUnitLabels bool
+	openMetricsFloats bool
 	// collectorLabels, otlpLabels: see profile.
 	collectorLabels, otlpLabels bool
 	// targetInfoName is target_info, with the namespace for the Collector.
@@ -118,6 +119,7 @@ func newRules(cfg config) (*rules, error) {
 		resourceAsLabels:   cfg.resourceAsLabels,
 		keepIdentifying:    cfg.keepIdentifying,
 		typeAndUnitLabels:  cfg.typeAndUnitLabels,
+		openMetricsFloats:  cfg.openMetricsFloats,
 		collectorLabels:    prof.collectorLabels,
 		otlpLabels:         prof.otlpLabels,
 		targetInfoName:     targetInfoName(namespace, prof),
@@ -362,9 +364,19 @@ func promValue(v float64) float64 {
 }
 
 // formatFloat is the label text of a bucket bound or quantile: the shortest
-// decimal that round-trips, without exponent ("0.005", "1000000", "+Inf").
-func formatFloat(f float64) string {
-	return strconv.FormatFloat(f, 'f', -1, 64)
+// decimal that round-trips, without exponent ("0.005", "1000000", "+Inf"),
+// or with WithOpenMetricsFloatLabels the OpenMetrics form Prometheus 3
+// gives scraped series ("1.0", "1e+06": Go's %g, with ".0" when it has
+// neither "." nor an exponent).
+func (c *rules) formatFloat(f float64) string {
+	if !c.openMetricsFloats || math.IsInf(f, 0) || math.IsNaN(f) {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".e") {
+		s += ".0"
+	}
+	return s
 }
 
 // startMillis is a data point's start time in ms for 2.0 requests, 0 when

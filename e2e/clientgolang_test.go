@@ -35,7 +35,8 @@ const clientGolangJob = "shop-api"
 // Collector profile's label rules), no otel_scope_* labels (the bridge's
 // scope is not the application's), and metric names as registered (the
 // bridge's metrics carry no unit, and a counter registered without _total
-// keeps its name, as a scrape stores it). With a resource of service.name
+// keeps its name, as a scrape stores it), le and quantile values as
+// Prometheus 3 stores scraped ones ("1.0"). With a resource of service.name
 // and service.instance.id only, job and instance equal the scrape's and
 // there is no target_info.
 func clientGolangPushOptions() []prwmetric.Option {
@@ -43,6 +44,7 @@ func clientGolangPushOptions() []prwmetric.Option {
 		prwmetric.WithCompatibility(prwmetric.CompatibilityCollector),
 		prwmetric.WithoutScopeInfo(),
 		prwmetric.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithoutSuffixes),
+		prwmetric.WithOpenMetricsFloatLabels(),
 	}
 }
 
@@ -98,17 +100,17 @@ func newShopRegistry(t *testing.T) *prometheus.Registry {
 // series both hold (names, full label sets, values) and each family's type
 // and help (scrape metadata against the metadata prwmetric sends).
 //
-// With clientGolangPushOptions they are identical except for the text of
-// le (and quantile) values: a scrape stores them as the text exposition
-// writes them, Go's %g ("1e+06"), and Prometheus 3 then normalizes them to
+// With clientGolangPushOptions they are identical. With prwmetric's
+// defaults and the SDK's default resource the differences are the ones the
+// "defaults" case lists: otel_scope_name on every series, runs of '_'
+// collapsed, _total added to a counter registered without it, a
+// target_info with the telemetry.sdk.* attributes, and the text of le (and
+// quantile) values: a scrape stores them as the text exposition writes
+// them, Go's %g ("1e+06"), and Prometheus 3 then normalizes them to
 // OpenMetrics form ("1" → "1.0", model/textparse
-// normalizeFloatsInLabelValues); prwmetric, like the Collector and
-// Prometheus' own OTLP receiver, sends the shortest decimal without
-// exponent ("1", "1000000"). The test requires exactly those rewrites.
-// With prwmetric's defaults and the SDK's default resource the differences
-// are the ones the "defaults" case lists: otel_scope_name on every series,
-// runs of '_' collapsed, _total added to a counter registered without it,
-// and a target_info with the telemetry.sdk.* attributes.
+// normalizeFloatsInLabelValues); prwmetric by default, like the Collector
+// and Prometheus' own OTLP receiver, sends the shortest decimal without
+// exponent ("1", "1000000"). That case requires exactly those rewrites.
 func TestClientGolangRegistryPushedAsScraped(t *testing.T) {
 	reg := newShopRegistry(t)
 	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -142,6 +144,9 @@ scrape_configs:
 		pushedOnly []string
 		// families maps a scraped family name to the pushed one.
 		families map[string]string
+		// shortestFloats: the push writes le and quantile as the
+		// shortest decimal, not as Prometheus 3 stores scraped ones.
+		shortestFloats bool
 	}{
 		{
 			// What a user gets by adding the bridge to a reader with
@@ -165,7 +170,8 @@ scrape_configs:
 				"__name__": "target_info", "job": clientGolangJob, "instance": targetHost,
 				"telemetry_sdk_language": "go", "telemetry_sdk_name": "opentelemetry", "telemetry_sdk_version": sdkVersion(t),
 			})},
-			families: map[string]string{"shop_legacy_events": "shop_legacy_events_total"},
+			families:       map[string]string{"shop_legacy_events": "shop_legacy_events_total"},
+			shortestFloats: true,
 		},
 		{
 			name:     "recommended options",
@@ -201,7 +207,7 @@ scrape_configs:
 			if len(scraped) != 29 {
 				t.Fatalf("%d series scraped, want 29: %v", len(scraped), keysOf(scraped))
 			}
-			want, normalized := scrapedAsPushed(t, scraped, tc.adjust)
+			want, normalized := scrapedAsPushed(t, scraped, tc.adjust, tc.shortestFloats)
 			for _, k := range tc.pushedOnly {
 				if _, ok := got[k]; ok {
 					want[k] = got[k]
@@ -219,7 +225,11 @@ scrape_configs:
 			// Go's %g) and Prometheus 3 then normalizes it to OpenMetrics
 			// form ("1" → "1.0"); a push, like every OTLP path, sends the
 			// shortest decimal without exponent ("1", "1000000").
-			if wantNorm := []string{"1 → 1.0", "10 → 10.0", "1000000 → 1e+06"}; !slicesEqual(normalized, wantNorm) {
+			wantNorm := []string{"1 → 1.0", "10 → 10.0", "1000000 → 1e+06"}
+			if !tc.shortestFloats {
+				wantNorm = []string{}
+			}
+			if !slicesEqual(normalized, wantNorm) {
 				t.Errorf("Prometheus 3 normalized these le/quantile values of the scrape: %v, want %v", normalized, wantNorm)
 			}
 
@@ -244,10 +254,11 @@ scrape_configs:
 	}
 }
 
-// scrapedAsPushed rewrites the scraped series' label sets with adjust and
-// turns the le and quantile values Prometheus 3 normalized ("1.0") back
-// into the registry's text ("1"), listing each such rewrite once, sorted.
-func scrapedAsPushed(t *testing.T, scraped map[string]float64, adjust func(map[string]string)) (map[string]float64, []string) {
+// scrapedAsPushed rewrites the scraped series' label sets with adjust and,
+// with shortest, turns the le and quantile values Prometheus 3 normalized
+// ("1.0") back into the registry's text ("1"), listing each such rewrite
+// once, sorted.
+func scrapedAsPushed(t *testing.T, scraped map[string]float64, adjust func(map[string]string), shortest bool) (map[string]float64, []string) {
 	t.Helper()
 	out := map[string]float64{}
 	seen := map[string]bool{}
@@ -262,7 +273,7 @@ func scrapedAsPushed(t *testing.T, scraped map[string]float64, adjust func(map[s
 			if err != nil {
 				t.Fatalf("%s=%q in %s: %v", n, s, k, err)
 			}
-			if r := strconv.FormatFloat(f, 'f', -1, 64); r != s && s != "+Inf" {
+			if r := strconv.FormatFloat(f, 'f', -1, 64); shortest && r != s && s != "+Inf" {
 				seen[r+" → "+s] = true
 				ls[n] = r
 			}

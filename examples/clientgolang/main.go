@@ -62,7 +62,9 @@ func main() {
 //   - no otel_scope_* labels: every bridged metric is in the bridge's
 //     scope, which a scrape does not show;
 //   - no unit or _total suffixes: the bridge's metrics carry no unit, and
-//     a counter registered without _total keeps its name as scraped.
+//     a counter registered without _total keeps its name as scraped;
+//   - le and quantile values as Prometheus 3 stores scraped ones ("1.0",
+//     not "1").
 //
 // With a resource of service.name and service.instance.id only, there is
 // no target_info either.
@@ -71,6 +73,7 @@ func pushOptions() []prwmetric.Option {
 		prwmetric.WithCompatibility(prwmetric.CompatibilityCollector),
 		prwmetric.WithoutScopeInfo(),
 		prwmetric.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithoutSuffixes),
+		prwmetric.WithOpenMetricsFloatLabels(),
 	}
 }
 
