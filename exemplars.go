@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"encoding/hex"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -40,6 +41,14 @@ func convertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N], 
 			slices.SortStableFunc(attrs, func(a, b attribute.KeyValue) int { return strings.Compare(string(a.Key), string(b.Key)) })
 			m := map[string]string{}
 			c.addAttrs(m, attrs, "", p)
+			// The OTLP paths' profiles keep such attribute labels on
+			// series; exemplars keep Prometheus' reserved names out.
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				if strings.HasPrefix(k, "__") {
+					delete(m, k)
+					p.add("exemplar attribute label %q dropped: names starting with \"__\" are reserved", k)
+				}
+			}
 			for k, v := range ids {
 				m[k] = v
 			}

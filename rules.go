@@ -257,6 +257,7 @@ func (c *rules) addAttrsNamed(dst map[string]string, kvs []attribute.KeyValue, p
 				p.add("attribute %q: %v", kv.Key, err)
 				continue
 			}
+			name = labelValue(name) // UTF-8 names pass through unescaped
 			ok, addPrefix = true, ""
 		}
 		if !ok {

@@ -26,6 +26,9 @@ import (
 )
 
 const (
+	// cycleSeries bounds the series of one cycle's export (a counter, a
+	// gauge and a histogram, classic: its buckets, _sum and _count).
+	cycleSeries = 200
 	// shutdownCycles is how many exporter lifetimes each server sees.
 	shutdownCycles = 200
 	// cycleInterval is the PeriodicReader's interval: short, so that a
@@ -51,8 +54,11 @@ const (
 // /metrics, before and after, show only 204 answers on /api/v1/write (and,
 // without native histograms, one 500 per fresh exporter, the refusal that
 // makes it switch to classic histograms, plus at most one per cancelled
-// export), and no out-of-order, out-of-bounds or too-old samples. The
-// series then read back with every cycle's values in order.
+// export), and no out-of-order, out-of-bounds or too-old samples, but for
+// a cancelled export's request that Prometheus handled after newer samples
+// (at most one 400 per cancelled export; seen a few times in a hundred runs
+// since the default of 64 connections). The series then read back with
+// every cycle's values in order.
 func TestShutdownCycles(t *testing.T) {
 	backends := []struct {
 		name   string
@@ -91,10 +97,18 @@ func TestShutdownCycles(t *testing.T) {
 			if !b.native {
 				minRefusals, maxRefusals = shutdownCycles, float64(shutdownCycles+interrupted)
 			}
+			// A request Shutdown cancelled after its body went out is still
+			// handled by Prometheus, possibly after the final export's newer
+			// samples or the markers arrived on another connection: then it
+			// is refused as out of order (400), an answer the exporter never
+			// sees. Its values are superseded by those newer samples. At most
+			// one such refusal per cancelled export, and only its samples.
+			maxLate := float64(interrupted)
 			for code, n := range codes {
 				switch {
 				case code == "204" && n > 0:
 				case code == "500" && n >= minRefusals && n <= maxRefusals:
+				case code == "400" && n <= maxLate:
 				case n != 0:
 					t.Errorf("Prometheus answered %v write requests with %s", n, code)
 				}
@@ -106,8 +120,9 @@ func TestShutdownCycles(t *testing.T) {
 				t.Errorf("%v write requests answered 500, want at least %v (one refusal of native histograms per fresh exporter)", codes["500"], minRefusals)
 			}
 			for name, n := range after.rejected.sub(before.rejected) {
-				if n != 0 {
-					t.Errorf("%s rose by %v", name, n)
+				late := strings.HasPrefix(name, "prometheus_tsdb_out_of_order_samples_total") && n <= codes["400"]*cycleSeries
+				if n != 0 && !late {
+					t.Errorf("%s rose by %v (%v late requests refused)", name, n, codes["400"])
 				}
 			}
 			if after.appended <= before.appended {
