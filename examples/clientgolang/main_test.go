@@ -90,11 +90,18 @@ func gathered(out map[string]float64, f *dto.MetricFamily, m *dto.Metric, extra 
 		out[ls.String()] = v
 	}
 	name := f.GetName()
+	// le and quantile as a Prometheus 3 scrape stores them
+	// (WithOpenMetricsFloatLabels): Go's %g, with ".0" when it has neither
+	// "." nor an exponent.
 	bound := func(f float64) string {
 		if math.IsInf(f, +1) {
 			return "+Inf"
 		}
-		return strconv.FormatFloat(f, 'f', -1, 64)
+		s := strconv.FormatFloat(f, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".e") {
+			s += ".0"
+		}
+		return s
 	}
 	switch f.GetType() {
 	case dto.MetricType_COUNTER:
