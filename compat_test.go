@@ -28,6 +28,17 @@ func TestCompatibilityProfiles(t *testing.T) {
 	histogram := metricdata.Metrics{Name: "rpc.duration", Unit: "s", Data: convHist(convHistPoint[float64](3, []float64{1}, []uint64{1, 1}))}
 	scope := convScopeLabels
 	collectorScope := convL("otel_scope_name", "shop/cart", "otel_scope_version", "v1.2.3", "otel_scope_lib_kind", "sdk")
+	// want is the counter and histogram's series: the counter's name and
+	// tenant label, the histogram's name, and the labels of every series.
+	want := func(counter, tenant, histogram string, common ...string) []prompb.TimeSeries {
+		return []prompb.TimeSeries{
+			convSeries(7, convMillis, convL("__name__", counter, tenant, "t7", "key_1st", "a", "http_route", "/buy"), common, convIdentity),
+			convSeries(1, convMillis, convL("__name__", histogram+"_bucket", "le", "1"), common, convIdentity),
+			convSeries(2, convMillis, convL("__name__", histogram+"_bucket", "le", "+Inf"), common, convIdentity),
+			convSeries(3, convMillis, convL("__name__", histogram+"_sum"), common, convIdentity),
+			convSeries(2, convMillis, convL("__name__", histogram+"_count"), common, convIdentity),
+		}
+	}
 	tests := []struct {
 		name string
 		opts []Option
@@ -35,68 +46,32 @@ func TestCompatibilityProfiles(t *testing.T) {
 	}{
 		{
 			name: "pull exporter (default)",
-			want: []prompb.TimeSeries{
-				convSeries(7, convMillis, convL("__name__", "http_requests_total", "_tenant_id", "t7", "key_1st", "a", "http_route", "/buy"), scope, convIdentity),
-				convSeries(1, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "1"), scope, convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "+Inf"), scope, convIdentity),
-				convSeries(3, convMillis, convL("__name__", "rpc_duration_seconds_sum"), scope, convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_count"), scope, convIdentity),
-			},
+			want: want("http_requests_total", "_tenant_id", "rpc_duration_seconds", scope...),
 		},
 		{
 			name: "Prometheus OTLP receiver: key_ prefix, runs kept, no scope labels",
 			opts: []Option{WithCompatibility(CompatibilityPrometheusOTLP)},
-			want: []prompb.TimeSeries{
-				convSeries(7, convMillis, convL("__name__", "http_requests_total", "key_tenant___id", "t7", "key_1st", "a", "http_route", "/buy"), convIdentity),
-				convSeries(1, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "1"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "+Inf"), convIdentity),
-				convSeries(3, convMillis, convL("__name__", "rpc_duration_seconds_sum"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_count"), convIdentity),
-			},
+			want: want("http_requests_total", "key_tenant___id", "rpc_duration_seconds"),
 		},
 		{
 			name: "Mimir OTLP: as Prometheus' receiver, without suffixes",
 			opts: []Option{WithCompatibility(CompatibilityMimirOTLP)},
-			want: []prompb.TimeSeries{
-				convSeries(7, convMillis, convL("__name__", "http_requests", "key_tenant___id", "t7", "key_1st", "a", "http_route", "/buy"), convIdentity),
-				convSeries(1, convMillis, convL("__name__", "rpc_duration_bucket", "le", "1"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_bucket", "le", "+Inf"), convIdentity),
-				convSeries(3, convMillis, convL("__name__", "rpc_duration_sum"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_count"), convIdentity),
-			},
+			want: want("http_requests", "key_tenant___id", "rpc_duration"),
 		},
 		{
 			name: "Collector exporter: leading _ and runs kept, scope labels without the schema URL",
 			opts: []Option{WithCompatibility(CompatibilityCollector)},
-			want: []prompb.TimeSeries{
-				convSeries(7, convMillis, convL("__name__", "http_requests_total", "_tenant___id", "t7", "key_1st", "a", "http_route", "/buy"), collectorScope, convIdentity),
-				convSeries(1, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "1"), collectorScope, convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "+Inf"), collectorScope, convIdentity),
-				convSeries(3, convMillis, convL("__name__", "rpc_duration_seconds_sum"), collectorScope, convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_count"), collectorScope, convIdentity),
-			},
+			want: want("http_requests_total", "_tenant___id", "rpc_duration_seconds", collectorScope...),
 		},
 		{
 			name: "an individual option wins over the profile: Mimir with suffixes",
 			opts: []Option{WithCompatibility(CompatibilityMimirOTLP), WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes)},
-			want: []prompb.TimeSeries{
-				convSeries(7, convMillis, convL("__name__", "http_requests_total", "key_tenant___id", "t7", "key_1st", "a", "http_route", "/buy"), convIdentity),
-				convSeries(1, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "1"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_bucket", "le", "+Inf"), convIdentity),
-				convSeries(3, convMillis, convL("__name__", "rpc_duration_seconds_sum"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_seconds_count"), convIdentity),
-			},
+			want: want("http_requests_total", "key_tenant___id", "rpc_duration_seconds"),
 		},
 		{
 			name: "the option order does not matter: suffixes set before the profile",
 			opts: []Option{WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithoutSuffixes), WithCompatibility(CompatibilityCollector), WithoutScopeInfo()},
-			want: []prompb.TimeSeries{
-				convSeries(7, convMillis, convL("__name__", "http_requests", "_tenant___id", "t7", "key_1st", "a", "http_route", "/buy"), convIdentity),
-				convSeries(1, convMillis, convL("__name__", "rpc_duration_bucket", "le", "1"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_bucket", "le", "+Inf"), convIdentity),
-				convSeries(3, convMillis, convL("__name__", "rpc_duration_sum"), convIdentity),
-				convSeries(2, convMillis, convL("__name__", "rpc_duration_count"), convIdentity),
-			},
+			want: want("http_requests", "_tenant___id", "rpc_duration"),
 		},
 	}
 	for _, tt := range tests {
