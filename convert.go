@@ -235,8 +235,8 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	// moves to 1 ms after it: the receiver would reject the request. One
 	// that is older still is genuinely out of order (the clock went back);
 	// it goes as it is, and the receiver's rejection is reported.
-	if s.is(flagDelivered) && ms <= s.newest && s.newest-ms < restampWindow {
-		ms = s.newest + 1
+	if newest := s.newest(); s.is(flagDelivered) && ms <= newest && newest-ms < restampWindow {
+		ms = newest + 1
 	}
 	start := cc.start
 	if cc.sc.zeros != nil {

@@ -9,7 +9,7 @@ import (
 
 // seriesLen is the size of r's TimeSeries message.
 func (b *batch) seriesLen(r *record) int {
-	n := keyLabelsLen(r.s.key) + int(r.extraLen&^recordHistogram)
+	n := r.s.labelsSize() + int(r.extraLen&^recordHistogram)
 	if !r.isHistogram() {
 		n += fieldLen(sampleLen(r.value, r.ts))
 	}

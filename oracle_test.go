@@ -341,6 +341,7 @@ func cacheEncodeOne(ts prompb.TimeSeries) []byte {
 	b := batch{labels: &labelTable{}}
 	key, _ := b.labels.key(nil, string(appendLabels(nil, ts.Labels)))
 	s := &seriesState{key: string(key)}
+	s.setSize(keyLabelsLen(s.key))
 	r := record{s: s, extra: 0}
 	for i := range ts.Exemplars {
 		b.extra = appendExemplar(b.extra, &ts.Exemplars[i])

@@ -34,8 +34,12 @@ type seriesState struct {
 	// evicted (flagEvicted), key is the encoded labels themselves, which
 	// no longer depend on the table.
 	key string
-	// newest is the newest timestamp delivered, when delivered is set.
-	newest int64
+	// stamp packs the newest timestamp delivered (when delivered is set;
+	// ms, 48 bits, signed) and, above it, the size of the encoded labels
+	// (sizeUnknown when it needs more than 16 bits): the cut sizes every
+	// record, and reading the size here spares a cache miss on the key's
+	// bytes per series, within the 32 bytes.
+	stamp uint64
 	// bits holds the generation of the last export that sent it (the low
 	// genBits) and the flags below: packed so that, with v2, a seriesState
 	// fits a 32-byte allocation.
@@ -79,6 +83,29 @@ func (s *seriesState) set(flag seriesFlag, on bool) {
 	} else {
 		s.bits &^= uint32(flag)
 	}
+}
+
+const (
+	stampBits   = 48
+	stampMask   = 1<<stampBits - 1
+	sizeUnknown = 1<<(64-stampBits) - 1
+)
+
+// newest is the newest timestamp delivered (see stamp).
+func (s *seriesState) newest() int64 { return int64(s.stamp<<(64-stampBits)) >> (64 - stampBits) }
+
+func (s *seriesState) setNewest(ms int64) { s.stamp = s.stamp&^stampMask | uint64(ms)&stampMask }
+
+// labelsSize is the size of the series' encoded labels.
+func (s *seriesState) labelsSize() int {
+	if n := s.stamp >> stampBits; n != sizeUnknown {
+		return int(n)
+	}
+	return keyLabelsLen(s.key)
+}
+
+func (s *seriesState) setSize(n int) {
+	s.stamp = s.stamp&stampMask | uint64(min(n, sizeUnknown))<<stampBits
 }
 
 // seriesCache holds what exports reuse. One export converts at a time (the
@@ -176,6 +203,7 @@ func (sc *seriesCache) internKey(key []byte) *seriesState {
 		return s
 	}
 	s := &seriesState{key: string(key)}
+	s.setSize(keyLabelsLen(s.key))
 	sc.labels.retain(s.key)
 	sc.byLabels[s.key] = s
 	sc.last = append(sc.last, s)

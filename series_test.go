@@ -173,3 +173,29 @@ func TestInternBaseMatchesLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesStamp: the newest timestamp and the labels' size share one
+// word; neither disturbs the other, negative times keep their sign, and a
+// size past 16 bits is read from the key.
+func TestSeriesStamp(t *testing.T) {
+	var table labelTable
+	big := string(appendLabels(nil, []prompb.Label{{Name: "__name__", Value: "x"}, {Name: "v", Value: strings.Repeat("y", 70000)}}))
+	small := string(appendLabels(nil, []prompb.Label{{Name: "__name__", Value: "x"}}))
+	for _, labels := range []string{small, big} {
+		key, ok := table.key(nil, labels)
+		if !ok {
+			t.Fatal("key")
+		}
+		s := &seriesState{key: string(key)}
+		s.setSize(keyLabelsLen(s.key))
+		for _, ms := range []int64{0, 1, -1, 1_700_000_000_123, -62_135_596_800_000, 1<<47 - 1, -(1 << 47)} {
+			s.setNewest(ms)
+			if got := s.newest(); got != ms {
+				t.Errorf("newest %d, want %d", got, ms)
+			}
+			if got := s.labelsSize(); got != len(labels) {
+				t.Errorf("labels size %d after newest %d, want %d", got, ms, len(labels))
+			}
+		}
+	}
+}

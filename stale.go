@@ -74,7 +74,7 @@ func (sc *seriesCache) markDelivered(b *batch, delivered []span) {
 				r.s.set(flagDelivered, false)
 				continue
 			}
-			r.s.newest = r.ts
+			r.s.setNewest(r.ts)
 			r.s.set(flagDelivered, true)
 			r.s.set(flagHistogram, r.isHistogram())
 			// Only records with exemplars touch what 2.0 keeps of their
@@ -107,7 +107,7 @@ func (sc *seriesCache) markMaybeStored(b *batch, from, to int, proto Protocol) {
 			continue
 		}
 		r := &b.records[i]
-		r.s.newest = max(r.s.newest, r.ts)
+		r.s.setNewest(max(r.s.newest(), r.ts))
 		if i < b.markers {
 			r.s.set(flagDelivered, true)
 			r.s.set(flagHistogram, r.isHistogram())
@@ -155,7 +155,7 @@ func (sc *seriesCache) endAll(b *batch, now int64) {
 // newest sample if that is later: a marker at the time of that sample
 // would be a second sample at one timestamp, which the receiver rejects.
 func (b *batch) addMarker(s *seriesState, now int64) {
-	at := max(now, s.newest+1)
+	at := max(now, s.newest()+1)
 	r := record{s: s, value: staleNaN, ts: at}
 	if s.is(flagHistogram) {
 		// A native histogram series ends with a histogram whose sum is

@@ -99,7 +99,7 @@ func (z *initialZeros) end(newest int64, hasNewest bool) {
 func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *nativeParts) int64 {
 	z := cc.sc.zeros
 	if z == nil || f.typ != prompb.MetricMetadata_COUNTER && f.typ != prompb.MetricMetadata_HISTOGRAM ||
-		s.is(flagDelivered) || s.newest != 0 {
+		s.is(flagDelivered) || s.newest() != 0 {
 		return start
 	}
 	at := max(z.prevNewest, start)
