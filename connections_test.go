@@ -249,14 +249,7 @@ func TestConnectionsKeptForConcurrency(t *testing.T) {
 		g.wait(r.Context())
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	var opened atomic.Int64
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			opened.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	opened := startCountingConns(t, srv)
 	exp := newExporter(t, pinned(WithEndpoint(srv.URL+"/api/v1/write"), WithoutEnvironment(),
 		WithMaxSeriesPerRequest(10), WithMaxConcurrentRequests(requests))...)
 	at := time.UnixMilli(1_700_000_000_000)
@@ -294,14 +287,7 @@ func TestConnectionSpareForTokens(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	var opened atomic.Int64
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			opened.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	opened := startCountingConns(t, srv)
 	exp := newExporter(t, pinned(WithEndpoint(srv.URL+"/api/v1/write"), WithoutEnvironment(),
 		WithMaxSeriesPerRequest(10), WithMaxConcurrentRequests(requests))...)
 	done := make(chan error, 1)
@@ -394,4 +380,19 @@ func TestConnectionsRebalanced(t *testing.T) {
 			conns.awaitClosed(t, "after the export past connMaxAge")
 		}
 	}
+}
+
+// startCountingConns starts srv and returns the count of the connections
+// clients open to it.
+func startCountingConns(t *testing.T, srv *httptest.Server) *atomic.Int64 {
+	t.Helper()
+	var opened atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &opened
 }
