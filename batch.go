@@ -15,11 +15,13 @@ type batch struct {
 	// exemplars counts the exemplars of the records that have some, for
 	// the exporter's own telemetry.
 	exemplars []exemplarCount
-	// metadata are the encoded metadata fields, sent with the first request.
+	// metadata are the encoded metadata fields, sent with the last request.
 	metadata []string
 	// v2 has what 2.0 requests need of each record, when collectV2.
 	v2        []recordV2
 	collectV2 bool
+	// stream cuts the requests during the conversion, when not nil.
+	stream *stream
 }
 
 // record is one series of a batch.
@@ -84,10 +86,12 @@ type partCounts struct {
 	series, samples, histograms, exemplars int
 }
 
-// cut is one request: the records [start, end) of batch.records, and what
-// the exporter's telemetry counts of it.
+// cut is one request: the records [start, end) of batch.records, the
+// metadata when it carries them, and what the exporter's telemetry counts
+// of it.
 type cut struct {
 	start, end int
+	metadata   bool
 	parts      partCounts
 }
 

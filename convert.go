@@ -262,6 +262,9 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 		}
 	}
 	cc.b.records = append(cc.b.records, r)
+	if st := cc.b.stream; st != nil && len(cc.b.records) >= st.at {
+		st.advance(cc.b)
+	}
 	if cc.b.collectV2 {
 		info := recordV2{start: start, fam: f, customBuckets: cc.customBuckets, v2: s.v2}
 		if cc.sc.rules.withoutMetadata {

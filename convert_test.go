@@ -43,10 +43,8 @@ func TestSteadyStateAllocations(t *testing.T) {
 				t.Fatal(err)
 			}
 			cuts = b.cut(0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
-			start := 0
 			for _, c := range cuts {
-				buf = b.encode(buf[:0], 0, start, c.end)
-				start = c.end
+				buf = b.encode(buf[:0], c)
 			}
 			sc.markDelivered(&b, b.allRecords())
 		}

@@ -16,85 +16,155 @@ func (b *batch) seriesLen(r *record) int {
 	return n
 }
 
-// appendSeries appends r as a WriteRequest.timeseries field whose message
-// is n bytes long.
-func (b *batch) appendSeries(dst []byte, r *record, n int) []byte {
-	dst = append(dst, tagWriteTimeseries)
-	dst = appendVarint(dst, uint64(n))
-	dst = b.labels.appendLabels(dst, r.s.key)
-	if !r.isHistogram() {
-		dst = appendSample(dst, r.value, r.ts)
-	}
-	return append(dst, b.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
+// batchView is what encoding a request reads of a batch: its slices as
+// they were when the request was cut. The conversion may still be
+// appending to the batch (and to the label table) while a worker encodes
+// the export's first requests (see stream); appending never changes what
+// a view holds.
+type batchView struct {
+	records   []record
+	extra     []byte
+	pairs     []labelPair
+	metadata  []string
+	v2        []recordV2
+	collectV2 bool
 }
 
-// cutSpans cuts the records of the sorted, disjoint spans todo (all of
-// them, or those a receiver has not yet accepted after a refused 2.0 or
-// zstd send) into requests of at most maxSeries series and maxBytes bytes
-// (a series larger than that alone), in order, exactly where the reference
-// split cuts a prompb.WriteRequest of the same series; no request crosses
-// a gap between spans. The first request counts the metadata, which it
-// carries. It returns the cuts appended to cuts[:0].
-func (b *batch) cutSpans(todo []span, maxSeries, maxBytes int, cuts []cut) []cut {
-	cuts = cuts[:0]
-	size := 0 // of the request being cut
-	for _, m := range b.metadata {
-		size += len(m)
-	}
-	exemplar := 0
-	for _, sp := range todo {
-		start := sp.start
-		for exemplar < len(b.exemplars) && b.exemplars[exemplar].record < start {
-			exemplar++
-		}
-		var parts partCounts
-		for i := start; i < sp.end; i++ {
-			r := &b.records[i]
-			if b.skippedByV1(i) {
-				continue
-			}
-			field := fieldLen(b.seriesLen(r))
-			if i > start && (i-start >= maxSeries || size+field > maxBytes) {
-				cuts = append(cuts, cut{start: start, end: i, parts: parts})
-				size, start, parts = 0, i, partCounts{}
-			}
-			size += field
-			parts.series++
-			if r.isHistogram() {
-				parts.histograms++
-			} else {
-				parts.samples++
-			}
-			if exemplar < len(b.exemplars) && b.exemplars[exemplar].record == i {
-				parts.exemplars += b.exemplars[exemplar].n
-				exemplar++
-			}
-		}
-		if parts.series > 0 {
-			cuts = append(cuts, cut{start: start, end: sp.end, parts: parts})
-			size = 0
-		}
-	}
-	return cuts
+func (b *batch) view() batchView {
+	return batchView{records: b.records, extra: b.extra, pairs: b.labels.pairs, metadata: b.metadata, v2: b.v2, collectV2: b.collectV2}
 }
 
-// encode appends the WriteRequest of records[start:end] to buf; the first
-// request, starting at from, carries the metadata, at the end, where gogo's
-// Marshal puts it.
-func (b *batch) encode(buf []byte, from, start, end int) []byte {
-	for i := start; i < end; i++ {
-		if b.skippedByV1(i) {
-			continue
+// encode appends the WriteRequest of the records of c to buf, with the
+// metadata at the end, where gogo's Marshal puts them, when c carries
+// them.
+func (v *batchView) encode(buf []byte, c cut) []byte {
+	for i := c.start; i < c.end; i++ {
+		if v.collectV2 && v.v2[i].customBuckets {
+			continue // see batch.skippedByV1
 		}
-		r := &b.records[i]
-		buf = b.appendSeries(buf, r, b.seriesLen(r))
+		r := &v.records[i]
+		n := r.s.labelsSize() + int(r.extraLen&^recordHistogram)
+		if !r.isHistogram() {
+			n += fieldLen(sampleLen(r.value, r.ts))
+		}
+		buf = append(buf, tagWriteTimeseries)
+		buf = appendVarint(buf, uint64(n))
+		buf = appendKeyLabels(buf, v.pairs, r.s.key)
+		if !r.isHistogram() {
+			buf = appendSample(buf, r.value, r.ts)
+		}
+		buf = append(buf, v.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
 	}
-	if start == from {
-		for _, m := range b.metadata {
+	if c.metadata {
+		for _, m := range v.metadata {
 			buf = append(buf, m...)
 		}
 	}
 	return buf
+}
+
+// encode is batchView.encode of the batch as it is.
+func (b *batch) encode(buf []byte, c cut) []byte {
+	v := b.view()
+	return v.encode(buf, c)
+}
+
+// cutSpans cuts the records of the sorted, disjoint spans todo (all of
+// them, or those a receiver has not yet accepted after a refused 2.0 or
+// zstd send) into requests, in order, exactly where the reference split
+// cuts a prompb.WriteRequest of the same series (see cutter); no request
+// crosses a gap between spans. It returns the cuts appended to cuts[:0].
+func (b *batch) cutSpans(todo []span, maxSeries, maxBytes int, cuts []cut) []cut {
+	c := cutter{maxSeries: maxSeries, maxBytes: maxBytes, cuts: cuts[:0]}
+	for k, sp := range todo {
+		c.reset(b, sp.start)
+		c.advance(b, sp.end)
+		if k < len(todo)-1 {
+			c.flush()
+		}
+	}
+	c.finish(b)
+	return c.cuts
+}
+
+// cutter cuts records into requests of at most maxSeries series and
+// maxBytes bytes (a series larger than that alone) as they come, one
+// record after the other: the same cut whether it sees the records all at
+// once (cutSpans) or while the conversion adds them (stream). The
+// metadata go with the last request, where a request cut before the
+// conversion has finished does not need to know them; in a request of
+// their own when they would take the last one past maxBytes; not at all
+// when there are no series to send.
+type cutter struct {
+	maxSeries, maxBytes int
+	// The request being cut starts at start, is size bytes and counts
+	// parts; next is the first record not yet looked at; exemplar is the
+	// first of batch.exemplars not yet counted.
+	start, next, size int
+	parts             partCounts
+	exemplar          int
+	cuts              []cut
+}
+
+// reset starts a request at record start.
+func (c *cutter) reset(b *batch, start int) {
+	c.start, c.next, c.size, c.parts = start, start, 0, partCounts{}
+	for c.exemplar < len(b.exemplars) && b.exemplars[c.exemplar].record < start {
+		c.exemplar++
+	}
+}
+
+// advance cuts the records up to end, leaving the last request open.
+func (c *cutter) advance(b *batch, end int) {
+	for i := c.next; i < end; i++ {
+		if b.skippedByV1(i) {
+			continue
+		}
+		r := &b.records[i]
+		field := fieldLen(b.seriesLen(r))
+		if i > c.start && (i-c.start >= c.maxSeries || c.size+field > c.maxBytes) {
+			c.cuts = append(c.cuts, cut{start: c.start, end: i, parts: c.parts})
+			c.size, c.start, c.parts = 0, i, partCounts{}
+		}
+		c.size += field
+		c.parts.series++
+		if r.isHistogram() {
+			c.parts.histograms++
+		} else {
+			c.parts.samples++
+		}
+		if c.exemplar < len(b.exemplars) && b.exemplars[c.exemplar].record == i {
+			c.parts.exemplars += b.exemplars[c.exemplar].n
+			c.exemplar++
+		}
+	}
+	c.next = max(c.next, end)
+}
+
+// flush closes the open request, if it has series.
+func (c *cutter) flush() {
+	if c.parts.series > 0 {
+		c.cuts = append(c.cuts, cut{start: c.start, end: c.next, parts: c.parts})
+	}
+	c.start, c.size, c.parts = c.next, 0, partCounts{}
+}
+
+// finish closes the last request, with the metadata.
+func (c *cutter) finish(b *batch) {
+	meta := 0
+	for _, m := range b.metadata {
+		meta += len(m)
+	}
+	if meta == 0 || c.parts.series > 0 && c.size+meta <= c.maxBytes {
+		if c.parts.series > 0 {
+			c.cuts = append(c.cuts, cut{start: c.start, end: c.next, parts: c.parts, metadata: meta > 0})
+		}
+		return
+	}
+	c.flush()
+	if len(c.cuts) > 0 { // metadata go with series, never alone
+		c.cuts = append(c.cuts, cut{start: c.next, end: c.next, metadata: true})
+	}
 }
 
 // The Remote-Write 1.0 protobuf wire format, written directly into byte

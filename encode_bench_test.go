@@ -500,10 +500,8 @@ func BenchmarkStagesW(b *testing.B) {
 	encode := func(keep bool) {
 		raws = raws[:0]
 		cuts = bt.cut(0, defaultMaxSeriesPerRequest, defaultMaxRequestBytes, cuts)
-		start := 0
 		for _, c := range cuts {
-			buf = bt.encode(buf[:0], 0, start, c.end)
-			start = c.end
+			buf = bt.encode(buf[:0], c)
 			if keep {
 				raws = append(raws, bytes.Clone(buf))
 			}

@@ -36,8 +36,8 @@ func TestSplitBySeriesCount(t *testing.T) {
 		if len(r.Timeseries) != want {
 			t.Errorf("request %d: %d series, want %d", i, len(r.Timeseries), want)
 		}
-		if (len(r.Metadata) > 0) != (i == 0) {
-			t.Errorf("request %d: %d metadata entries; want them in the first request only", i, len(r.Metadata))
+		if (len(r.Metadata) > 0) != (i == 2) {
+			t.Errorf("request %d: %d metadata entries; want them in the last request only", i, len(r.Metadata))
 		}
 		for _, ts := range r.Timeseries {
 			if got := ts.Samples[0].Value; got != float64(next) {

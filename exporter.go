@@ -121,11 +121,18 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 		z.nextExport()
 		defer z.release()
 	}
+	var delivered []span
+	st := e.startStream(ctx, b)
 	ok, convErr := e.convertSafely(rm, b)
-	if !ok || len(b.records) == 0 {
+	switch {
+	case st != nil:
+		// What was sent of a conversion that failed half-way counts.
+		delivered, err = e.finishStream(ctx, b, st, ok)
+	case !ok || len(b.records) == 0:
 		return convErr
+	default:
+		delivered, err = e.sendAll(ctx, b)
 	}
-	delivered, err := e.sendAll(ctx, b)
 	if refusesNativeHistograms(err) && e.series.dropNativeHistograms() {
 		// Nothing of it is marked delivered: what went through before the
 		// refusal goes again, the same samples, which receivers accept.
@@ -162,8 +169,9 @@ func (e *Exporter) sendAll(ctx context.Context, b *batch) (delivered []span, err
 }
 
 // convertSafely converts rm into b through the cache. A panic in conversion
-// becomes an error for this export, which then sends nothing (ok is
-// false): the exporter must never crash the service it runs in.
+// becomes an error for this export, which then sends nothing more (ok is
+// false; requests it had already cut go, see stream): the exporter must
+// never crash the service it runs in.
 func (e *Exporter) convertSafely(rm *metricdata.ResourceMetrics, b *batch) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {

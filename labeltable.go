@@ -149,11 +149,16 @@ func (t *labelTable) release(key string) {
 // appendLabels appends the encoded labels of key (TimeSeries.labels
 // fields). It is the inner loop of encoding: one copy per piece.
 func (t *labelTable) appendLabels(dst []byte, key string) []byte {
+	return appendKeyLabels(dst, t.pairs, key)
+}
+
+// appendKeyLabels is appendLabels with the table's pairs as they were
+// when a request was cut (see batchView).
+func appendKeyLabels(dst []byte, pairs []labelPair, key string) []byte {
 	n := len(dst)
 	size, ids := keyLabelsLen(key), keyIDs(key)
 	dst = slices.Grow(dst, size)[:n+size]
 	out := dst[n:]
-	pairs := t.pairs
 	for i := 0; i < len(ids); {
 		id := uint32(ids[i])
 		i++

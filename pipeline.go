@@ -7,6 +7,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -51,7 +52,7 @@ type workerBuffers struct {
 const sendWorkers = 2
 
 // send delivers b in requests within the size limits, up to
-// WithMaxConcurrentRequests at once: metadata goes with the first request,
+// WithMaxConcurrentRequests at once: metadata goes with the last request,
 // a series larger than the byte limit alone in its own (see batch.cut).
 // The first failure stops the requests not yet started (requests under way
 // complete): it is logged once and returned, as a *WriteError that counts
@@ -66,6 +67,13 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 	proto, comp := e.negotiation.current(now), e.negotiation.currentCompression(now)
 	bufs.todo = append(bufs.todo[:0], span{0, len(b.records)})
 	r := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp)
+	return e.settle(ctx, b, bufs, r, proto, comp, now)
+}
+
+// settle finishes a send whose first attempt, as proto with comp, came
+// back as r: a refusal of 2.0 or zstd sends the rest again as 1.0 with
+// snappy; failures are logged and returned.
+func (e *Exporter) settle(ctx context.Context, b *batch, bufs *sendBuffers, r sent, proto Protocol, comp Compression, now time.Time) (delivered []span, err error) {
 	switch {
 	case proto == ProtocolV2 && refusesV2(r.err):
 		proto = ProtocolV1
@@ -160,6 +168,20 @@ func (e *Exporter) resend(ctx context.Context, b *batch, bufs *sendBuffers, r se
 // sendAs sends the records of todo in protocol proto, compressed by comp.
 // Its delivered spans live in bufs.delivered until the next call.
 func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo []span, proto Protocol, comp Compression) sent {
+	run := e.startSending(ctx, b, bufs, proto, comp)
+	run.p.cutAll(bufs, todo, run.publish)
+	return run.wait()
+}
+
+// sending is one sendAs under way: requests are sent as they are
+// published.
+type sending struct {
+	p                  *pipeline
+	bufs               *sendBuffers
+	encoding, requests sync.WaitGroup
+}
+
+func (e *Exporter) startSending(ctx context.Context, b *batch, bufs *sendBuffers, proto Protocol, comp Compression) *sending {
 	p := &pipeline{
 		e: e, ctx: ctx, b: b, proto: proto, comp: comp,
 		tokens:  make(chan struct{}, e.cfg.maxConcurrent+sendWorkers),
@@ -167,33 +189,41 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 		cutting: true,
 	}
 	p.cut.L = &p.cutMu
+	return &sending{p: p, bufs: bufs}
+}
+
+// publish hands request c to the workers and senders, starting one of
+// each up to their number: they take the requests in order, waiting for
+// those not yet cut.
+func (run *sending) publish(c cut, v v2Cut) {
+	p, bufs := run.p, run.bufs
+	k := len(p.items)
+	if k == len(bufs.slots) {
+		bufs.slots = append(bufs.slots, &slot{done: make(chan struct{}, 1)})
+	}
+	p.publish(item{cut: c, v2: v, view: p.b.view(), slot: bufs.slots[k]})
+	if k < sendWorkers {
+		run.encoding.Go(func() { p.work(&bufs.workers[k]) })
+	}
+	if k < p.e.cfg.maxConcurrent {
+		run.requests.Go(p.post)
+	}
+}
+
+// wait says that every request is published, waits until all are sent
+// or dropped, and returns what was delivered.
+func (run *sending) wait() sent {
+	p, bufs, b, e := run.p, run.bufs, run.p.b, run.p.e
+	p.finish()
+	run.encoding.Wait()
+	run.requests.Wait()
 	defer func() {
 		clear(p.items) // no pointers into the batch outlive the export
 		bufs.items = p.items[:0]
 	}()
-	// Each request published starts a worker and a sender, up to their
-	// number: they take the requests in order, waiting for those not yet
-	// cut.
-	var encoding, sending sync.WaitGroup
-	publish := func(c cut, v v2Cut) {
-		k := len(p.items)
-		if k == len(bufs.slots) {
-			bufs.slots = append(bufs.slots, &slot{done: make(chan struct{}, 1)})
-		}
-		p.publish(item{cut: c, v2: v, slot: bufs.slots[k]})
-		if k < sendWorkers {
-			encoding.Go(func() { p.work(&bufs.workers[k]) })
-		}
-		if k < e.cfg.maxConcurrent {
-			sending.Go(p.post)
-		}
-	}
-	p.cutAll(bufs, todo, publish)
-	encoding.Wait()
-	sending.Wait()
 	for _, it := range p.items {
 		if it.slot.unsure {
-			e.series.markMaybeStored(b, it.cut.start, it.cut.end, proto)
+			e.series.markMaybeStored(b, it.cut.start, it.cut.end, p.proto)
 		}
 	}
 
@@ -216,7 +246,7 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 		if !it.slot.ok {
 			continue
 		}
-		if proto == ProtocolV1 && b.collectV2 {
+		if p.proto == ProtocolV1 && b.collectV2 {
 			// A 1.0 request leaves out what 1.0 cannot carry: that
 			// was not delivered.
 			for i := c.start; i < c.end; i++ {
@@ -236,7 +266,6 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 // panic fails the export, as one in encoding does, instead of crashing the
 // service; the requests published before it are not sent.
 func (p *pipeline) cutAll(bufs *sendBuffers, todo []span, publish func(cut, v2Cut)) {
-	defer p.finish()
 	defer func() {
 		if r := recover(); r != nil {
 			p.fail(fmt.Errorf("prwmetric: cutting the requests failed, export dropped: %v", r))
@@ -282,11 +311,12 @@ type pipeline struct {
 	partial *PartialWriteError
 }
 
-// item is one request of an export: where the batch is cut, what a 2.0
-// request is encoded from, and its slot.
+// item is one request of an export: where the batch is cut, what a 1.0
+// or 2.0 request is encoded from, and its slot.
 type item struct {
 	cut  cut
 	v2   v2Cut
+	view batchView
 	slot *slot
 }
 
@@ -365,9 +395,7 @@ func (p *pipeline) encode(buf *workerBuffers, it *item) {
 	if p.proto == ProtocolV2 {
 		buf.raw = it.v2.encode(buf.raw[:0], p.b, c)
 	} else {
-		// The first request carries the metadata.
-		first, _ := p.item(0)
-		buf.raw = p.b.encode(buf.raw[:0], first.cut.start, c.start, c.end)
+		buf.raw = it.view.encode(buf.raw[:0], c)
 	}
 	body, err := buf.compress(p.comp, buf.raw, p.e.cfg.maxBytes)
 	if err != nil {
