@@ -185,7 +185,10 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 			encoding.Go(func() { p.work(&bufs.workers[k]) })
 		}
 		if k < e.cfg.maxConcurrent {
-			sending.Go(p.post)
+			// Not sending.Go(p.post): a method value and Go's closure
+			// would cost two allocations a request, the go statement one.
+			sending.Add(1)
+			go p.post(&sending)
 		}
 	}
 	p.cutAll(bufs, todo, publish)
@@ -322,7 +325,7 @@ func (p *pipeline) item(k int) (item, bool) {
 // slot is one request of an export.
 type slot struct {
 	// body is compressed; nil when skipped after a failure.
-	body   []byte
+	body   *payload
 	rawLen int
 	// done gets a value when body is ready.
 	done chan struct{}
@@ -378,7 +381,8 @@ func (p *pipeline) encode(buf *workerBuffers, it *item) {
 
 // post sends requests in order as the workers finish them. After a
 // failure, the requests not yet sent are dropped.
-func (p *pipeline) post() {
+func (p *pipeline) post(done *sync.WaitGroup) {
+	defer done.Done()
 	e := p.e
 	for {
 		it, ok := p.item(int(p.nextSend.Add(1) - 1))
@@ -394,7 +398,7 @@ func (p *pipeline) post() {
 			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
 				err := e.client.safeAttempt(ctx, body, c.parts, p.proto, p.comp, attempt)
 				sl.unsure = sl.unsure || mayHaveArrived(err)
-				e.tel.attempt(ctx, sl.rawLen, len(body), p.comp, err)
+				e.tel.attempt(ctx, sl.rawLen, len(body.data), p.comp, err)
 				return err
 			})
 			if short := asShortWrite(err); short != nil {
@@ -412,6 +416,9 @@ func (p *pipeline) post() {
 			} else {
 				sl.ok = true
 			}
+		}
+		if body != nil {
+			body.release()
 		}
 		<-p.tokens
 	}
