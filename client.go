@@ -254,16 +254,14 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 // everything was written. Attempt n > 0 (of the retry policy) is marked
 // with a Retry-Attempt header, and the error carries the server's
 // Retry-After.
-func (c *client) attempt(ctx context.Context, body *payload, parts partCounts, proto Protocol, comp Compression, n int) error {
+func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, proto Protocol, comp Compression, n int) error {
 	series := parts.series
-	o, err := c.newRequest(ctx, body, proto, comp, n)
+	req, err := c.newRequest(ctx, body, proto, comp, n)
 	if err != nil {
 		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: err}
 	}
-	// Deferred first, so run last: after the response body is closed.
-	defer o.release()
 
-	resp, err := c.http.Do(&o.req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: c.secrets.redactErr(stripURL(err))}
 	}
@@ -310,7 +308,7 @@ func (c *client) attempt(ctx context.Context, body *payload, parts partCounts, p
 // safeAttempt is attempt turning a panic (in a WithRoundTripper hook, an
 // authenticator) into the request's failure: the exporter must never crash
 // the service it runs in. Such a request may have left.
-func (c *client) safeAttempt(ctx context.Context, body *payload, parts partCounts, proto Protocol, comp Compression, n int) (err error) {
+func (c *client) safeAttempt(ctx context.Context, body []byte, parts partCounts, proto Protocol, comp Compression, n int) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &WriteError{Endpoint: c.redacted, Series: parts.series, Attempts: 1,

@@ -115,11 +115,11 @@ func zstdWindow(maxBytes int) int {
 	return max(lo, 1<<bits.Len(uint(maxBytes-1)))
 }
 
-// compress returns raw compressed by c, in a payload of its own: the HTTP
-// transport may still read a body after the response has arrived, so a
-// payload is reused only once nothing can read it (see payload). The
-// worker's scratch buffer and zstd encoder are reused.
-func (w *workerBuffers) compress(c Compression, raw []byte, maxBytes int) (*payload, error) {
+// compress returns raw compressed by c, in a new slice of its own: the
+// HTTP transport may still read a body after the response has arrived, so
+// bodies are never reused. The worker's scratch buffer and zstd encoder
+// are reused.
+func (w *workerBuffers) compress(c Compression, raw []byte, maxBytes int) ([]byte, error) {
 	if c == CompressionZstd {
 		if w.zstd == nil {
 			enc, err := zstd.NewWriter(nil, zstdOptions(maxBytes)...)
@@ -129,7 +129,7 @@ func (w *workerBuffers) compress(c Compression, raw []byte, maxBytes int) (*payl
 			w.zstd = enc
 		}
 		w.compressed = w.zstd.EncodeAll(raw, w.compressed[:0])
-		return newPayload(w.compressed), nil
+		return append([]byte(nil), w.compressed...), nil
 	}
 	if n := s2.MaxEncodedLen(len(raw)); cap(w.compressed) < n {
 		w.compressed = make([]byte, n)
@@ -137,7 +137,7 @@ func (w *workerBuffers) compress(c Compression, raw []byte, maxBytes int) (*payl
 	// s2 writes a standard snappy block, faster than golang/snappy and 5%
 	// smaller on W (it finds better matches).
 	out := s2.EncodeSnappy(w.compressed[:cap(w.compressed)], raw)
-	return newPayload(out), nil
+	return append([]byte(nil), out...), nil
 }
 
 // refusesZstd reports whether err is a receiver's answer to a zstd request

@@ -185,10 +185,7 @@ func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo
 			encoding.Go(func() { p.work(&bufs.workers[k]) })
 		}
 		if k < e.cfg.maxConcurrent {
-			// Not sending.Go(p.post): a method value and Go's closure
-			// would cost two allocations a request, the go statement one.
-			sending.Add(1)
-			go p.post(&sending)
+			sending.Go(p.post)
 		}
 	}
 	p.cutAll(bufs, todo, publish)
@@ -325,7 +322,7 @@ func (p *pipeline) item(k int) (item, bool) {
 // slot is one request of an export.
 type slot struct {
 	// body is compressed; nil when skipped after a failure.
-	body   *payload
+	body   []byte
 	rawLen int
 	// done gets a value when body is ready.
 	done chan struct{}
@@ -381,8 +378,7 @@ func (p *pipeline) encode(buf *workerBuffers, it *item) {
 
 // post sends requests in order as the workers finish them. After a
 // failure, the requests not yet sent are dropped.
-func (p *pipeline) post(done *sync.WaitGroup) {
-	defer done.Done()
+func (p *pipeline) post() {
 	e := p.e
 	for {
 		it, ok := p.item(int(p.nextSend.Add(1) - 1))
@@ -398,7 +394,7 @@ func (p *pipeline) post(done *sync.WaitGroup) {
 			err := e.retry.run(p.ctx, func(ctx context.Context, attempt int) error {
 				err := e.client.safeAttempt(ctx, body, c.parts, p.proto, p.comp, attempt)
 				sl.unsure = sl.unsure || mayHaveArrived(err)
-				e.tel.attempt(ctx, sl.rawLen, len(body.data), p.comp, err)
+				e.tel.attempt(ctx, sl.rawLen, len(body), p.comp, err)
 				return err
 			})
 			if short := asShortWrite(err); short != nil {
@@ -416,9 +412,6 @@ func (p *pipeline) post(done *sync.WaitGroup) {
 			} else {
 				sl.ok = true
 			}
-		}
-		if body != nil {
-			body.release()
 		}
 		<-p.tokens
 	}
