@@ -25,7 +25,8 @@ func (c *client) newRequest(ctx context.Context, body []byte, proto Protocol, co
 	}
 	o := &outgoing{url: *c.template.URL}
 	o.body.Reset(body)
-	req := c.template.WithContext(ctx)
+	o.req = *c.template.WithContext(ctx) // the copy inlined stays on the stack
+	req := &o.req
 	req.URL = &o.url // its own, as NewRequest's
 	req.Body = io.NopCloser(&o.body)
 	req.ContentLength = int64(len(body))
@@ -54,9 +55,10 @@ func (c *client) newRequest(ctx context.Context, body []byte, proto Protocol, co
 	return req, nil
 }
 
-// outgoing is what a request needs besides the http.Request, in one
-// allocation.
+// outgoing is a request and what it needs (its URL, body reader and header
+// values), in one allocation.
 type outgoing struct {
+	req  http.Request
 	url  url.URL
 	body bytes.Reader
 	// values back the header's values, each its own slice of one, as
