@@ -26,7 +26,10 @@ type batch struct {
 
 // record is one series of a batch.
 type record struct {
-	s     *seriesState
+	s *seriesState
+	// key is s.key: encoding the record reads it here, not from the
+	// series' state, which on another core is a cache miss per series.
+	key   string
 	value float64
 	// ts is the sample's timestamp, already moved past the newest one
 	// delivered.

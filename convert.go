@@ -242,7 +242,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	if cc.sc.zeros != nil {
 		start = cc.zeroBefore(f, s, ms, start, h)
 	}
-	r := record{s: s, value: v, ts: ms}
+	r := record{s: s, key: s.key, value: v, ts: ms}
 	if len(exemplars) > 0 || h != nil {
 		b := cc.b
 		start := len(b.extra)

@@ -78,7 +78,8 @@
 // attributes of those names (dropped with a warning); the other resource
 // attributes go to one target_info series. The instrumentation scope becomes otel_scope_*
 // labels. Exemplars are attached to counters and histogram buckets, and each
-// request carries the metadata (type, help, unit) of its metric families.
+// export sends the metadata (type, help, unit) of its metric families, with
+// its last request.
 //
 // Data that cannot be represented is dropped with a warning naming the
 // metric, the rest of the export is still sent, and Export returns an error

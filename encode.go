@@ -43,13 +43,13 @@ func (v *batchView) encode(buf []byte, c cut) []byte {
 			continue // see batch.skippedByV1
 		}
 		r := &v.records[i]
-		n := r.s.labelsSize() + int(r.extraLen&^recordHistogram)
+		n := keyLabelsLen(r.key) + int(r.extraLen&^recordHistogram)
 		if !r.isHistogram() {
 			n += fieldLen(sampleLen(r.value, r.ts))
 		}
 		buf = append(buf, tagWriteTimeseries)
 		buf = appendVarint(buf, uint64(n))
-		buf = appendKeyLabels(buf, v.pairs, r.s.key)
+		buf = appendKeyLabels(buf, v.pairs, r.key)
 		if !r.isHistogram() {
 			buf = appendSample(buf, r.value, r.ts)
 		}

@@ -349,7 +349,7 @@ func cacheEncodeOne(ts prompb.TimeSeries) []byte {
 	key, _ := b.labels.key(nil, string(appendLabels(nil, ts.Labels)))
 	s := &seriesState{key: string(key)}
 	s.setSize(keyLabelsLen(s.key))
-	r := record{s: s, extra: 0}
+	r := record{s: s, key: s.key}
 	for i := range ts.Exemplars {
 		b.extra = appendExemplar(b.extra, &ts.Exemplars[i])
 	}

@@ -156,7 +156,7 @@ func (sc *seriesCache) endAll(b *batch, now int64) {
 // would be a second sample at one timestamp, which the receiver rejects.
 func (b *batch) addMarker(s *seriesState, now int64) {
 	at := max(now, s.newest()+1)
-	r := record{s: s, value: staleNaN, ts: at}
+	r := record{s: s, key: s.key, value: staleNaN, ts: at}
 	if s.is(flagHistogram) {
 		// A native histogram series ends with a histogram whose sum is
 		// the stale NaN, as Prometheus itself writes it.

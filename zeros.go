@@ -110,7 +110,7 @@ func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *
 		return start
 	}
 	zb := &z.batch
-	r := record{s: s, ts: at}
+	r := record{s: s, key: s.key, ts: at}
 	if h != nil {
 		begin := len(zb.extra)
 		zero := nativeParts{schema: h.schema, zeroThreshold: h.zeroThreshold, customValues: h.customValues, timestamp: at}
