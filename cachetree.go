@@ -1,6 +1,8 @@
 package prwmetric
 
 import (
+	"slices"
+
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
@@ -40,6 +42,9 @@ type scopeEntry struct {
 	problems []savedProblem
 	seen     generation
 	metrics  map[metricKey]*metricEntry
+	// byIndex are the entries of the metrics by their place in the
+	// scope's last export (see positions).
+	byIndex positions[*metricEntry]
 }
 
 // metricKey is everything of a metric the conversion reads besides its data
@@ -125,6 +130,7 @@ const (
 // metricEntry is what a metric yields: its family names and metadata, and
 // its data points by attribute set.
 type metricEntry struct {
+	key metricKey
 	// problem says why the metric has no name; families are unset then.
 	problem  string
 	families [3]family
@@ -137,6 +143,9 @@ type metricEntry struct {
 	// hashes: next to never), so that a pointEntry needs no chain.
 	points   map[attribute.Distinct]*pointEntry
 	collided []*pointEntry
+	// byIndex are the entries of the points by their place in the
+	// metric's last export (see positions).
+	byIndex positions[*pointEntry]
 	// bounds are the explicit bucket bounds most recently cached, which
 	// points with equal bounds share.
 	bounds []float64
@@ -237,17 +246,23 @@ func (cc *conversion) scope(scope instrumentation.Scope) *scopeEntry {
 	return se
 }
 
-func (cc *conversion) metricEntry(se *scopeEntry, m *metricdata.Metrics, kind metricKind) *metricEntry {
+func (cc *conversion) metricEntry(se *scopeEntry, m *metricdata.Metrics, kind metricKind, i int) *metricEntry {
 	key := metricKey{name: m.Name, unit: m.Unit, description: m.Description, kind: kind}
+	if me := se.byIndex.at(i); me != nil && me.key == key {
+		cc.touch(&me.seen)
+		return me
+	}
 	me := se.metrics[key]
 	if me == nil {
 		me = cc.newMetricEntry(m, kind)
+		me.key = key
 		if f := &me.families[familyMain]; me.problem == "" && cc.sc.rules.typeAndUnitLabels {
 			me.high = cc.sc.rules.withTypeAndUnit(se.high, f.typ, f.unit)
 		}
 		se.metrics[key] = me
 		cc.sc.entries++
 	}
+	se.byIndex.set(i, me)
 	cc.touch(&me.seen)
 	return me
 }
@@ -289,9 +304,13 @@ func (cc *conversion) newMetricEntry(m *metricdata.Metrics, kind metricKind) *me
 	return me
 }
 
-// point returns the cached entry of the data point with attributes attrs,
+// point returns the cached entry of data point i, with attributes attrs,
 // or nil.
-func (cc *conversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
+func (cc *conversion) point(me *metricEntry, attrs *attribute.Set, i int) *pointEntry {
+	if pe := me.byIndex.at(i); pe != nil && pe.attrs.Equals(attrs) {
+		cc.touch(&pe.seen)
+		return pe
+	}
 	pe := me.points[attrs.Equivalent()]
 	if pe == nil || !pe.attrs.Equals(attrs) {
 		pe = collidedPoint(me, attrs)
@@ -299,6 +318,7 @@ func (cc *conversion) point(me *metricEntry, attrs *attribute.Set) *pointEntry {
 			return nil
 		}
 	}
+	me.byIndex.set(i, pe)
 	cc.touch(&pe.seen)
 	return pe
 }
@@ -349,12 +369,14 @@ func (sc *seriesCache) sweepEntries() {
 			for mk, me := range se.metrics {
 				if me.seen != sc.gen {
 					delete(se.metrics, mk)
+					se.byIndex.reset()
 					continue
 				}
 				n++
 				for pk, pe := range me.points {
 					if pe.seen != sc.gen {
 						delete(me.points, pk)
+						me.byIndex.reset()
 						continue
 					}
 					n++
@@ -364,6 +386,8 @@ func (sc *seriesCache) sweepEntries() {
 					if pe.seen == sc.gen {
 						kept = append(kept, pe)
 						n++
+					} else {
+						me.byIndex.reset()
 					}
 				}
 				clear(me.collided[len(kept):])
@@ -415,4 +439,38 @@ func (sc *seriesCache) dropNativeHistograms() bool {
 		}
 	}
 	return true
+}
+
+// positions are cache entries by their place among the metrics of a scope,
+// or the points of a metric, in the last export: the SDK hands the same
+// metrics and points in the same order export after export, so an entry
+// is found there by one comparison, before any map lookup. An entry that
+// is dropped from the cache empties its positions (a position never leads
+// to an entry no longer in the cache); a position that leads to another
+// metric or point is a miss and is overwritten.
+type positions[E comparable] struct {
+	entries []E
+}
+
+func (p *positions[E]) at(i int) E {
+	if i < len(p.entries) {
+		return p.entries[i]
+	}
+	var zero E
+	return zero
+}
+
+func (p *positions[E]) set(i int, e E) {
+	if i >= len(p.entries) {
+		if i >= cap(p.entries) {
+			p.entries = slices.Grow(p.entries, i+1-len(p.entries))
+		}
+		p.entries = p.entries[:i+1]
+	}
+	p.entries[i] = e
+}
+
+func (p *positions[E]) reset() {
+	clear(p.entries)
+	p.entries = p.entries[:0]
 }

@@ -143,20 +143,21 @@ func (cc *conversion) resourceMetrics(rm *metricdata.ResourceMetrics) {
 			cc.reportScope(sm.Scope, &p)
 		}
 		for j := range sm.Metrics {
-			cc.metric(sm.Scope, se, &sm.Metrics[j])
+			cc.metric(sm.Scope, se, &sm.Metrics[j], j)
 		}
 	}
 	cc.targetInfo()
 }
 
-// metric converts one metric, reporting what it drops in one warning.
-func (cc *conversion) metric(scope instrumentation.Scope, se *scopeEntry, m *metricdata.Metrics) {
+// metric converts the scope's metric j, reporting what it drops in one
+// warning.
+func (cc *conversion) metric(scope instrumentation.Scope, se *scopeEntry, m *metricdata.Metrics, j int) {
 	mc := metricCtx{m: *m, high: se.high}
 	kind := kindOf(m.Data)
 	if kind == kindUnsupported {
 		mc.p.add("unsupported data type %T: the whole metric", m.Data)
 	} else {
-		me := cc.metricEntry(se, m, kind)
+		me := cc.metricEntry(se, m, kind, j)
 		if me.high != nil {
 			mc.high = me.high
 		}
@@ -201,13 +202,15 @@ func (cc *conversion) mainFamily(mc *metricCtx, me *metricEntry) string {
 	return f.name
 }
 
-// singlePoint returns the entry of a point with one series named name.
-func (cc *conversion) singlePoint(mc *metricCtx, me *metricEntry, attrs *attribute.Set, name string) *pointEntry {
-	pe := cc.point(me, attrs)
+// singlePoint returns the entry of data point i, with one series named
+// name.
+func (cc *conversion) singlePoint(mc *metricCtx, me *metricEntry, attrs *attribute.Set, i int, name string) *pointEntry {
+	pe := cc.point(me, attrs, i)
 	if pe == nil {
 		var base []prompb.Label
 		pe, base = cc.newPoint(mc, me, nil, *attrs, "")
 		pe.series = cc.sc.internWith(base, nameLabel(name))
+		me.byIndex.set(i, pe)
 	}
 	mc.p.addAll(pe.problems())
 	return pe
@@ -304,7 +307,7 @@ func convertSum[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEntr
 	f := &me.families[familyMain]
 	for i := range d.DataPoints {
 		dp := &d.DataPoints[i]
-		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
+		pe := cc.singlePoint(mc, me, &dp.Attributes, i, name)
 		t := dp.Time.UnixMilli()
 		if d.IsMonotonic {
 			cc.start = startMillis(dp.StartTime)
@@ -327,7 +330,7 @@ func convertGauge[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEn
 	f := &me.families[familyMain]
 	for i := range d.DataPoints {
 		dp := &d.DataPoints[i]
-		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
+		pe := cc.singlePoint(mc, me, &dp.Attributes, i, name)
 		cc.emit(mc, f, &pe.series, promValue(float64(dp.Value)), dp.Time.UnixMilli(), nil, nil)
 	}
 }
@@ -352,7 +355,7 @@ func convertExponentialHistogram[N int64 | float64](cc *conversion, mc *metricCt
 			mc.p.addReason(msg, 1)
 			continue
 		}
-		pe := cc.singlePoint(mc, me, &dp.Attributes, name)
+		pe := cc.singlePoint(mc, me, &dp.Attributes, i, name)
 		cc.start = startMillis(dp.StartTime)
 		var exemplars []prompb.Exemplar
 		if len(dp.Exemplars) > 0 {
@@ -370,9 +373,10 @@ func convertSummary(cc *conversion, mc *metricCtx, me *metricEntry, d metricdata
 	f := &me.families[familyMain]
 	for i := range d.DataPoints {
 		dp := &d.DataPoints[i]
-		pe := cc.point(me, &dp.Attributes)
+		pe := cc.point(me, &dp.Attributes, i)
 		if pe == nil || pe.more == nil || !sameQuantiles(pe.more.quantiles, dp.QuantileValues) {
 			pe = cc.summaryPoint(mc, me, pe, dp, name)
+			me.byIndex.set(i, pe)
 		}
 		ps := pe.more
 		mc.p.addAll(ps.problems)

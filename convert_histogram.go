@@ -36,9 +36,10 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 			mc.p.addReason(msg, 1)
 			continue
 		}
-		pe := cc.point(me, &dp.Attributes)
+		pe := cc.point(me, &dp.Attributes, i)
 		if pe == nil || pe.more == nil || !sameFloats(pe.more.bounds, dp.Bounds) {
 			pe = cc.histogramPoint(mc, me, pe, dp.Attributes, dp.Bounds, name)
+			me.byIndex.set(i, pe)
 		}
 		ps := pe.more
 		mc.p.addAll(ps.problems)

@@ -686,6 +686,30 @@ func TestStreamedExportMatchesReferenceModel(t *testing.T) {
 	})
 }
 
+// TestReorderedExportMatchesReferenceModel: the cache finds a metric or a
+// point first at its place in the last export (positions); metrics and
+// points that change places, vanish and come back elsewhere are still
+// found by their identity, never by their place.
+func TestReorderedExportMatchesReferenceModel(t *testing.T) {
+	checkExportsAgainstModel(t, 50, func(k int, at time.Time) *metricdata.ResourceMetrics {
+		rm := cacheData(k, at)
+		var points []metricdata.DataPoint[float64]
+		for n := range 40 {
+			i := (n*7 + k*3) % 40 // a different order each export
+			if i%5 == k%5 {
+				continue // and a different eighth missing
+			}
+			points = append(points, metricdata.DataPoint[float64]{Attributes: attribute.NewSet(attribute.Int("i", i)), Time: at, Value: float64(i*100 + k)})
+		}
+		sm := &rm.ScopeMetrics[0]
+		sm.Metrics = append(sm.Metrics, metricdata.Metrics{Name: "moving", Data: metricdata.Gauge[float64]{DataPoints: points}})
+		// The scope's metrics rotate.
+		r := k % len(sm.Metrics)
+		sm.Metrics = append(sm.Metrics[r:], sm.Metrics[:r]...)
+		return rm
+	})
+}
+
 // checkExportsAgainstModel runs churning exports of data through a real
 // Exporter and checks them against the reference model (see
 // TestExportMatchesReferenceModel).
