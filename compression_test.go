@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prwmetric/prwmetric/prwmetrictest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // TestZstdExport sends the same export with zstd to a receiver that takes
@@ -223,49 +226,96 @@ func checkGauges(t *testing.T, reqs []received, n int, at time.Time) {
 	}
 }
 
-// TestZstdRequestDecodes checks one zstd body as sent: a single zstd frame
-// holding exactly the 1.0 protobuf a snappy request carries.
+// TestZstdRequestDecodes checks the zstd bodies as sent: each a single
+// zstd frame holding exactly the bytes of the 1.0 protobuf the matching
+// snappy request carries, from a one-block request to requests of many
+// 128 KiB blocks, which the encoder matches across.
 func TestZstdRequestDecodes(t *testing.T) {
-	var bodies [][]byte
-	var mu sync.Mutex
-	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, b)
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	for _, c := range []Compression{CompressionSnappy, CompressionZstd} {
-		exp := newExporter(t, pinned(WithEndpoint(srv.URL), WithoutEnvironment(), WithCompression(c))...)
-		if err := exp.Export(context.Background(), counterData(7)); err != nil {
-			t.Fatalf("Export %v: %v", c, err)
-		}
-	}
-	if len(bodies) != 2 {
-		t.Fatalf("%d requests, want 2", len(bodies))
-	}
-	snappyReq, err := decodeBody(bodies[0])
-	if err != nil {
-		t.Fatal(err)
+	w, wSeries := benchData(benchW, 100, time.UnixMilli(1_700_000_000_000))
+	cases := []struct {
+		name     string
+		data     *metricdata.ResourceMetrics
+		opts     []Option
+		requests int
+		minRaw   int // the smallest request's size, to be sure of the blocks
+	}{
+		{name: "one series", data: counterData(7), requests: 1},
+		{name: "W, one request of many blocks", data: w, requests: 1, minRaw: 1 << 20},
+		{name: "W, requests of a few blocks", data: w, opts: []Option{WithMaxRequestBytes(300 << 10)}, requests: 9, minRaw: 200 << 10},
 	}
 	dec, err := zstd.NewReader(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	raw, err := dec.DecodeAll(bodies[1], nil)
-	if err != nil {
-		t.Fatalf("zstd body does not decode: %v", err)
-	}
-	var zstdReq prompb.WriteRequest
-	if err := zstdReq.Unmarshal(raw); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(fromProm(snappyReq), fromProm(&zstdReq)); diff != "" {
-		t.Errorf("(-snappy +zstd):\n%s", diff)
-	}
-	if want := []series{counterSeries(7)}; !cmp.Equal(fromProm(&zstdReq), want) {
-		t.Errorf("zstd request %v, want %v", fromProm(&zstdReq), want)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var bodies [2][][]byte // snappy, zstd
+			var mu sync.Mutex
+			srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				i := 0
+				if r.Header.Get("Content-Encoding") == "zstd" {
+					i = 1
+				}
+				mu.Lock()
+				bodies[i] = append(bodies[i], b)
+				mu.Unlock()
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			for _, c := range []Compression{CompressionSnappy, CompressionZstd} {
+				opts := append(pinned(WithEndpoint(srv.URL), WithoutEnvironment(), WithCompression(c), WithMaxConcurrentRequests(1)), tc.opts...)
+				exp := newExporter(t, opts...)
+				if err := exp.Export(context.Background(), tc.data); err != nil {
+					t.Fatalf("Export %v: %v", c, err)
+				}
+			}
+			if len(bodies[0]) != tc.requests || len(bodies[1]) != len(bodies[0]) {
+				t.Fatalf("%d snappy and %d zstd requests, want %d of each", len(bodies[0]), len(bodies[1]), tc.requests)
+			}
+			for i, zb := range bodies[1] {
+				want, err := snappy.Decode(nil, bodies[0][i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				var h zstd.Header
+				if err := h.Decode(zb); err != nil || h.HasFCS && h.FrameContentSize != uint64(len(want)) {
+					t.Errorf("request %d: zstd frame header %+v (%v), want one of content size %d", i, h, err, len(want))
+				}
+				got, err := dec.DecodeAll(zb, nil)
+				if err != nil {
+					t.Fatalf("request %d: zstd body does not decode: %v", i, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("request %d: zstd body decodes to %d bytes that differ from the snappy request's %d", i, len(got), len(want))
+				}
+				if i < len(bodies[1])-1 && len(want) < tc.minRaw {
+					t.Errorf("request %d: %d bytes, want at least %d", i, len(want), tc.minRaw)
+				}
+			}
+			if tc.data == w {
+				req, err := decodeBody(bodies[0][0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				// pinned leaves target_info out.
+				if n := len(req.Timeseries); tc.requests == 1 && n != wSeries-1 {
+					t.Errorf("%d series, want %d", n, wSeries-1)
+				}
+			} else {
+				raw, err := dec.DecodeAll(bodies[1][0], nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var zstdReq prompb.WriteRequest
+				if err := zstdReq.Unmarshal(raw); err != nil {
+					t.Fatal(err)
+				}
+				if want := []series{counterSeries(7)}; !cmp.Equal(fromProm(&zstdReq), want) {
+					t.Errorf("zstd request %v, want %v", fromProm(&zstdReq), want)
+				}
+			}
+		})
 	}
 }
 
