@@ -1,0 +1,121 @@
+package prwmetric
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// send delivers b in requests within the size limits, up to
+// WithMaxConcurrentRequests at once: metadata goes with the last request,
+// a series larger than the byte limit alone in its own (see batch.cut).
+// The first failure stops the requests not yet started (requests under way
+// complete): it is logged once and returned, as a *WriteError that counts
+// the series delivered and dropped. delivered are the records the receiver
+// accepted, as sorted spans.
+//
+// A 2.0 exporter whose receiver refuses 2.0, or a zstd one whose receiver
+// refuses zstd, sends what was not delivered again as 1.0 with snappy, and
+// stays on that for a while (see WithProtocol, WithCompression).
+func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (delivered []span, err error) {
+	now := e.negotiation.clock()
+	proto, comp := e.negotiation.current(now), e.negotiation.currentCompression(now)
+	bufs.todo = append(bufs.todo[:0], span{0, len(b.records)})
+	r := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp)
+	return e.settle(ctx, b, bufs, r, proto, comp, now)
+}
+
+// settle finishes a send whose first attempt, as proto with comp, came
+// back as r: a refusal of 2.0 or zstd sends the rest again as 1.0 with
+// snappy; failures are logged and returned.
+func (e *Exporter) settle(ctx context.Context, b *batch, bufs *sendBuffers, r sent, proto Protocol, comp Compression, now time.Time) (delivered []span, err error) {
+	switch {
+	case proto == ProtocolV2 && refusesV2(r.err):
+		proto = ProtocolV1
+		if e.negotiation.v1.fallBack(now) {
+			e.cfg.logger.Warn("prwmetric: the receiver does not speak Remote Write 2.0; sending 1.0 instead, and trying 2.0 again every hour",
+				"endpoint", e.client.redacted, "reason", refusalReason(r.err))
+		}
+		r = e.resend(ctx, b, bufs, r, proto, comp)
+	case comp == CompressionZstd && refusesZstd(r.err):
+		refusal := r.err
+		r = e.resend(ctx, b, bufs, r, proto, CompressionSnappy)
+		// A receiver that refuses the snappy data as well refuses the
+		// data, not zstd: then zstd is tried again next time.
+		if !refusesZstd(r.err) && e.negotiation.snappy.fallBack(now) {
+			// The status says enough: response bodies are reported
+			// through WriteError only.
+			var we *WriteError
+			errors.As(refusal, &we)
+			e.cfg.logger.Warn("prwmetric: the receiver does not take zstd; sending snappy instead, and trying zstd again every hour",
+				"endpoint", e.client.redacted, "status", we.StatusCode)
+		}
+	}
+	e.client.rebalance(now)
+	if r.err != nil && refusesNativeHistograms(r.err) && e.series.sendsNativeHistograms() {
+		return r.delivered, r.err // sent again without them (Export), not a failure yet
+	}
+
+	var errs []error
+	if p := r.partial; p != nil {
+		p.Endpoint = e.client.redacted
+		e.cfg.failureLogger().Warn("prwmetric: the receiver wrote only part of the data",
+			"endpoint", p.Endpoint,
+			"samples_sent", p.SamplesSent, "samples_written", p.SamplesWritten,
+			"histograms_sent", p.HistogramsSent, "histograms_written", p.HistogramsWritten,
+			"exemplars_sent", p.ExemplarsSent, "exemplars_written", p.ExemplarsWritten)
+		errs = append(errs, p)
+	}
+	if r.err != nil {
+		var we *WriteError
+		if errors.As(r.err, &we) {
+			we.Delivered = covered(r.delivered)
+			we.Series = b.dropped(r.delivered, proto)
+		}
+		e.warn(r.err)
+		errs = append(errs, r.err)
+	}
+	if proto == ProtocolV1 {
+		errs = append(errs, e.reportSkippedByV1(b))
+	}
+	return r.delivered, errors.Join(errs...)
+}
+
+// dropped counts the records of b not in delivered, but for those a 1.0
+// request leaves out, which reportSkippedByV1 reports.
+func (b *batch) dropped(delivered []span, proto Protocol) int {
+	n := len(b.records) - covered(delivered)
+	if proto == ProtocolV1 && b.collectV2 {
+		for _, g := range gaps(nil, delivered, len(b.records)) {
+			for i := g.start; i < g.end; i++ {
+				if b.skippedByV1(i) {
+					n--
+				}
+			}
+		}
+	}
+	return n
+}
+
+// sent is the outcome of sending some records of a batch.
+type sent struct {
+	delivered []span
+	// err is the first failure; partial counts what 2.0 receivers did not
+	// write of requests they accepted.
+	err     error
+	partial *PartialWriteError
+}
+
+// resend sends again, as proto with comp, what r did not deliver.
+func (e *Exporter) resend(ctx context.Context, b *batch, bufs *sendBuffers, r sent, proto Protocol, comp Compression) sent {
+	bufs.todo = gaps(bufs.todo[:0], r.delivered, len(b.records))
+	// r.delivered lives in bufs.delivered, which sendAs reuses.
+	first := append(bufs.more[:0], r.delivered...)
+	bufs.more = first
+	again := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp)
+	again.delivered = mergeSpans(nil, first, again.delivered) // rare: no buffer kept
+	if again.partial == nil {
+		again.partial = r.partial
+	}
+	return again
+}
