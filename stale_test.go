@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -230,5 +232,66 @@ func TestOlderSampleIsNotRestamped(t *testing.T) {
 	reqs := srv.Requests()
 	if got := reqs[1].V1.Timeseries[0].Samples[0].Timestamp; got != at.Add(-time.Second).UnixMilli() {
 		t.Errorf("second request stamped %d, want the sample's own %d", got, at.Add(-time.Second).UnixMilli())
+	}
+}
+
+// TestSplitSpans: markDelivered's halves cover the spans exactly, the
+// first holding n records.
+func TestSplitSpans(t *testing.T) {
+	tests := []struct {
+		name        string
+		spans       []span
+		n           int
+		first, rest []span
+	}{
+		{"inside one span", []span{{0, 10}}, 4, []span{{0, 4}}, []span{{4, 10}}},
+		{"at a span's end", []span{{0, 4}, {6, 10}}, 4, []span{{0, 4}}, []span{{6, 10}}},
+		{"inside the second", []span{{0, 4}, {6, 10}, {12, 13}}, 6, []span{{0, 4}, {6, 8}}, []span{{8, 10}, {12, 13}}},
+		{"all of them", []span{{0, 4}, {6, 10}}, 8, []span{{0, 4}, {6, 10}}, []span{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spans := slices.Clone(tt.spans)
+			first, rest := splitSpans(spans, tt.n)
+			if !slices.Equal(first, tt.first) || !slices.Equal(rest, tt.rest) {
+				t.Errorf("splitSpans(%v, %d) = %v, %v; want %v, %v", tt.spans, tt.n, first, rest, tt.first, tt.rest)
+			}
+			if !slices.Equal(spans, tt.spans) {
+				t.Errorf("splitSpans changed its input: %v", spans)
+			}
+		})
+	}
+}
+
+// TestMarkDeliveredLargeExport: an export large enough that markDelivered
+// marks its two halves on two cores still records every series: the series
+// of both halves that then stop get their staleness marker.
+func TestMarkDeliveredLargeExport(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	exp := newTestExporter(t, srv)
+	const series = 4 * markHalf
+	at := time.UnixMilli(1_700_000_000_000)
+	ctx := context.Background()
+	if err := exp.Export(ctx, manyGauges(series, at)); err != nil {
+		t.Fatal(err)
+	}
+	// The next export keeps the first quarter: the rest, from both halves,
+	// ends.
+	if err := exp.Export(ctx, manyGauges(series/4, at.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{series/4 - 1, series / 4, series/2 + 1, series - 1} {
+		samples, err := srv.Samples("load", map[string]string{"i": strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := i >= series/4
+		if len(samples) != 2 || samples[0].Value != float64(i) || math.Float64bits(samples[1].Value) == math.Float64bits(staleNaN) != ended {
+			t.Errorf("series %d: samples %+v; want its value, then %s", i, samples, map[bool]string{true: "a staleness marker", false: "its value again"}[ended])
+		}
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("receiver violations: %v", v)
 	}
 }
