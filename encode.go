@@ -63,12 +63,6 @@ func (v *batchView) encode(buf []byte, c cut) []byte {
 	return buf
 }
 
-// encode is batchView.encode of the batch as it is.
-func (b *batch) encode(buf []byte, c cut) []byte {
-	v := b.view()
-	return v.encode(buf, c)
-}
-
 // The Remote-Write 1.0 protobuf wire format, written directly into byte
 // slices. Every function writes exactly the bytes gogo's generated Marshal
 // of the matching prompb message writes: fields in field-number order,

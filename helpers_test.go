@@ -432,6 +432,12 @@ func (h *logCapture) lines() []string {
 	return out
 }
 
+// encode is batchView.encode of the batch as it is.
+func (b *batch) encode(buf []byte, c cut) []byte {
+	v := b.view()
+	return v.encode(buf, c)
+}
+
 // allRecords is the one span of every record of b.
 func (b *batch) allRecords() []span {
 	return []span{{0, len(b.records)}}

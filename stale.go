@@ -2,8 +2,6 @@ package prwmetric
 
 import (
 	"math"
-	"slices"
-	"sync"
 )
 
 // staleNaN is Prometheus' staleness marker: the series ended. It is reserved
@@ -69,50 +67,6 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 func (sc *seriesCache) markDelivered(b *batch, delivered []span) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	// Each record is a cache miss on its series' state, and the export
-	// waits for them all: a large export marks its two halves on two
-	// cores. Records of one export are of distinct series.
-	if n := covered(delivered); n >= 2*markHalf {
-		var wg sync.WaitGroup
-		first, second := splitSpans(delivered, n/2)
-		wg.Go(func() { sc.markRecords(b, second) })
-		sc.markRecords(b, first)
-		wg.Wait()
-	} else {
-		sc.markRecords(b, delivered)
-	}
-	if len(b.ended) > 0 && b.arrived(delivered) {
-		// Without markers, a series ends with the first export that
-		// arrives without it.
-		for _, s := range b.ended {
-			s.set(flagDelivered, false)
-		}
-	}
-}
-
-// markHalf is the fewest records markDelivered marks on a core of its own.
-const markHalf = 8192
-
-// splitSpans cuts sorted spans into those of the first n records and the
-// rest.
-func splitSpans(spans []span, n int) (first, rest []span) {
-	for k, sp := range spans {
-		if l := sp.end - sp.start; l < n {
-			n -= l
-			continue
-		} else if l == n {
-			return spans[:k+1], spans[k+1:]
-		}
-		// sp holds the cut: the halves share no memory with spans.
-		first = append(slices.Clone(spans[:k]), span{sp.start, sp.start + n})
-		rest = append([]span{{sp.start + n, sp.end}}, spans[k+1:]...)
-		return first, rest
-	}
-	return spans, nil
-}
-
-// markRecords is markDelivered of the records in spans.
-func (sc *seriesCache) markRecords(b *batch, delivered []span) {
 	for _, sp := range delivered {
 		for i := sp.start; i < sp.end; i++ {
 			r := &b.records[i]
@@ -129,6 +83,13 @@ func (sc *seriesCache) markRecords(b *batch, delivered []span) {
 				sv := &sc.v2series[r.s.v2]
 				sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
 			}
+		}
+	}
+	if len(b.ended) > 0 && b.arrived(delivered) {
+		// Without markers, a series ends with the first export that
+		// arrives without it.
+		for _, s := range b.ended {
+			s.set(flagDelivered, false)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -235,42 +234,14 @@ func TestOlderSampleIsNotRestamped(t *testing.T) {
 	}
 }
 
-// TestSplitSpans: markDelivered's halves cover the spans exactly, the
-// first holding n records.
-func TestSplitSpans(t *testing.T) {
-	tests := []struct {
-		name        string
-		spans       []span
-		n           int
-		first, rest []span
-	}{
-		{"inside one span", []span{{0, 10}}, 4, []span{{0, 4}}, []span{{4, 10}}},
-		{"at a span's end", []span{{0, 4}, {6, 10}}, 4, []span{{0, 4}}, []span{{6, 10}}},
-		{"inside the second", []span{{0, 4}, {6, 10}, {12, 13}}, 6, []span{{0, 4}, {6, 8}}, []span{{8, 10}, {12, 13}}},
-		{"all of them", []span{{0, 4}, {6, 10}}, 8, []span{{0, 4}, {6, 10}}, []span{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			spans := slices.Clone(tt.spans)
-			first, rest := splitSpans(spans, tt.n)
-			if !slices.Equal(first, tt.first) || !slices.Equal(rest, tt.rest) {
-				t.Errorf("splitSpans(%v, %d) = %v, %v; want %v, %v", tt.spans, tt.n, first, rest, tt.first, tt.rest)
-			}
-			if !slices.Equal(spans, tt.spans) {
-				t.Errorf("splitSpans changed its input: %v", spans)
-			}
-		})
-	}
-}
-
-// TestMarkDeliveredLargeExport: an export large enough that markDelivered
-// marks its two halves on two cores still records every series: the series
-// of both halves that then stop get their staleness marker.
+// TestMarkDeliveredLargeExport: a large export, cut into several requests
+// during its conversion, records every series as delivered: those that
+// then stop get their staleness marker.
 func TestMarkDeliveredLargeExport(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	t.Cleanup(srv.Close)
 	exp := newTestExporter(t, srv)
-	const series = 4 * markHalf
+	const series = 30000
 	at := time.UnixMilli(1_700_000_000_000)
 	ctx := context.Background()
 	if err := exp.Export(ctx, manyGauges(series, at)); err != nil {
