@@ -79,3 +79,51 @@ func TestStreamCutsDuringConversion(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamAfterFailedConversion: when the conversion fails part-way
+// (it panicked), what it had already cut may still go, but nothing more is
+// cut or sent; what went is exactly what is reported delivered.
+func TestStreamAfterFailedConversion(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	exp := newTestExporter(t, srv, WithMaxRequestBytes(4096))
+	b := &exp.batch
+	st := exp.startStream(context.Background(), b)
+	if st == nil {
+		t.Fatal("a 1.0 export does not stream")
+	}
+	ok, err := exp.convertSafely(manyGauges(2000, time.UnixMilli(1_700_000_000_000)), b)
+	if !ok || err != nil {
+		t.Fatalf("conversion: %v", err)
+	}
+	st.run.p.cutMu.Lock()
+	early := len(st.run.p.items)
+	st.run.p.cutMu.Unlock()
+	// As if the conversion had failed here: the rest of the batch is
+	// never cut.
+	delivered, err := exp.finishStream(context.Background(), b, st, false)
+	if err != nil {
+		t.Fatalf("finishStream: %v", err)
+	}
+	if n := len(st.run.p.items); n != early {
+		t.Errorf("%d requests cut after the failure (%d before)", n-early, early)
+	}
+	reqs := srv.Requests()
+	if len(reqs) > early {
+		t.Errorf("%d requests sent, only %d were cut", len(reqs), early)
+	}
+	got := 0
+	for _, r := range reqs {
+		got += len(r.V1.Timeseries)
+	}
+	if covered(delivered) != got {
+		t.Errorf("%d records reported delivered, the receiver got %d series", covered(delivered), got)
+	}
+	if covered(delivered) >= len(b.records) {
+		t.Errorf("all %d records delivered: the rest of the batch was sent", len(b.records))
+	}
+	b.reset()
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("receiver violations: %v", v)
+	}
+}
