@@ -112,7 +112,9 @@ func WithExternalLabels(labels map[string]string) Option {
 }
 
 // WithoutMetadata leaves out the metadata (type, help, unit) otherwise sent
-// once per family in each request.
+// once per family in each export: with Remote Write 1.0 in the export's last
+// request (in a request of their own when they would take it past
+// WithMaxRequestBytes), with 2.0 on each series.
 func WithoutMetadata() Option {
 	return optionFunc(func(c config) config { c.withoutMetadata = true; return c })
 }

@@ -50,8 +50,9 @@ type Stats struct {
 	// Samples, Histograms and Exemplars are what the 2.0 requests carried,
 	// and what the receiver answered as written.
 	Samples, Histograms, Exemplars int64
-	// DecodeNanos is the time spent decoding and counting 2.0 bodies: work
-	// that a 1.0 request, only counted in bytes, does not cost the receiver.
+	// DecodeNanos is the wall time during which the receiver was decoding
+	// and counting 2.0 bodies (one or more at once): work that a 1.0
+	// request, only counted in bytes, does not cost the receiver.
 	DecodeNanos int64
 	// ZstdRequests is how many of Requests were zstd-compressed 1.0
 	// requests of the VictoriaMetrics remote write protocol.
@@ -107,6 +108,33 @@ type counter struct {
 	zstd                                     atomic.Int64
 
 	scratch sync.Pool // of *v2Scratch
+
+	// decoding counts the 2.0 bodies being decoded, since busySince.
+	mu        sync.Mutex
+	decoding  int
+	busySince time.Time
+}
+
+// decodeStarted and decodeEnded time the receiver's decoding as the wall
+// time during which it decodes at least one body: with requests decoded
+// side by side, a sum of their times would count the same wait more than
+// once, and could exceed the export it is taken from.
+func (c *counter) decodeStarted() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.decoding == 0 {
+		c.busySince = time.Now()
+	}
+	c.decoding++
+}
+
+func (c *counter) decodeEnded() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.decoding--
+	if c.decoding == 0 {
+		c.nano.Add(int64(time.Since(c.busySince)))
+	}
 }
 
 func (c *counter) stats() Stats {
@@ -273,9 +301,9 @@ func (c *counter) serveV2(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("a Remote Write 2.0 body must be snappy-compressed; Content-Encoding is %q", enc), http.StatusUnsupportedMediaType)
 		return
 	}
-	start := time.Now()
+	c.decodeStarted()
 	counts, rawLen, err := s.decode()
-	elapsed := time.Since(start)
+	c.decodeEnded()
 	if err != nil {
 		http.Error(w, "decoding the Remote Write 2.0 request: "+err.Error(), http.StatusBadRequest)
 		return
@@ -287,7 +315,6 @@ func (c *counter) serveV2(w http.ResponseWriter, r *http.Request) {
 	c.samples.Add(int64(counts.samples))
 	c.histograms.Add(int64(counts.histograms))
 	c.exemplars.Add(int64(counts.exemplars))
-	c.nano.Add(int64(elapsed))
 	h := w.Header()
 	h.Set(headerSamplesWritten, strconv.Itoa(counts.samples))
 	h.Set(headerHistogramsWritten, strconv.Itoa(counts.histograms))

@@ -66,8 +66,10 @@ func writeResults(w io.Writer, r *results, env environment, raw string) {
 	p("that reads and discards the body; for Remote Write 2.0 it decodes each request to answer the written counts, as 2.0 requires. ")
 	p("Times are per export in the steady state, after warm-up exports: the median over the rounds and, beside it, the fastest and slowest round. ")
 	p("Per-series figures divide by the same number of series for every library: the Prometheus series of a 1.0 export, `target_info` included. ")
-	p("Ratios compare each library's own time, which for 2.0 is the time per export less the receiver's decoding it waited for ")
-	p("(reported by the benchmark as `rcv-decode-ns/op`). ")
+	p("Ratios compare each library's own time, which for 2.0 is the time per export less the receiver's decoding ")
+	p("(reported by the benchmark as `rcv-decode-ns/op`: the wall time during which the receiver decoded one request or more; with requests in flight side by side ")
+	p("the exporter also works meanwhile, so this own time is a lower bound). The target of 2.0 ÷ 1.0 compares what is the exporter's alone: ")
+	p("its process's CPU time per export (`cpu-ns/op`; the receiver is another process). ")
 	p("The floor is `snappy.Encode` (golang/snappy) of prwmetric's own 1.0 payload; prwmetric compresses with `s2.EncodeSnappy` (klauspost/compress), ")
 	p("which writes the same snappy block format.\n\n")
 
@@ -195,6 +197,19 @@ func ownRatio(a, b string) func(r *results, s shape) (float64, bool) {
 	}
 }
 
+// cpuRatio is the median CPU time per export (cpu-ns/op) of library a ÷
+// that of library b.
+func cpuRatio(a, b string) func(r *results, s shape) (float64, bool) {
+	return func(r *results, s shape) (float64, bool) {
+		ca, okA := r.median(s.bench+"/"+a, "cpu-ns/op")
+		cb, okB := r.median(s.bench+"/"+b, "cpu-ns/op")
+		if !okA || !okB || cb == 0 {
+			return 0, false
+		}
+		return ca / cb, true
+	}
+}
+
 var targets = []target{
 	{what: "prwmetric time ÷ snappy floor of its own payload", limit: always(2.5), got: ownRatio("prwmetric", "snappy_floor"), limitText: "≤ 2.5"},
 	{what: "prwmetric time ÷ Collector path", limit: always(0.05), got: ownRatio("prwmetric", "collector_prw"), limitText: "≤ 0.05"},
@@ -221,7 +236,7 @@ var targets = []target{
 		}
 		return a / b, true
 	}, limitText: "≤ 0.65"},
-	{what: "prwmetric 2.0 time (without the receiver's decoding) ÷ 1.0", limit: always(1), got: ownRatio("prwmetric_v2", "prwmetric"), limitText: "≤ 1.0"},
+	{what: "prwmetric 2.0 exporter CPU per export ÷ 1.0 (the receiver's decoding is another process)", limit: always(1), got: cpuRatio("prwmetric_v2", "prwmetric"), limitText: "≤ 1.0"},
 	{what: "1 000 000 series, first export: heap growth ÷ raw payload", limit: func(s shape) (float64, bool) { return 2, s.large },
 		got: largeMedian("first"), strict: true, limitText: "< 2"},
 	{what: "1 000 000 series, steady export: heap growth ÷ raw payload", limit: func(s shape) (float64, bool) { return 2, s.large },
