@@ -328,13 +328,13 @@ func TestTransportOptions(t *testing.T) {
 		wantCompression Compression
 		wantConcurrent  int
 	}{
-		{name: "defaults", wantCompression: CompressionSnappy, wantConcurrent: 64},
-		{name: "zstd", opts: []Option{WithCompression(CompressionZstd)}, wantCompression: CompressionZstd, wantConcurrent: 64},
+		{name: "defaults", wantCompression: CompressionSnappy, wantConcurrent: 128},
+		{name: "zstd", opts: []Option{WithCompression(CompressionZstd)}, wantCompression: CompressionZstd, wantConcurrent: 128},
 		{name: "one request at a time", opts: []Option{WithMaxConcurrentRequests(1)}, wantCompression: CompressionSnappy, wantConcurrent: 1},
 		{name: "more requests than idle connections by default", opts: []Option{WithMaxConcurrentRequests(200)}, wantCompression: CompressionSnappy, wantConcurrent: 200},
-		{name: "env zstd", env: map[string]string{envCompression: " ZSTD "}, wantCompression: CompressionZstd, wantConcurrent: 64},
+		{name: "env zstd", env: map[string]string{envCompression: " ZSTD "}, wantCompression: CompressionZstd, wantConcurrent: 128},
 		{name: "code wins over env", env: map[string]string{envCompression: "zstd"}, opts: []Option{WithCompression(CompressionSnappy)},
-			wantCompression: CompressionSnappy, wantConcurrent: 64},
+			wantCompression: CompressionSnappy, wantConcurrent: 128},
 		{name: "env invalid", env: map[string]string{envCompression: "gzip"},
 			wantErr: envCompression + `: "gzip" is not a compression; use snappy or zstd`},
 		{name: "unknown compression", opts: []Option{WithCompression(9)},

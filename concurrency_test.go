@@ -235,14 +235,14 @@ func TestConcurrentFailureStopsRequestsNotStarted(t *testing.T) {
 
 // TestConcurrencyBound: an export of more requests than the limit has
 // exactly the limit in flight until they are answered, then the rest. By
-// default the limit is 64.
+// default the limit is 128.
 func TestConcurrencyBound(t *testing.T) {
 	cases := []struct {
 		name string
 		opts []Option
 		want int
 	}{
-		{name: "default", want: 64},
+		{name: "default", want: 128},
 		{name: "one at a time", opts: []Option{WithMaxConcurrentRequests(1)}, want: 1},
 		{name: "three", opts: []Option{WithMaxConcurrentRequests(3)}, want: 3},
 	}

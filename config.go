@@ -36,13 +36,16 @@ const (
 
 // defaultMaxConcurrentRequests: far away each request takes a round trip,
 // and an export's round trips add about its requests ÷ n of them. The
-// 1 000 000-series export (113 requests; benchmarks' BenchmarkLatency, a busy
-// machine; no delay / 10 ms / 50 ms of round-trip time) took 0.35 / 0.42 /
-// 1.05 s with 8 in flight (3.0× at 50 ms), 0.24 / 0.31 / 0.61 s with 16
-// (2.5×), 0.31–0.34 / 0.32–0.36 / 0.40–0.42 s with 64 (1.2–1.3×), for the
-// same CPU. Nearby, a receiver sees only the requests ready before it
-// answers the earlier ones (up to 20 of an export's 21 in the e2e tests).
-const defaultMaxConcurrentRequests = 64
+// 1 000 000-series export (113 requests; benchmarks' BenchmarkLatency; no
+// delay / 50 ms of round-trip time) took 0.35 / 1.05 s with 8 in flight
+// (3.0×) and 0.24 / 0.61 s with 16 (2.5×) on a busy machine; once the
+// export itself took 0.13 s (its requests cut and sent during the
+// conversion), 0.13 / 0.20 s with 64 (1.55–1.6×) and 0.13 / 0.18 s with
+// 128 (1.4×), for the same CPU: with 128 the whole export is one wave of
+// requests. Only exports of that many requests open that many connections;
+// nearby, a receiver sees only the requests ready before it answers the
+// earlier ones (up to 20 of an export's 21 in the e2e tests).
+const defaultMaxConcurrentRequests = 128
 
 // config is the validated result of all options. It is copied by value into
 // each option so that an Option can never mutate a config it does not own.

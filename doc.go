@@ -134,7 +134,7 @@
 //     histogram series, so increase() counts its first increment.
 //   - WithMaxSeriesPerRequest (default 10 000), WithMaxRequestBytes (default
 //     3 MiB): larger exports are split into requests.
-//   - WithMaxConcurrentRequests (default 64): requests of one export in flight
+//   - WithMaxConcurrentRequests (default 128): requests of one export in flight
 //     at once; the next export starts when all have finished.
 //   - WithCompression (default CompressionSnappy): CompressionZstd sends the
 //     VictoriaMetrics protocol, with fallback to snappy.

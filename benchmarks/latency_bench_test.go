@@ -33,7 +33,7 @@ type latencyVariant struct {
 }
 
 // latencyVariants are the configurations BenchmarkLatency compares;
-// gen-table.sh makes a table row of each. "default" is 64 concurrent
+// gen-table.sh makes a table row of each. "default" is 128 concurrent
 // requests (WithMaxConcurrentRequests) and snappy.
 var latencyVariants = []latencyVariant{
 	{name: "concurrency=1", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(1)}},
@@ -42,6 +42,7 @@ var latencyVariants = []latencyVariant{
 	{name: "concurrency=8", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(8)}},
 	{name: "concurrency=16", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(16)}},
 	{name: "concurrency=32", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(32)}},
+	{name: "concurrency=64", opts: []prwmetric.Option{prwmetric.WithMaxConcurrentRequests(64)}},
 	{name: "default"},
 	{name: "compression=zstd", opts: []prwmetric.Option{prwmetric.WithCompression(prwmetric.CompressionZstd)}, out: outRemoteWriteZstd},
 }

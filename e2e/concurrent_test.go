@@ -70,7 +70,7 @@ func vmTarget(s *vmServer) concurrentTarget {
 }
 
 // TestConcurrentRequests splits each export of 10 000 series into requests
-// of 500 series, sent with the default limit of requests in flight (64: all
+// of 500 series, sent with the default limit of requests in flight (128: all
 // 21 at once), five exports in a row, against every backend. The proxy in front holds the first request until a second one
 // is in flight, so concurrency is proven, not hoped for. Every Export must
 // return nil, every request succeed, the server's own counters show exactly
@@ -81,7 +81,7 @@ func TestConcurrentRequests(t *testing.T) {
 		series     = 10_000
 		exports    = 5
 		perRequest = 500
-		concurrent = 64 // WithMaxConcurrentRequests' default, not set
+		concurrent = 128 // WithMaxConcurrentRequests' default, not set
 		// Each export carries target_info as well.
 		requestsPerExport = (series + 1 + perRequest - 1) / perRequest
 	)

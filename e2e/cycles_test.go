@@ -57,7 +57,7 @@ const (
 // export), and no out-of-order, out-of-bounds or too-old samples, but for
 // a cancelled export's request that Prometheus handled after newer samples
 // (at most one 400 per cancelled export; seen a few times in a hundred runs
-// since the default of 64 connections). The series then read back with
+// since an export's requests go side by side). The series then read back with
 // every cycle's values in order.
 func TestShutdownCycles(t *testing.T) {
 	backends := []struct {

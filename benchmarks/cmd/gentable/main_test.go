@@ -125,12 +125,12 @@ func TestWriteResults(t *testing.T) {
 		"| Workload | Concurrent requests | Compression | requests/export | rtt=0ms | rtt=10ms | rtt=50ms | rtt=10ms,bw=100Mbit | 50 ms ÷ no delay |",
 		// 60 ms more at 10 ms RTT, 300 ms more at 50: six round trips;
 		// no target on W.
-		"| W | 64 (default) | snappy | 6.00 | 10.0 | 70.0 (+6.0 RTT) | 310 (+6.0 RTT) | 150 | 31× |",
+		"| W | 128 (default) | snappy | 6.00 | 10.0 | 70.0 (+6.0 RTT) | 310 (+6.0 RTT) | 150 | 31× |",
 		// Links the run lacks are dashes; no target off the default.
 		"| 1M | 1 | snappy | 100 | 1,000 | — | 6,000 (+100 RTT) | — | 6.0× |",
 		// The target: 1.4 ≤ 1.5 at the default concurrency on 1M.
-		"| 1M | 64 (default) | snappy | 100 | 1,000 | — | 1,400 (+8.0 RTT) | — | 1.4× ✓ |",
-		"| 1M | 64 (default) | zstd | 100 | 1,200 | — | 2,000 (+16 RTT) | — | 1.7× |",
+		"| 1M | 128 (default) | snappy | 100 | 1,000 | — | 1,400 (+8.0 RTT) | — | 1.4× ✓ |",
+		"| 1M | 128 (default) | zstd | 100 | 1,200 | — | 2,000 (+16 RTT) | — | 1.7× |",
 		"## Compression: snappy or zstd\n",
 		"medians of 2 rounds.",
 		// 0.3 ≤ 0.35 in bytes, 1.25 ≤ 1.5 in CPU; counters: 0.4 and 2.0,
@@ -205,11 +205,11 @@ func TestVariantColumns(t *testing.T) {
 		give                             string
 		wantConcurrency, wantCompression string
 	}{
-		{give: "default", wantConcurrency: "64 (default)", wantCompression: "snappy"},
+		{give: "default", wantConcurrency: "128 (default)", wantCompression: "snappy"},
 		{give: "concurrency=16", wantConcurrency: "16", wantCompression: "snappy"},
 		{give: "concurrency=8", wantConcurrency: "8", wantCompression: "snappy"},
-		{give: "concurrency=64", wantConcurrency: "64 (default)", wantCompression: "snappy"},
-		{give: "compression=zstd", wantConcurrency: "64 (default)", wantCompression: "zstd"},
+		{give: "concurrency=64", wantConcurrency: "64", wantCompression: "snappy"},
+		{give: "compression=zstd", wantConcurrency: "128 (default)", wantCompression: "zstd"},
 		{give: "concurrency=2,compression=zstd,http2=on", wantConcurrency: "2", wantCompression: "zstd, http2=on"},
 	} {
 		c, z := variantColumns(tc.give)

@@ -402,7 +402,7 @@ const (
 
 // defaultConcurrency is prwmetric's default WithMaxConcurrentRequests, the
 // "default" configuration of BenchmarkLatency.
-const defaultConcurrency = "64"
+const defaultConcurrency = "128"
 
 // variantColumns reads a BenchmarkLatency configuration, "default" or
 // option=value pairs such as "concurrency=2" or "compression=zstd", as the
