@@ -22,6 +22,9 @@ type batch struct {
 	collectV2 bool
 	// stream cuts the requests during the conversion, when not nil.
 	stream *stream
+	// marked are the records already marked delivered (markSent), as
+	// sorted spans; unmarked is markDelivered's scratch.
+	marked, unmarked []span
 }
 
 // record is one series of a batch.
@@ -58,6 +61,7 @@ func (b *batch) reset() {
 	b.ended = b.ended[:0]
 	clear(b.v2)
 	b.v2 = b.v2[:0]
+	b.marked = b.marked[:0]
 }
 
 // skippedByV1 reports whether record i is left out of 1.0 requests: a
@@ -146,6 +150,29 @@ func mergeSpans(dst, a, b []span) []span {
 			dst, a = addSpan(dst, a[0]), a[1:]
 		} else {
 			dst, b = addSpan(dst, b[0]), b[1:]
+		}
+	}
+	return dst
+}
+
+// subtractSpans appends to dst the parts of spans a that spans b do not
+// cover; both are sorted and disjoint.
+func subtractSpans(dst, a, b []span) []span {
+	for _, s := range a {
+		for len(b) > 0 && b[0].end <= s.start {
+			b = b[1:]
+		}
+		for _, t := range b {
+			if t.start >= s.end {
+				break
+			}
+			if t.start > s.start {
+				dst = addSpan(dst, span{s.start, t.start})
+			}
+			s.start = max(s.start, t.end)
+		}
+		if s.start < s.end {
+			dst = addSpan(dst, s)
 		}
 	}
 	return dst

@@ -134,8 +134,9 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 		delivered, err = e.sendAll(ctx, b)
 	}
 	if refusesNativeHistograms(err) && e.series.dropNativeHistograms() {
-		// Nothing of it is marked delivered: what went through before the
-		// refusal goes again, the same samples, which receivers accept.
+		// Nothing of it is marked delivered (see marksEarly): what went
+		// through before the refusal goes again, the same samples, which
+		// receivers accept.
 		e.cfg.logger.Warn("prwmetric: the receiver refuses native histograms; sending this export again and from now on with exponential histograms as classic histograms. To keep native histograms, enable them on the receiver (Prometheus 2.40+: --enable-feature=native-histograms; Mimir: -ingester.native-histograms-ingestion-enabled); to choose classic histograms up front, use WithoutNativeHistograms",
 			"endpoint", e.client.redacted)
 		b.reset()

@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -133,5 +134,50 @@ func TestNativeHistogramsRefusedAfterAnUnansweredExport(t *testing.T) {
 	}
 	if _, err := srv.ClassicHistogram("latency_seconds", map[string]string{"route": "/buy"}); err != nil {
 		t.Errorf("classic histogram: %v", err)
+	}
+}
+
+// TestNativeHistogramsRefusedAfterAnAcceptedRequest: the receiver accepts
+// the export's first request (counters) and refuses the next, with the
+// native histogram. The export is sent again as if nothing had arrived:
+// the counters' samples go again unchanged, not moved 1 ms past themselves
+// as they would be had the accepted request been marked delivered as it
+// came back (see seriesCache.marksEarly).
+func TestNativeHistogramsRefusedAfterAnAcceptedRequest(t *testing.T) {
+	const counters = 7 // one request; the classic histogram's 6 series another
+	srv := prwmetrictest.NewServer(prwmetrictest.WithoutNativeHistograms())
+	defer srv.Close()
+	exp := newTestExporter(t, srv, pinned(WithMaxSeriesPerRequest(counters), WithMaxConcurrentRequests(1), WithLogger(discardLogger()))...)
+	rm := nativeData(1)
+	sum := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Sum[int64])
+	point := sum.DataPoints[0]
+	sum.DataPoints = nil
+	for i := range counters {
+		point.Attributes = attribute.NewSet(attribute.Int("i", i))
+		point.Value = int64(i)
+		sum.DataPoints = append(sum.DataPoints, point)
+	}
+	rm.ScopeMetrics[0].Metrics[0].Data = sum
+	if err := exp.Export(t.Context(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	var statuses []int
+	for _, r := range srv.Requests() {
+		statuses = append(statuses, r.Status)
+	}
+	if diff := cmp.Diff([]int{http.StatusNoContent, http.StatusInternalServerError, http.StatusNoContent, http.StatusNoContent}, statuses); diff != "" {
+		t.Fatalf("statuses (-want +got):\n%s\nwant the counters accepted, the native histogram refused, then the export again", diff)
+	}
+	for i := range counters {
+		got, err := srv.Samples("requests_total", map[string]string{"i": fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Sent twice, the same sample.
+		same := prwmetrictest.Sample{Timestamp: testTime.UnixMilli(), Value: float64(i)}
+		want := []prwmetrictest.Sample{same, same}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("requests_total{i=%d} (-want +got):\n%s", i, diff)
+		}
 	}
 }

@@ -84,7 +84,7 @@ func (run *sending) publish(c cut, v v2Cut) {
 	p, bufs := run.p, run.bufs
 	k := len(p.items)
 	if k == len(bufs.slots) {
-		bufs.slots = append(bufs.slots, &slot{done: make(chan struct{}, 1)})
+		bufs.slots = append(bufs.slots, &slot{done: make(chan struct{}, 1), sent: make(chan struct{}, 1)})
 	}
 	p.publish(item{cut: c, v2: v, view: p.b.view(), slot: bufs.slots[k]})
 	if k < sendWorkers {
@@ -96,10 +96,18 @@ func (run *sending) publish(c cut, v v2Cut) {
 }
 
 // wait says that every request is published, waits until all are sent
-// or dropped, and returns what was delivered.
+// or dropped, and returns what was delivered. Meanwhile it marks the
+// records of each request delivered as soon as it is (see markSent).
 func (run *sending) wait() sent {
 	p, bufs, b, e := run.p, run.bufs, run.p.b, run.p.e
 	p.finish()
+	early := e.series.marksEarly()
+	for _, it := range p.items {
+		<-it.slot.sent
+		if early && it.slot.ok {
+			e.series.markSent(b, it.cut, p.proto)
+		}
+	}
 	run.encoding.Wait()
 	run.requests.Wait()
 	defer func() {
@@ -243,8 +251,10 @@ type slot struct {
 	done chan struct{}
 	// ok is set by the sender when the request was delivered, unsure when
 	// it failed but may have been stored all the same (mayHaveArrived);
-	// both are read once every sender has finished.
+	// both are read once sent has a value.
 	ok, unsure bool
+	// sent gets a value once the request is sent, failed or dropped.
+	sent chan struct{}
 }
 
 // work encodes and compresses requests until none are left. After a
@@ -327,6 +337,7 @@ func (p *pipeline) post() {
 			}
 		}
 		<-p.tokens
+		sl.sent <- struct{}{}
 	}
 }
 

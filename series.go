@@ -116,6 +116,9 @@ type seriesCache struct {
 	markStale bool
 
 	mu sync.Mutex
+	// nativeAccepted: the receiver has accepted a native histogram (see
+	// marksEarly).
+	nativeAccepted bool
 	// gen numbers the exports (conversions), so that "seen in this export"
 	// is one comparison.
 	gen generation

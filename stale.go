@@ -63,26 +63,18 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 // side, so those that succeeded need not be the first): the series among
 // them are what it holds now, with their newest sample, and those ended by
 // a marker are gone. The rest of b changes nothing: after a failure, the
-// next export is measured against what the receiver holds.
+// next export is measured against what the receiver holds. Records that
+// markSent marked already are not marked again.
 func (sc *seriesCache) markDelivered(b *batch, delivered []span) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	if len(b.marked) > 0 {
+		b.unmarked = subtractSpans(b.unmarked[:0], delivered, b.marked)
+		delivered = b.unmarked
+	}
 	for _, sp := range delivered {
 		for i := sp.start; i < sp.end; i++ {
-			r := &b.records[i]
-			if i >= b.markers {
-				r.s.set(flagDelivered, false)
-				continue
-			}
-			r.s.setNewest(r.ts)
-			r.s.set(flagDelivered, true)
-			r.s.set(flagHistogram, r.isHistogram())
-			// Only records with exemplars touch what 2.0 keeps of their
-			// series (a cache miss per record otherwise).
-			if b.collectV2 && b.v2[i].newestExemplar != 0 && r.s.v2 != 0 {
-				sv := &sc.v2series[r.s.v2]
-				sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
-			}
+			sc.markRecord(b, i)
 		}
 	}
 	if len(b.ended) > 0 && b.arrived(delivered) {
@@ -91,6 +83,63 @@ func (sc *seriesCache) markDelivered(b *batch, delivered []span) {
 		for _, s := range b.ended {
 			s.set(flagDelivered, false)
 		}
+	}
+}
+
+// markSent marks the records of request c delivered as soon as the
+// receiver accepted it, while the export's other requests are still under
+// way: on two cores that overlaps marking them with encoding and sending
+// the rest, instead of adding it to the export's end. markDelivered then
+// leaves them out. Records a 1.0 request left out are not marked.
+func (sc *seriesCache) markSent(b *batch, c cut, proto Protocol) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for i := c.start; i < c.end; i++ {
+		if proto == ProtocolV1 && b.skippedByV1(i) {
+			continue
+		}
+		sc.markRecord(b, i)
+	}
+	s := span{c.start, c.end}
+	if n := len(b.marked); n == 0 || b.marked[n-1].end <= s.start {
+		b.marked = addSpan(b.marked, s)
+	} else {
+		b.marked = mergeSpans(nil, b.marked, []span{s}) // a resend's request, rare
+	}
+}
+
+// marksEarly reports whether an export's records may be marked delivered
+// request by request (markSent): not while the receiver may yet refuse
+// native histograms, whose refusal converts and sends the export again as
+// if nothing had arrived (see Exporter.Export). Once it has accepted one, a
+// later refusal (the receiver reconfigured) only moves the samples sent
+// again 1 ms later.
+func (sc *seriesCache) marksEarly() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.nativeAccepted || sc.rules.classicExponential && !sc.rules.customBuckets
+}
+
+// markRecord records that the receiver holds record i of b (sc.mu held).
+func (sc *seriesCache) markRecord(b *batch, i int) {
+	r := &b.records[i]
+	if i >= b.markers {
+		r.s.set(flagDelivered, false)
+		return
+	}
+	r.s.setNewest(r.ts)
+	r.s.set(flagDelivered, true)
+	if r.isHistogram() {
+		r.s.set(flagHistogram, true)
+		sc.nativeAccepted = true
+	} else {
+		r.s.set(flagHistogram, false)
+	}
+	// Only records with exemplars touch what 2.0 keeps of their
+	// series (a cache miss per record otherwise).
+	if b.collectV2 && b.v2[i].newestExemplar != 0 && r.s.v2 != 0 {
+		sv := &sc.v2series[r.s.v2]
+		sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -264,5 +266,38 @@ func TestMarkDeliveredLargeExport(t *testing.T) {
 	}
 	if v := srv.Violations(); len(v) > 0 {
 		t.Errorf("receiver violations: %v", v)
+	}
+}
+
+// TestSubtractSpans holds subtractSpans to a record-by-record model on
+// random sorted, disjoint spans.
+func TestSubtractSpans(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	randomSpans := func(n int) ([]span, []bool) {
+		var spans []span
+		in := make([]bool, n)
+		for at := rng.IntN(3); at < n; {
+			end := min(n, at+1+rng.IntN(4))
+			spans = append(spans, span{at, end})
+			for i := at; i < end; i++ {
+				in[i] = true
+			}
+			at = end + 1 + rng.IntN(3)
+		}
+		return spans, in
+	}
+	for range 1000 {
+		n := rng.IntN(30)
+		a, inA := randomSpans(n)
+		b, inB := randomSpans(n)
+		var want []span
+		for i := range n {
+			if inA[i] && !inB[i] {
+				want = addSpan(want, span{i, i + 1})
+			}
+		}
+		if got := subtractSpans(nil, a, b); !slices.Equal(got, want) {
+			t.Fatalf("subtractSpans(%v, %v) = %v, want %v", a, b, got, want)
+		}
 	}
 }
