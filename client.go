@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -91,6 +92,9 @@ type client struct {
 	// copies (newRequest), or the error of making it.
 	template    *http.Request
 	templateErr error
+	// redirected is set once the endpoint has redirected a request: from
+	// then on each request goes through Client.Do (see send).
+	redirected atomic.Bool
 
 	mu sync.Mutex
 	// rebalanced is when the idle connections were last closed.
@@ -236,10 +240,15 @@ var errTooManyRedirects = errors.New("stopped after 10 redirects")
 // 302 or 303 would turn it into a GET whose success means nothing was written,
 // so the redirect response itself becomes the failure.
 func checkRedirect(req *http.Request, via []*http.Request) error {
+	return checkHop(req, len(via))
+}
+
+// checkHop is checkRedirect for a redirect that comes after hops requests.
+func checkHop(req *http.Request, hops int) error {
 	if req.Method != http.MethodPost {
 		return http.ErrUseLastResponse
 	}
-	if len(via) >= 10 {
+	if hops >= 10 {
 		return errTooManyRedirects
 	}
 	// The client would name the URL redirected from, query and all (an
@@ -261,9 +270,9 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: err}
 	}
 
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req, body, proto, comp, n)
 	if err != nil {
-		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: c.secrets.redactErr(stripURL(err))}
+		return &WriteError{Endpoint: c.redacted, Series: series, Attempts: 1, Err: c.secrets.redactErr(err)}
 	}
 	defer resp.Body.Close()
 	// The body is read for a failure's message and so that the connection
