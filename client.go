@@ -391,7 +391,7 @@ func mayHaveArrived(err error) bool {
 	case errors.As(we.Err, &op) && (op.Op == "dial" || op.Op == "proxyconnect"),
 		errors.As(we.Err, &certErr), errors.As(we.Err, &unknownAuthority), errors.As(we.Err, &hostname),
 		errors.As(we.Err, &record), errors.As(we.Err, &alert), errors.As(we.Err, &notSent), errors.As(we.Err, &token),
-		errors.Is(we.Err, errTooManyRedirects):
+		errors.Is(we.Err, errTooManyRedirects), errors.Is(we.Err, http.ErrSchemeMismatch):
 		return false
 	}
 	return true

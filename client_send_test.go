@@ -308,6 +308,10 @@ func TestSendSchemeMismatchAsDo(t *testing.T) {
 	if fmt.Sprint(err) != fmt.Sprint(doErr) || mayHaveArrived(err) != mayHaveArrived(doErr) {
 		t.Errorf("error %v (may have arrived: %v), want Client.Do's %v (%v)", err, mayHaveArrived(err), doErr, mayHaveArrived(doErr))
 	}
+	// The server answered the TLS handshake: no request left.
+	if mayHaveArrived(err) {
+		t.Errorf("mayHaveArrived(%v) = true, want false: the request never left", err)
+	}
 }
 
 // TestSendAllocations: the exporter's own client sends a request in the
