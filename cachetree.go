@@ -175,6 +175,9 @@ type pointMore struct {
 	quantiles []float64
 	// min and max are the _min and _max series (WithHistogramMinMax).
 	min, max *seriesState
+	// laidOut: the keys of series have been laid out (layOut) since they
+	// were built.
+	laidOut bool
 }
 
 // problems returns the saved problems of the point.

@@ -62,7 +62,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 	if classic {
 		var sorted bool
 		order, sorted = me.order.sorted(points, &cc.sc.labels)
-		if sorted {
+		if sorted && layoutDue(points) {
 			// Lay the series' labels out in the order they are sent,
 			// once they are.
 			first := len(cc.b.records)
@@ -170,6 +170,7 @@ func (cc *conversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEn
 		return pe
 	}
 	ps.series = make([]*seriesState, 0, len(bounds)+3)
+	ps.laidOut = false
 	bucketName := nameLabel(name + "_bucket")
 	for i := 0; i <= len(bounds); i++ {
 		le := "+Inf"

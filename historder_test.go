@@ -36,16 +36,20 @@ func TestHistogramOrderFollowsThePoints(t *testing.T) {
 	tests := []struct {
 		name   string
 		points []metricdata.HistogramDataPoint[int64]
+		// laidOut: the series' labels lie in memory in the order they are
+		// sent, as after a first export or one with a quarter of its
+		// points new (layoutDue).
+		laidOut bool
 	}{
-		{"first", []metricdata.HistogramDataPoint[int64]{c2, a, b}},
-		{"same order", []metricdata.HistogramDataPoint[int64]{c2, a, b}},
-		{"another order", []metricdata.HistogramDataPoint[int64]{b, c2, a}},
-		{"one point fewer", []metricdata.HistogramDataPoint[int64]{b, a}},
-		{"a new point and a repeated one", []metricdata.HistogramDataPoint[int64]{b, a, d, b}},
-		{"new bounds", []metricdata.HistogramDataPoint[int64]{a, point("route", "/b", 0.5, 1), c2}},
-		{"colliding points", []metricdata.HistogramDataPoint[int64]{x1, a, x2}},
-		{"colliding points swapped", []metricdata.HistogramDataPoint[int64]{x2, a, x1}},
-		{"colliding points swapped again", []metricdata.HistogramDataPoint[int64]{x1, a, x2}},
+		{"first", []metricdata.HistogramDataPoint[int64]{c2, a, b}, true},
+		{"same order", []metricdata.HistogramDataPoint[int64]{c2, a, b}, true},
+		{"another order", []metricdata.HistogramDataPoint[int64]{b, c2, a}, true},
+		{"one point fewer", []metricdata.HistogramDataPoint[int64]{b, a}, false},
+		{"a new point and a repeated one", []metricdata.HistogramDataPoint[int64]{b, a, d, b}, true},
+		{"new bounds", []metricdata.HistogramDataPoint[int64]{a, point("route", "/b", 0.5, 1), c2}, true},
+		{"colliding points", []metricdata.HistogramDataPoint[int64]{x1, a, x2}, true},
+		{"colliding points swapped", []metricdata.HistogramDataPoint[int64]{x2, a, x1}, false},
+		{"colliding points swapped again", []metricdata.HistogramDataPoint[int64]{x1, a, x2}, false},
 	}
 	var bt batch
 	var first []prompb.TimeSeries
@@ -66,7 +70,7 @@ func TestHistogramOrderFollowsThePoints(t *testing.T) {
 			if sc.byLabels[s.key] != s {
 				t.Errorf("%s: series %d is not interned under its labels", tt.name, i)
 			}
-			if i > 0 {
+			if i > 0 && tt.laidOut {
 				prev := bt.records[i-1].s.key
 				if unsafe.StringData(s.key) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev))) {
 					t.Errorf("%s: the labels of series %d do not follow those of series %d in memory", tt.name, i, i-1)
@@ -84,6 +88,70 @@ func TestHistogramOrderFollowsThePoints(t *testing.T) {
 			if diff := cmp.Diff(first, cacheDecode(t, got), convCmpOpts); diff != "" {
 				t.Errorf("%s: series differ from the first export's (-first +got):\n%s", tt.name, diff)
 			}
+		}
+	}
+}
+
+// TestLayoutOnlyWhenManyPointsAreNew: a histogram whose points mostly stay
+// (one of eight replaced: churn) keeps its series' labels where they lie,
+// which costs nothing; with a quarter of its points new they are laid out
+// anew in the order they are sent. The requests are the reference's
+// either way.
+func TestLayoutOnlyWhenManyPointsAreNew(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	points := func(routes ...int) []metricdata.HistogramDataPoint[int64] {
+		var dps []metricdata.HistogramDataPoint[int64]
+		for _, r := range routes {
+			dps = append(dps, metricdata.HistogramDataPoint[int64]{Attributes: attribute.NewSet(attribute.Int("route", r)), Time: at,
+				Bounds: []float64{1}, BucketCounts: []uint64{1, 1}, Count: 2, Sum: 3})
+		}
+		return dps
+	}
+	var bt batch
+	keys := map[string]*byte{} // where each series' labels lay after the last export
+	for _, step := range []struct {
+		name    string
+		routes  []int
+		laidOut bool
+	}{
+		{"first", []int{0, 1, 2, 3, 4, 5, 6, 7}, true},
+		{"one of eight replaced", []int{0, 1, 2, 3, 4, 5, 6, 8}, false},
+		{"two of eight replaced", []int{0, 1, 2, 3, 4, 5, 9, 10}, true},
+	} {
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+			{Name: "wait", Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: points(step.routes...)}},
+		}}}}
+		req, err := c.reference(rm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bt.reset()
+		if err := sc.convert(rm, &bt, at.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		cacheCompare(t, step.name, cacheMarshal(t, req, 1<<30, 1<<40), cacheRequests(&bt, 1<<30, 1<<40))
+		moved, contiguous := 0, true
+		for i := range bt.records {
+			s := bt.records[i].s
+			if old, ok := keys[s.key]; ok && old != unsafe.StringData(s.key) {
+				moved++
+			}
+			if i > 0 {
+				prev := bt.records[i-1].s.key
+				contiguous = contiguous && unsafe.StringData(s.key) == (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev)))
+			}
+		}
+		if step.name != "first" && (moved > 0) != step.laidOut {
+			t.Errorf("%s: the labels of %d series kept from the last export moved, want them moved: %v", step.name, moved, step.laidOut)
+		}
+		if contiguous != step.laidOut {
+			t.Errorf("%s: labels laid out in the order sent: %v, want %v", step.name, contiguous, step.laidOut)
+		}
+		clear(keys)
+		for i := range bt.records {
+			keys[bt.records[i].s.key] = unsafe.StringData(bt.records[i].s.key)
 		}
 	}
 }
