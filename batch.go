@@ -22,6 +22,9 @@ type batch struct {
 	collectV2 bool
 	// stream cuts the requests during the conversion, when not nil.
 	stream *stream
+	// native: a record is a native histogram (or its marker), which a
+	// receiver may refuse (see marksEarly).
+	native bool
 	// marked are the records already marked delivered (markSent), as
 	// sorted spans; unmarked is markDelivered's scratch.
 	marked, unmarked []span
@@ -61,7 +64,7 @@ func (b *batch) reset() {
 	b.ended = b.ended[:0]
 	clear(b.v2)
 	b.v2 = b.v2[:0]
-	b.marked = b.marked[:0]
+	b.marked, b.native = b.marked[:0], false
 }
 
 // skippedByV1 reports whether record i is left out of 1.0 requests: a

@@ -178,6 +178,8 @@ type pointMore struct {
 	// laidOut: the keys of series have been laid out (layOut) since they
 	// were built.
 	laidOut bool
+	// at is the point's index + 1 while pointOrder.update runs, else 0.
+	at int
 }
 
 // problems returns the saved problems of the point.

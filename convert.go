@@ -262,6 +262,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)
 		if h != nil {
 			r.extraLen |= recordHistogram
+			b.native = true
 		}
 	}
 	cc.b.records = append(cc.b.records, r)

@@ -2,6 +2,8 @@ package prwmetric
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -152,6 +154,72 @@ func TestLayoutOnlyWhenManyPointsAreNew(t *testing.T) {
 		clear(keys)
 		for i := range bt.records {
 			keys[bt.records[i].s.key] = unsafe.StringData(bt.records[i].s.key)
+		}
+	}
+}
+
+// TestHistogramOrderUnderChurn: export after export a few points of a
+// histogram come and go and the rest sometimes change their order (the
+// order is then updated, not sorted anew, see pointOrder.update); now and
+// then many change, or two collide. Every export is the reference's, byte
+// for byte.
+func TestHistogramOrderUnderChurn(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	rng := rand.New(rand.NewPCG(3, 4))
+	point := func(r int) metricdata.HistogramDataPoint[int64] {
+		attrs := attribute.NewSet(attribute.Int("route", r))
+		if r >= 1000 {
+			// Points 1000 and 2000 collide: both have the labels r_x="x".
+			attrs = attribute.NewSet(attribute.String(map[int]string{1000: "r.x", 2000: "r_x"}[r], "x"))
+		}
+		return metricdata.HistogramDataPoint[int64]{Attributes: attrs, Time: at,
+			Bounds: []float64{1, 2}, BucketCounts: []uint64{1, 1, uint64(r % 7)}, Count: 2 + uint64(r%7), Sum: int64(r)}
+	}
+	routes := rng.Perm(40)[:30]
+	var bt batch
+	for step := range 200 {
+		switch n := rng.IntN(10); {
+		case n < 6: // churn: one or two points replaced
+			for range 1 + rng.IntN(2) {
+				routes[rng.IntN(len(routes))] = 40 + rng.IntN(60)
+			}
+		case n < 7: // one point more, or one fewer
+			if len(routes) > 2 && rng.IntN(2) == 0 {
+				routes = routes[1:]
+			} else {
+				routes = append(routes, 100+step)
+			}
+		case n < 8: // the SDK's order changes
+			rng.Shuffle(len(routes), func(i, j int) { routes[i], routes[j] = routes[j], routes[i] })
+		case n < 9: // many new points
+			for i := range routes[:len(routes)/2] {
+				routes[i] = 300 + rng.IntN(100)
+			}
+		default: // two points collide, or stop colliding
+			if slices.Contains(routes, 1000) {
+				routes = slices.DeleteFunc(routes, func(r int) bool { return r >= 1000 })
+			} else {
+				routes = append(routes, 1000, 2000)
+			}
+		}
+		var dps []metricdata.HistogramDataPoint[int64]
+		for _, r := range routes {
+			dps = append(dps, point(r))
+		}
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+			{Name: "wait", Data: metricdata.Histogram[int64]{Temporality: metricdata.CumulativeTemporality, DataPoints: dps}},
+		}}}}
+		req, err := c.reference(rm)
+		bt.reset()
+		fastErr := sc.convert(rm, &bt, at.UnixMilli())
+		if fmt.Sprint(fastErr) != fmt.Sprint(err) {
+			t.Fatalf("step %d: error\n%v\nreference:\n%v", step, fastErr, err)
+		}
+		cacheCompare(t, fmt.Sprintf("step %d", step), cacheMarshal(t, req, 1<<30, 1<<40), cacheRequests(&bt, 1<<30, 1<<40))
+		if t.Failed() {
+			t.Fatalf("step %d: routes %v", step, routes)
 		}
 	}
 }

@@ -101,7 +101,7 @@ func (run *sending) publish(c cut, v v2Cut) {
 func (run *sending) wait() sent {
 	p, bufs, b, e := run.p, run.bufs, run.p.b, run.p.e
 	p.finish()
-	early := e.series.marksEarly()
+	early := e.series.marksEarly(b)
 	for _, it := range p.items {
 		<-it.slot.sent
 		if early && it.slot.ok {

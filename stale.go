@@ -108,16 +108,16 @@ func (sc *seriesCache) markSent(b *batch, c cut, proto Protocol) {
 	}
 }
 
-// marksEarly reports whether an export's records may be marked delivered
-// request by request (markSent): not while the receiver may yet refuse
-// native histograms, whose refusal converts and sends the export again as
-// if nothing had arrived (see Exporter.Export). Once it has accepted one, a
+// marksEarly reports whether b's records may be marked delivered request
+// by request (markSent): not while the receiver may yet refuse its native
+// histograms, whose refusal converts and sends the export again as if
+// nothing had arrived (see Exporter.Export). Once it has accepted one, a
 // later refusal (the receiver reconfigured) only moves the samples sent
 // again 1 ms later.
-func (sc *seriesCache) marksEarly() bool {
+func (sc *seriesCache) marksEarly(b *batch) bool {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	return sc.nativeAccepted || sc.rules.classicExponential && !sc.rules.customBuckets
+	return !b.native || sc.nativeAccepted
 }
 
 // markRecord records that the receiver holds record i of b (sc.mu held).
@@ -212,6 +212,7 @@ func (b *batch) addMarker(s *seriesState, now int64) {
 		start := len(b.extra)
 		b.extra = appendHistogram(b.extra, &nativeParts{sum: staleNaN, timestamp: at}, false)
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)|recordHistogram
+		b.native = true
 	}
 	b.records = append(b.records, r)
 	if b.collectV2 {

@@ -116,6 +116,7 @@ func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *
 		zero := nativeParts{schema: h.schema, zeroThreshold: h.zeroThreshold, customValues: h.customValues, timestamp: at}
 		zb.extra = appendHistogram(zb.extra, &zero, true)
 		r.extra, r.extraLen = uint32(begin), uint32(len(zb.extra)-begin)|recordHistogram
+		zb.native = true
 	}
 	zb.records = append(zb.records, r)
 	if zb.collectV2 {
