@@ -78,6 +78,7 @@ func writeResults(w io.Writer, r *results, env environment, raw string) {
 	}
 	writeTargets(w, r)
 	writeLarge(w, r)
+	writeChurn(w, r)
 	writeCompression(w, r)
 	writeLatency(w, r)
 

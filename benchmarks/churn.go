@@ -1,0 +1,63 @@
+package benchmarks
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// Churn makes a workload's attribute sets come and go, as they do when
+// pods restart or a label takes new values: before each export, Step gives
+// PerExport of the sets a new value of one more attribute, churn.generation,
+// in every metric (the SDK reports a set's points of every instrument
+// alike), round the sets in turn. Each export then has PerExport new sets,
+// and the same number gone since the last: their series end with a
+// staleness marker.
+type Churn struct {
+	rm        *metricdata.ResourceMetrics
+	sets      []attribute.Set
+	PerExport int
+	next, gen int
+}
+
+// NewChurn returns the churn of w's metric data rm, made by
+// w.ResourceMetrics: perExport sets replaced before each export.
+func NewChurn(w *Workload, rm *metricdata.ResourceMetrics, perExport int) *Churn {
+	return &Churn{rm: rm, sets: w.Sets, PerExport: min(perExport, len(w.Sets))}
+}
+
+// Step replaces the next PerExport sets of every metric with new ones.
+func (c *Churn) Step() {
+	for range c.PerExport {
+		k := c.next
+		kvs := append(c.sets[k].ToSlice(), attribute.Int("churn.generation", c.gen))
+		set := attribute.NewSet(kvs...)
+		for _, sm := range c.rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				setAttributes(m.Data, k, set)
+			}
+		}
+		c.next = (c.next + 1) % len(c.sets)
+	}
+	c.gen++
+}
+
+// setAttributes sets the attributes of point k of data, a workload's
+// aggregation of its set k.
+func setAttributes(data metricdata.Aggregation, k int, set attribute.Set) {
+	switch d := data.(type) {
+	case metricdata.Sum[int64]:
+		d.DataPoints[k].Attributes = set
+	case metricdata.Sum[float64]:
+		d.DataPoints[k].Attributes = set
+	case metricdata.Gauge[int64]:
+		d.DataPoints[k].Attributes = set
+	case metricdata.Gauge[float64]:
+		d.DataPoints[k].Attributes = set
+	case metricdata.Histogram[float64]:
+		d.DataPoints[k].Attributes = set
+	case metricdata.Histogram[int64]:
+		d.DataPoints[k].Attributes = set
+	case metricdata.ExponentialHistogram[float64]:
+		d.DataPoints[k].Attributes = set
+	}
+}

@@ -1,0 +1,73 @@
+package benchmarks
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// TestChurn: each Step gives PerExport sets, the next ones round the sets,
+// a new attribute set in every metric alike; the rest stay.
+func TestChurn(t *testing.T) {
+	w := ShapeW.New(10)
+	rm := w.ResourceMetrics(w.Time())
+	c := NewChurn(w, rm, 3)
+	sets := func() [][]attribute.Set { // per metric, its points' sets
+		var all [][]attribute.Set
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			var s []attribute.Set
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					s = append(s, dp.Attributes)
+				}
+			case metricdata.Sum[float64]:
+				for _, dp := range d.DataPoints {
+					s = append(s, dp.Attributes)
+				}
+			case metricdata.Gauge[int64]:
+				for _, dp := range d.DataPoints {
+					s = append(s, dp.Attributes)
+				}
+			case metricdata.Gauge[float64]:
+				for _, dp := range d.DataPoints {
+					s = append(s, dp.Attributes)
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					s = append(s, dp.Attributes)
+				}
+			default:
+				t.Fatalf("metric %s: %T", m.Name, m.Data)
+			}
+			all = append(all, s)
+		}
+		return all
+	}
+	before := sets()
+	for step, want := range [][]int{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9, 0, 1}} {
+		c.Step()
+		after := sets()
+		for m := range after {
+			var changed []int
+			for k := range after[m] {
+				if !after[m][k].Equals(&before[m][k]) {
+					changed = append(changed, k)
+				}
+				if !after[m][k].Equals(&after[0][k]) {
+					t.Errorf("step %d: metric %d point %d has another set than metric 0's", step, m, k)
+				}
+			}
+			if len(changed) != len(want) {
+				t.Fatalf("step %d: metric %d changed points %v, want %v", step, m, changed, want)
+			}
+			for _, k := range want {
+				if after[m][k].Equals(&before[m][k]) {
+					t.Errorf("step %d: metric %d point %d kept its set", step, m, k)
+				}
+			}
+		}
+		before = after
+	}
+}
