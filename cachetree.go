@@ -362,6 +362,8 @@ func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, a
 // did not use, and recounts the rest.
 func (sc *seriesCache) sweepEntries() {
 	n := 0
+	droppedMetric := func(me *metricEntry) bool { return me.seen != sc.gen }
+	droppedPoint := func(pe *pointEntry) bool { return pe.seen != sc.gen }
 	if res := sc.res; res != nil {
 		for sk, se := range res.scopes {
 			if se.seen != sc.gen {
@@ -369,17 +371,17 @@ func (sc *seriesCache) sweepEntries() {
 				continue
 			}
 			n++
+			metrics := len(se.metrics)
 			for mk, me := range se.metrics {
 				if me.seen != sc.gen {
 					delete(se.metrics, mk)
-					se.byIndex.reset()
 					continue
 				}
 				n++
+				points := len(me.points) + len(me.collided)
 				for pk, pe := range me.points {
 					if pe.seen != sc.gen {
 						delete(me.points, pk)
-						me.byIndex.reset()
 						continue
 					}
 					n++
@@ -388,13 +390,17 @@ func (sc *seriesCache) sweepEntries() {
 				for _, pe := range me.collided {
 					if pe.seen == sc.gen {
 						kept = append(kept, pe)
-						n++
-					} else {
-						me.byIndex.reset()
 					}
 				}
+				n += len(kept)
 				clear(me.collided[len(kept):])
 				me.collided = kept
+				if len(me.points)+len(me.collided) < points {
+					me.byIndex.drop(droppedPoint)
+				}
+			}
+			if len(se.metrics) < metrics {
+				se.byIndex.drop(droppedMetric)
 			}
 		}
 	}

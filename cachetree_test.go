@@ -182,3 +182,62 @@ func TestCachePointsWhoseHashesCollide(t *testing.T) {
 		t.Errorf("x again: series %v, %d points aside", got, len(me.collided))
 	}
 }
+
+// TestPositionsKeepWhatStays: when points or metrics leave the cache, their
+// places in the last export are emptied (a place never leads to an entry
+// no longer in the cache), and only theirs: the others are still found at
+// their place the next export.
+func TestPositionsKeepWhatStays(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	data := func(points int, metrics ...string) *metricdata.ResourceMetrics {
+		var ms []metricdata.Metrics
+		for _, name := range metrics {
+			var dps []metricdata.DataPoint[int64]
+			for i := range points {
+				dps = append(dps, metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attribute.Int("i", i)), Time: at, Value: 1})
+			}
+			ms = append(ms, metricdata.Metrics{Name: name, Data: metricdata.Gauge[int64]{DataPoints: dps}})
+		}
+		return &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: ms}}}
+	}
+	var b batch
+	for _, rm := range []*metricdata.ResourceMetrics{data(4, "a", "b", "c"), data(3, "a", "c")} {
+		b.reset()
+		if err := sc.convert(rm, &b, at.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		at = at.Add(time.Second)
+	}
+	for _, se := range sc.res.scopes {
+		for i, me := range se.byIndex.entries[:2] { // a and c, where the last export had them
+			if me == nil || se.metrics[me.key] != me {
+				t.Errorf("metric place %d leads to %v, not to an entry of the cache", i, me)
+			}
+		}
+		for i, me := range se.byIndex.entries {
+			if me != nil && se.metrics[me.key] != me {
+				t.Errorf("metric place %d leads to an entry no longer in the cache", i)
+			}
+		}
+		if len(se.metrics) != 2 {
+			t.Errorf("%d metrics in the cache, want 2", len(se.metrics))
+		}
+		for _, me := range se.metrics {
+			kept := 0
+			for i, pe := range me.byIndex.entries {
+				switch {
+				case pe == nil:
+				case me.points[pe.attrs.Equivalent()] != pe:
+					t.Errorf("%s: point place %d leads to an entry no longer in the cache", me.key.name, i)
+				default:
+					kept++
+				}
+			}
+			if kept != 3 {
+				t.Errorf("%s: %d points at their place, want the 3 that stayed", me.key.name, kept)
+			}
+		}
+	}
+}

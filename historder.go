@@ -153,11 +153,10 @@ func (sc *seriesCache) layOut(records []record) {
 		for i := start; i < end; i++ {
 			s := records[i].s
 			n := len(s.key)
-			// The table's key must be the new string too, or it would
-			// keep the old one.
-			delete(sc.byLabels, s.key)
+			// The table keeps the key it was given (the same bytes): a
+			// few bytes a series, where replacing it cost two updates of
+			// the table per series each time points come and go.
 			s.key, block = block[:n], block[n:]
-			sc.byLabels[s.key] = s
 		}
 		start = end
 	}

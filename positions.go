@@ -7,8 +7,8 @@ import "slices"
 // metrics and points in the same order export after export, so an entry
 // is found there by one comparison, before any map lookup. An entry that
 // is dropped from the cache empties its positions (a position never leads
-// to an entry no longer in the cache); a position that leads to another
-// metric or point is a miss and is overwritten.
+// to an entry no longer in the cache, see drop); a position that leads to
+// another metric or point is a miss and is overwritten.
 type positions[E comparable] struct {
 	entries []E
 }
@@ -31,7 +31,14 @@ func (p *positions[E]) set(i int, e E) {
 	p.entries[i] = e
 }
 
-func (p *positions[E]) reset() {
-	clear(p.entries)
-	p.entries = p.entries[:0]
+// drop empties the positions of the entries dropped from the cache; the
+// rest stay, so that a few points coming and going (churn) leave the
+// others found at their place.
+func (p *positions[E]) drop(dropped func(E) bool) {
+	var zero E
+	for i, e := range p.entries {
+		if e != zero && dropped(e) {
+			p.entries[i] = zero
+		}
+	}
 }
