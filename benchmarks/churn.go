@@ -20,25 +20,35 @@ type Churn struct {
 }
 
 // NewChurn returns the churn of w's metric data rm, made by
-// w.ResourceMetrics: perExport sets replaced before each export.
+// w.ResourceMetrics: perExport sets replaced before each export. Every set
+// of rm gets churn.generation 0 at once, so that without churn (perExport
+// 0) the series have as many labels.
 func NewChurn(w *Workload, rm *metricdata.ResourceMetrics, perExport int) *Churn {
-	return &Churn{rm: rm, sets: w.Sets, PerExport: min(perExport, len(w.Sets))}
+	c := &Churn{rm: rm, sets: w.Sets, PerExport: min(perExport, len(w.Sets))}
+	for k := range c.sets {
+		c.replace(k)
+	}
+	c.gen++
+	return c
 }
 
 // Step replaces the next PerExport sets of every metric with new ones.
 func (c *Churn) Step() {
 	for range c.PerExport {
-		k := c.next
-		kvs := append(c.sets[k].ToSlice(), attribute.Int("churn.generation", c.gen))
-		set := attribute.NewSet(kvs...)
-		for _, sm := range c.rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				setAttributes(m.Data, k, set)
-			}
-		}
+		c.replace(c.next)
 		c.next = (c.next + 1) % len(c.sets)
 	}
 	c.gen++
+}
+
+// replace gives set k of every metric the generation c.gen.
+func (c *Churn) replace(k int) {
+	set := attribute.NewSet(append(c.sets[k].ToSlice(), attribute.Int("churn.generation", c.gen))...)
+	for _, sm := range c.rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			setAttributes(m.Data, k, set)
+		}
+	}
 }
 
 // setAttributes sets the attributes of point k of data, a workload's

@@ -64,6 +64,7 @@ func BenchmarkChurn(b *testing.B) {
 			b.ReportMetric(float64(fx.w.Series()), "series/op")
 			b.ReportMetric(float64(rate.sets*fx.w.Series()/len(fx.w.Sets)), "new-series/op")
 			b.ReportMetric(float64(d.WireBytes)/float64(b.N), "wire-B/op")
+			b.ReportMetric(float64(d.RawBytes)/float64(b.N), "raw-B/op")
 			b.ReportMetric(float64(d.Requests)/float64(b.N), "requests/op")
 		})
 	}

@@ -7,8 +7,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
-// TestChurn: each Step gives PerExport sets, the next ones round the sets,
-// a new attribute set in every metric alike; the rest stay.
+// TestChurn: every set starts with churn.generation 0; each Step gives
+// PerExport sets, the next ones round the sets, a new attribute set in
+// every metric alike; the rest stay.
 func TestChurn(t *testing.T) {
 	w := ShapeW.New(10)
 	rm := w.ResourceMetrics(w.Time())
@@ -46,6 +47,13 @@ func TestChurn(t *testing.T) {
 		return all
 	}
 	before := sets()
+	for m := range before {
+		for k, set := range before[m] {
+			if v, ok := set.Value("churn.generation"); !ok || v.AsInt64() != 0 {
+				t.Fatalf("metric %d point %d: churn.generation %v, %v before any step; want 0", m, k, v.AsInt64(), ok)
+			}
+		}
+	}
 	for step, want := range [][]int{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9, 0, 1}} {
 		c.Step()
 		after := sets()
