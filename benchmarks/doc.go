@@ -39,6 +39,11 @@
 // BenchmarkLargeExport is prwmetric alone on the million series, reporting
 // its peak heap and heap growth against the raw payload.
 //
+// BenchmarkChurn is prwmetric alone on W while its attribute sets come and
+// go (Churn, churn.go): 0%, 1% and 10% of them replaced by new ones before
+// each export, out of the timer, which makes new series and ends others
+// with staleness markers.
+//
 // # Receiver
 //
 // Push exporters send to a receiver in a child process (see Receiver), so
