@@ -1,6 +1,8 @@
 package benchmarks
 
 import (
+	"fmt"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -46,28 +48,29 @@ func (c *Churn) replace(k int) {
 	set := attribute.NewSet(append(c.sets[k].ToSlice(), attribute.Int("churn.generation", c.gen))...)
 	for _, sm := range c.rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			setAttributes(m.Data, k, set)
+			*pointAttributes(m.Data, k) = set
 		}
 	}
 }
 
-// setAttributes sets the attributes of point k of data, a workload's
+// pointAttributes returns the attributes of point k of data, a workload's
 // aggregation of its set k.
-func setAttributes(data metricdata.Aggregation, k int, set attribute.Set) {
+func pointAttributes(data metricdata.Aggregation, k int) *attribute.Set {
 	switch d := data.(type) {
 	case metricdata.Sum[int64]:
-		d.DataPoints[k].Attributes = set
+		return &d.DataPoints[k].Attributes
 	case metricdata.Sum[float64]:
-		d.DataPoints[k].Attributes = set
+		return &d.DataPoints[k].Attributes
 	case metricdata.Gauge[int64]:
-		d.DataPoints[k].Attributes = set
+		return &d.DataPoints[k].Attributes
 	case metricdata.Gauge[float64]:
-		d.DataPoints[k].Attributes = set
+		return &d.DataPoints[k].Attributes
 	case metricdata.Histogram[float64]:
-		d.DataPoints[k].Attributes = set
+		return &d.DataPoints[k].Attributes
 	case metricdata.Histogram[int64]:
-		d.DataPoints[k].Attributes = set
+		return &d.DataPoints[k].Attributes
 	case metricdata.ExponentialHistogram[float64]:
-		d.DataPoints[k].Attributes = set
+		return &d.DataPoints[k].Attributes
 	}
+	panic(fmt.Sprintf("benchmarks: a workload has no %T", data)) // the workloads are fixed: a bug here
 }

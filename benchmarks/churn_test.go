@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // TestChurn: every set starts with churn.generation 0; each Step gives
@@ -18,29 +17,8 @@ func TestChurn(t *testing.T) {
 		var all [][]attribute.Set
 		for _, m := range rm.ScopeMetrics[0].Metrics {
 			var s []attribute.Set
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					s = append(s, dp.Attributes)
-				}
-			case metricdata.Sum[float64]:
-				for _, dp := range d.DataPoints {
-					s = append(s, dp.Attributes)
-				}
-			case metricdata.Gauge[int64]:
-				for _, dp := range d.DataPoints {
-					s = append(s, dp.Attributes)
-				}
-			case metricdata.Gauge[float64]:
-				for _, dp := range d.DataPoints {
-					s = append(s, dp.Attributes)
-				}
-			case metricdata.Histogram[float64]:
-				for _, dp := range d.DataPoints {
-					s = append(s, dp.Attributes)
-				}
-			default:
-				t.Fatalf("metric %s: %T", m.Name, m.Data)
+			for k := range w.Sets {
+				s = append(s, *pointAttributes(m.Data, k))
 			}
 			all = append(all, s)
 		}
