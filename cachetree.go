@@ -136,6 +136,9 @@ type metricEntry struct {
 	// (WithTypeAndUnitLabels), nil without.
 	high map[string]string
 	seen generation
+	// seenPoints counts the point entries this export used (when seen is
+	// its generation): the sweep skips a metric that used all of them.
+	seenPoints int
 	// points holds the data points by the hash of their attribute set;
 	// collided holds those whose hash another set in points has (64-bit
 	// hashes: next to never), so that a pointEntry needs no chain.
@@ -252,7 +255,7 @@ func (cc *conversion) scope(scope instrumentation.Scope) *scopeEntry {
 func (cc *conversion) metricEntry(se *scopeEntry, m *metricdata.Metrics, kind metricKind, i int) *metricEntry {
 	key := metricKey{name: m.Name, unit: m.Unit, description: m.Description, kind: kind}
 	if me := se.byIndex.at(i); me != nil && me.key == key {
-		cc.touch(&me.seen)
+		cc.touchMetric(me)
 		return me
 	}
 	me := se.metrics[key]
@@ -266,8 +269,24 @@ func (cc *conversion) metricEntry(se *scopeEntry, m *metricdata.Metrics, kind me
 		cc.sc.entries++
 	}
 	se.byIndex.set(i, me)
-	cc.touch(&me.seen)
+	cc.touchMetric(me)
 	return me
+}
+
+// touchMetric marks me used by this export; its points are counted anew.
+func (cc *conversion) touchMetric(me *metricEntry) {
+	if me.seen != cc.gen {
+		me.seenPoints = 0
+	}
+	cc.touch(&me.seen)
+}
+
+// touchPoint marks pe, a point entry of me, used by this export.
+func (cc *conversion) touchPoint(me *metricEntry, pe *pointEntry) {
+	if pe.seen != cc.gen {
+		me.seenPoints++
+	}
+	cc.touch(&pe.seen)
 }
 
 // newMetricEntry names the metric's families.
@@ -311,7 +330,7 @@ func (cc *conversion) newMetricEntry(m *metricdata.Metrics, kind metricKind) *me
 // or nil.
 func (cc *conversion) point(me *metricEntry, attrs *attribute.Set, i int) *pointEntry {
 	if pe := me.byIndex.at(i); pe != nil && sameSet(&pe.attrs, attrs) {
-		cc.touch(&pe.seen)
+		cc.touchPoint(me, pe)
 		return pe
 	}
 	pe := me.points[attrs.Equivalent()]
@@ -322,7 +341,7 @@ func (cc *conversion) point(me *metricEntry, attrs *attribute.Set, i int) *point
 		}
 	}
 	me.byIndex.set(i, pe)
-	cc.touch(&pe.seen)
+	cc.touchPoint(me, pe)
 	return pe
 }
 
@@ -349,7 +368,7 @@ func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, a
 			me.collided = append(me.collided, pe)
 		}
 		cc.sc.entries++
-		cc.touch(&pe.seen)
+		cc.touchPoint(me, pe)
 	}
 	base, saved := cc.baseLabels(mc, attrs, reserved)
 	if saved != nil || pe.more != nil {
@@ -379,6 +398,10 @@ func (sc *seriesCache) sweepEntries() {
 				}
 				n++
 				points := len(me.points) + len(me.collided)
+				if me.seenPoints == points {
+					n += points // all used: none to drop
+					continue
+				}
 				for pk, pe := range me.points {
 					if pe.seen != sc.gen {
 						delete(me.points, pk)
