@@ -236,28 +236,28 @@ func zigzag32(v int32) uint64 { return uint64(uint32(v<<1) ^ uint32(v>>31)) }
 
 func zigzag64(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
-func spanLen(s prompb.BucketSpan) int {
+func spanLen(s bucketSpan) int {
 	n := 0
-	if s.Offset != 0 {
-		n += 1 + varintLen(zigzag32(s.Offset))
+	if s.offset != 0 {
+		n += 1 + varintLen(zigzag32(s.offset))
 	}
-	if s.Length != 0 {
-		n += 1 + varintLen(uint64(s.Length))
+	if s.length != 0 {
+		n += 1 + varintLen(uint64(s.length))
 	}
 	return n
 }
 
-func appendSpans(b []byte, tag byte, spans []prompb.BucketSpan) []byte {
+func appendSpans(b []byte, tag byte, spans []bucketSpan) []byte {
 	for _, s := range spans {
 		b = append(b, tag)
 		b = appendVarint(b, uint64(spanLen(s)))
-		if s.Offset != 0 {
+		if s.offset != 0 {
 			b = append(b, tagSpanOffset)
-			b = appendVarint(b, zigzag32(s.Offset))
+			b = appendVarint(b, zigzag32(s.offset))
 		}
-		if s.Length != 0 {
+		if s.length != 0 {
 			b = append(b, tagSpanLength)
-			b = appendVarint(b, uint64(s.Length))
+			b = appendVarint(b, uint64(s.length))
 		}
 	}
 	return b

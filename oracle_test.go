@@ -358,7 +358,7 @@ func cacheEncodeOne(ts prompb.TimeSeries) []byte {
 		h := ts.Histograms[0]
 		parts := nativeParts{
 			sum: h.Sum, schema: h.Schema, zeroThreshold: h.ZeroThreshold,
-			negSpans: h.NegativeSpans, negDeltas: h.NegativeDeltas, posSpans: h.PositiveSpans, posDeltas: h.PositiveDeltas,
+			negSpans: fromPromSpans(h.NegativeSpans), negDeltas: h.NegativeDeltas, posSpans: fromPromSpans(h.PositiveSpans), posDeltas: h.PositiveDeltas,
 			timestamp: h.Timestamp,
 		}
 		counts := h.Count != nil

@@ -543,9 +543,9 @@ func nativeHistogram[N int64 | float64](dp metricdata.ExponentialHistogramDataPo
 		Schema:         h.schema,
 		ZeroThreshold:  h.zeroThreshold,
 		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: h.zeroCount},
-		NegativeSpans:  h.negSpans,
+		NegativeSpans:  toPromSpans(h.negSpans),
 		NegativeDeltas: h.negDeltas,
-		PositiveSpans:  h.posSpans,
+		PositiveSpans:  toPromSpans(h.posSpans),
 		PositiveDeltas: h.posDeltas,
 		ResetHint:      prompb.Histogram_UNKNOWN,
 		Timestamp:      h.timestamp,
@@ -565,9 +565,27 @@ func customBucketsHistogram[N int64 | float64](dp *metricdata.HistogramDataPoint
 		Sum:            h.sum,
 		Schema:         h.schema,
 		ZeroCount:      &prompb.Histogram_ZeroCountInt{ZeroCountInt: 0},
-		PositiveSpans:  h.posSpans,
+		PositiveSpans:  toPromSpans(h.posSpans),
 		PositiveDeltas: h.posDeltas,
 		Timestamp:      h.timestamp,
 		CustomValues:   h.customValues,
 	}, ""
+}
+
+// toPromSpans and fromPromSpans convert the conversion's spans to and from
+// prompb's.
+func toPromSpans(spans []bucketSpan) []prompb.BucketSpan {
+	var out []prompb.BucketSpan
+	for _, s := range spans {
+		out = append(out, prompb.BucketSpan{Offset: s.offset, Length: s.length})
+	}
+	return out
+}
+
+func fromPromSpans(spans []prompb.BucketSpan) []bucketSpan {
+	var out []bucketSpan
+	for _, s := range spans {
+		out = append(out, bucketSpan{offset: s.Offset, length: s.Length})
+	}
+	return out
 }
