@@ -144,6 +144,11 @@ type metricEntry struct {
 	// hashes: next to never), so that a pointEntry needs no chain.
 	points   map[attribute.Distinct]*pointEntry
 	collided []*pointEntry
+	// all are the entries of points and collided in the order they were
+	// made, which is their order in memory: the sweep walks them there,
+	// not in the map's hash order, a cache miss per entry (50 ms of a
+	// million-point export with 1% of its points replaced).
+	all []*pointEntry
 	// byIndex are the entries of the points by their place in the
 	// metric's last export (see positions).
 	byIndex positions[*pointEntry]
@@ -367,6 +372,7 @@ func (cc *conversion) newPoint(mc *metricCtx, me *metricEntry, pe *pointEntry, a
 		} else {
 			me.collided = append(me.collided, pe)
 		}
+		me.all = append(me.all, pe)
 		cc.sc.entries++
 		cc.touchPoint(me, pe)
 	}
@@ -397,30 +403,34 @@ func (sc *seriesCache) sweepEntries() {
 					continue
 				}
 				n++
-				points := len(me.points) + len(me.collided)
-				if me.seenPoints == points {
-					n += points // all used: none to drop
+				if me.seenPoints == len(me.all) {
+					n += len(me.all) // all used: none to drop
 					continue
 				}
-				for pk, pe := range me.points {
-					if pe.seen != sc.gen {
-						delete(me.points, pk)
-						continue
+				all := me.all[:0]
+				for _, pe := range me.all {
+					if pe.seen == sc.gen {
+						all = append(all, pe)
+					} else if key := pe.attrs.Equivalent(); me.points[key] == pe {
+						delete(me.points, key)
 					}
-					n++
 				}
-				kept := me.collided[:0]
+				if len(all) == len(me.all) {
+					n += len(all)
+					continue
+				}
+				clear(me.all[len(all):])
+				me.all = all
+				n += len(all)
+				collided := me.collided[:0]
 				for _, pe := range me.collided {
 					if pe.seen == sc.gen {
-						kept = append(kept, pe)
+						collided = append(collided, pe)
 					}
 				}
-				n += len(kept)
-				clear(me.collided[len(kept):])
-				me.collided = kept
-				if len(me.points)+len(me.collided) < points {
-					me.byIndex.drop(droppedPoint)
-				}
+				clear(me.collided[len(collided):])
+				me.collided = collided
+				me.byIndex.drop(droppedPoint)
 			}
 			if len(se.metrics) < metrics {
 				se.byIndex.drop(droppedMetric)
