@@ -22,8 +22,9 @@ import (
 // Sorting the points is most of the cost of a histogram's conversion, and needless: the
 // SDK reports a metric's points in the same order export after export
 // (until points come or go), so the order is only sorted anew when the
-// points differ from the last export's; their labels are then laid out
-// anew in memory too (layOut), when enough of them are new (layoutDue).
+// points differ from the last export's (and updated, not sorted, when only a
+// few came or went: update); their labels are then laid out anew in memory
+// too (layOut), when enough of them are new (layoutDue).
 type pointOrder struct {
 	// from are the points of the last export, in the order they came.
 	from []*pointMore
@@ -165,11 +166,9 @@ func (sc *seriesCache) layOut(records []record) {
 // layoutDue reports whether the series of points, sorted anew, are to be
 // laid out anew (layOut): when a quarter of the points or more have
 // series not laid out since they were built, as on a first export. A few
-// points that come and go in a large histogram (churn) are not worth it:
-// laying out updates the series table for every series of the histogram,
-// which cost W with 1% of its attribute sets replaced each export 2.5
-// times its steady export, while the few keys of the new points cost
-// little to read where they are.
+// points that come and go in a large histogram (churn) are not worth
+// copying the labels of every series of the histogram again: the few keys
+// of the new points cost little to read where they are.
 func layoutDue(points []histPoint) bool {
 	fresh := 0
 	for i := range points {
