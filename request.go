@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // newRequest returns the request of one attempt (see attempt), as
@@ -67,7 +68,7 @@ func (c *client) newRequest(ctx context.Context, body []byte, proto Protocol, co
 func (c *client) send(req *http.Request, body []byte, proto Protocol, comp Compression, n int) (*http.Response, error) {
 	if c.owned == nil || c.redirected.Load() {
 		resp, err := c.http.Do(req)
-		return resp, stripURL(err)
+		return resp, hideLocation(stripURL(err))
 	}
 	resp, err := c.roundTrip(req)
 	if err != nil {
@@ -124,7 +125,7 @@ func (c *client) redirect(req *http.Request, resp *http.Response, body []byte, p
 	u, err := req.URL.Parse(loc)
 	if err != nil {
 		_ = resp.Body.Close()
-		return nil, fmt.Errorf("failed to parse Location header %q: %v", loc, err)
+		return nil, errBadLocation
 	}
 	if resp.StatusCode != http.StatusTemporaryRedirect && resp.StatusCode != http.StatusPermanentRedirect {
 		return resp, nil // Do turns the POST into a GET, which checkRedirect refuses
@@ -149,7 +150,7 @@ func (c *client) redirect(req *http.Request, resp *http.Response, body []byte, p
 	follow := *c.http
 	follow.CheckRedirect = func(req *http.Request, via []*http.Request) error { return checkHop(req, len(via)+1) }
 	resp, err = follow.Do(hop)
-	return resp, stripURL(err)
+	return resp, hideLocation(stripURL(err))
 }
 
 // outgoing is a request and what it needs (its URL, body reader and header
@@ -218,4 +219,24 @@ func writtenCounts(h http.Header) (written partCounts, ok bool) {
 		*f.dst = n
 	}
 	return written, ok
+}
+
+// errBadLocation is the failure of a redirect whose Location header does
+// not parse. Client.Do's own error quotes the header, and a Location may
+// carry credentials of the host it names, which redaction does not know:
+// hideLocation puts this in its place.
+var errBadLocation = errors.New("the receiver redirected to a Location header that does not parse (not shown: it may carry credentials)")
+
+// doBadLocation starts Client.Do's error for a Location that does not
+// parse (net/http client.go), the only error of Do's that quotes what a
+// peer sent.
+const doBadLocation = "failed to parse Location header "
+
+// hideLocation returns errBadLocation for Do's error quoting a Location
+// that does not parse, and err otherwise.
+func hideLocation(err error) error {
+	if err != nil && strings.HasPrefix(err.Error(), doBadLocation) {
+		return errBadLocation
+	}
+	return err
 }
