@@ -2,9 +2,12 @@ package prwmetric
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -238,6 +241,81 @@ func TestPositionsKeepWhatStays(t *testing.T) {
 			if kept != 3 {
 				t.Errorf("%s: %d points at their place, want the 3 that stayed", me.key.name, kept)
 			}
+		}
+	}
+}
+
+// TestFamilyNamesAcrossExports: a family name is kept by the first type
+// sent in each export, whatever earlier exports sent, and the table of
+// names holds only the names of the metrics in the cache, each name once,
+// shared by every family of that name.
+func TestFamilyNamesAcrossExports(t *testing.T) {
+	c, _ := convConverter(t, WithoutTargetInfo(), WithoutScopeInfo())
+	sc := newSeriesCache(c, true)
+	at := time.UnixMilli(1_700_000_000_000)
+	counter := func() metricdata.Metrics {
+		return metricdata.Metrics{Name: "jobs", Data: convSum(true, metricdata.DataPoint[int64]{Time: at, Value: 1})}
+	}
+	gauge := func(name string) metricdata.Metrics {
+		return metricdata.Metrics{Name: name, Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{{Time: at, Value: 2}}}}
+	}
+	const dropped = "a COUNTER of that name is already sent in this export; GAUGE dropped"
+	const droppedCounter = "a GAUGE of that name is already sent in this export; COUNTER dropped"
+	steps := []struct {
+		metrics   []metricdata.Metrics
+		wantTypes []string // the type of each series sent, in order
+		wantErr   string
+		wantNames []string
+	}{
+		{metrics: []metricdata.Metrics{counter(), gauge("jobs.total")}, wantTypes: []string{"COUNTER"}, wantErr: dropped, wantNames: []string{"jobs_total"}},
+		// The counter is gone: the gauge has the name.
+		{metrics: []metricdata.Metrics{gauge("jobs.total")}, wantTypes: []string{"GAUGE"}, wantNames: []string{"jobs_total"}},
+		{metrics: []metricdata.Metrics{gauge("jobs.total"), counter()}, wantTypes: []string{"GAUGE"}, wantErr: droppedCounter, wantNames: []string{"jobs_total"}},
+		{metrics: []metricdata.Metrics{counter(), gauge("jobs.total")}, wantTypes: []string{"COUNTER"}, wantErr: dropped, wantNames: []string{"jobs_total"}},
+		// Names of metrics gone leave the table.
+		{metrics: []metricdata.Metrics{gauge("a")}, wantTypes: []string{"GAUGE"}, wantNames: []string{"a"}},
+		{metrics: []metricdata.Metrics{gauge("b"), gauge("c")}, wantTypes: []string{"GAUGE", "GAUGE"}, wantNames: []string{"b", "c"}},
+	}
+	var b batch
+	for i, step := range steps {
+		b.reset()
+		rm := &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: step.metrics}}}
+		err := sc.convert(rm, &b, at.UnixMilli())
+		at = at.Add(time.Second)
+		if step.wantErr == "" && err != nil || step.wantErr != "" && (err == nil || !strings.Contains(err.Error(), step.wantErr)) {
+			t.Errorf("export %d: error %v, want %q", i, err, step.wantErr)
+		}
+		var req prompb.WriteRequest
+		if err := req.Unmarshal([]byte(strings.Join(b.metadata, ""))); err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for _, m := range req.Metadata {
+			types = append(types, m.Type.String())
+		}
+		sent := 0
+		for _, r := range b.records {
+			if math.Float64bits(r.value) != math.Float64bits(staleNaN) {
+				sent++
+			}
+		}
+		if !slices.Equal(types, step.wantTypes) || sent != len(step.wantTypes) {
+			t.Errorf("export %d: %d series sent, metadata types %q, want %q", i, sent, types, step.wantTypes)
+		}
+		var names []string
+		for name, slot := range sc.names {
+			names = append(names, name)
+			for _, se := range sc.res.scopes {
+				for _, me := range se.metrics {
+					if f := &me.families[familyMain]; f.name == name && f.slot != slot {
+						t.Errorf("export %d: metric %s has a slot of its own for %q, not the table's", i, me.key.name, name)
+					}
+				}
+			}
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, step.wantNames) {
+			t.Errorf("export %d: names table %q, want %q", i, names, step.wantNames)
 		}
 	}
 }

@@ -36,8 +36,7 @@ func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int
 	defer sc.mu.Unlock()
 	sc.gen = sc.gen.next()
 	sc.seenCount, sc.entriesSeen = 0, 0
-	clear(sc.families)
-	cc := &conversion{sc: sc, b: b, gen: sc.gen, exportState: exportState{rules: sc.rules, families: sc.families}}
+	cc := &conversion{sc: sc, b: b, gen: sc.gen, exportState: exportState{rules: sc.rules}}
 	b.collectV2, b.labels = sc.collectV2, &sc.labels
 	if sc.zeros != nil {
 		sc.zeros.begin(sc.collectV2, &sc.labels)
@@ -196,7 +195,7 @@ func (cc *conversion) mainFamily(mc *metricCtx, me *metricEntry) string {
 		return ""
 	}
 	f := &me.families[familyMain]
-	if !cc.familyFree(mc, f.name, f.typ) {
+	if !cc.nameFree(mc, f) {
 		return ""
 	}
 	return f.name
@@ -288,10 +287,11 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 // register adds f to the families of this export, with its metadata,
 // unless a family of that name is already there.
 func (cc *conversion) register(f *family) {
-	if _, ok := cc.families[f.name]; ok {
+	s := f.slot
+	if s.gen == cc.gen {
 		return
 	}
-	cc.families[f.name] = f.typ
+	s.gen, s.typ = cc.gen, f.typ
 	if !cc.sc.rules.withoutMetadata {
 		cc.b.metadata = append(cc.b.metadata, f.metadata)
 	}
@@ -433,7 +433,7 @@ func (cc *conversion) targetInfo() {
 	res := cc.res
 	mc := metricCtx{m: metricdata.Metrics{Name: cc.sc.rules.targetInfoName, Description: targetInfoHelp}}
 	mc.p.addAll(res.targetProblems)
-	if res.target != nil && cc.familyFree(&mc, res.targetFamily.name, res.targetFamily.typ) {
+	if res.target != nil && cc.nameFree(&mc, &res.targetFamily) {
 		cc.start = 0
 		cc.emit(&mc, &res.targetFamily, &res.target, 1, cc.newest, nil, nil)
 	}

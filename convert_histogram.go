@@ -19,7 +19,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 	f := &me.families[familyMain]
 	fmin, fmax := &me.families[familyMin], &me.families[familyMax]
 	minMax := cc.sc.rules.histogramMinMax &&
-		cc.familyFree(mc, fmin.name, fmin.typ) && cc.familyFree(mc, fmax.name, fmax.typ)
+		cc.nameFree(mc, fmin) && cc.nameFree(mc, fmax)
 	classic := cc.sc.rules.classic()
 	// The points are looked up in their order, which is also the order of
 	// their problems and of their custom-bucket histograms; the classic

@@ -87,7 +87,9 @@ type exportState struct {
 	rules *rules
 
 	// families maps each family name sent in this export to its type:
-	// a later metric of another type with the same name is dropped.
+	// a later metric of another type with the same name is dropped. Only
+	// the reference conversion of the tests uses it; the cache's keeps
+	// the same in nameSlots, which its families point to.
 	families map[string]prompb.MetricMetadata_MetricType
 
 	// low are the labels every series starts from (resource attributes

@@ -142,8 +142,9 @@ type seriesCache struct {
 	// baseMemo is scratch space of the conversion.
 	baseMemo baseMemo
 
-	// families is reused by every conversion (see conversion.families).
-	families map[string]prompb.MetricMetadata_MetricType
+	// names holds a nameSlot per family name of the entries under res,
+	// which their families point to (family.slot).
+	names map[string]*nameSlot
 	// native, labelBuf, keyBuf, labelList and histPoints are scratch space
 	// of the conversion.
 	native    nativeScratch
@@ -185,7 +186,6 @@ func newSeriesCache(c *rules, markStale bool) *seriesCache {
 		rules:     c,
 		markStale: markStale,
 		byLabels:  map[string]*seriesState{},
-		families:  map[string]prompb.MetricMetadata_MetricType{},
 	}
 }
 
