@@ -1,13 +1,16 @@
 package prwmetric
 
 import (
+	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -308,7 +311,7 @@ func refSum[N int64 | float64](cv *refConversion, mc *metricCtx, d metricdata.Su
 			cv.start = startMillis(dp.StartTime)
 			// OpenMetrics allows exemplars on counters and histogram
 			// buckets only.
-			ts.Exemplars = convertExemplars(cv.rules, dp.Exemplars, dp.Time.UnixMilli(), &mc.p)
+			ts.Exemplars = refConvertExemplars(cv.rules, dp.Exemplars, dp.Time.UnixMilli(), &mc.p)
 		}
 		cv.emit(mc, name, typ, ts)
 	}
@@ -369,14 +372,14 @@ func refHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricd
 				cv.emit(mc, name, typ, prompb.TimeSeries{
 					Labels:     withLabels(base, nameLabel(name)),
 					Histograms: []prompb.Histogram{h},
-					Exemplars:  convertExemplars(cv.rules, dp.Exemplars, p.t, &mc.p),
+					Exemplars:  refConvertExemplars(cv.rules, dp.Exemplars, p.t, &mc.p),
 				})
 			}
 		}
 		if classic {
 			p.count = withLabels(base, nameLabel(name+"_count"))
 			p.key = string(appendLabels(nil, p.count))
-			p.exemplars = bucketExemplars(cv.rules, *dp, p.t, &mc.p)
+			p.exemplars = refBucketExemplars(cv.rules, *dp, p.t, &mc.p)
 			buckets = max(buckets, len(dp.BucketCounts))
 		}
 		points = append(points, p)
@@ -469,7 +472,7 @@ func refExponentialHistogram[N int64 | float64](cv *refConversion, mc *metricCtx
 		cv.emit(mc, name, typ, prompb.TimeSeries{
 			Labels:     withLabels(base, nameLabel(name)),
 			Histograms: []prompb.Histogram{h},
-			Exemplars:  convertExemplars(cv.rules, dp.Exemplars, h.Timestamp, &mc.p),
+			Exemplars:  refConvertExemplars(cv.rules, dp.Exemplars, h.Timestamp, &mc.p),
 		})
 	}
 }
@@ -586,6 +589,72 @@ func fromPromSpans(spans []prompb.BucketSpan) []bucketSpan {
 	var out []bucketSpan
 	for _, s := range spans {
 		out = append(out, bucketSpan{offset: s.Offset, length: s.Length})
+	}
+	return out
+}
+
+// refConvertExemplars is the reference conversion of exemplars, which
+// convertExemplars must match: it converts OpenTelemetry exemplars, sorted by time. Labels
+// are trace_id and span_id in hex plus the filtered attributes, the
+// attributes only if all labels together stay within 128 runes (the
+// OpenMetrics limit; Prometheus refuses longer ones). An exemplar without a
+// time gets the data point's time t.
+func refConvertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N], t int64, p *problems) []prompb.Exemplar {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]prompb.Exemplar, 0, len(in))
+	for _, e := range in {
+		ids := map[string]string{}
+		if len(e.TraceID) > 0 {
+			ids[otlptranslator.ExemplarTraceIDKey] = hex.EncodeToString(e.TraceID)
+		}
+		if len(e.SpanID) > 0 {
+			ids[otlptranslator.ExemplarSpanIDKey] = hex.EncodeToString(e.SpanID)
+		}
+		labels := sortedLabels(ids)
+		if labelRunes(labels) > maxExemplarRunes {
+			p.add("exemplar whose trace and span ids exceed %d runes", maxExemplarRunes)
+			continue
+		}
+		if len(e.FilteredAttributes) > 0 {
+			attrs := slices.Clone(e.FilteredAttributes)
+			slices.SortStableFunc(attrs, func(a, b attribute.KeyValue) int { return strings.Compare(string(a.Key), string(b.Key)) })
+			m := map[string]string{}
+			c.addAttrs(m, attrs, "", p)
+			// The OTLP paths' profiles keep such attribute labels on
+			// series; exemplars keep Prometheus' reserved names out.
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				if strings.HasPrefix(k, "__") {
+					delete(m, k)
+					p.add("exemplar attribute label %q dropped: names starting with \"__\" are reserved", k)
+				}
+			}
+			for k, v := range ids {
+				m[k] = v
+			}
+			if all := sortedLabels(m); labelRunes(all) <= maxExemplarRunes {
+				labels = all
+			}
+		}
+		ts := t
+		if !e.Time.IsZero() {
+			ts = e.Time.UnixMilli()
+		}
+		out = append(out, prompb.Exemplar{Labels: labels, Value: promValue(float64(e.Value)), Timestamp: ts})
+	}
+	slices.SortStableFunc(out, func(a, b prompb.Exemplar) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+	return out
+}
+
+// refBucketExemplars is the reference of bucketExemplars: it places each exemplar on the first bucket whose bound is
+// at least its value (the +Inf bucket for larger values), as OpenMetrics
+// does; the result has one entry per bucket.
+func refBucketExemplars[N int64 | float64](c *rules, dp metricdata.HistogramDataPoint[N], t int64, p *problems) [][]prompb.Exemplar {
+	out := make([][]prompb.Exemplar, len(dp.BucketCounts))
+	for _, e := range refConvertExemplars(c, dp.Exemplars, t, p) {
+		i, _ := slices.BinarySearch(dp.Bounds, e.Value)
+		out[i] = append(out[i], e)
 	}
 	return out
 }
