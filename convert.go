@@ -181,6 +181,7 @@ func (cc *conversion) metric(scope instrumentation.Scope, se *scopeEntry, m *met
 		case metricdata.Summary:
 			convertSummary(cc, &mc, me, d)
 		}
+		cc.sc.exemplars.reset()
 	}
 	if len(mc.p.reasons) > 0 {
 		cc.report(fmt.Sprintf("metric %q", m.Name), &mc.p, "metric", m.Name, "scope", scope.Name)
@@ -317,7 +318,7 @@ func convertSum[N int64 | float64](cc *conversion, mc *metricCtx, me *metricEntr
 		if d.IsMonotonic && len(dp.Exemplars) > 0 {
 			// OpenMetrics allows exemplars on counters and histogram
 			// buckets only.
-			exemplars = convertExemplars(cc.sc.rules, dp.Exemplars, t, &mc.p)
+			exemplars = convertExemplars(cc.sc.rules, dp.Exemplars, t, &mc.p, &cc.sc.exemplars)
 		}
 		cc.emit(mc, f, &pe.series, promValue(float64(dp.Value)), t, exemplars, nil)
 	}
@@ -360,7 +361,7 @@ func convertExponentialHistogram[N int64 | float64](cc *conversion, mc *metricCt
 		cc.start = startMillis(dp.StartTime)
 		var exemplars []prompb.Exemplar
 		if len(dp.Exemplars) > 0 {
-			exemplars = convertExemplars(cc.sc.rules, dp.Exemplars, h.timestamp, &mc.p)
+			exemplars = convertExemplars(cc.sc.rules, dp.Exemplars, h.timestamp, &mc.p, &cc.sc.exemplars)
 		}
 		cc.emit(mc, f, &pe.series, 0, h.timestamp, exemplars, &h)
 	}

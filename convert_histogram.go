@@ -50,7 +50,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 		}
 		if classic {
 			if len(dp.Exemplars) > 0 {
-				hp.exemplars = bucketExemplars(cc.sc.rules, *dp, hp.t, &mc.p)
+				hp.exemplars = bucketExemplars(cc.sc.rules, *dp, hp.t, &mc.p, &cc.sc.exemplars)
 			}
 			buckets = max(buckets, len(dp.BucketCounts))
 		}
@@ -137,7 +137,7 @@ func convertCustomBuckets[N int64 | float64](cc *conversion, mc *metricCtx, f *f
 	}
 	var exemplars []prompb.Exemplar
 	if len(dp.Exemplars) > 0 {
-		exemplars = convertExemplars(cc.sc.rules, dp.Exemplars, t, &mc.p)
+		exemplars = convertExemplars(cc.sc.rules, dp.Exemplars, t, &mc.p, &cc.sc.exemplars)
 	}
 	cc.customBuckets = true
 	cc.emit(mc, f, &pe.series, 0, t, exemplars, &h)

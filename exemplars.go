@@ -17,60 +17,58 @@ import (
 // are trace_id and span_id in hex plus the filtered attributes, the
 // attributes only if all labels together stay within 128 runes (the
 // OpenMetrics limit; Prometheus refuses longer ones). An exemplar without a
-// time gets the data point's time t.
-//
-// A traced service can have an exemplar on every bucket of every
-// histogram point, each export anew: one string holds the hex ids of all
-// the point's exemplars and one array their labels, where a map, two
-// strings and a slice per exemplar made exemplars cost five series each.
-func convertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N], t int64, p *problems) []prompb.Exemplar {
+// time gets the data point's time t. The result is x's, good until the
+// metric's conversion ends (exemplarScratch).
+func convertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N], t int64, p *problems, x *exemplarScratch) []prompb.Exemplar {
 	if len(in) == 0 {
 		return nil
 	}
+	x.used = true
 	size := 0
 	for i := range in {
 		size += hex.EncodedLen(len(in[i].TraceID)) + hex.EncodedLen(len(in[i].SpanID))
 	}
-	var b strings.Builder
-	b.Grow(size)
+	x.ids.Grow(size)
+	from := x.ids.Len()
 	var scratch [64]byte
 	for i := range in {
-		b.Write(hex.AppendEncode(scratch[:0], in[i].TraceID))
-		b.Write(hex.AppendEncode(scratch[:0], in[i].SpanID))
+		x.ids.Write(hex.AppendEncode(scratch[:0], in[i].TraceID))
+		x.ids.Write(hex.AppendEncode(scratch[:0], in[i].SpanID))
 	}
-	ids := b.String()
-	labels := make([]prompb.Label, 0, 2*len(in))
-	out := make([]prompb.Exemplar, 0, len(in))
+	// Earlier strings stay good: the builder only appends.
+	ids := x.ids.String()[from:]
+	first := len(x.out)
 	for i := range in {
 		e := &in[i]
 		trace := ids[:hex.EncodedLen(len(e.TraceID))]
 		span := ids[len(trace) : len(trace)+hex.EncodedLen(len(e.SpanID))]
 		ids = ids[len(trace)+len(span):]
 		// Sorted by name: span_id, trace_id.
-		from := len(labels)
+		at := len(x.labels)
 		runes := 0
 		if span != "" {
-			labels = append(labels, prompb.Label{Name: otlptranslator.ExemplarSpanIDKey, Value: span})
+			x.labels = append(x.labels, prompb.Label{Name: otlptranslator.ExemplarSpanIDKey, Value: span})
 			runes += len(otlptranslator.ExemplarSpanIDKey) + len(span)
 		}
 		if trace != "" {
-			labels = append(labels, prompb.Label{Name: otlptranslator.ExemplarTraceIDKey, Value: trace})
+			x.labels = append(x.labels, prompb.Label{Name: otlptranslator.ExemplarTraceIDKey, Value: trace})
 			runes += len(otlptranslator.ExemplarTraceIDKey) + len(trace)
 		}
-		ls := labels[from:len(labels):len(labels)]
+		labels := x.labels[at:len(x.labels):len(x.labels)]
 		if runes > maxExemplarRunes {
 			p.add("exemplar whose trace and span ids exceed %d runes", maxExemplarRunes)
 			continue
 		}
 		if len(e.FilteredAttributes) > 0 {
-			ls = withFilteredAttributes(c, ls, e.FilteredAttributes, p)
+			labels = withFilteredAttributes(c, labels, e.FilteredAttributes, p)
 		}
 		ts := t
 		if !e.Time.IsZero() {
 			ts = e.Time.UnixMilli()
 		}
-		out = append(out, prompb.Exemplar{Labels: ls, Value: promValue(float64(e.Value)), Timestamp: ts})
+		x.out = append(x.out, prompb.Exemplar{Labels: labels, Value: promValue(float64(e.Value)), Timestamp: ts})
 	}
+	out := x.out[first:len(x.out):len(x.out)]
 	// Mostly in order already; the check copies no exemplar.
 	for i := 1; i < len(out); i++ {
 		if out[i].Timestamp < out[i-1].Timestamp {
@@ -79,6 +77,34 @@ func convertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N], 
 		}
 	}
 	return out
+}
+
+// exemplarScratch holds the exemplars of the metric being converted:
+// their hex ids, labels and per-bucket slices. A traced service can have
+// an exemplar on every bucket of every histogram point, each export anew;
+// a map, two strings and two slices per exemplar made them cost five
+// series each. The arrays are reused from metric to metric (reset), the
+// ids' string is one per metric: the exemplars are encoded into the batch
+// before the metric's conversion ends, and nothing keeps them after.
+type exemplarScratch struct {
+	ids     strings.Builder
+	labels  []prompb.Label
+	out     []prompb.Exemplar
+	buckets [][]prompb.Exemplar
+	used    bool
+}
+
+// reset empties x for the next metric, keeping none of the last one's
+// exemplars alive.
+func (x *exemplarScratch) reset() {
+	if !x.used {
+		return
+	}
+	x.ids = strings.Builder{}
+	clear(x.labels)
+	clear(x.out)
+	clear(x.buckets)
+	x.labels, x.out, x.buckets, x.used = x.labels[:0], x.out[:0], x.buckets[:0], false
 }
 
 // withFilteredAttributes returns ids, an exemplar's id labels, with its
@@ -107,9 +133,10 @@ func withFilteredAttributes(c *rules, ids []prompb.Label, filtered []attribute.K
 
 // bucketExemplars places each exemplar on the first bucket whose bound is
 // at least its value (the +Inf bucket for larger values), as OpenMetrics
-// does; the result has one entry per bucket, each a part of one array.
-func bucketExemplars[N int64 | float64](c *rules, dp metricdata.HistogramDataPoint[N], t int64, p *problems) [][]prompb.Exemplar {
-	ex := convertExemplars(c, dp.Exemplars, t, p)
+// does; the result has one entry per bucket, each a part of one array, all
+// x's (see convertExemplars).
+func bucketExemplars[N int64 | float64](c *rules, dp metricdata.HistogramDataPoint[N], t int64, p *problems, x *exemplarScratch) [][]prompb.Exemplar {
+	ex := convertExemplars(c, dp.Exemplars, t, p, x)
 	var scratch [16]int
 	buckets := scratch[:0]
 	for i := range ex {
@@ -125,16 +152,19 @@ func bucketExemplars[N int64 | float64](c *rules, dp metricdata.HistogramDataPoi
 			ex[j], ex[j-1] = ex[j-1], ex[j]
 		}
 	}
-	out := make([][]prompb.Exemplar, len(dp.BucketCounts))
+	n := len(dp.BucketCounts)
+	at := len(x.buckets)
+	x.buckets = slices.Grow(x.buckets, n)[:at+n]
+	out := x.buckets[at : at+n : at+n]
 	for i := 0; i < len(ex); {
-		n := i + 1
-		for n < len(ex) && buckets[n] == buckets[i] {
-			n++
+		end := i + 1
+		for end < len(ex) && buckets[end] == buckets[i] {
+			end++
 		}
 		if k := buckets[i]; k < len(out) {
-			out[k] = ex[i:n:n]
+			out[k] = ex[i:end:end]
 		}
-		i = n
+		i = end
 	}
 	return out
 }

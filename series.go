@@ -153,6 +153,8 @@ type seriesCache struct {
 	labelList []prompb.Label
 	// histPoints are a histogram's points being converted.
 	histPoints []histPoint
+	// exemplars are the exemplars of the metric being converted.
+	exemplars exemplarScratch
 
 	// collectV2 makes conversions record what 2.0 requests need (batch.v2).
 	collectV2 bool

@@ -330,7 +330,8 @@ func histogramPoint(m, i int, bounds []float64) metricdata.HistogramDataPoint[fl
 	}
 }
 
-// SetTime sets the end time of every data point of rm to at, in place.
+// SetTime sets the end time of every data point of rm, and the time of
+// its exemplars, to at, in place.
 func SetTime(rm *metricdata.ResourceMetrics, at time.Time) {
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -346,6 +347,7 @@ func SetTime(rm *metricdata.ResourceMetrics, at time.Time) {
 			case metricdata.Histogram[float64]:
 				for i := range d.DataPoints {
 					d.DataPoints[i].Time = at
+					setExemplarTime(d.DataPoints[i].Exemplars, at)
 				}
 			case metricdata.ExponentialHistogram[float64]:
 				for i := range d.DataPoints {
@@ -359,6 +361,13 @@ func SetTime(rm *metricdata.ResourceMetrics, at time.Time) {
 func setPointTime[N int64 | float64](dps []metricdata.DataPoint[N], at time.Time) {
 	for i := range dps {
 		dps[i].Time = at
+		setExemplarTime(dps[i].Exemplars, at)
+	}
+}
+
+func setExemplarTime[N int64 | float64](ex []metricdata.Exemplar[N], at time.Time) {
+	for i := range ex {
+		ex[i].Time = at
 	}
 }
 
