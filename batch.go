@@ -5,8 +5,10 @@ type batch struct {
 	// labels holds the labels of the records' series (seriesState.key).
 	labels  *labelTable
 	records []record
-	// markers is where the staleness markers start in records.
-	markers int
+	// stale counts the staleness markers, last in records (sweep): a
+	// conversion that failed before its sweep has none, and its records
+	// sent are data.
+	stale int
 	// ended are the series this export ends without a marker
 	// (WithoutStaleMarkers).
 	ended []*seriesState
@@ -56,7 +58,7 @@ type exemplarCount struct {
 
 func (b *batch) reset() {
 	clear(b.records) // no pointers into the cache outlive the export
-	b.records, b.markers, b.extra = b.records[:0], 0, b.extra[:0]
+	b.records, b.stale, b.extra = b.records[:0], 0, b.extra[:0]
 	b.exemplars = b.exemplars[:0]
 	clear(b.metadata)
 	b.metadata = b.metadata[:0]
@@ -189,3 +191,6 @@ func covered(spans []span) int {
 	}
 	return n
 }
+
+// isMarker reports whether record i is a staleness marker.
+func (b *batch) isMarker(i int) bool { return i >= len(b.records)-b.stale }

@@ -54,10 +54,10 @@ func TestCacheFollowsLiveSeries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		export(tt.from, tt.to, tt.ok)
-		stale := len(b.records) - b.markers
-		if b.markers != tt.wantSeries || stale != tt.wantStale || len(sc.last) != tt.wantTracked || len(sc.byLabels) != tt.wantTracked {
+		stale, series := b.stale, len(b.records)-b.stale
+		if series != tt.wantSeries || stale != tt.wantStale || len(sc.last) != tt.wantTracked || len(sc.byLabels) != tt.wantTracked {
 			t.Errorf("%s: %d series, %d markers, %d tracked (%d interned); want %d, %d, %d",
-				tt.name, b.markers, stale, len(sc.last), len(sc.byLabels), tt.wantSeries, tt.wantStale, tt.wantTracked)
+				tt.name, series, stale, len(sc.last), len(sc.byLabels), tt.wantSeries, tt.wantStale, tt.wantTracked)
 		}
 		if sc.entries != sc.entriesSeen {
 			t.Errorf("%s: %d cache entries kept, %d used", tt.name, sc.entries, sc.entriesSeen)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
 
 // These tests cover WithMaxConcurrentRequests: the requests of one export
@@ -394,4 +396,26 @@ func TestExportsNeverOvertake(t *testing.T) {
 			t.Errorf("requests in the order %v, want %v (0 first export, 1 second, 2 markers; second export: %v)", kinds, want, secondErr)
 		}
 	})
+}
+
+// TestMaxConcurrentRequestsWithoutLimit: WithMaxConcurrentRequests(math.MaxInt)
+// is no limit, and no overflow either (the token channel's size once made
+// Export panic).
+func TestMaxConcurrentRequestsWithoutLimit(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithMaxConcurrentRequests(math.MaxInt), WithMaxSeriesPerRequest(1))
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Errorf("Export panicked: %v", r)
+			}
+		}()
+		if err := exp.Export(context.Background(), manyGauges(3, time.Now())); err != nil {
+			t.Errorf("Export: %v", err)
+		}
+	}()
+	if n := len(srv.Requests()); n != 3 {
+		t.Errorf("%d requests received, want 3", n)
+	}
 }

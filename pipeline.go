@@ -69,7 +69,8 @@ type sending struct {
 func (e *Exporter) startSending(ctx context.Context, b *batch, bufs *sendBuffers, proto Protocol, comp Compression) *sending {
 	p := &pipeline{
 		e: e, ctx: ctx, b: b, proto: proto, comp: comp,
-		tokens:  make(chan struct{}, e.cfg.maxConcurrent+sendWorkers),
+		// Saturated: WithMaxConcurrentRequests(math.MaxInt) is no limit.
+		tokens:  make(chan struct{}, min(e.cfg.maxConcurrent, math.MaxInt-sendWorkers)+sendWorkers),
 		items:   bufs.items[:0],
 		cutting: true,
 	}

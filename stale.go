@@ -27,7 +27,8 @@ var staleNaN = math.Float64frombits(0x7ff0000000000002)
 // steady state, it costs nothing.
 func (sc *seriesCache) sweep(b *batch, now int64) {
 	sc.baseMemo = baseMemo{} // the conversion's, no longer needed
-	b.markers = len(b.records)
+	data := len(b.records)
+	defer func() { b.stale = len(b.records) - data }()
 	if sc.seenCount < len(sc.last) {
 		kept := sc.last[:0]
 		for _, s := range sc.last {
@@ -68,15 +69,17 @@ func (sc *seriesCache) sweep(b *batch, now int64) {
 func (sc *seriesCache) markDelivered(b *batch, delivered []span) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	todo := delivered
 	if len(b.marked) > 0 {
 		b.unmarked = subtractSpans(b.unmarked[:0], delivered, b.marked)
-		delivered = b.unmarked
+		todo = b.unmarked
 	}
-	for _, sp := range delivered {
+	for _, sp := range todo {
 		for i := sp.start; i < sp.end; i++ {
 			sc.markRecord(b, i)
 		}
 	}
+	// All that was delivered, marked early or not.
 	if len(b.ended) > 0 && b.arrived(delivered) {
 		// Without markers, a series ends with the first export that
 		// arrives without it.
@@ -123,7 +126,7 @@ func (sc *seriesCache) marksEarly(b *batch) bool {
 // markRecord records that the receiver holds record i of b (sc.mu held).
 func (sc *seriesCache) markRecord(b *batch, i int) {
 	r := &b.records[i]
-	if i >= b.markers {
+	if b.isMarker(i) {
 		r.s.set(flagDelivered, false)
 		return
 	}
@@ -157,7 +160,7 @@ func (sc *seriesCache) markMaybeStored(b *batch, from, to int, proto Protocol) {
 		}
 		r := &b.records[i]
 		r.s.setNewest(max(r.s.newest(), r.ts))
-		if i < b.markers {
+		if !b.isMarker(i) {
 			r.s.set(flagDelivered, true)
 			r.s.set(flagHistogram, r.isHistogram())
 		}

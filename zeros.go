@@ -84,7 +84,6 @@ func (z *initialZeros) begin(collectV2 bool, labels *labelTable) {
 
 // end closes the zeros of a conversion whose newest sample is at newest.
 func (z *initialZeros) end(newest int64, hasNewest bool) {
-	z.batch.markers = len(z.batch.records)
 	if hasNewest {
 		z.lastNewest = newest
 	}
