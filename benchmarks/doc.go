@@ -44,6 +44,11 @@
 // each export, out of the timer, which makes new series and ends others
 // with staleness markers.
 //
+// BenchmarkExemplars is prwmetric alone on W without exemplars and with a
+// traced service's (AddExemplars, exemplars.go): an exemplar on every
+// histogram bucket that counted and on every counter point, each export
+// anew.
+//
 // # Receiver
 //
 // Push exporters send to a receiver in a child process (see Receiver), so

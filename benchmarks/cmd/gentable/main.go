@@ -45,7 +45,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.BoolVar(&c.shapes, "shapes", true, "run the library comparison on every shape (BenchmarkExport..., BenchmarkLargeExport) and BenchmarkChurn")
+	flag.BoolVar(&c.shapes, "shapes", true, "run the library comparison on every shape (BenchmarkExport..., BenchmarkLargeExport), BenchmarkChurn and BenchmarkExemplars")
 	flag.BoolVar(&c.compression, "compression", true, "run snappy against zstd on every shape (BenchmarkCompression)")
 	flag.IntVar(&c.count, "count", 5, "rounds of the shape and compression benchmarks; tables show the median and the spread")
 	flag.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime of the shape and compression benchmarks")
@@ -166,7 +166,7 @@ func runBenchmarks(raw *bytes.Buffer, env *environment, c config) error {
 	}
 	parts := []*part{
 		{on: c.shapes, rounds: c.count, args: args(shapeBenchmarks(), c.benchtime)},
-		{on: c.shapes, rounds: c.count, args: args("^BenchmarkChurn$", c.benchtime)},
+		{on: c.shapes, rounds: c.count, args: args("^(BenchmarkChurn|BenchmarkExemplars)$", c.benchtime)},
 		{on: c.compression, rounds: c.count, args: args(compressionBenchmarks(false), c.benchtime)},
 		{on: c.shapes && c.large, rounds: c.largeCount, args: args("^BenchmarkExportMillion$", "1x")},
 		{on: c.compression && c.large, rounds: c.largeCount, args: args(compressionBenchmarks(true), "1x")},

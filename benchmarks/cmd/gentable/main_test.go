@@ -48,6 +48,8 @@ BenchmarkChurn/0%-2         	     300	   5000000 ns/op	   8000000 cpu-ns/op	    
 BenchmarkChurn/1%-2         	     300	   6000000 ns/op	  11000000 cpu-ns/op	       440.0 new-series/op	         6.000 requests/op	     44001 series/op	   1195317 wire-B/op	 1688507 B/op	    2160 allocs/op
 BenchmarkChurn/0%-2         	     300	   7000000 ns/op	   8000000 cpu-ns/op	         0 new-series/op	         6.000 requests/op	     44001 series/op	    984299 wire-B/op	 1242300 B/op	     278 allocs/op
 BenchmarkChurn/1%-2         	     300	   7500000 ns/op	  11000000 cpu-ns/op	       440.0 new-series/op	         6.000 requests/op	     44001 series/op	   1195317 wire-B/op	 1688507 B/op	    2160 allocs/op
+BenchmarkExemplars/none-2         	     300	   5000000 ns/op	   7000000 cpu-ns/op	         0 exemplars/op	         6.000 requests/op	     44001 series/op	    984303 wire-B/op	 1251632 B/op	     278 allocs/op
+BenchmarkExemplars/every_bucket-2 	     300	  10000000 ns/op	  16000000 cpu-ns/op	     18351 exemplars/op	         6.000 requests/op	     44001 series/op	   1524290 wire-B/op	 4424332 B/op	     368 allocs/op
 PASS
 `
 
@@ -118,6 +120,8 @@ func TestWriteResults(t *testing.T) {
 		"prwmetric's export of W, whose 500 attribute sets carry one more attribute",
 		"| 0% | 0 | 6.00 | 5.00–7.00 | 1.00× | 8.00 | 0.00632 | 28.2 | 984,299 | 6.00 |",
 		"| 1% | 440 | 6.75 | 6.00–7.50 | 1.12× | 11.0 | 0.0491 | 38.4 | 1,195,317 | 6.00 |",
+		"| Exemplars | exemplars per export | ms/export | fastest–slowest round | ÷ without exemplars | CPU ms |",
+		"| every_bucket | 18,351 | 10.0 | 10.0–10.0 | 2.00× | 16.0 | 0.00836 | 101 | 1,524,290 | 6.00 |",
 		"| Target | Limit | W | histograms | 1M series |",
 		"| prwmetric time ÷ snappy floor of its own payload | ≤ 2.5 | 4.00 ✗ | — | — |",
 		"| prwmetric time ÷ Collector path | ≤ 0.05 | 0.0500 ✓ | — | — |",

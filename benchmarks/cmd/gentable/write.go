@@ -78,7 +78,8 @@ func writeResults(w io.Writer, r *results, env environment, raw string) {
 	}
 	writeTargets(w, r)
 	writeLarge(w, r)
-	writeChurn(w, r)
+	churn.write(w, r)
+	exemplars.write(w, r)
 	writeCompression(w, r)
 	writeLatency(w, r)
 
