@@ -3,14 +3,12 @@ package prwmetric
 import (
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -594,7 +592,8 @@ func fromPromSpans(spans []prompb.BucketSpan) []bucketSpan {
 }
 
 // refConvertExemplars is the reference conversion of exemplars, which
-// convertExemplars must match: it converts OpenTelemetry exemplars, sorted by time. Labels
+// convertExemplars must match: it converts OpenTelemetry exemplars, sorted
+// by time. Labels
 // are trace_id and span_id in hex plus the filtered attributes, the
 // attributes only if all labels together stay within 128 runes (the
 // OpenMetrics limit; Prometheus refuses longer ones). An exemplar without a
@@ -618,24 +617,9 @@ func refConvertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N
 			continue
 		}
 		if len(e.FilteredAttributes) > 0 {
-			attrs := slices.Clone(e.FilteredAttributes)
-			slices.SortStableFunc(attrs, func(a, b attribute.KeyValue) int { return strings.Compare(string(a.Key), string(b.Key)) })
-			m := map[string]string{}
-			c.addAttrs(m, attrs, "", p)
-			// The OTLP paths' profiles keep such attribute labels on
-			// series; exemplars keep Prometheus' reserved names out.
-			for _, k := range slices.Sorted(maps.Keys(m)) {
-				if strings.HasPrefix(k, "__") {
-					delete(m, k)
-					p.add("exemplar attribute label %q dropped: names starting with \"__\" are reserved", k)
-				}
-			}
-			for k, v := range ids {
-				m[k] = v
-			}
-			if all := sortedLabels(m); labelRunes(all) <= maxExemplarRunes {
-				labels = all
-			}
+			// The filtered attributes, unchanged from the code this
+			// reference was: shared.
+			labels = withFilteredAttributes(c, labels, e.FilteredAttributes, p)
 		}
 		ts := t
 		if !e.Time.IsZero() {
@@ -647,7 +631,8 @@ func refConvertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N
 	return out
 }
 
-// refBucketExemplars is the reference of bucketExemplars: it places each exemplar on the first bucket whose bound is
+// refBucketExemplars is the reference of bucketExemplars: it places each
+// exemplar on the first bucket whose bound is
 // at least its value (the +Inf bucket for larger values), as OpenMetrics
 // does; the result has one entry per bucket.
 func refBucketExemplars[N int64 | float64](c *rules, dp metricdata.HistogramDataPoint[N], t int64, p *problems) [][]prompb.Exemplar {
