@@ -81,16 +81,10 @@ func (p *problems) String() string {
 
 // exportState is the bookkeeping of one export's conversion that the
 // conversion through the cache and the reference conversion of the tests
-// share: the families sent, what was dropped, the newest sample, the
+// share: what was dropped, the newest sample, the
 // resource's labels and the label scratch space.
 type exportState struct {
 	rules *rules
-
-	// families maps each family name sent in this export to its type:
-	// a later metric of another type with the same name is dropped. Only
-	// the reference conversion of the tests uses it; the cache's keeps
-	// the same in nameSlots, which its families point to.
-	families map[string]prompb.MetricMetadata_MetricType
 
 	// low are the labels every series starts from (resource attributes
 	// copied by WithResourceAsLabels); data point attributes override them.
@@ -192,17 +186,6 @@ func (es *exportState) pointLabels(attrs attribute.Set, high map[string]string, 
 	}
 	sc.labels = appendSortedLabels(sc.labels[:0], m)
 	return sc.labels
-}
-
-// familyFree reports whether name may be used for a family of type typ in
-// this request: a name already used by another type is kept for the first
-// one, as the pull exporter does.
-func (es *exportState) familyFree(mc *metricCtx, name string, typ prompb.MetricMetadata_MetricType) bool {
-	if have, ok := es.families[name]; ok && have != typ {
-		mc.p.add("series named %q: a %s of that name is already sent in this export; %s dropped", name, have, typ)
-		return false
-	}
-	return true
 }
 
 func (es *exportState) observeTime(ms int64) {

@@ -101,7 +101,11 @@ func histogramV2(h prompb.Histogram, start int64) writev2.Histogram {
 // refConversion is the state of one reference conversion.
 type refConversion struct {
 	exportState
-	req *prompb.WriteRequest
+	// families maps each family name sent in this export to its type:
+	// a later metric of another type with the same name is dropped (the
+	// cache's conversion keeps this in nameSlots).
+	families map[string]prompb.MetricMetadata_MetricType
+	req      *prompb.WriteRequest
 	// seen holds the label sets of the series in req, so that no series is
 	// sent twice (Prometheus rejects conflicting duplicates).
 	seen map[string]struct{}
@@ -132,7 +136,8 @@ type seriesInfo struct {
 // the request.
 func (c *rules) referenceInfo(rm *metricdata.ResourceMetrics) (*prompb.WriteRequest, []seriesInfo, error) {
 	cv := &refConversion{
-		exportState: exportState{rules: c, families: map[string]prompb.MetricMetadata_MetricType{}},
+		exportState: exportState{rules: c},
+		families:    map[string]prompb.MetricMetadata_MetricType{},
 		req:         &prompb.WriteRequest{},
 		seen:        map[string]struct{}{},
 	}
@@ -642,4 +647,15 @@ func refBucketExemplars[N int64 | float64](c *rules, dp metricdata.HistogramData
 		out[i] = append(out[i], e)
 	}
 	return out
+}
+
+// familyFree reports whether name may be used for a family of type typ in
+// this request: a name already used by another type is kept for the first
+// one, as the pull exporter does.
+func (cv *refConversion) familyFree(mc *metricCtx, name string, typ prompb.MetricMetadata_MetricType) bool {
+	if have, ok := cv.families[name]; ok && have != typ {
+		mc.p.add("series named %q: a %s of that name is already sent in this export; %s dropped", name, have, typ)
+		return false
+	}
+	return true
 }
