@@ -5,10 +5,7 @@ type batch struct {
 	// labels holds the labels of the records' series (seriesState.key).
 	labels  *labelTable
 	records []record
-	// stale counts the staleness markers, last in records (sweep): a
-	// conversion that failed before its sweep has none, and its records
-	// sent are data.
-	stale int
+
 	// ended are the series this export ends without a marker
 	// (WithoutStaleMarkers).
 	ended []*seriesState
@@ -44,13 +41,21 @@ type record struct {
 	ts int64
 	// extra and extraLen locate the series' exemplars and native histogram
 	// in batch.extra; extraLen has recordHistogram set for a native
-	// histogram series, which has no float sample.
+	// histogram series, which has no float sample, and recordMarker for a
+	// staleness marker (addMarker).
 	extra, extraLen uint32
 }
 
-const recordHistogram = 1 << 31
+const (
+	recordHistogram = 1 << 31
+	recordMarker    = 1 << 30
+	recordFlags     = recordHistogram | recordMarker
+)
 
 func (r *record) isHistogram() bool { return r.extraLen&recordHistogram != 0 }
+
+// extraSize is the length of the record's bytes in batch.extra.
+func (r *record) extraSize() uint32 { return r.extraLen &^ recordFlags }
 
 type exemplarCount struct {
 	record, n int
@@ -58,7 +63,7 @@ type exemplarCount struct {
 
 func (b *batch) reset() {
 	clear(b.records) // no pointers into the cache outlive the export
-	b.records, b.stale, b.extra = b.records[:0], 0, b.extra[:0]
+	b.records, b.extra = b.records[:0], b.extra[:0]
 	b.exemplars = b.exemplars[:0]
 	clear(b.metadata)
 	b.metadata = b.metadata[:0]
@@ -109,7 +114,7 @@ type cut struct {
 
 // extraOf returns r's exemplar and native histogram fields.
 func (b *batch) extraOf(r *record) string {
-	end := r.extra + r.extraLen&^recordHistogram
+	end := r.extra + r.extraSize()
 	return unsafeString(b.extra[r.extra:end])
 }
 
@@ -193,4 +198,4 @@ func covered(spans []span) int {
 }
 
 // isMarker reports whether record i is a staleness marker.
-func (b *batch) isMarker(i int) bool { return i >= len(b.records)-b.stale }
+func (b *batch) isMarker(i int) bool { return b.records[i].extraLen&recordMarker != 0 }

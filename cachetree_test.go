@@ -54,7 +54,13 @@ func TestCacheFollowsLiveSeries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		export(tt.from, tt.to, tt.ok)
-		stale, series := b.stale, len(b.records)-b.stale
+		stale := 0
+		for i := range b.records {
+			if b.isMarker(i) {
+				stale++
+			}
+		}
+		series := len(b.records) - stale
 		if series != tt.wantSeries || stale != tt.wantStale || len(sc.last) != tt.wantTracked || len(sc.byLabels) != tt.wantTracked {
 			t.Errorf("%s: %d series, %d markers, %d tracked (%d interned); want %d, %d, %d",
 				tt.name, series, stale, len(sc.last), len(sc.byLabels), tt.wantSeries, tt.wantStale, tt.wantTracked)

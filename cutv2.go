@@ -207,7 +207,9 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 			x.refs = append(x.refs, 1)
 			packed := 0
 			walkLabels(labels, func(name, value string) {
-				ids := [2]uint32{t.id(name), t.id(value)}
+				// The exemplar's bytes are the batch's, reused by the
+				// next export: a new symbol keeps a copy.
+				ids := [2]uint32{t.idCopy(name), t.idCopy(value)}
 				t.fit()
 				for _, id := range ids {
 					l, nb := c.ref(id)

@@ -185,3 +185,31 @@ func (h panicOnce) Handle(context.Context, slog.Record) error {
 }
 func (h panicOnce) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h panicOnce) WithGroup(string) slog.Handler      { return h }
+
+// TestShutdownMarkersAreMarkers: Shutdown's staleness markers (endAll),
+// once delivered, leave their series flagged not delivered: the receiver
+// holds a staleness marker for each (checkDelivered). Each marker record
+// says it is one (recordMarker), whichever path made its batch.
+func TestShutdownMarkersAreMarkers(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv)
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	if err := exp.Export(context.Background(), manyGauges(5, at)); err != nil {
+		t.Fatal(err)
+	}
+	checkDelivered(t, "after the export", exp, srv)
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stale := 0
+	for _, s := range srv.Series() {
+		if n := len(s.Samples); n > 0 && s.Samples[n-1].IsStale() {
+			stale++
+		}
+	}
+	if stale != 5 {
+		t.Fatalf("%d series ended at the receiver, want 5", stale)
+	}
+	checkDelivered(t, "after Shutdown", exp, srv)
+}

@@ -9,7 +9,7 @@ import (
 
 // seriesLen is the size of r's TimeSeries message.
 func (b *batch) seriesLen(r *record) int {
-	n := r.s.labelsSize() + int(r.extraLen&^recordHistogram)
+	n := r.s.labelsSize() + int(r.extraSize())
 	if !r.isHistogram() {
 		n += fieldLen(sampleLen(r.value, r.ts))
 	}
@@ -43,7 +43,7 @@ func (v *batchView) encode(buf []byte, c cut) []byte {
 			continue // see batch.skippedByV1
 		}
 		r := &v.records[i]
-		n := keyLabelsLen(r.key) + int(r.extraLen&^recordHistogram)
+		n := keyLabelsLen(r.key) + int(r.extraSize())
 		if !r.isHistogram() {
 			n += fieldLen(sampleLen(r.value, r.ts))
 		}
@@ -53,7 +53,7 @@ func (v *batchView) encode(buf []byte, c cut) []byte {
 		if !r.isHistogram() {
 			buf = appendSample(buf, r.value, r.ts)
 		}
-		buf = append(buf, v.extra[r.extra:r.extra+r.extraLen&^recordHistogram]...)
+		buf = append(buf, v.extra[r.extra:r.extra+r.extraSize()]...)
 	}
 	if c.metadata {
 		for _, m := range v.metadata {

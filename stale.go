@@ -27,8 +27,6 @@ var staleNaN = math.Float64frombits(0x7ff0000000000002)
 // steady state, it costs nothing.
 func (sc *seriesCache) sweep(b *batch, now int64) {
 	sc.baseMemo = baseMemo{} // the conversion's, no longer needed
-	data := len(b.records)
-	defer func() { b.stale = len(b.records) - data }()
 	if sc.seenCount < len(sc.last) {
 		kept := sc.last[:0]
 		for _, s := range sc.last {
@@ -217,6 +215,7 @@ func (b *batch) addMarker(s *seriesState, now int64) {
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)|recordHistogram
 		b.native = true
 	}
+	r.extraLen |= recordMarker
 	b.records = append(b.records, r)
 	if b.collectV2 {
 		// A marker carries no start time and no metadata: the series

@@ -1,5 +1,7 @@
 package prwmetric
 
+import "strings"
+
 // seriesV2 is what the 2.0 encoding keeps of a series between exports.
 // The fields the steady-state cut reads come first, then the encoding the
 // workers copy.
@@ -118,6 +120,16 @@ func (t *symbolTable) id(s string) uint32 {
 	t.strs = append(t.strs, s)
 	t.ids[s] = id
 	return id
+}
+
+// idCopy is id for a string whose bytes will change (an exemplar's label,
+// in the batch): the table, which outlives the export, keeps a copy of a
+// new one.
+func (t *symbolTable) idCopy(s string) uint32 {
+	if id, ok := t.ids[s]; ok {
+		return id
+	}
+	return t.id(strings.Clone(s))
 }
 
 // rebuild starts a new epoch: every series and family looks its strings up
