@@ -206,6 +206,9 @@ func basicAuth(user, password string) string {
 // passwords. Secret files add theirs when read.
 func knownSecrets(c config) *secrets {
 	sec := &secrets{}
+	// A header function may give each request its own key: the answers of
+	// the requests still under way may echo theirs.
+	sec.keepReplaced("header func", min(c.maxConcurrent, 128)+1)
 	if c.basicAuthSet && !c.basicAuthFromFile && c.basicAuthPassword != "" {
 		sec.set("basic auth", c.basicAuthPassword, c.basicAuthUser+":"+c.basicAuthPassword)
 	}

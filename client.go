@@ -117,6 +117,7 @@ func newClient(c config) (*client, error) {
 		if c.proxy != nil {
 			t.Proxy = c.proxy
 		}
+		t.Proxy = knowProxy(t.Proxy, cl.secrets)
 		switch {
 		case c.tlsClientConfig != nil:
 			t.TLSClientConfig = c.tlsClientConfig.Clone()
@@ -149,8 +150,15 @@ func newClient(c config) (*client, error) {
 	if c.oauth2 != nil {
 		hc.Transport = newOAuth2Transport(hc.Transport, tokenBase, c, cl.secrets)
 	}
-	if hc.CheckRedirect == nil {
+	if user := hc.CheckRedirect; user == nil {
 		hc.CheckRedirect = checkRedirect
+	} else {
+		// The user's policy decides; the Referer, which names the
+		// endpoint's query (an API key, often), never goes to the next host.
+		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			req.Header.Del("Referer")
+			return user(req, via)
+		}
 	}
 	cl.http = hc
 	return cl, nil
@@ -404,3 +412,33 @@ type requestNotSent struct{ err error }
 func (e *requestNotSent) Error() string { return e.err.Error() }
 
 func (e *requestNotSent) Unwrap() error { return e.err }
+
+// knowProxy wraps proxy, the transport's choice of proxy per request, so
+// that the credentials of a proxy URL it returns (from WithProxy's function
+// or HTTP_PROXY and the like, not only WithProxyURL) join sec before the
+// transport sends them: a proxy may echo its Proxy-Authorization in a
+// refusal that ends up in an error.
+func knowProxy(proxy func(*http.Request) (*url.URL, error), sec *secrets) func(*http.Request) (*url.URL, error) {
+	if proxy == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	var known string // the userinfo last made secret
+	return func(req *http.Request) (*url.URL, error) {
+		u, err := proxy(req)
+		if u == nil || u.User == nil {
+			return u, err
+		}
+		p, ok := u.User.Password()
+		if !ok {
+			return u, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if info := u.User.String(); info != known {
+			sec.set("proxy chosen", p, u.User.Username()+":"+p)
+			known = info
+		}
+		return u, err
+	}
+}

@@ -128,7 +128,9 @@ func parseHeaders(s string) (map[string]string, error) {
 		}
 		val, err := url.PathUnescape(strings.TrimSpace(v))
 		if err != nil {
-			return nil, fmt.Errorf("the value of %q is not URL-encoded correctly", key)
+			// A line pasted with ':' has its value in the key: only the
+			// part a header name may hold is named.
+			return nil, fmt.Errorf("the value of %q is not URL-encoded correctly", headerNamePrefix(key))
 		}
 		h[key] = val
 	}

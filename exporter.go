@@ -83,6 +83,19 @@ func (e *Exporter) Aggregation(kind sdkmetric.InstrumentKind) sdkmetric.Aggregat
 	return e.cfg.aggregationSelector(kind)
 }
 
+// String names the exporter by its endpoint, credentials and query values
+// hidden. fmt prints this rather than the configuration, which holds
+// secrets.
+func (e *Exporter) String() string {
+	if e == nil || e.client == nil {
+		return "prwmetric.Exporter(not made by New)"
+	}
+	return "prwmetric.Exporter(" + e.client.redacted + ")"
+}
+
+// GoString is String, for %#v.
+func (e *Exporter) GoString() string { return e.String() }
+
 // Export converts rm to Prometheus series and sends them, in one request or,
 // past the size limits, in several sent side by side (see
 // WithMaxConcurrentRequests). Unless WithRetry enables retries, each

@@ -56,6 +56,48 @@ type OAuth2Config struct {
 	EndpointParams url.Values
 }
 
+// String prints c with its secrets hidden: the client secret, the token
+// URL's credentials and query values, the values of EndpointParams (an
+// assertion may be one). fmt's %v and %+v print this.
+func (c OAuth2Config) String() string {
+	return fmt.Sprintf("{ClientID:%s ClientSecret:%s ClientSecretFile:%s TokenURL:%s Scopes:%v EndpointParams:%v}",
+		c.ClientID, hidden(c.ClientSecret), c.ClientSecretFile, hiddenURL(c.TokenURL), c.Scopes, paramNames(c.EndpointParams))
+}
+
+// GoString is String in Go syntax, for %#v.
+func (c OAuth2Config) GoString() string {
+	return fmt.Sprintf("prwmetric.OAuth2Config{ClientID:%q, ClientSecret:%q, ClientSecretFile:%q, TokenURL:%q, Scopes:%#v, EndpointParams:%#v}",
+		c.ClientID, hidden(c.ClientSecret), c.ClientSecretFile, hiddenURL(c.TokenURL), c.Scopes, paramNames(c.EndpointParams))
+}
+
+// hidden is redactedText for a secret that is set, "" otherwise.
+func hidden(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return redactedText
+}
+
+// hiddenURL is raw with its credentials and query values hidden.
+func hiddenURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	return safeURLString(raw)
+}
+
+// paramNames are the names of params, each with its values hidden.
+func paramNames(params url.Values) url.Values {
+	if params == nil {
+		return nil
+	}
+	out := make(url.Values, len(params))
+	for k, vs := range params {
+		out[k] = slices.Repeat([]string{redactedText}, len(vs))
+	}
+	return out
+}
+
 // validateOAuth2 checks WithOAuth2's settings and that it is the only
 // source of the Authorization header. No secret is ever echoed.
 func (c *config) validateOAuth2() []error {

@@ -42,6 +42,14 @@ func TestSafeURLStringHidesCredentialsAndQuery(t *testing.T) {
 		{give: "host:9090/write?mail=a@b&key=SECRETKEY", want: "host:9090/write?xxxxx"},
 		{give: "user@host:9090/write", want: "xxxxx@host:9090/write"},
 		{give: "http://u:p@h/x", want: "http://xxxxx@h/x"},
+		// Passwords that hold what ends an authority (base64 holds '/'):
+		// nothing after the scheme can be told apart from them.
+		{give: "https://123456:glc_S3cr/etTok+en=@prometheus.example/api/prom/push", want: "https://xxxxx"},
+		{give: "https://alice:p@ss/w0rdS3CRET@mimir.example/api/v1/push", want: "https://xxxxx"},
+		{give: "https://alice:S3CRETpre?fix@mimir.example/api/v1/push", want: "https://xxxxx"},
+		{give: "https://tok?en@host/api", want: "https://xxxxx"},
+		{give: "https://tok#en@host/api", want: "https://xxxxx"},
+		{give: "u:S3/CRET@host:9090/write", want: "xxxxx"},
 	} {
 		if got := safeURLString(tt.give); got != tt.want {
 			t.Errorf("safeURLString(%q) = %q, want %q", tt.give, got, tt.want)
