@@ -30,6 +30,9 @@ type secrets struct {
 	// function may give each request of an export its own key, and up to
 	// WithMaxConcurrentRequests of them are under way at once.
 	keep map[string]int
+	// given are the values each source was last given: files are read,
+	// and set, at each request, mostly with what they held before.
+	given map[string][]string
 	// all are those of every source, longest first, so that a secret is
 	// replaced before any shorter one inside it.
 	all []string
@@ -38,6 +41,12 @@ type secrets struct {
 // set makes values (and the forms a peer may echo them in: see forms) the
 // secrets of source, replacing what source had.
 func (s *secrets) set(source string, values ...string) {
+	s.mu.RLock()
+	same := slices.Equal(s.given[source], values)
+	s.mu.RUnlock()
+	if same {
+		return
+	}
 	var all []string
 	for _, v := range values {
 		if v != "" {
@@ -46,11 +55,12 @@ func (s *secrets) set(source string, values ...string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.bySource == nil {
+		s.bySource, s.before, s.given = map[string][]string{}, map[string][][]string{}, map[string][]string{}
+	}
+	s.given[source] = slices.Clone(values)
 	if slices.Equal(s.bySource[source], all) {
 		return
-	}
-	if s.bySource == nil {
-		s.bySource, s.before = map[string][]string{}, map[string][][]string{}
 	}
 	keep := max(1, s.keep[source])
 	before := append(s.before[source], s.bySource[source])
