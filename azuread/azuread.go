@@ -122,6 +122,71 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
+// String returns the fields of c as %+v would, with ClientSecret replaced
+// by "[REDACTED]" when it is set and AuthorityHost without its user info,
+// query and fragment, so that a Config can be logged.
+func (c Config) String() string {
+	return fmt.Sprintf("{Cloud:%s ClientID:%s ClientSecret:%s ClientSecretFile:%s ClientCertificateFile:%s TenantID:%s ManagedIdentity:%t WorkloadIdentity:%t Scope:%s AuthorityHost:%s HTTPClient:%s}",
+		c.Cloud, c.ClientID, hideSecret(c.ClientSecret), c.ClientSecretFile, c.ClientCertificateFile, c.TenantID,
+		c.ManagedIdentity, c.WorkloadIdentity, c.Scope, redactURL(c.AuthorityHost), pointer(c.HTTPClient, "<nil>"))
+}
+
+// GoString returns c as Go syntax, as %#v would, with ClientSecret and
+// AuthorityHost redacted as by String.
+func (c Config) GoString() string {
+	return fmt.Sprintf("azuread.Config{Cloud:%q, ClientID:%q, ClientSecret:%q, ClientSecretFile:%q, ClientCertificateFile:%q, TenantID:%q, ManagedIdentity:%t, WorkloadIdentity:%t, Scope:%q, AuthorityHost:%q, HTTPClient:(*http.Client)(%s)}",
+		c.Cloud, c.ClientID, hideSecret(c.ClientSecret), c.ClientSecretFile, c.ClientCertificateFile, c.TenantID,
+		c.ManagedIdentity, c.WorkloadIdentity, c.Scope, redactURL(c.AuthorityHost), pointer(c.HTTPClient, "nil"))
+}
+
+// hideSecret returns redacted for a secret that is set, "" for one that is
+// not, so that a printed Config still shows whether it is configured.
+func hideSecret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// redactURL returns raw with its user info, query and fragment replaced by
+// redacted, and redacted alone when it is no URL whose parts can be told
+// apart.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Opaque != "":
+		return redacted
+	case u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "":
+		return raw
+	}
+	var b strings.Builder
+	if u.Scheme != "" {
+		b.WriteString(u.Scheme + ":")
+	}
+	if u.Scheme != "" || u.Host != "" || u.User != nil {
+		b.WriteString("//")
+	}
+	if u.User != nil {
+		b.WriteString(redacted + "@")
+	}
+	b.WriteString(u.Host + u.EscapedPath())
+	if u.RawQuery != "" || u.ForceQuery {
+		b.WriteString("?" + redacted)
+	}
+	if u.Fragment != "" {
+		b.WriteString("#" + redacted)
+	}
+	return b.String()
+}
+
+// pointer formats p as %p would, or as none when it is nil.
+func pointer(p *http.Client, none string) string {
+	if p == nil {
+		return none
+	}
+	return fmt.Sprintf("%p", p)
+}
+
 // WithAzureAD authenticates every remote-write request with an Entra ID
 // (Azure AD) access token, as Azure Monitor managed service for Prometheus
 // requires: it sets "Authorization: Bearer <token>" on the final request.
@@ -303,13 +368,13 @@ func validate(cfg Config, getenv func(string) string) (settings, error) {
 	switch {
 	case strings.TrimSpace(cfg.AuthorityHost) != "":
 		s.authority, s.trusted = strings.TrimSpace(cfg.AuthorityHost), true
-		if err := checkAuthority(s.authority); err != nil {
-			add("Config.AuthorityHost %q: %v", s.authority, err)
+		if err := checkAuthority("Config.AuthorityHost", s.authority); err != nil {
+			add("%v", err)
 		}
 	case c == CloudPublic && strings.TrimSpace(getenv("AZURE_AUTHORITY_HOST")) != "":
 		s.authority, s.trusted = strings.TrimSpace(getenv("AZURE_AUTHORITY_HOST")), true
-		if err := checkAuthority(s.authority); err != nil {
-			add("AZURE_AUTHORITY_HOST %q: %v", s.authority, err)
+		if err := checkAuthority("AZURE_AUTHORITY_HOST", s.authority); err != nil {
+			add("%v", err)
 		}
 	}
 
@@ -319,19 +384,45 @@ func validate(cfg Config, getenv func(string) string) (settings, error) {
 	return s, nil
 }
 
-func checkAuthority(raw string) error {
+// checkAuthority returns what is wrong with raw, the authority URL that
+// field sets, or nil. The error shows only the URL's scheme and host: a URL
+// is refused for carrying user info, a query or a fragment, which may hold
+// a password or a key.
+func checkAuthority(field, raw string) error {
+	const example = `want e.g. "https://login.microsoftonline.com/"`
 	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return errors.New("not a URL: want e.g. \"https://login.microsoftonline.com/\"")
-	case u.Scheme != "https":
-		return errors.New("the authority must be https")
-	case u.Host == "":
-		return errors.New("no host: want e.g. \"https://login.microsoftonline.com/\"")
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return errors.New("want the authority's base URL only, e.g. \"https://login.microsoftonline.com/\"")
+	if err != nil {
+		// url.Parse's error quotes the whole URL.
+		return fmt.Errorf("%s is not a URL: %s", field, example)
 	}
-	return nil
+	var problems []string
+	if u.Scheme != "https" {
+		problems = append(problems, "the authority must be https")
+	}
+	if u.Host == "" {
+		problems = append(problems, "no host: "+example)
+	}
+	var extras []string
+	if u.User != nil {
+		extras = append(extras, "user info (user:password@)")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		extras = append(extras, "a query (?…)")
+	}
+	if u.Fragment != "" {
+		extras = append(extras, "a fragment (#…)")
+	}
+	if len(extras) > 0 {
+		problems = append(problems, "it has "+strings.Join(extras, " and ")+", not shown here: keep only the authority's base URL, e.g. \"https://login.microsoftonline.com/\"")
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	shown := field
+	if u.Scheme != "" || u.Host != "" {
+		shown = fmt.Sprintf("%s %q", field, u.Scheme+"://"+u.Host)
+	}
+	return fmt.Errorf("%s: %s", shown, strings.Join(problems, ", "))
 }
 
 // validTenantID is azidentity's rule: letters, digits, '.' and '-'.

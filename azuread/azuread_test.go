@@ -631,7 +631,7 @@ func TestNewErrors(t *testing.T) {
 		}, `Config.Scope "https://monitor.azure.com": want a resource's "/.default" scope, e.g. "https://monitor.azure.com/.default"`},
 		{"authority over http", func(*testing.T) Config {
 			return Config{ManagedIdentity: true, AuthorityHost: "http://login.example/"}
-		}, `Config.AuthorityHost "http://login.example/": the authority must be https`},
+		}, `Config.AuthorityHost "http://login.example": the authority must be https`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

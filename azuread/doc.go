@@ -49,7 +49,13 @@
 // ones), so short outages of Entra ID lose nothing; after that the export
 // fails with a *TokenError. Getting a token is bounded by the export's
 // timeout. Errors and the exporter's warnings never carry the client
-// secret, the files' contents, client assertions or tokens.
+// secret, the files' contents, client assertions or tokens: the token is
+// removed, as it is and base64-encoded, from every answer of the endpoint
+// that is not a success (redirects included) before the exporter quotes
+// it. A refused AuthorityHost or AZURE_AUTHORITY_HOST is shown by its
+// scheme and host only, and Config's String and GoString methods print
+// ClientSecret, and AuthorityHost's user info, query and fragment, as
+// [REDACTED].
 //
 // # Configuration from the environment
 //

@@ -2,6 +2,7 @@ package azuread
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -37,7 +38,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode >= 400 {
+	// Every answer but a success may be quoted in the export's error: a
+	// 3xx that is not followed as well as a 4xx or 5xx.
+	if resp.StatusCode/100 != 2 {
 		scrubBody(resp, token)
 	}
 	return resp, nil
@@ -81,12 +84,16 @@ func closeBody(req *http.Request) {
 // the exporter quotes only the first KiB of it.
 const maxScrub = 64 << 10
 
-// scrubBody removes the token from the start of an error answer, which the
-// exporter quotes in its error: a receiver may echo the request's headers.
+// scrubBody removes the token, and its base64 forms, from the start of an
+// answer, which the exporter quotes in its error: a receiver may echo the
+// request's headers, as they are or base64-encoded.
 func scrubBody(resp *http.Response, token string) {
 	head, err := io.ReadAll(io.LimitReader(resp.Body, maxScrub))
-	if bytes.Contains(head, []byte(token)) {
-		head = bytes.ReplaceAll(head, []byte(token), []byte(redacted))
+	scrubbed := head
+	for _, form := range tokenForms(token) {
+		scrubbed = bytes.ReplaceAll(scrubbed, form, []byte(redacted))
+	}
+	if !bytes.Equal(scrubbed, head) {
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}
@@ -94,7 +101,36 @@ func scrubBody(resp *http.Response, token string) {
 	if err != nil {
 		rest = errReader{err}
 	}
-	resp.Body = readCloser{Reader: io.MultiReader(bytes.NewReader(head), rest), Closer: resp.Body}
+	resp.Body = readCloser{Reader: io.MultiReader(bytes.NewReader(scrubbed), rest), Closer: resp.Body}
+}
+
+// minEncodedForm is the shortest base64 form of the token that is
+// searched for: shorter ones could match unrelated text.
+const minEncodedForm = 16
+
+// tokenForms returns the token and its base64 forms (standard and URL
+// alphabets). The token may be encoded inside a longer text,
+// such as "Authorization: Bearer <token>", at any offset, so that only the
+// characters of whole 3-byte groups are certain: for each of the three
+// alignments, the form is the encoding of the token's bytes from that
+// alignment's first whole group to its last. At most a few characters of
+// each end of an encoded token stay, which carry no more than 4 bytes of
+// it.
+func tokenForms(token string) [][]byte {
+	forms := [][]byte{[]byte(token)}
+	for skip := range 3 {
+		if len(token) <= skip {
+			break
+		}
+		part := token[skip:]
+		part = part[:len(part)/3*3]
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			if form := enc.EncodeToString([]byte(part)); len(form) >= minEncodedForm {
+				forms = append(forms, []byte(form))
+			}
+		}
+	}
+	return forms
 }
 
 type readCloser struct {

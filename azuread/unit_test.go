@@ -2,7 +2,9 @@ package azuread
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -241,6 +243,116 @@ func TestScrubBody(t *testing.T) {
 	// quotes only its first KiB.
 	if !strings.HasSuffix(string(got), " tail "+token) || resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "" {
 		t.Errorf("body end or length changed wrongly: %d, %q", resp.ContentLength, got[len(got)-30:])
+	}
+}
+
+// echoToken is a token whose base64 forms differ between the standard and
+// the URL alphabet ("???" encodes to "Pz8/", ">>>" to "Pj4+").
+const echoToken = "eyJ0eXAiOiJKV1QifQ.???>>>.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+
+// staticCredential issues itself as the token, valid for an hour.
+type staticCredential string
+
+func (c staticCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(c), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// encodedRuns returns every run of n characters of enc's encoding of
+// prefix+token that encodes bytes of token only: what must not survive
+// when a peer echoes prefix+token base64-encoded.
+func encodedRuns(enc *base64.Encoding, prefix, token string, n int) []string {
+	full := enc.EncodeToString([]byte(prefix + token))
+	start, end := (len(prefix)+2)/3*4, (len(prefix)+len(token))/3*4
+	var runs []string
+	for i := start; i+n <= end; i++ {
+		runs = append(runs, full[i:i+n])
+	}
+	return runs
+}
+
+// TestScrubBodyEncodedToken checks that scrubBody removes the token
+// base64-encoded, in either alphabet and at each of the three alignments
+// it can have inside a longer encoded text, leaving no 8 characters (6
+// bytes) of its encoding.
+func TestScrubBodyEncodedToken(t *testing.T) {
+	for _, enc := range []struct {
+		name string
+		enc  *base64.Encoding
+	}{{"standard", base64.StdEncoding}, {"URL", base64.URLEncoding}, {"raw URL", base64.RawURLEncoding}} {
+		for _, prefix := range []string{"", "Authorization: Bearer ", "Authorization: Bearer x", "Authorization: Bearer xy"} {
+			t.Run(fmt.Sprintf("%s after %q", enc.name, prefix), func(t *testing.T) {
+				body := "echo " + enc.enc.EncodeToString([]byte(prefix+echoToken+"\r\n")) + " end"
+				resp := &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}
+				scrubBody(resp, echoToken)
+				got, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(string(got), redacted) || !strings.HasPrefix(string(got), "echo ") || !strings.HasSuffix(string(got), " end") {
+					t.Errorf("body %q, want the echo with %s in it", got, redacted)
+				}
+				checkNoSecrets(t, "scrubbed body", string(got), encodedRuns(enc.enc, prefix, echoToken, 8)...)
+			})
+		}
+	}
+}
+
+// TestNonSuccessAnswersLoseToken checks that the transport removes the
+// token from every answer but a success, redirects included: the exporter
+// quotes a 301, 302 or 303 (which it does not follow) or a 307 or 308
+// without Location in its error as it quotes a 4xx or 5xx. A success is
+// passed on untouched.
+func TestNonSuccessAnswersLoseToken(t *testing.T) {
+	echo := func(r *http.Request) string {
+		auth := r.Header.Get("Authorization")
+		return "you sent " + auth + " = " + base64.StdEncoding.EncodeToString([]byte("Authorization: "+auth))
+	}
+	tests := []struct {
+		name      string
+		status    int
+		wantClean bool
+	}{
+		{name: "301", status: http.StatusMovedPermanently, wantClean: true},
+		{name: "302", status: http.StatusFound, wantClean: true},
+		{name: "303", status: http.StatusSeeOther, wantClean: true},
+		{name: "307", status: http.StatusTemporaryRedirect, wantClean: true},
+		{name: "308", status: http.StatusPermanentRedirect, wantClean: true},
+		{name: "400", status: http.StatusBadRequest, wantClean: true},
+		{name: "401", status: http.StatusUnauthorized, wantClean: true},
+		{name: "500", status: http.StatusInternalServerError, wantClean: true},
+		{name: "200 untouched", status: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var sent string
+			next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				sent = echo(r)
+				return &http.Response{StatusCode: tt.status, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(sent)), Request: r}, nil
+			})
+			tr := &transport{next: next, tokens: newTokenCache(staticCredential(echoToken), testScope, time.Now, "test", nil)}
+			req, err := http.NewRequest(http.MethodPost, "https://dce.example/api/v1/write", strings.NewReader("body"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.wantClean {
+				if string(got) != sent {
+					t.Errorf("body %q, want it untouched: %q", got, sent)
+				}
+				return
+			}
+			checkNoSecrets(t, "body", string(got), append(encodedRuns(base64.StdEncoding, "Authorization: Bearer ", echoToken, 8), echoToken)...)
+			if want := "you sent Bearer " + redacted + " = "; !strings.HasPrefix(string(got), want) {
+				t.Errorf("body %q, want it to start with %q", got, want)
+			}
+		})
 	}
 }
 

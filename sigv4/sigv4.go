@@ -86,6 +86,30 @@ type Config struct {
 	ExternalID string
 }
 
+// String returns the fields of c as %+v would, with SecretKey and
+// SessionToken replaced by "[REDACTED]" when they are set, so that a Config
+// can be logged.
+func (c Config) String() string {
+	return fmt.Sprintf("{Region:%s Service:%s AccessKey:%s SecretKey:%s SessionToken:%s Profile:%s RoleARN:%s ExternalID:%s}",
+		c.Region, c.Service, c.AccessKey, hideSecret(c.SecretKey), hideSecret(c.SessionToken), c.Profile, c.RoleARN, c.ExternalID)
+}
+
+// GoString returns c as Go syntax, as %#v would, with SecretKey and
+// SessionToken replaced by "[REDACTED]" when they are set.
+func (c Config) GoString() string {
+	return fmt.Sprintf("sigv4.Config{Region:%q, Service:%q, AccessKey:%q, SecretKey:%q, SessionToken:%q, Profile:%q, RoleARN:%q, ExternalID:%q}",
+		c.Region, c.Service, c.AccessKey, hideSecret(c.SecretKey), hideSecret(c.SessionToken), c.Profile, c.RoleARN, c.ExternalID)
+}
+
+// hideSecret returns redacted for a secret that is set, "" for one that is
+// not, so that a printed Config still shows which secrets are configured.
+func hideSecret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
 // ConfigFromEnvironment returns the Config that the
 // OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_* variables describe (EnvRegion,
 // EnvService, EnvProfile, EnvRoleARN, EnvExternalID); unset variables leave
@@ -168,6 +192,7 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 	if cfg.AccessKey != "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
 	}
+	envSecrets, tokenFiles := environmentSecrets()
 	// Loading reads files and the environment only; the bound is a guard.
 	ctx, cancel := context.WithTimeout(context.Background(), sdkTimeout)
 	defer cancel()
@@ -178,7 +203,7 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 			return nil, fmt.Errorf("AWS profile %q not found in the shared config files %s: check Profile (or AWS_PROFILE), AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE",
 				notExist.Profile, strings.Join(notExist.Filename, ", "))
 		}
-		return nil, fmt.Errorf("loading the AWS configuration: %s", redact(err.Error(), cfg.SecretKey, cfg.SessionToken))
+		return nil, fmt.Errorf("loading the AWS configuration: %s", redact(err.Error(), append([]string{cfg.SecretKey, cfg.SessionToken}, envSecrets...)...))
 	}
 	if awsCfg.Region == "" {
 		return nil, errors.New("no AWS region: set Config.Region (OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION), AWS_REGION, or region in the profile, to the region of the workspace, e.g. \"us-east-1\"")
@@ -187,7 +212,12 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 		return nil, errors.New("no AWS credentials source: set AccessKey and SecretKey, a profile, or the AWS_* credential variables")
 	}
 	provider := awsCfg.Credentials
+	var source *recordingProvider
 	if cfg.RoleARN != "" {
+		// The source's credentials sign only the call to STS: record
+		// them, so that an echo of their session token is redacted.
+		source = &recordingProvider{CredentialsProvider: awsCfg.Credentials}
+		awsCfg.Credentials = source
 		provider = stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 			// Shows in CloudTrail which program assumed the role.
 			o.RoleSessionName = "prwmetric-" + strconv.FormatInt(time.Now().UnixNano(), 10)
@@ -209,6 +239,8 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 		signer:  v4.NewSigner(),
 		region:  awsCfg.Region,
 		service: service,
-		static:  []string{cfg.SecretKey, cfg.SessionToken},
+		static:  append([]string{cfg.SecretKey, cfg.SessionToken}, envSecrets...),
+		source:  source,
+		files:   tokenFiles,
 	}, nil
 }

@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,11 +38,15 @@ type transport struct {
 	signer  *v4.Signer
 	region  string
 	service string
-	// static holds the configured secrets; last the most recently
-	// retrieved credentials. Both are removed from error messages and
-	// error responses.
+	// static holds the configured secrets and those of the credential
+	// variables; last the most recently retrieved credentials; source the
+	// provider whose credentials assume RoleARN (nil without one); files the
+	// token files the SDK sends the content of. All are removed from error
+	// messages and error responses.
 	static []string
 	last   atomic.Pointer[aws.Credentials]
+	source *recordingProvider
+	files  []string
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -123,31 +129,113 @@ func (t *transport) credentialsError(err error) error {
 }
 
 // secrets returns every secret that could turn up in a message: the
-// configured ones, the last credentials retrieved and the web identity
-// token, which an identity provider or STS might quote back.
+// configured ones, those of the credential variables, the last credentials
+// retrieved, the credentials that assume RoleARN, and the content of the
+// token files (web identity, container authorization), which an identity
+// provider, STS or the container credentials endpoint might quote back.
 func (t *transport) secrets(extra ...aws.Credentials) []string {
 	s := append([]string(nil), t.static...)
 	if last := t.last.Load(); last != nil {
 		extra = append(extra, *last)
 	}
+	if t.source != nil {
+		if src := t.source.last.Load(); src != nil {
+			extra = append(extra, *src)
+		}
+	}
 	for _, c := range extra {
 		s = append(s, c.SecretAccessKey, c.SessionToken)
 	}
-	if path := os.Getenv("AWS_WEB_IDENTITY_TOKEN_FILE"); path != "" {
-		if f, err := os.Open(path); err == nil {
-			b, _ := io.ReadAll(io.LimitReader(f, maxScrubbed))
-			_ = f.Close()
-			s = append(s, strings.TrimSpace(string(b)))
-		}
+	for _, path := range t.files {
+		s = append(s, readTokenFile(path)...)
 	}
 	return s
 }
 
+// secretVariables are the environment variables whose values the AWS SDK
+// uses as secrets: keys and tokens of the default chain (AWS_SECRET_KEY is
+// the SDK's alias of AWS_SECRET_ACCESS_KEY) and the token it sends to the
+// ECS or EKS Pod Identity container credentials endpoint.
+var secretVariables = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"}
+
+// tokenFileVariables name files whose content the AWS SDK sends to get
+// credentials: the web identity token (IRSA) and the container
+// authorization token (EKS Pod Identity).
+var tokenFileVariables = []string{"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"}
+
+// environmentSecrets returns the values of secretVariables and the paths
+// of tokenFileVariables that are set, as the SDK reads them when it loads
+// its configuration.
+func environmentSecrets() (values, files []string) {
+	for _, name := range secretVariables {
+		if v := os.Getenv(name); v != "" {
+			values = append(values, v, strings.TrimSpace(v))
+		}
+	}
+	for _, name := range tokenFileVariables {
+		if path := os.Getenv(name); path != "" {
+			files = append(files, path)
+		}
+	}
+	return values, files
+}
+
+// readTokenFile returns the content of a token file, as it is and without
+// surrounding white space, read up to maxScrubbed bytes; nothing when it
+// cannot be read. It is read when a message is redacted, as the SDK reads
+// it at each retrieval, so that a rotated token is known too.
+func readTokenFile(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, maxScrubbed))
+	return []string{string(b), strings.TrimSpace(string(b))}
+}
+
+// recordingProvider passes on the credentials of the provider it wraps
+// and keeps the last ones. It wraps the credentials that assume RoleARN,
+// which sign the call to STS, so that their session token is redacted when
+// STS quotes the request back; the transport itself only sees the role's.
+type recordingProvider struct {
+	aws.CredentialsProvider
+	last atomic.Pointer[aws.Credentials]
+}
+
+// Retrieve returns the wrapped provider's credentials and records them.
+func (p *recordingProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.CredentialsProvider.Retrieve(ctx)
+	if err == nil {
+		p.last.Store(&c)
+	}
+	return c, err
+}
+
+// ProviderSources passes on the wrapped provider's sources, which the SDK
+// reports in its User-Agent.
+func (p *recordingProvider) ProviderSources() []aws.CredentialSource {
+	if s, ok := p.CredentialsProvider.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
+}
+
+// IsCredentialsProvider reports whether the wrapped provider is of
+// target's type, so that the SDK still recognizes, for example, anonymous
+// credentials through the wrapper.
+func (p *recordingProvider) IsCredentialsProvider(target aws.CredentialsProvider) bool {
+	return aws.IsCredentialsProvider(p.CredentialsProvider, target)
+}
+
 func (t *transport) redact(msg string) string { return redact(msg, t.secrets()...) }
 
-// redact replaces every secret in msg. Strings shorter than 4 bytes are no
-// secrets worth mangling a message for.
+// redact replaces every secret in msg, the longest first, so that a
+// secret that contains another is replaced whole. Strings shorter than 4
+// bytes are no secrets worth mangling a message for.
 func redact(msg string, secrets ...string) string {
+	secrets = slices.Clone(secrets)
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, s := range secrets {
 		if len(s) >= 4 {
 			msg = strings.ReplaceAll(msg, s, redacted)

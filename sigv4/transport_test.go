@@ -5,6 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,5 +169,47 @@ func TestTransportConcurrentSafe(t *testing.T) {
 	}
 	if len(failures) > 0 {
 		t.Errorf("verification failures: %q", failures[:min(3, len(failures))])
+	}
+}
+
+// TestRedactionReadsTheEnvironment checks that the transport redacts the
+// secrets the AWS SDK takes from the environment: the values of the
+// credential variables, AWS_SECRET_KEY (the SDK's alias) included, and
+// the content of the token files, read again at each redaction so that a
+// token rotated after New is redacted too.
+func TestRedactionReadsTheEnvironment(t *testing.T) {
+	sigv4test.Isolate(t)
+	dir := t.TempDir()
+	webIdentityFile, containerFile := filepath.Join(dir, "web-identity"), filepath.Join(dir, "container")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(webIdentityFile, "first-web-identity-token\n")
+	write(containerFile, "first-container-token")
+	t.Setenv("AWS_SECRET_KEY", "aliased/secret/key/000000000000000000000000")
+	t.Setenv("AWS_SESSION_TOKEN", "environment-session-token-0000000000")
+	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-authorization-token-000000")
+	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", webIdentityFile)
+	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", containerFile)
+	tr, err := newTransport(Config{Region: "us-west-2", AccessKey: testAccessKey, SecretKey: testSecretKey}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(containerFile, "rotated-container-token")
+
+	secrets := []string{
+		"aliased/secret/key/000000000000000000000000",
+		"environment-session-token-0000000000",
+		"container-authorization-token-000000",
+		"first-web-identity-token",
+		"rotated-container-token",
+	}
+	got := tr.redact("echo: " + strings.Join(secrets, ", "))
+	want := "echo: " + strings.Join(slices.Repeat([]string{redacted}, len(secrets)), ", ")
+	if got != want {
+		t.Errorf("redact =\n%s\nwant\n%s", got, want)
 	}
 }
