@@ -6,6 +6,9 @@ type batch struct {
 	labels  *labelTable
 	records []record
 
+	// zeros: the batch of WithInitialZero's zeros (zeros.go), sent before
+	// the export's own.
+	zeros bool
 	// ended are the series this export ends without a marker
 	// (WithoutStaleMarkers).
 	ended []*seriesState

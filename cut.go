@@ -53,7 +53,9 @@ func (c *cutter) advance(b *batch, end int) {
 		}
 		r := &b.records[i]
 		field := fieldLen(b.seriesLen(r))
-		if i > c.start && (i-c.start >= c.maxSeries || c.size+field > c.maxBytes) {
+		// Series counted as sent: the custom-bucket histograms a 1.0
+		// request leaves out (skippedByV1) make no request, empty or not.
+		if c.parts.series > 0 && (c.parts.series >= c.maxSeries || c.size+field > c.maxBytes) {
 			c.cuts = append(c.cuts, cut{start: c.start, end: i, parts: c.parts})
 			c.size, c.start, c.parts = 0, i, partCounts{}
 		}

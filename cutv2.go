@@ -103,7 +103,13 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 	t := c.t
 	idx := info.v2
 	if idx == 0 {
-		c.sc.seriesV2(r.s)
+		fresh := r.s.v2 == 0
+		sv := c.sc.seriesV2(r.s)
+		if fresh && r.s.is(flagDelivered) {
+			// Delivered before, as 1.0 (a fallback): its exemplars up to
+			// its newest sample went with it.
+			sv.newestExemplar = r.s.newest()
+		}
 		idx = r.s.v2
 	}
 	// As seriesV2 would find it, without reading r.s.
@@ -360,8 +366,11 @@ func (sc *seriesCache) cutV2(b *batch, from, maxSeries, maxBytes int, x *v2Scrat
 		emit(len(b.records), len(x.syms), len(x.refs))
 	}
 	// Rebuild the table when most of it is strings no request needs
-	// any more (series gone, exemplars' trace ids).
-	if len(c.t.strs) > 2*len(x.syms)+1<<16 {
+	// any more (series gone, exemplars' trace ids). Only a batch of most
+	// live series measures that: the zeros before a few new series
+	// (WithInitialZero) need few strings, and a rebuild makes the export
+	// that follows number every label again.
+	if 2*(len(b.records)-from) >= len(sc.last) && len(c.t.strs) > 2*len(x.syms)+1<<16 {
 		c.t.rebuild()
 	}
 	return cuts

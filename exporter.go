@@ -179,6 +179,11 @@ func (e *Exporter) sendAll(ctx context.Context, b *batch) (delivered []span, err
 		return nil, refused
 	}
 	delivered, err = e.send(ctx, b, &e.buffers)
+	if refusesNativeHistograms(err) && e.series.sendsNativeHistograms() {
+		// Alone, so that Export sees the refusal and sends it all again
+		// (the zeros too) without native histograms.
+		return delivered, err
+	}
 	return delivered, errors.Join(zeroErr, err)
 }
 

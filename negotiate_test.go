@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -178,6 +179,32 @@ func TestNativeHistogramsRefusedAfterAnAcceptedRequest(t *testing.T) {
 		want := []prwmetrictest.Sample{same, same}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("requests_total{i=%d} (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+// TestNoEmptyV1Requests: on 1.0 (after a refusal of 2.0) the custom-bucket
+// histograms are left out of the requests and do not count toward
+// WithMaxSeriesPerRequest: a run of them makes no empty request.
+func TestNoEmptyV1Requests(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithRemoteWrite1Only())
+	t.Cleanup(srv.Close)
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets(), WithMaxSeriesPerRequest(2), WithoutMetadata())
+	var hps []metricdata.HistogramDataPoint[float64]
+	for i := range 3 {
+		hps = append(hps, convHistPoint[float64](12, []float64{1}, []uint64{2, 3}, attribute.Int("i", i)))
+	}
+	rm := convRM(
+		metricdata.Metrics{Name: "lat", Data: convHist(hps...)},
+		metricdata.Metrics{Name: "g", Data: metricdata.Gauge[float64]{DataPoints: []metricdata.DataPoint[float64]{convPoint(1.0)}}},
+	)
+	// The error says the 3 custom-bucket histograms were left out.
+	if err := exp.Export(context.Background(), rm); err == nil || !strings.Contains(err.Error(), "3 custom-bucket native histograms not sent") {
+		t.Fatalf("Export: %v", err)
+	}
+	for _, r := range srv.Requests() {
+		if r.Protocol == prwmetrictest.ProtocolV1 && r.V1 != nil && len(r.V1.Timeseries) == 0 && len(r.V1.Metadata) == 0 {
+			t.Errorf("request %d is an empty 1.0 request", r.Seq)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -116,8 +117,11 @@ func (run *sending) wait() sent {
 		bufs.items = p.items[:0]
 	}()
 	for _, it := range p.items {
-		if it.slot.unsure {
+		switch {
+		case it.slot.unsure:
 			e.series.markMaybeStored(b, it.cut.start, it.cut.end, p.proto)
+		case it.slot.answered && p.proto == ProtocolV2:
+			e.series.markExemplarsAnswered(b, it.cut.start, it.cut.end)
 		}
 	}
 
@@ -251,9 +255,10 @@ type slot struct {
 	// done gets a value when body is ready.
 	done chan struct{}
 	// ok is set by the sender when the request was delivered, unsure when
-	// it failed but may have been stored all the same (mayHaveArrived);
-	// both are read once sent has a value.
-	ok, unsure bool
+	// it failed but may have been stored all the same (mayHaveArrived),
+	// answered when it failed with the receiver's answer; all are read
+	// once sent has a value.
+	ok, unsure, answered bool
 	// sent gets a value once the request is sent, failed or dropped.
 	sent chan struct{}
 }
@@ -269,7 +274,7 @@ func (p *pipeline) work(buf *workerBuffers) {
 			return
 		}
 		sl := it.slot
-		sl.body, sl.ok, sl.unsure = nil, false, false
+		sl.body, sl.ok, sl.unsure, sl.answered = nil, false, false, false
 		if !p.failed.Load() {
 			p.encode(buf, &it)
 		}
@@ -332,6 +337,8 @@ func (p *pipeline) post() {
 			}
 			e.tel.part(p.ctx, c.parts, err)
 			if err != nil {
+				var we *WriteError
+				sl.answered = errors.As(err, &we) && we.StatusCode != 0
 				p.fail(err)
 			} else {
 				sl.ok = true

@@ -136,11 +136,47 @@ func (sc *seriesCache) markRecord(b *batch, i int) {
 	} else {
 		r.s.set(flagHistogram, false)
 	}
-	// Only records with exemplars touch what 2.0 keeps of their
-	// series (a cache miss per record otherwise).
-	if b.collectV2 && b.v2[i].newestExemplar != 0 && r.s.v2 != 0 {
+	sc.markExemplars(b, i)
+}
+
+// markExemplars records that the receiver may hold the exemplars of record
+// i of b (sc.mu held), sent as 1.0 (all of them) or 2.0 (those newer than
+// the last): 2.0 sends none that is not newer than the newest
+// (seriesV2.newestExemplar), which receivers refuse as out of order, the
+// whole request with it. Only records with exemplars or a histogram touch
+// what 2.0 keeps of their series (a cache miss per record otherwise); a
+// series never sent as 2.0 has nothing kept, and its first 2.0 cut starts
+// from its newest sample delivered (v2Cutter.record).
+func (sc *seriesCache) markExemplars(b *batch, i int) {
+	r := &b.records[i]
+	if !b.collectV2 || r.extraSize() == 0 || r.s.v2 == 0 {
+		return
+	}
+	var newest int64
+	walkExtra(b.extraOf(r), func(tag byte, body string) {
+		if tag == tagSeriesExemplar {
+			_, rest := splitExemplar(body)
+			newest = max(newest, exemplarTime(rest))
+		}
+	})
+	if newest != 0 {
 		sv := &sc.v2series[r.s.v2]
-		sv.newestExemplar = max(sv.newestExemplar, b.v2[i].newestExemplar)
+		sv.newestExemplar = max(sv.newestExemplar, newest)
+	}
+}
+
+// markExemplarsAnswered records that the receiver may hold the exemplars
+// of records[from:to] of b, a 2.0 request it answered with a failure:
+// Prometheus commits what it can of a request before it answers 400, and
+// the same old exemplars sent again would be refused again, export after
+// export.
+func (sc *seriesCache) markExemplarsAnswered(b *batch, from, to int) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for i := from; i < to; i++ {
+		if !b.isMarker(i) {
+			sc.markExemplars(b, i)
+		}
 	}
 }
 
@@ -161,6 +197,7 @@ func (sc *seriesCache) markMaybeStored(b *batch, from, to int, proto Protocol) {
 		if !b.isMarker(i) {
 			r.s.set(flagDelivered, true)
 			r.s.set(flagHistogram, r.isHistogram())
+			sc.markExemplars(b, i)
 		}
 	}
 }

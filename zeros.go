@@ -79,7 +79,7 @@ func (z *initialZeros) nextExport() {
 // begin starts a conversion's zeros.
 func (z *initialZeros) begin(collectV2 bool, labels *labelTable) {
 	z.batch.reset()
-	z.batch.collectV2, z.batch.labels = collectV2, labels
+	z.batch.collectV2, z.batch.labels, z.batch.zeros = collectV2, labels, true
 }
 
 // end closes the zeros of a conversion whose newest sample is at newest.

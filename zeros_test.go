@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,101 @@ func TestInitialZeroNeedsTime(t *testing.T) {
 	}
 	if n := srv.RequestCount(); n != 1 {
 		t.Errorf("%d requests, want 1: no zero", n)
+	}
+}
+
+// TestZerosDoNotReportSkippedHistograms: on 1.0, the custom-bucket
+// histograms left out are reported once per export, by the export's own
+// batch, not again for WithInitialZero's zeros of the same series.
+func TestZerosDoNotReportSkippedHistograms(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithRemoteWrite1Only())
+	t.Cleanup(srv.Close)
+	logger, logs := newLogCapture()
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets(), WithInitialZero(), WithLogger(logger))
+	rm := convRM(metricdata.Metrics{Name: "lat", Data: convHist(convHistPoint[float64](12, []float64{1}, []uint64{2, 3}))})
+	err := exp.Export(context.Background(), rm)
+	if err == nil {
+		t.Fatal("Export: want the error saying the custom-bucket histogram was left out")
+	}
+	if strings.Contains(err.Error(), "WithInitialZero") {
+		t.Errorf("Export: %v; the zeros did not fail, the histogram is left out by 1.0", err)
+	}
+	n := 0
+	for _, w := range logs.all() {
+		if strings.Contains(w.String(), "custom-bucket native histograms not sent") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warnings about the custom-bucket histograms left out, want 1: %v", n, logs.lines())
+	}
+}
+
+// TestNativeRefusalAfterZerosFailed: when WithInitialZero's zeros request
+// fails (a transient 503) and the export's own request is then refused for
+// its native histograms, the refusal is still recognised: the export goes
+// again with classic histograms, and a warning says why.
+func TestNativeRefusalAfterZerosFailed(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithoutNativeHistograms())
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusServiceUnavailable, Body: "busy"})
+	logger, logs := newLogCapture()
+	exp := newTestExporter(t, srv, WithInitialZero(), WithLogger(logger))
+	start := time.Now().Truncate(time.Millisecond)
+	t1 := start.Add(time.Minute)
+	err := exp.Export(context.Background(), zeroData(start, t1, map[string]int64{"a": 5}, false, true))
+	t.Logf("Export: %v", err)
+	for _, r := range srv.Requests() {
+		t.Logf("request %d: status %d", r.Seq, r.Status)
+	}
+	if got, _ := srv.Samples("c_total", map[string]string{"k": "a"}); len(got) == 0 {
+		t.Errorf("c_total holds nothing: the export refused for its native histograms was not sent again as classic")
+	}
+	refusal := false
+	for _, l := range logs.lines() {
+		if strings.Contains(l, "refuses native histograms") {
+			refusal = true
+		}
+	}
+	if !refusal {
+		t.Errorf("no warning about the refused native histograms: %v", logs.lines())
+	}
+}
+
+// zeroCounters is counter "c" with series i in [from, to), value i, at
+// time at, started at start.
+func zeroCounters(from, to int, start, at time.Time) *metricdata.ResourceMetrics {
+	dps := make([]metricdata.DataPoint[int64], 0, to-from)
+	for i := from; i < to; i++ {
+		dps = append(dps, metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attribute.Int("i", i)), StartTime: start, Time: at, Value: int64(i)})
+	}
+	return convRM(metricdata.Metrics{Name: "c", Data: convSum(true, dps...)})
+}
+
+// TestZerosCutDoesNotRebuildSymbols: the cut of WithInitialZero's zeros (a
+// few series) does not rebuild the symbol table, however many strings it
+// holds: only a batch of most live series measures which strings requests
+// still need, and a rebuild makes the next cut number every label again.
+func TestZerosCutDoesNotRebuildSymbols(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithInitialZero(), WithoutStaleMarkers(), WithoutMetadata())
+	ctx := context.Background()
+	const n = 70000
+	start := time.Now().Truncate(time.Millisecond)
+	at := start.Add(time.Minute)
+	if err := exp.Export(ctx, zeroCounters(0, n, start, at)); err != nil {
+		t.Fatalf("first export: %v", err)
+	}
+	epoch := exp.series.symbols.epoch
+	for k := 1; k <= 3; k++ {
+		at = at.Add(15 * time.Second)
+		// The same series and one more.
+		if err := exp.Export(ctx, zeroCounters(0, n+k, start, at)); err != nil {
+			t.Fatalf("export %d: %v", k+1, err)
+		}
+	}
+	if got := exp.series.symbols.epoch; got != epoch {
+		t.Errorf("symbol table rebuilt %d times in 3 exports of the same %d series and one new one each", got-epoch, n)
 	}
 }

@@ -1,0 +1,182 @@
+package prwmetric
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
+)
+
+// exemplarCounter is counter "c" (one series) at time at, with one exemplar
+// at each of the times in ex, as the SDK hands a cumulative point whose
+// reservoir still holds older exemplars.
+func exemplarCounter(v int64, at time.Time, ex ...time.Time) *metricdata.ResourceMetrics {
+	dp := convPoint[int64](v)
+	dp.Time = at
+	for i, t := range ex {
+		dp.Exemplars = append(dp.Exemplars, convExemplar[int64](int64(i+1), t, attribute.Int("n", i)))
+	}
+	return convRM(metricdata.Metrics{Name: "c", Data: convSum(true, dp)})
+}
+
+// v2ExemplarTimes returns the timestamps of the exemplars a 2.0 request
+// carries.
+func v2ExemplarTimes(t *testing.T, r prwmetrictest.Request) []int64 {
+	t.Helper()
+	if r.Protocol != prwmetrictest.ProtocolV2 || r.V2 == nil {
+		t.Fatalf("request %d: protocol %v, want 2.0", r.Seq, r.Protocol)
+	}
+	var out []int64
+	for _, ts := range r.V2.Timeseries {
+		for _, e := range ts.Exemplars {
+			out = append(out, e.Timestamp)
+		}
+	}
+	return out
+}
+
+// TestExemplarsAfterUnknownOutcome: a 2.0 request that got no answer may
+// have been stored, its exemplars too: the next export sends only newer
+// ones (a receiver refuses an older one as out of order, with the whole
+// request).
+func TestExemplarsAfterUnknownOutcome(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	// The first request is stored, but its answer comes too late.
+	srv.RespondWith(1, prwmetrictest.Response{Delay: 5 * time.Second})
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithTimeout(300*time.Millisecond))
+	ctx := context.Background()
+
+	t1 := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	e1, e2 := t1.Add(-2*time.Second), t1.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(5, t1, e1, e2)); err == nil {
+		t.Fatal("first export: want a timeout")
+	}
+	if reqs := srv.Requests(); len(reqs) != 1 || !reqs[0].Stored {
+		t.Fatalf("first request not stored: %+v", reqs)
+	}
+
+	t2 := t1.Add(15 * time.Second)
+	e3 := t2.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(6, t2, e1, e2, e3)); err != nil {
+		t.Fatalf("second export: %v", err)
+	}
+	reqs := srv.Requests()
+	got := v2ExemplarTimes(t, reqs[len(reqs)-1])
+	// The receiver may hold e1 and e2 (the samples of that request are
+	// treated as held): only e3 is news.
+	if len(got) != 1 || got[0] != e3.UnixMilli() {
+		t.Errorf("second export sent exemplars at %v; the receiver may already hold %d and %d, want only %d",
+			got, e1.UnixMilli(), e2.UnixMilli(), e3.UnixMilli())
+	}
+}
+
+// TestExemplarsAfterFallbackHour: the exemplars 1.0 delivers while the
+// exporter falls back from 2.0 count as delivered: when 2.0 is tried again
+// and taken, only newer ones are sent.
+func TestExemplarsAfterFallbackHour(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType})
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2))
+	ctx := context.Background()
+
+	t1 := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	e1 := t1.Add(-time.Second)
+	// 2.0 refused, sent as 1.0 in the same export.
+	if err := exp.Export(ctx, exemplarCounter(5, t1, e1)); err != nil {
+		t.Fatalf("export 1: %v", err)
+	}
+	t2 := t1.Add(15 * time.Second)
+	e2, e2b := t2.Add(-2*time.Second), t2.Add(-time.Second)
+	// On 1.0: e1, e2 and e2b delivered.
+	if err := exp.Export(ctx, exemplarCounter(6, t2, e1, e2, e2b)); err != nil {
+		t.Fatalf("export 2: %v", err)
+	}
+	if reqs := srv.Requests(); len(reqs) != 3 || reqs[2].Protocol != prwmetrictest.ProtocolV1 {
+		t.Fatalf("requests %+v: want 2.0 (refused), 1.0, 1.0", reqs)
+	}
+
+	// An hour later the receiver speaks 2.0.
+	later := time.Now().Add(refusalRetryAfter + time.Second)
+	exp.negotiation.now = func() time.Time { return later }
+	t3 := t2.Add(15 * time.Second)
+	e3 := t3.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(7, t3, e1, e2, e2b, e3)); err != nil {
+		t.Fatalf("export 3: %v", err)
+	}
+	reqs := srv.Requests()
+	got := v2ExemplarTimes(t, reqs[len(reqs)-1])
+	// e2 is older than e2b, which the receiver holds: out of order for it.
+	if len(got) != 1 || got[0] != e3.UnixMilli() {
+		t.Errorf("first 2.0 export after the fallback sent exemplars at %v; e2 (%d) and e2b (%d) were delivered by 1.0 already, want only %d",
+			got, e2.UnixMilli(), e2b.UnixMilli(), e3.UnixMilli())
+	}
+}
+
+// TestExemplarsAfterRefusedRequest: a 2.0 request the receiver answered
+// with a failure may have been partly stored (Prometheus commits what it
+// can before it answers 400): the next export sends only newer exemplars,
+// so that the same old ones are not refused again export after export.
+func TestExemplarsAfterRefusedRequest(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusBadRequest, Body: "out of order exemplar"})
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2))
+	ctx := context.Background()
+
+	t1 := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	e1, e2 := t1.Add(-2*time.Second), t1.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(5, t1, e1, e2)); err == nil {
+		t.Fatal("first export: want the 400")
+	}
+	t2 := t1.Add(15 * time.Second)
+	e3 := t2.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(6, t2, e1, e2, e3)); err != nil {
+		t.Fatalf("second export: %v", err)
+	}
+	reqs := srv.Requests()
+	if got := v2ExemplarTimes(t, reqs[len(reqs)-1]); len(got) != 1 || got[0] != e3.UnixMilli() {
+		t.Errorf("second export sent exemplars at %v, want only the new %d", got, e3.UnixMilli())
+	}
+}
+
+// TestExemplarsOfSeriesBornDuringFallback: a series that first came while
+// the exporter sent 1.0 (2.0 refused) has nothing of 2.0 kept yet; when
+// 2.0 is tried again and taken, the exemplars that went with its samples
+// as 1.0 are not sent again.
+func TestExemplarsOfSeriesBornDuringFallback(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType})
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2))
+	ctx := context.Background()
+
+	t1 := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	gauge := metricdata.Metrics{Name: "g", Data: metricdata.Gauge[float64]{DataPoints: []metricdata.DataPoint[float64]{{Time: t1, Value: 1}}}}
+	if err := exp.Export(ctx, convRM(gauge)); err != nil { // 2.0 refused, sent as 1.0
+		t.Fatalf("export 1: %v", err)
+	}
+	t2 := t1.Add(15 * time.Second)
+	e2 := t2.Add(-time.Second)
+	// The counter is born on 1.0, with an exemplar.
+	if err := exp.Export(ctx, exemplarCounter(5, t2, e2)); err != nil {
+		t.Fatalf("export 2: %v", err)
+	}
+	later := time.Now().Add(refusalRetryAfter + time.Second)
+	exp.negotiation.now = func() time.Time { return later }
+	t3 := t2.Add(15 * time.Second)
+	e3 := t3.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(6, t3, e2, e3)); err != nil {
+		t.Fatalf("export 3: %v", err)
+	}
+	reqs := srv.Requests()
+	if got := v2ExemplarTimes(t, reqs[len(reqs)-1]); len(got) != 1 || got[0] != e3.UnixMilli() {
+		t.Errorf("first 2.0 export sent exemplars at %v; %d went as 1.0 already, want only %d", got, e2.UnixMilli(), e3.UnixMilli())
+	}
+}
