@@ -49,6 +49,10 @@ func (c *cutter) reset(b *batch, start int) {
 func (c *cutter) advance(b *batch, end int) {
 	for i := c.next; i < end; i++ {
 		if b.skippedByV1(i) {
+			// Its exemplars go with it: past them, uncounted.
+			if c.exemplar < len(b.exemplars) && b.exemplars[c.exemplar].record == i {
+				c.exemplar++
+			}
 			continue
 		}
 		r := &b.records[i]

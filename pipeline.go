@@ -343,6 +343,10 @@ func (p *pipeline) post() {
 			} else {
 				sl.ok = true
 			}
+		} else if !p.resent() {
+			// Dropped after a failure: the error counts it dropped, the
+			// telemetry failed (a refusal sends it again instead).
+			e.tel.part(p.ctx, it.cut.parts, errNotSent)
 		}
 		<-p.tokens
 		sl.sent <- struct{}{}
@@ -358,6 +362,18 @@ func (p *pipeline) fail(err error) {
 	if p.err == nil || !p.refusal(p.err) && p.refusal(err) {
 		p.err = err
 	}
+}
+
+// errNotSent is the outcome of a request dropped after another failed.
+var errNotSent = errors.New("prwmetric: not sent: an earlier request of the export failed")
+
+// resent reports whether the export's failure is a refusal, after which
+// what was not delivered goes again (as 1.0, snappy, or classic
+// histograms).
+func (p *pipeline) resent() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err != nil && p.refusal(p.err)
 }
 
 func (p *pipeline) refusal(err error) bool {
