@@ -65,11 +65,21 @@ func validateCompression(c *config) []error {
 		return nil
 	case CompressionZstd:
 		if c.protocol == ProtocolV2 {
-			return []error{errors.New("prwmetric: WithCompression(CompressionZstd) and WithProtocol(ProtocolV2) both set: zstd is the VictoriaMetrics protocol, which carries Remote Write 1.0 requests; keep one")}
+			return []error{fmt.Errorf("prwmetric: %s and %s both set: zstd is the VictoriaMetrics protocol, which carries Remote Write 1.0 requests; keep one",
+				setBy(c.compressionFrom, "WithCompression(CompressionZstd)", "zstd"), setBy(c.protocolFrom, "WithProtocol(ProtocolV2)", "2.0"))}
 		}
 		return nil
 	}
 	return []error{fmt.Errorf("prwmetric: WithCompression(%d): unknown compression; use CompressionSnappy or CompressionZstd", int(c.compression))}
+}
+
+// setBy names a setting for New's errors as the user gave it: the option
+// call, or the variable from with its value.
+func setBy(from, option, value string) string {
+	if strings.HasPrefix(from, envPrefix) {
+		return from + "=" + value
+	}
+	return option
 }
 
 // zstdOptions are the encoder settings of zstd requests, chosen by

@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,14 +68,17 @@ type config struct {
 	bearerFileSet     bool
 	bearerTokenFile   string
 	headers           map[string]string
-	headerFunc        func(context.Context) (map[string]string, error)
-	headerFuncSet     bool
-	tlsBuilt          *tls.Config
+	// headersTwice names the headers one WithHeaders map spelled twice.
+	headersTwice  []string
+	headerFunc    func(context.Context) (map[string]string, error)
+	headerFuncSet bool
+	tlsBuilt      *tls.Config
 
 	proxy           func(*http.Request) (*url.URL, error)
 	proxyURL        string
 	proxySet        bool
 	tls             *TLSConfig
+	tlsNames        tlsNames
 	tlsClientConfig *tls.Config
 	httpClient      *http.Client
 	// roundTrippers wrap the base transport, first one outermost.
@@ -124,7 +128,10 @@ type config struct {
 
 	maxConcurrent int
 	compression   Compression
-	http2         bool
+	// protocolFrom and compressionFrom name the option or variable that set
+	// them, for New's errors.
+	protocolFrom, compressionFrom string
+	http2                         bool
 	// h2ReadIdle and h2PingTimeout configure WithHTTP2's health check;
 	// tests shorten them.
 	h2ReadIdle, h2PingTimeout time.Duration
@@ -158,6 +165,10 @@ func newConfig(opts []Option) (config, error) {
 			c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, false, "", "", ""
 			c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile = false, "", false, ""
 			c.oauth2 = nil
+			if hasAuthorization(c.headers) {
+				c.headers = maps.Clone(c.headers)
+				delete(c.headers, "Authorization")
+			}
 		}
 		if code.tls != nil || code.tlsClientConfig != nil || code.httpClient != nil {
 			c.tls = nil
@@ -251,6 +262,9 @@ func (c *config) validate() error {
 		}
 	}
 	errs = append(errs, c.validateOAuth2()...)
+	for _, name := range c.headersTwice {
+		add("prwmetric: WithHeaders: the map names header %q twice, in different cases: HTTP compares names without regard to case, keep one", name)
+	}
 	for name, value := range c.headers {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
 		switch problem := headerProblem(name, value); {
@@ -304,7 +318,7 @@ func (c *config) validate() error {
 		}
 	}
 	if c.tls != nil {
-		built, err := c.tls.build()
+		built, err := c.tls.build(c.tlsNames)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -433,6 +447,22 @@ func merge(a, b map[string]string) map[string]string {
 // than the endpoint's: an https proxy, or an https OAuth2 token endpoint.
 func (c *config) tlsUsedElsewhere() bool {
 	return strings.HasPrefix(c.proxyURL, "https://") || c.oauth2 != nil && strings.HasPrefix(c.oauth2.TokenURL, "https://")
+}
+
+// canonicalHeaders returns headers keyed by their canonical names, so that
+// options merge as HTTP compares names, and the names spelled twice.
+func canonicalHeaders(headers map[string]string) (map[string]string, []string) {
+	canonical := make(map[string]string, len(headers))
+	var twice []string
+	for name, value := range headers {
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		if _, ok := canonical[key]; ok {
+			twice = append(twice, key)
+		}
+		canonical[key] = value
+	}
+	slices.Sort(twice)
+	return canonical, twice
 }
 
 // hasAuthorization reports whether headers set Authorization.

@@ -62,9 +62,9 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{name: "bearer token and token file", give: []Option{ep, WithBearerToken(secretToken), WithBearerTokenFile(notPEM)}, want: []string{"WithBearerToken", "WithBearerTokenFile", "keep one"}},
 
 		{name: "header Content-Encoding", give: []Option{ep, WithHeaders(map[string]string{"Content-Encoding": "gzip"})}, want: []string{"WithHeaders", "Content-Encoding"}},
-		{name: "header content-type lower case", give: []Option{ep, WithHeaders(map[string]string{"content-type": "application/json"})}, want: []string{"WithHeaders", "content-type"}},
+		{name: "header content-type lower case", give: []Option{ep, WithHeaders(map[string]string{"content-type": "application/json"})}, want: []string{"WithHeaders", "Content-Type"}},
 		{name: "header X-Prometheus-Remote-Write-Version", give: []Option{ep, WithHeaders(map[string]string{"X-Prometheus-Remote-Write-Version": "2.0.0"})}, want: []string{"WithHeaders", "X-Prometheus-Remote-Write-Version"}},
-		{name: "header User-Agent", give: []Option{ep, WithHeaders(map[string]string{"USER-AGENT": "curl"})}, want: []string{"WithHeaders", "USER-AGENT"}},
+		{name: "header User-Agent", give: []Option{ep, WithHeaders(map[string]string{"USER-AGENT": "curl"})}, want: []string{"WithHeaders", "User-Agent"}},
 		{name: "header name with space", give: []Option{ep, WithHeaders(map[string]string{"X Tenant": "a"})}, want: []string{"WithHeaders", "not a valid HTTP header name"}},
 		{name: "header name with colon", give: []Option{ep, WithHeaders(map[string]string{"X-Tenant:": "a"})}, want: []string{"WithHeaders", "not a valid HTTP header name"}},
 		{name: "header name empty", give: []Option{ep, WithHeaders(map[string]string{"": "a"})}, want: []string{"WithHeaders", "not a valid HTTP header name"}},

@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"fmt"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", envProtocol, err))
 		} else {
-			opts = append(opts, WithProtocol(p))
+			opts = append(opts, optionFunc(func(c config) config { c.protocol, c.protocolFrom = p, envProtocol; return c }))
 		}
 	}
 	if v := get(envCompression); v != "" {
@@ -61,7 +62,7 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", envCompression, err))
 		} else {
-			opts = append(opts, WithCompression(c))
+			opts = append(opts, optionFunc(func(cfg config) config { cfg.compression, cfg.compressionFrom = c, envCompression; return cfg }))
 		}
 	}
 	if v := get(envCompatibility); v != "" {
@@ -82,7 +83,7 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 	}
 	tlsCfg := TLSConfig{CAFile: get(envCertificate), CertFile: get(envClientCertificate), KeyFile: get(envClientKey)}
 	if tlsCfg != (TLSConfig{}) {
-		opts = append(opts, WithTLS(tlsCfg))
+		opts = append(opts, optionFunc(func(c config) config { c.tls, c.tlsNames = &tlsCfg, tlsEnvironmentNames; return c }))
 	}
 
 	user, passFile, tokenFile := get(envBasicAuthUsername), get(envBasicAuthPassword), get(envBearerTokenFile)
@@ -132,7 +133,11 @@ func parseHeaders(s string) (map[string]string, error) {
 			// part a header name may hold is named.
 			return nil, fmt.Errorf("the value of %q is not URL-encoded correctly", headerNamePrefix(key))
 		}
-		h[key] = val
+		name := textproto.CanonicalMIMEHeaderKey(key)
+		if _, ok := h[name]; ok {
+			return nil, fmt.Errorf("entry %d names header %q again: HTTP compares names without regard to case, keep one", i+1, headerNamePrefix(name))
+		}
+		h[name] = val
 	}
 	return h, nil
 }

@@ -50,7 +50,7 @@ func TestEnvironmentVariables(t *testing.T) {
 			name: "headers URL-decoded",
 			env:  map[string]string{envHeaders: "X-Scope-OrgID=tenant%201, X-Other = a%3Db"},
 			check: func(t *testing.T, c config) {
-				if c.headers["X-Scope-OrgID"] != "tenant 1" || c.headers["X-Other"] != "a=b" || len(c.headers) != 2 {
+				if c.headers["X-Scope-Orgid"] != "tenant 1" || c.headers["X-Other"] != "a=b" || len(c.headers) != 2 {
 					t.Errorf("headers = %v", c.headers)
 				}
 			},
@@ -60,7 +60,7 @@ func TestEnvironmentVariables(t *testing.T) {
 			env:  map[string]string{envHeaders: "X-Scope-OrgID=env,X-Env=1"},
 			opts: []Option{WithHeaders(map[string]string{"X-Scope-OrgID": "code"})},
 			check: func(t *testing.T, c config) {
-				if c.headers["X-Scope-OrgID"] != "code" || c.headers["X-Env"] != "1" {
+				if c.headers["X-Scope-Orgid"] != "code" || c.headers["X-Env"] != "1" {
 					t.Errorf("headers = %v", c.headers)
 				}
 			},
@@ -223,5 +223,54 @@ func writeSelfSignedCA(t *testing.T, path string) {
 	}
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEnvironmentAuthorizationHeaderYieldsToCode: credentials in code
+// replace the environment's, an Authorization header among its headers
+// included; New used to fail, blaming WithHeaders, which the user never
+// called.
+func TestEnvironmentAuthorizationHeaderYieldsToCode(t *testing.T) {
+	t.Setenv(envHeaders, "authorization=Bearer%20from-env,X-Env=1")
+	c, err := newConfig([]Option{WithEndpoint("http://127.0.0.1:1/api/v1/write"), WithBearerToken("from-code")})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if _, ok := c.headers["Authorization"]; ok || c.headers["X-Env"] != "1" || c.bearerToken != "from-code" {
+		t.Errorf("headers %v, bearer set %v: want X-Env only and the code's token", c.headers, c.bearerSet)
+	}
+}
+
+// TestEnvironmentTLSErrorsNameTheVariable: TLS files from the environment
+// are named by their variables, not by WithTLS' fields.
+func TestEnvironmentTLSErrorsNameTheVariable(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "client.pem")
+	writeSelfSignedCA(t, cert)
+	ep := WithEndpoint("https://127.0.0.1:1/api/v1/write")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"certificate without key", map[string]string{envClientCertificate: cert}, []string{envClientCertificate + " is set without " + envClientKey}},
+		{"key without certificate", map[string]string{envClientKey: cert}, []string{envClientKey + " is set without " + envClientCertificate}},
+		{"CA file missing", map[string]string{envCertificate: filepath.Join(dir, "missing.pem")}, []string{"environment: reading " + envCertificate}},
+		{"key not PEM", map[string]string{envClientCertificate: cert, envClientKey: filepath.Join(dir, "missing.pem")}, []string{"environment: " + envClientKey}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := newConfig([]Option{ep})
+			if err == nil {
+				t.Fatal("New accepted it")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) || strings.Contains(err.Error(), "WithTLS") {
+					t.Errorf("error %q: want %q, and no WithTLS", err, w)
+				}
+			}
+		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -66,7 +65,7 @@ func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
 // WithTLSClientConfig, WithHTTPClient or a plain http endpoint. Default: the
 // system roots, no client certificate.
 func WithTLS(cfg TLSConfig) Option {
-	return optionFunc(func(c config) config { c.tls = &cfg; return c })
+	return optionFunc(func(c config) config { c.tls, c.tlsNames = &cfg, tlsOptionNames; return c })
 }
 
 // WithTLSClientConfig uses a clone of cfg for TLS, for full control. Not
@@ -199,12 +198,18 @@ func WithAuthenticator(name string, wrap func(next http.RoundTripper) (http.Roun
 
 // WithHeaders adds headers to every request, such as X-Scope-OrgID for
 // Cortex and Mimir tenants; the map is copied, several options merge (a
-// later value wins). The remote-write protocol's headers cannot be
-// replaced; Authorization counts as the one kind of Authorization. Headers
-// go to the endpoint's origin only. Default: none.
+// later value wins; names are compared without regard to case, as HTTP
+// does, and one map may not name a header twice). The remote-write
+// protocol's headers cannot be replaced; Authorization counts as the one
+// kind of Authorization. Headers go to the endpoint's origin only. Default:
+// none.
 func WithHeaders(headers map[string]string) Option {
-	headers = maps.Clone(headers)
-	return optionFunc(func(c config) config { c.headers = merge(c.headers, headers); return c })
+	canonical, twice := canonicalHeaders(headers)
+	return optionFunc(func(c config) config {
+		c.headers = merge(c.headers, canonical)
+		c.headersTwice = append(c.headersTwice[:len(c.headersTwice):len(c.headersTwice)], twice...)
+		return c
+	})
 }
 
 // WithHeaderFunc adds the headers fn returns, computed per request (an
@@ -237,7 +242,7 @@ func WithMaxRequestBytes(n int) Option {
 // VictoriaMetrics protocol, falling back to snappy where it is refused (see
 // Compression). Not with WithProtocol(ProtocolV2).
 func WithCompression(c Compression) Option {
-	return optionFunc(func(cfg config) config { cfg.compression = c; return cfg })
+	return optionFunc(func(cfg config) config { cfg.compression, cfg.compressionFrom = c, "WithCompression"; return cfg })
 }
 
 // WithProtocol chooses the Remote Write protocol (default ProtocolV1, which
@@ -245,7 +250,7 @@ func WithCompression(c Compression) Option {
 // when the receiver does not speak 2.0 (see Protocol), and may use UTF-8
 // names and custom-bucket native histograms.
 func WithProtocol(p Protocol) Option {
-	return optionFunc(func(c config) config { c.protocol = p; return c })
+	return optionFunc(func(c config) config { c.protocol, c.protocolFrom = p, "WithProtocol"; return c })
 }
 
 // WithNativeHistogramsForExplicitBuckets sends each explicit-bucket

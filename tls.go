@@ -25,8 +25,18 @@ type TLSConfig struct {
 	InsecureSkipVerify bool
 }
 
-// build reads the files and returns the client TLS configuration.
-func (t TLSConfig) build() (*tls.Config, error) {
+// tlsNames are the names New's errors give a TLSConfig's source and files:
+// the option's fields, or the environment variables.
+type tlsNames struct{ source, caFile, certFile, keyFile string }
+
+var (
+	tlsOptionNames      = tlsNames{"WithTLS", "CAFile", "CertFile", "KeyFile"}
+	tlsEnvironmentNames = tlsNames{"environment", envCertificate, envClientCertificate, envClientKey}
+)
+
+// build reads the files and returns the client TLS configuration; errors
+// name the files as n does.
+func (t TLSConfig) build(n tlsNames) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         t.ServerName,
@@ -35,32 +45,32 @@ func (t TLSConfig) build() (*tls.Config, error) {
 	if t.CAFile != "" {
 		pemText, err := readRegularFileMax(t.CAFile, maxTLSFileBytes)
 		if err != nil {
-			return nil, fmt.Errorf("prwmetric: WithTLS: reading CAFile %q: %w", t.CAFile, err)
+			return nil, fmt.Errorf("prwmetric: %s: reading %s %q: %w", n.source, n.caFile, t.CAFile, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(pemText)) {
-			return nil, fmt.Errorf("prwmetric: WithTLS: CAFile %q holds no PEM certificate", t.CAFile)
+			return nil, fmt.Errorf("prwmetric: %s: %s %q holds no PEM certificate", n.source, n.caFile, t.CAFile)
 		}
 		cfg.RootCAs = pool
 	}
 	switch {
 	case t.CertFile != "" && t.KeyFile == "":
-		return nil, fmt.Errorf("prwmetric: WithTLS: CertFile is set without KeyFile: mutual TLS needs both")
+		return nil, fmt.Errorf("prwmetric: %s: %s is set without %s: mutual TLS needs both", n.source, n.certFile, n.keyFile)
 	case t.CertFile == "" && t.KeyFile != "":
-		return nil, fmt.Errorf("prwmetric: WithTLS: KeyFile is set without CertFile: mutual TLS needs both")
+		return nil, fmt.Errorf("prwmetric: %s: %s is set without %s: mutual TLS needs both", n.source, n.keyFile, n.certFile)
 	case t.CertFile != "":
 		var pems [2][]byte
-		for i, f := range []struct{ field, path string }{{"CertFile", t.CertFile}, {"KeyFile", t.KeyFile}} {
+		for i, f := range []struct{ field, path string }{{n.certFile, t.CertFile}, {n.keyFile, t.KeyFile}} {
 			data, err := readPEMFile(f.path)
 			if err != nil {
-				return nil, fmt.Errorf("prwmetric: WithTLS: %s: %w", f.field, err)
+				return nil, fmt.Errorf("prwmetric: %s: %s: %w", n.source, f.field, err)
 			}
 			pems[i] = data
 		}
 		cert, err := tls.X509KeyPair(pems[0], pems[1])
 		if err != nil {
 			// The crypto/tls error names no key material, only what is wrong.
-			return nil, fmt.Errorf("prwmetric: WithTLS: loading the client certificate %q and key %q: %w", t.CertFile, t.KeyFile, err)
+			return nil, fmt.Errorf("prwmetric: %s: loading the client certificate %q and key %q: %w", n.source, t.CertFile, t.KeyFile, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

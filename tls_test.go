@@ -197,7 +197,7 @@ func TestTLSConfigBuild(t *testing.T) {
 		{name: "everything", give: TLSConfig{CAFile: certs.CAFile, CertFile: certs.ClientCertFile, KeyFile: certs.ClientKeyFile, ServerName: "prw.test", InsecureSkipVerify: true}, wantRoots: true, wantCerts: 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := tt.give.build()
+			cfg, err := tt.give.build(tlsOptionNames)
 			if err != nil {
 				t.Fatal(err)
 			}
