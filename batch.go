@@ -45,15 +45,21 @@ type record struct {
 	// extra and extraLen locate the series' exemplars and native histogram
 	// in batch.extra; extraLen has recordHistogram set for a native
 	// histogram series, which has no float sample, and recordMarker for a
-	// staleness marker (addMarker).
+	// staleness marker (addMarker); above its length, how far restamp moved
+	// the sample (recordMoved).
 	extra, extraLen uint32
 }
 
 const (
-	recordHistogram = 1 << 31
-	recordMarker    = 1 << 30
-	recordFlags     = recordHistogram | recordMarker
+	recordHistogram  = 1 << 31
+	recordMarker     = 1 << 30
+	recordMovedShift = 26
+	recordMoved      = 0xf << recordMovedShift
+	recordFlags      = recordHistogram | recordMarker | recordMoved
 )
+
+// moved is how far restamp moved the record's sample.
+func (r *record) moved() int64 { return int64(r.extraLen & recordMoved >> recordMovedShift) }
 
 func (r *record) isHistogram() bool { return r.extraLen&recordHistogram != 0 }
 

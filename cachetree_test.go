@@ -79,15 +79,17 @@ func TestCacheIdentityIsTheLabelSet(t *testing.T) {
 	c, _ := convConverter(t, WithoutTargetInfo(), WithoutScopeInfo())
 	sc := newSeriesCache(c, true)
 	at := time.UnixMilli(1_700_000_000_000)
-	rm := func(name string) *metricdata.ResourceMetrics {
+	// Each value new: the same value again at its own time would go at the
+	// newest time, a duplicate (see restamp).
+	rm := func(name string, v int64) *metricdata.ResourceMetrics {
 		return &metricdata.ResourceMetrics{ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-			{Name: name, Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{{Time: at, Value: 1}}}},
+			{Name: name, Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{{Time: at, Value: v}}}},
 		}}}}
 	}
 	var b batch
 	for i, name := range []string{"a.b", "a_b", "a/b"} {
 		b.reset()
-		if err := sc.convert(rm(name), &b, at.UnixMilli()); err != nil {
+		if err := sc.convert(rm(name, int64(i)), &b, at.UnixMilli()); err != nil {
 			t.Fatal(err)
 		}
 		got := cacheDecode(t, cacheRequests(&b, 100, 1<<20))

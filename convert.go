@@ -121,10 +121,57 @@ func classicSeries[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) in
 	return n
 }
 
-// restampWindow bounds how far back a sample may be moved forward: further
-// than a few same-millisecond collections in a row could push it, moving it
+// restampWindow bounds how far a sample may be moved forward: further than
+// a few same-millisecond collections in a row could push it, moving it
 // would hide a clock that went back behind invented timestamps.
 const restampWindow = 10
+
+// maxMoved is the furthest restamp moves a sample: the most a record
+// holds (recordMoved).
+const maxMoved = recordMoved >> recordMovedShift
+
+// movedSample is the own time and value (its bits) of a series' newest
+// sample delivered, which restamp moved.
+type movedSample struct {
+	own   int64
+	value uint64
+}
+
+// restamp returns the timestamp to send a sample of s taken at ms with
+// value v, and how far it moved it. The receiver refuses a request holding
+// a sample before the newest one it holds of its series, or at that time
+// with another value; at that time with the same value it is a duplicate,
+// ignored.
+//   - A sample at or just before the newest one delivered (collections
+//     within one millisecond, such as ForceFlush right before Shutdown)
+//     moves to 1 ms after it.
+//   - Once moved, the same point again (a producer that repeats a point with
+//     its own timestamp, as client_golang's bridge does for a metric with
+//     one) goes at the newest time, a duplicate: moved again each export, it
+//     would leave the window and go before the newest, refused in every
+//     export from then on. Another value at that own time is one more
+//     collection in its millisecond, moved 1 ms further, up to maxMoved.
+//   - One older still is genuinely out of order (the clock went back): it
+//     goes as it is, and the receiver's rejection is reported.
+func (cc *conversion) restamp(s *seriesState, ms int64, v float64) (int64, int64) {
+	newest := s.newest()
+	if !s.is(flagDelivered) || ms > newest {
+		return ms, 0
+	}
+	if m, ok := cc.sc.moved[s]; ok && ms == m.own {
+		switch {
+		case math.Float64bits(v) == m.value:
+			return newest, newest - ms
+		case newest+1-ms <= maxMoved:
+			return newest + 1, newest + 1 - ms
+		}
+		return ms, 0
+	}
+	if newest-ms < restampWindow {
+		return newest + 1, newest + 1 - ms
+	}
+	return ms, 0
+}
 
 func (cc *conversion) resourceMetrics(rm *metricdata.ResourceMetrics) {
 	res := cc.resource(rm.Resource)
@@ -233,14 +280,10 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	s.setSeen(cc.gen)
 	cc.sc.seenCount++
 	cc.observeTime(ms)
-	// A sample at or just before the newest one delivered (collections
-	// within one millisecond, such as ForceFlush right before Shutdown)
-	// moves to 1 ms after it: the receiver would reject the request. One
-	// that is older still is genuinely out of order (the clock went back);
-	// it goes as it is, and the receiver's rejection is reported.
-	if newest := s.newest(); s.is(flagDelivered) && ms <= newest && newest-ms < restampWindow {
-		ms = newest + 1
+	if h != nil {
+		v = h.identity() // a native histogram has no value: restamp compares this
 	}
+	ms, moved := cc.restamp(s, ms, v)
 	start := cc.start
 	if cc.sc.zeros != nil {
 		start = cc.zeroBefore(f, s, ms, start, h)
@@ -265,6 +308,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 			b.native = true
 		}
 	}
+	r.extraLen |= uint32(moved) << recordMovedShift
 	cc.b.records = append(cc.b.records, r)
 	if st := cc.b.stream; st != nil && len(cc.b.records) >= st.at {
 		st.advance(cc.b)

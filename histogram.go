@@ -38,6 +38,14 @@ type nativeParts struct {
 	customValues []float64
 }
 
+// identity stands for the histogram where restamp compares values: its
+// count and sum, which, cumulative, change whenever a bucket does. The
+// record of a native histogram carries it as its value, which no request
+// encodes.
+func (h *nativeParts) identity() float64 {
+	return math.Float64frombits(math.Float64bits(h.sum) ^ h.count*0x9e3779b97f4a7c15)
+}
+
 // nativeScratch holds the buffers buildNative works in, so that converting
 // native histograms export after export allocates nothing once they have
 // grown. The slices of a nativeParts point into it until the next build.

@@ -75,9 +75,36 @@ type refTracker struct {
 }
 
 type refLive struct {
-	labels    []prompb.Label
-	newest    int64
-	histogram bool
+	labels []prompb.Label
+	// newest is the newest sample's timestamp, moved forward by moved ms
+	// from its own time; value is its value's bits (for a native
+	// histogram, of its count and sum).
+	newest, moved int64
+	value         uint64
+	histogram     bool
+}
+
+// refRestamp is the timestamp the exporter sends a sample taken at ms with
+// value bits v of a series whose last delivered sample was prev (when
+// seen), and how far it moved it: once moved, the same point again goes at
+// the newest time, another value at that own time 1 ms later (up to
+// maxMoved, else as it is); else a sample within restampWindow at or
+// before the newest goes 1 ms after it; else as it is.
+func refRestamp(prev refLive, seen bool, ms int64, v uint64) (int64, int64) {
+	switch {
+	case !seen || ms > prev.newest:
+		return ms, 0
+	case prev.moved > 0 && ms == prev.newest-prev.moved && v == prev.value:
+		return prev.newest, prev.moved
+	case prev.moved > 0 && ms == prev.newest-prev.moved:
+		if prev.newest+1-ms > maxMoved {
+			return ms, 0
+		}
+		return prev.newest + 1, prev.newest + 1 - ms
+	case prev.newest-ms < restampWindow:
+		return prev.newest + 1, prev.newest + 1 - ms
+	}
+	return ms, 0
 }
 
 func newRefTracker(markStale bool) *refTracker {
@@ -104,20 +131,21 @@ func (r *refTracker) observe(req *prompb.WriteRequest) map[uint64]refLive {
 		ts := &req.Timeseries[i]
 		k := r.key(ts.Labels)
 		prev, seen := r.last[k]
-		newest := int64(math.MinInt64)
-		for j := range ts.Samples {
-			if seen && ts.Samples[j].Timestamp <= prev.newest {
-				ts.Samples[j].Timestamp = prev.newest + 1
+		live := refLive{labels: ts.Labels, newest: math.MinInt64, histogram: len(ts.Histograms) > 0}
+		keep := func(at *int64, v uint64) {
+			var by int64
+			if *at, by = refRestamp(prev, seen, *at, v); *at >= live.newest {
+				live.newest, live.moved, live.value = *at, by, v
 			}
-			newest = max(newest, ts.Samples[j].Timestamp)
+		}
+		for j := range ts.Samples {
+			keep(&ts.Samples[j].Timestamp, math.Float64bits(ts.Samples[j].Value))
 		}
 		for j := range ts.Histograms {
-			if seen && ts.Histograms[j].Timestamp <= prev.newest {
-				ts.Histograms[j].Timestamp = prev.newest + 1
-			}
-			newest = max(newest, ts.Histograms[j].Timestamp)
+			h := &ts.Histograms[j]
+			keep(&h.Timestamp, math.Float64bits(h.Sum)^h.GetCountInt()*0x9e3779b97f4a7c15)
 		}
-		cur[k] = refLive{labels: ts.Labels, newest: newest, histogram: len(ts.Histograms) > 0}
+		cur[k] = live
 	}
 	return cur
 }

@@ -69,6 +69,9 @@ const (
 	// flagEvicted: the series left the table. Cache entries that still point
 	// to it look it up again by its labels, which its key then holds.
 	flagEvicted
+	// flagMoved: restamp moved its newest sample delivered, whose own time
+	// and value seriesCache.moved holds.
+	flagMoved
 )
 
 func (s *seriesState) seen() generation { return generation(s.bits & genMask) }
@@ -116,6 +119,9 @@ type seriesCache struct {
 	markStale bool
 
 	mu sync.Mutex
+	// moved holds, for the series whose newest sample delivered restamp
+	// moved (flagMoved), that sample's own time and value.
+	moved map[*seriesState]movedSample
 	// nativeAccepted: the receiver has accepted a native histogram (see
 	// marksEarly).
 	nativeAccepted bool
@@ -228,6 +234,10 @@ func (sc *seriesCache) revive(s *seriesState) *seriesState {
 // that revive can find or add it again, whatever happened to the label
 // numbers in between.
 func (sc *seriesCache) evict(s *seriesState) {
+	if s.is(flagMoved) {
+		delete(sc.moved, s)
+		s.set(flagMoved, false)
+	}
 	sc.baseMemo = baseMemo{} // it may hold numbers of pieces released below
 	delete(sc.byLabels, s.key)
 	sc.labelBuf = sc.labels.appendLabels(sc.labelBuf[:0], s.key)

@@ -121,6 +121,23 @@ func (sc *seriesCache) marksEarly(b *batch) bool {
 	return !b.native || sc.nativeAccepted
 }
 
+// setNewest records r's sample as the newest its series has delivered, and
+// where restamp moved it from (sc.mu held).
+func (sc *seriesCache) setNewest(r *record) {
+	r.s.setNewest(r.ts)
+	switch by := r.moved(); {
+	case by > 0:
+		if sc.moved == nil {
+			sc.moved = map[*seriesState]movedSample{}
+		}
+		sc.moved[r.s] = movedSample{own: r.ts - by, value: math.Float64bits(r.value)}
+		r.s.set(flagMoved, true)
+	case r.s.is(flagMoved):
+		delete(sc.moved, r.s)
+		r.s.set(flagMoved, false)
+	}
+}
+
 // markRecord records that the receiver holds record i of b (sc.mu held).
 func (sc *seriesCache) markRecord(b *batch, i int) {
 	r := &b.records[i]
@@ -128,7 +145,7 @@ func (sc *seriesCache) markRecord(b *batch, i int) {
 		r.s.set(flagDelivered, false)
 		return
 	}
-	r.s.setNewest(r.ts)
+	sc.setNewest(r)
 	r.s.set(flagDelivered, true)
 	if r.isHistogram() {
 		r.s.set(flagHistogram, true)
@@ -193,7 +210,9 @@ func (sc *seriesCache) markMaybeStored(b *batch, from, to int, proto Protocol) {
 			continue
 		}
 		r := &b.records[i]
-		r.s.setNewest(max(r.s.newest(), r.ts))
+		if r.ts >= r.s.newest() {
+			sc.setNewest(r)
+		}
 		if !b.isMarker(i) {
 			r.s.set(flagDelivered, true)
 			r.s.set(flagHistogram, r.isHistogram())

@@ -177,6 +177,112 @@ func TestSameMillisecondExportsStayOrdered(t *testing.T) {
 	}
 }
 
+// A producer that stamps its points with the observation's time (the
+// client_golang bridge, for a metric with an explicit timestamp) repeats
+// the same point until the observation changes. Moved 1 ms forward once,
+// as a second collection in the same millisecond would be, it then goes at
+// that time, a duplicate Prometheus accepts: it was moved 1 ms further each
+// export, then, 10 exports on, sent at its own time, older than the newest,
+// and every export after that was refused (400). A later point goes as it
+// is. The strict receiver refuses what Prometheus refuses.
+func TestRepeatedPointIsNotMovedAgain(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithoutStaleMarkers())
+	at := time.UnixMilli(1_700_000_000_000)
+	ctx := context.Background()
+	for i := range 2 * restampWindow {
+		if err := exp.Export(ctx, manyGauges(1, at)); err != nil {
+			t.Fatalf("export %d of the same point: %v", i+1, err)
+		}
+	}
+	later := at.Add(15 * time.Second)
+	if err := exp.Export(ctx, manyGauges(1, later)); err != nil {
+		t.Fatalf("export of a later point: %v", err)
+	}
+	samples, err := srv.Samples("load", map[string]string{"i": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{at.UnixMilli()}
+	for range 2*restampWindow - 1 {
+		want = append(want, at.UnixMilli()+1)
+	}
+	want = append(want, later.UnixMilli())
+	var got []int64
+	for _, smp := range samples {
+		got = append(got, smp.Timestamp)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("timestamps sent %v, want %v", got, want)
+	}
+	if n := len(exp.series.moved); n != 0 {
+		t.Errorf("%d moved samples kept after a sample that was not moved", n)
+	}
+}
+
+// The same for a native histogram and a counter repeated with their own
+// timestamp (nativeData: testTime).
+func TestRepeatedNativeHistogramIsNotMovedAgain(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithoutStaleMarkers(), WithoutMetadata())
+	for i := range 2 * restampWindow {
+		if err := exp.Export(t.Context(), nativeData(1)); err != nil {
+			t.Fatalf("export %d of the same points: %v", i+1, err)
+		}
+	}
+	hs, err := srv.NativeHistograms("latency_seconds", map[string]string{"route": "/buy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := testTime.UnixMilli()
+	for i, h := range hs {
+		if want := own + min(int64(i), 1); h.Timestamp != want {
+			t.Errorf("histogram %d at %d, want %d", i, h.Timestamp, want)
+		}
+	}
+	if len(hs) != 2*restampWindow {
+		t.Errorf("%d histograms, want %d", len(hs), 2*restampWindow)
+	}
+}
+
+// Collections within one millisecond each with a new value move 1 ms
+// further each, up to maxMoved; one more goes at its own time, refused as
+// out of order (reported), rather than further from it.
+func TestSameMillisecondNewValuesMoveUpToMaxMoved(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithoutStaleMarkers())
+	at := time.UnixMilli(1_700_000_000_000)
+	export := func(v float64) error {
+		rm := manyGauges(1, at)
+		rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Gauge[float64]).DataPoints[0].Value = v
+		return exp.Export(t.Context(), rm)
+	}
+	for i := range maxMoved + 1 {
+		if err := export(float64(i)); err != nil {
+			t.Fatalf("export %d: %v", i, err)
+		}
+	}
+	var we *WriteError
+	if err := export(-1); !errors.As(err, &we) || we.StatusCode != 400 {
+		t.Errorf("export past maxMoved: %v, want the receiver's 400", err)
+	}
+	samples, err := srv.Samples("load", map[string]string{"i": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, smp := range samples {
+		if smp.Timestamp != at.UnixMilli()+int64(i) || smp.Value != float64(i) {
+			t.Errorf("sample %d: %v@%d, want %d@%d", i, smp.Value, smp.Timestamp, i, at.UnixMilli()+int64(i))
+		}
+	}
+	if len(samples) != maxMoved+1 {
+		t.Errorf("%d samples stored, want %d", len(samples), maxMoved+1)
+	}
+}
+
 func TestStaleMarkerForNativeHistogram(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	defer srv.Close()
