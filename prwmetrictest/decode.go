@@ -152,8 +152,15 @@ func checkHeaders(h http.Header, p Protocol, zstd bool, v *violations) {
 	}
 }
 
+// decompressedTooLargeError is a body that decompresses to more than the
+// size limit: answered 413, like a body too large as sent.
+type decompressedTooLargeError struct{ msg string }
+
+func (e *decompressedTooLargeError) Error() string { return e.msg }
+
 // decompress undoes the snappy block (or zstd) compression, refusing
-// bodies that would decode to more than limit bytes.
+// bodies that would decode to more than limit bytes with a
+// *decompressedTooLargeError.
 func decompress(body []byte, zstd bool, limit int64) ([]byte, error) {
 	if zstd {
 		return decompressZstd(body, limit)
@@ -166,7 +173,7 @@ func decompress(body []byte, zstd bool, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("body is not snappy block-compressed: %w", err)
 	}
 	if int64(n) > limit {
-		return nil, fmt.Errorf("body decompresses to %d bytes, more than the limit of %d", n, limit)
+		return nil, &decompressedTooLargeError{fmt.Sprintf("body decompresses to %d bytes, more than the limit of %d bytes", n, limit)}
 	}
 	out, err := snappy.Decode(nil, body)
 	if err != nil {
@@ -185,7 +192,7 @@ func decompressZstd(body []byte, limit int64) ([]byte, error) {
 	out, err := dec.DecodeAll(body, nil)
 	switch {
 	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
-		return nil, fmt.Errorf("body decompresses to more than the limit of %d bytes", limit)
+		return nil, &decompressedTooLargeError{fmt.Sprintf("body decompresses to more than the limit of %d bytes", limit)}
 	case err != nil:
 		return nil, fmt.Errorf("body is not zstd-compressed: %w", err)
 	}
@@ -541,9 +548,12 @@ func newExemplar(v *violations, where string, ls []label, value float64, ts int6
 	return e
 }
 
-// checkClassicHistograms verifies that each classic histogram in a request
-// has a +Inf bucket, cumulative (non-decreasing) bucket counts and, when
-// its _count series is in the same request, +Inf == _count.
+// checkClassicHistograms verifies that the buckets of each classic
+// histogram in a request have cumulative (non-decreasing) counts and,
+// when its _count series is in the same request, that it has a +Inf
+// bucket equal to _count. A request holding only some of a histogram's
+// buckets and not its _count is fine: Remote Write does not require a
+// histogram's series to travel together.
 func checkClassicHistograms(v *violations, series []decodedSeries) {
 	type bucketSeries struct {
 		le      string
@@ -594,7 +604,11 @@ func checkClassicHistograms(v *violations, series []decodedSeries) {
 			continue
 		}
 		last := g.buckets[len(g.buckets)-1]
-		if !math.IsInf(last.bound, 1) {
+		hasInf := math.IsInf(last.bound, 1)
+		if !hasInf && len(counts[key]) > 0 {
+			// Only with the _count at hand: a sender may split a
+			// histogram's series across requests, so without it the
+			// +Inf bucket may be in another request.
 			v.add("histogram %s: no le=\"+Inf\" bucket", g.labels)
 			continue
 		}
@@ -603,21 +617,23 @@ func checkClassicHistograms(v *violations, series []decodedSeries) {
 				v.add("histogram %s: buckets le=%q and le=%q have the same bound", g.labels, g.buckets[i-1].le, g.buckets[i].le)
 			}
 		}
-		for _, inf := range last.samples {
+		// The highest bucket present (+Inf when there) gives the
+		// timestamps to check the buckets at.
+		for _, top := range last.samples {
 			prev, prevLe := math.Inf(-1), ""
 			for _, b := range g.buckets {
-				val, ok := valueAt(b.samples, inf.Timestamp)
+				val, ok := valueAt(b.samples, top.Timestamp)
 				if !ok || math.IsNaN(val) {
 					continue
 				}
 				if val < prev {
-					v.add("histogram %s at %d: bucket le=%q has count %v, less than le=%q with %v; bucket counts must be cumulative", g.labels, inf.Timestamp, b.le, val, prevLe, prev)
+					v.add("histogram %s at %d: bucket le=%q has count %v, less than le=%q with %v; bucket counts must be cumulative", g.labels, top.Timestamp, b.le, val, prevLe, prev)
 					break
 				}
 				prev, prevLe = val, b.le
 			}
-			if c, ok := valueAt(counts[key], inf.Timestamp); ok && !math.IsNaN(c) && !math.IsNaN(inf.Value) && c != inf.Value {
-				v.add("histogram %s at %d: le=\"+Inf\" bucket is %v but _count is %v; they must be equal", g.labels, inf.Timestamp, inf.Value, c)
+			if c, ok := valueAt(counts[key], top.Timestamp); hasInf && ok && !math.IsNaN(c) && !math.IsNaN(top.Value) && c != top.Value {
+				v.add("histogram %s at %d: le=\"+Inf\" bucket is %v but _count is %v; they must be equal", g.labels, top.Timestamp, top.Value, c)
 			}
 		}
 	}

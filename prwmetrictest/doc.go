@@ -37,8 +37,9 @@
 //   - the stale NaN ([StaleNaN]) only as a sample value or as the sum of a
 //     native histogram stale marker;
 //   - native histograms valid by Prometheus' own rules; classic
-//     histograms with a +Inf bucket, cumulative bucket counts and
-//     +Inf == _count;
+//     histograms with cumulative bucket counts and, when the request
+//     holds the _count, a +Inf bucket equal to it (a histogram's series
+//     may be split across requests);
 //   - exemplar labels valid and at most 128 runes together;
 //   - for 2.0: symbols[0] == "", references inside the symbols table, no
 //     series with both samples and histograms, exemplars with timestamps,
@@ -47,7 +48,8 @@
 // By default a request that breaks a rule is answered 400 with the
 // violations in the body, and nothing in it is stored, like a strict
 // backend. [WithLenient] accepts such requests instead. A request that
-// cannot be decoded is always answered 400 (413 when too large).
+// cannot be decoded is always answered 400 (413 when too large, as sent
+// or once decompressed).
 //
 // # Reading what arrived
 //
@@ -56,7 +58,11 @@
 // [Server.NativeHistograms], [Server.Exemplars] and
 // [Server.ClassicHistogram] select a series by metric name plus a subset
 // of its labels, and fail with a message listing what was received when
-// nothing or more than one series matches. [Server.Series] returns all of
+// nothing or more than one series matches (and, when requests were
+// refused, how many and the first one's violation). [Server.Latest] and
+// [Server.ClassicHistogram] skip staleness markers, so after a
+// MeterProvider's Shutdown they return the last values recorded;
+// [Server.Samples] returns every sample. [Server.Series] returns all of
 // them, [Server.Metadata] the metric families' metadata, and
 // [Server.Requests] every request with its raw headers, body and decoded
 // message.

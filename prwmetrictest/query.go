@@ -53,7 +53,9 @@ func (s *Server) Metadata() []Metadata {
 // Find returns the one stored series named name whose labels include
 // match. A match value of "" requires the label to be absent; labels not
 // in match may have any value. It fails, listing what was received, when
-// no series or more than one series matches.
+// no series or more than one series matches; when none does and requests
+// were refused (not stored), the error also says how many and gives the
+// first one's status and violation.
 func (s *Server) Find(name string, match map[string]string) (Series, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -82,9 +84,9 @@ func (s *Server) find(name string, match map[string]string) (*Series, error) {
 	case len(matched) == 1:
 		return matched[0], nil
 	case len(named) == 0:
-		return nil, fmt.Errorf("prwmetrictest: no series named %q received; names received: %s", name, s.names())
+		return nil, fmt.Errorf("prwmetrictest: no series named %q received; names received: %s%s", name, s.names(), s.refused())
 	case len(matched) == 0:
-		return nil, fmt.Errorf("prwmetrictest: no series matches %s; series named %q: %s", want, name, listSeries(named))
+		return nil, fmt.Errorf("prwmetrictest: no series matches %s; series named %q: %s%s", want, name, listSeries(named), s.refused())
 	default:
 		return nil, fmt.Errorf("prwmetrictest: %d series match %s, add labels to pick one: %s", len(matched), want, listSeries(matched))
 	}
@@ -119,6 +121,30 @@ func (s *Server) names() string {
 	return truncList(names)
 }
 
+// refused explains, for an error saying a series was not found, that
+// requests were refused and so not stored: how many, and the first one's
+// status and first violation. It returns "" when every request was stored.
+// s.mu must be held.
+func (s *Server) refused() string {
+	n := 0
+	var first *Request
+	for i := range s.requests {
+		if r := &s.requests[i]; !r.Stored {
+			if n++; first == nil {
+				first = r
+			}
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	msg := fmt.Sprintf("; %d of %d requests received were refused and not stored, the first (request %d) answered %d", n, len(s.requests), first.Seq, first.Status)
+	if len(first.Violations) > 0 {
+		msg += ": " + first.Violations[0]
+	}
+	return msg
+}
+
 func listSeries(ss []*Series) string {
 	out := make([]string, len(ss))
 	for i, st := range ss {
@@ -146,7 +172,11 @@ func (s *Server) Samples(name string, match map[string]string) ([]Sample, error)
 }
 
 // Latest returns the sample with the greatest timestamp (the later one
-// on a tie) of the series selected like Find.
+// on a tie) of the series selected like Find, skipping staleness markers
+// ([Sample.IsStale]): after a MeterProvider's Shutdown, which ends each
+// series with one, it returns the last value recorded. It fails when the
+// series holds only staleness markers. [Server.Samples] returns every
+// sample, markers included.
 func (s *Server) Latest(name string, match map[string]string) (Sample, error) {
 	st, err := s.Find(name, match)
 	if err != nil {
@@ -155,11 +185,15 @@ func (s *Server) Latest(name string, match map[string]string) (Sample, error) {
 	if len(st.Samples) == 0 {
 		return Sample{}, fmt.Errorf("prwmetrictest: series %s has no float samples (%d native histograms)", st.Labels, len(st.Histograms))
 	}
-	best := st.Samples[0]
-	for _, smp := range st.Samples[1:] {
-		if smp.Timestamp >= best.Timestamp {
-			best = smp
+	var best Sample
+	found := false
+	for _, smp := range st.Samples {
+		if !smp.IsStale() && (!found || smp.Timestamp >= best.Timestamp) {
+			best, found = smp, true
 		}
+	}
+	if !found {
+		return Sample{}, fmt.Errorf("prwmetrictest: series %s has only staleness markers (%d)", st.Labels, len(st.Samples))
 	}
 	return best, nil
 }
@@ -187,8 +221,10 @@ func (s *Server) Exemplars(name string, match map[string]string) ([]Exemplar, er
 // ClassicHistogram rebuilds the classic histogram name (without the
 // _bucket suffix) from its name_bucket series whose labels include match,
 // and name_sum / name_count with the same labels, at the latest timestamp
-// of its buckets. It fails when the buckets belong to more than one label
-// set; add labels to match to pick one.
+// of its buckets, skipping staleness markers as [Server.Latest] does: after
+// a MeterProvider's Shutdown it returns the last histogram recorded. It
+// fails when the buckets belong to more than one label set (add labels to
+// match to pick one) or hold only staleness markers.
 func (s *Server) ClassicHistogram(name string, match map[string]string) (ClassicHistogram, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -211,7 +247,7 @@ func (s *Server) ClassicHistogram(name string, match map[string]string) (Classic
 			all = append(all, g...)
 		}
 		if len(all) == 0 {
-			return ClassicHistogram{}, fmt.Errorf("prwmetrictest: no bucket series matches %s; names received: %s", want, s.names())
+			return ClassicHistogram{}, fmt.Errorf("prwmetrictest: no bucket series matches %s; names received: %s%s", want, s.names(), s.refused())
 		}
 		return ClassicHistogram{}, fmt.Errorf("prwmetrictest: buckets of %d histograms match %s, add labels to pick one: %s", len(groups), want, listSeries(all))
 	}
@@ -220,17 +256,23 @@ func (s *Server) ClassicHistogram(name string, match map[string]string) (Classic
 		buckets = g
 	}
 	h := ClassicHistogram{Labels: baseLabels(buckets[0].Labels, name), Timestamp: math.MinInt64}
+	found := false
 	for _, b := range buckets {
 		for _, smp := range b.Samples {
-			h.Timestamp = max(h.Timestamp, smp.Timestamp)
+			if !smp.IsStale() {
+				h.Timestamp, found = max(h.Timestamp, smp.Timestamp), true
+			}
 		}
+	}
+	if !found {
+		return ClassicHistogram{}, fmt.Errorf("prwmetrictest: the buckets of %s hold only staleness markers", h.Labels)
 	}
 	for _, b := range buckets {
 		bound, err := parseLe(b.Labels["le"])
 		if err != nil {
 			return ClassicHistogram{}, fmt.Errorf("prwmetrictest: series %s: le is not a number", b.Labels)
 		}
-		val, ok := valueAt(b.Samples, h.Timestamp)
+		val, ok := liveValueAt(b.Samples, h.Timestamp)
 		if !ok {
 			return ClassicHistogram{}, fmt.Errorf("prwmetrictest: series %s has no sample at %d, the latest timestamp of its histogram", b.Labels, h.Timestamp)
 		}
@@ -242,7 +284,7 @@ func (s *Server) ClassicHistogram(name string, match map[string]string) (Classic
 		l := h.Labels.clone()
 		l[nameLabel] = name + suffix
 		if st := s.series[seriesKey(l)]; st != nil {
-			if val, ok := valueAt(st.Samples, h.Timestamp); ok {
+			if val, ok := liveValueAt(st.Samples, h.Timestamp); ok {
 				*dst = val
 			}
 		}
@@ -256,4 +298,15 @@ func baseLabels(l Labels, name string) Labels {
 	delete(c, "le")
 	c[nameLabel] = name
 	return c
+}
+
+// liveValueAt returns the value of the last sample at timestamp ts that is
+// not a staleness marker.
+func liveValueAt(samples []Sample, ts int64) (float64, bool) {
+	for i := len(samples) - 1; i >= 0; i-- {
+		if samples[i].Timestamp == ts && !samples[i].IsStale() {
+			return samples[i].Value, true
+		}
+	}
+	return 0, false
 }

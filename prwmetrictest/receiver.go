@@ -375,6 +375,9 @@ func (s *Server) decode(req *Request, v *violations) (int, *decoded) {
 	raw, err := decompress(req.Body, zstd, s.cfg.maxBody)
 	if err != nil {
 		v.add("%v", err)
+		if tooLarge := (*decompressedTooLargeError)(nil); errors.As(err, &tooLarge) {
+			return http.StatusRequestEntityTooLarge, nil
+		}
 		return http.StatusBadRequest, nil
 	}
 	var d *decoded

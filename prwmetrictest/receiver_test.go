@@ -404,7 +404,7 @@ func TestMalformedRequests(t *testing.T) {
 			wantStatus: 400, wantViolation: "is not in milliseconds"},
 		{name: "invalid native histogram", body: body(nativeBad),
 			wantStatus: 400, wantViolation: "invalid native histogram"},
-		{name: "classic histogram without +Inf", body: body(bucket("1", 1), bucket("2", 2)),
+		{name: "classic histogram without +Inf", body: body(bucket("1", 1), bucket("2", 2), series(lbls("__name__", "lat_count"), prompb.Sample{Timestamp: t1, Value: 2})),
 			wantStatus: 400, wantViolation: `no le="+Inf" bucket`},
 		{name: "classic histogram not cumulative", body: body(bucket("1", 3), bucket("2", 2), bucket("+Inf", 3)),
 			wantStatus: 400, wantViolation: "bucket counts must be cumulative"},

@@ -70,7 +70,7 @@ func TestZstd(t *testing.T) {
 		{name: "snappy body labelled zstd", opts: []prwmetrictest.Option{prwmetrictest.WithZstd()}, body: snappy.Encode(nil, raw),
 			wantStatus: http.StatusBadRequest, wantViolation: "body is not zstd-compressed"},
 		{name: "decompresses beyond the limit", opts: []prwmetrictest.Option{prwmetrictest.WithZstd(), prwmetrictest.WithMaxBodySize(1024)},
-			body: zstdBody(t, big), wantStatus: http.StatusBadRequest, wantViolation: "more than the limit of 1024 bytes"},
+			body: zstdBody(t, big), wantStatus: http.StatusRequestEntityTooLarge, wantViolation: "more than the limit of 1024 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
