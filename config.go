@@ -57,6 +57,9 @@ type config struct {
 	// option or an environment variable.
 	endpointFrom string
 	timeout      time.Duration
+	// timeoutFrom names the option or variable that set timeout, for New's
+	// errors; empty for the default.
+	timeoutFrom string
 
 	basicAuthSet      bool
 	basicAuthFromFile bool
@@ -67,7 +70,13 @@ type config struct {
 	bearerToken       string
 	bearerFileSet     bool
 	bearerTokenFile   string
-	headers           map[string]string
+	// basicAuthFrom, bearerFrom and oauth2From name the option or variable
+	// that set those credentials, for New's errors.
+	basicAuthFrom, bearerFrom, oauth2From string
+	headers                               map[string]string
+	// headersFrom names the variable that set each header of headers from
+	// the environment (by canonical name); the others are WithHeaders'.
+	headersFrom map[string]string
 	// headersTwice names the headers one WithHeaders map spelled twice.
 	headersTwice  []string
 	headerFunc    func(context.Context) (map[string]string, error)
@@ -101,7 +110,8 @@ type config struct {
 	withoutScopeInfo    bool
 	withoutTargetInfo   bool
 	resourceAsLabels    attribute.Filter
-	// resourceLabelsBy names the options that set resourceAsLabels.
+	// resourceLabelsBy names the options that set resourceAsLabels, each
+	// once: two of them conflict.
 	resourceLabelsBy  []string
 	externalLabels    map[string]string
 	compatibility     Compatibility
@@ -162,9 +172,9 @@ func newConfig(opts []Option) (config, error) {
 		// Credentials and TLS are each one setting: when code configures
 		// them, none of the environment's parts remain to conflict with it.
 		if code.basicAuthSet || code.bearerSet || code.bearerFileSet || code.oauth2 != nil || code.authenticatorSet || hasAuthorization(code.headers) {
-			c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = false, false, "", "", ""
-			c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile = false, "", false, ""
-			c.oauth2 = nil
+			c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile, c.basicAuthFrom = false, false, "", "", "", ""
+			c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile, c.bearerFrom = false, "", false, "", ""
+			c.oauth2, c.oauth2From = nil, ""
 			if hasAuthorization(c.headers) {
 				c.headers = maps.Clone(c.headers)
 				delete(c.headers, "Authorization")
@@ -200,7 +210,8 @@ func applyOptions(c config, opts []Option) config {
 }
 
 // validate reports every configuration problem at once, so a user fixes them
-// in one round. Messages name the option and never include a secret.
+// in one round. Messages name the option, or the environment variable that
+// set the value, and never include a secret.
 func (c *config) validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -216,13 +227,7 @@ func (c *config) validate() error {
 		add("prwmetric: WithTimeout(%v): the timeout must be positive", c.timeout)
 	}
 
-	basicName, bearerName := "WithBasicAuth", "WithBearerToken"
-	if c.basicAuthFromFile {
-		basicName = "WithBasicAuthPasswordFile"
-	}
-	if c.bearerFileSet {
-		bearerName = "WithBearerTokenFile"
-	}
+	basicName, bearerName := c.basicAuthFrom, c.bearerFrom
 	if c.basicAuthSet {
 		switch {
 		case c.basicAuthUser == "":
@@ -247,9 +252,6 @@ func (c *config) validate() error {
 		add("prwmetric: WithBearerTokenFile: the path is empty: pass the file that holds the token")
 	}
 	hasBearer := c.bearerSet || c.bearerFileSet
-	if c.bearerSet && c.bearerFileSet {
-		add("prwmetric: WithBearerToken and WithBearerTokenFile both set: keep one")
-	}
 	if c.basicAuthSet && hasBearer {
 		add("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", basicName, bearerName)
 	}
@@ -267,15 +269,17 @@ func (c *config) validate() error {
 	}
 	for name, value := range c.headers {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
+		// Only the header's name is ever named: values may be secrets.
+		from := c.headerFrom(name)
 		switch problem := headerProblem(name, value); {
 		case problem != "":
-			add("prwmetric: WithHeaders: %s", problem)
+			add("prwmetric: %s: %s", from, problem)
 		case canonical == "Authorization" && c.basicAuthSet:
-			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", basicName)
+			add("prwmetric: %s sets Authorization and %s is set: keep one", from, basicName)
 		case canonical == "Authorization" && hasBearer:
-			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", bearerName)
+			add("prwmetric: %s sets Authorization and %s is set: keep one", from, bearerName)
 		case canonical == "Authorization" && c.authenticator != nil:
-			add("prwmetric: WithHeaders sets Authorization and %s is set: keep one", c.authenticatorName)
+			add("prwmetric: %s sets Authorization and %s is set: keep one", from, c.authenticatorName)
 		}
 	}
 
@@ -331,7 +335,7 @@ func (c *config) validate() error {
 	if c.aggregationSelector == nil {
 		add("prwmetric: WithAggregationSelector(nil): pass a selector, e.g. sdkmetric.DefaultAggregationSelector")
 	}
-	errs = append(errs, c.retry.validate(c.timeout)...)
+	errs = append(errs, c.retry.validate(c.timeout, c.timeoutName())...)
 	errs = append(errs, validateSplit(c)...)
 	errs = append(errs, validateProtocol(c)...)
 	errs = append(errs, validateCompression(c)...)
@@ -339,6 +343,9 @@ func (c *config) validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateCompatibility()...)
+	if _, err := c.escapedNamespace(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -443,6 +450,21 @@ func merge(a, b map[string]string) map[string]string {
 	return m
 }
 
+// withoutKeys returns m without the keys of drop, copied so that an option
+// never mutates a map a config already holds; nil when none remain.
+func withoutKeys(m, drop map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if _, ok := drop[k]; !ok {
+			if out == nil {
+				out = make(map[string]string, len(m))
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // tlsUsedElsewhere reports whether TLS settings serve a connection other
 // than the endpoint's: an https proxy, or an https OAuth2 token endpoint.
 func (c *config) tlsUsedElsewhere() bool {
@@ -463,6 +485,24 @@ func canonicalHeaders(headers map[string]string) (map[string]string, []string) {
 	}
 	slices.Sort(twice)
 	return canonical, twice
+}
+
+// headerFrom names the variable or option that set the header name (a
+// canonical name), for New's errors.
+func (c *config) headerFrom(name string) string {
+	if from, ok := c.headersFrom[name]; ok {
+		return from
+	}
+	return "WithHeaders"
+}
+
+// timeoutName names the option or variable that sets the timeout, for
+// New's errors: WithTimeout, unless the environment set it.
+func (c *config) timeoutName() string {
+	if c.timeoutFrom == "" {
+		return "WithTimeout"
+	}
+	return c.timeoutFrom
 }
 
 // hasAuthorization reports whether headers set Authorization.

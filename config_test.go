@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prwmetric/prwmetric/internal/testcert"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
 )
 
 const validEndpoint = "http://127.0.0.1:9090/api/v1/write"
@@ -59,7 +61,6 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{name: "basic auth file and bearer token file", give: []Option{ep, WithBasicAuthPasswordFile("alice", notPEM), WithBearerTokenFile(notPEM)}, want: []string{"WithBasicAuthPasswordFile", "WithBearerTokenFile"}},
 		{name: "basic auth and Authorization header", give: []Option{ep, WithBasicAuth("alice", secretPassword), WithHeaders(map[string]string{"Authorization": "Bearer " + secretToken})}, want: []string{"WithBasicAuth", "WithHeaders", "Authorization"}},
 		{name: "bearer token and Authorization header", give: []Option{ep, WithBearerToken(secretToken), WithHeaders(map[string]string{"authorization": "Bearer " + secretToken})}, want: []string{"WithBearerToken", "WithHeaders", "Authorization"}},
-		{name: "bearer token and token file", give: []Option{ep, WithBearerToken(secretToken), WithBearerTokenFile(notPEM)}, want: []string{"WithBearerToken", "WithBearerTokenFile", "keep one"}},
 
 		{name: "header Content-Encoding", give: []Option{ep, WithHeaders(map[string]string{"Content-Encoding": "gzip"})}, want: []string{"WithHeaders", "Content-Encoding"}},
 		{name: "header content-type lower case", give: []Option{ep, WithHeaders(map[string]string{"content-type": "application/json"})}, want: []string{"WithHeaders", "Content-Type"}},
@@ -276,7 +277,7 @@ func TestBadInputNeverEchoesSecrets(t *testing.T) {
 		{name: "userinfo in a proxy without a scheme", give: []Option{WithEndpoint(validEndpoint), WithProxyURL("admin:" + secretPassword + "@proxy:3128")}, want: []string{"WithProxyURL"}},
 		{name: "header line as a header name", give: []Option{WithEndpoint(validEndpoint), WithHeaders(map[string]string{"Authorization: Bearer " + secretToken: "x"})}, want: []string{"WithHeaders", "Authorization…", "separately"}},
 		{name: "header line in the headers variable", env: map[string]string{envEndpoint: validEndpoint, envHeaders: "Authorization: Bearer " + secretToken}, want: []string{envHeaders, "key=value"}},
-		{name: "colon and equals in the headers variable", env: map[string]string{envEndpoint: validEndpoint, envHeaders: "Authorization: Bearer=" + secretToken}, want: []string{"WithHeaders", "Authorization…"}},
+		{name: "colon and equals in the headers variable", env: map[string]string{envEndpoint: validEndpoint, envHeaders: "Authorization: Bearer=" + secretToken}, want: []string{envHeaders, "Authorization…"}},
 		{name: "token with a newline", give: []Option{WithEndpoint(validEndpoint), WithBearerToken(secretToken + "\n")}, want: []string{"WithBearerToken"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,4 +304,64 @@ func TestBadInputNeverEchoesSecrets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRepeatedOptionReplacesEarlier: for options that set the same thing
+// the last one wins, as Option's doc says: a second WithResourceAsLabels
+// or WithResourceConstantLabels (a library's default, then the program's
+// own) replaces the first, and WithBearerToken and WithBearerTokenFile
+// replace each other as WithBasicAuth and WithBasicAuthPasswordFile do.
+func TestRepeatedOptionReplacesEarlier(t *testing.T) {
+	keepAll := func(attribute.KeyValue) bool { return true }
+	keepNone := func(attribute.KeyValue) bool { return false }
+	res := resource.NewSchemaless(attribute.String("a", "1"), attribute.String("b", "2"))
+	for _, tc := range []struct {
+		name  string
+		opts  []Option
+		check func(t *testing.T, c config)
+	}{
+		{name: "WithResourceAsLabels twice", opts: []Option{WithResourceAsLabels(keepAll), WithResourceAsLabels(keepNone)},
+			check: func(t *testing.T, c config) {
+				if set, _ := res.Set().Filter(c.resourceAsLabels); set.Len() != 0 {
+					t.Errorf("the filter keeps %v: want the last option's, which keeps none", set.ToSlice())
+				}
+			}},
+		{name: "WithResourceConstantLabels twice", opts: []Option{WithResourceConstantLabels([]string{"a"}, nil), WithResourceConstantLabels([]string{"b"}, nil)},
+			check: func(t *testing.T, c config) {
+				if set, _ := res.Set().Filter(c.resourceAsLabels); set.Len() != 1 || !set.HasValue("b") {
+					t.Errorf("the filter keeps %v: want b alone", set.ToSlice())
+				}
+			}},
+		{name: "WithBearerToken then WithBearerTokenFile", opts: []Option{WithBearerToken(secretToken), WithBearerTokenFile("/var/run/secrets/token")},
+			check: func(t *testing.T, c config) {
+				if c.bearerSet || c.bearerToken != "" || !c.bearerFileSet || c.bearerTokenFile != "/var/run/secrets/token" {
+					t.Errorf("token set %v, file %q: want the file alone", c.bearerSet, c.bearerTokenFile)
+				}
+			}},
+		{name: "WithBearerTokenFile then WithBearerToken", opts: []Option{WithBearerTokenFile("/var/run/secrets/token"), WithBearerToken(secretToken)},
+			check: func(t *testing.T, c config) {
+				if !c.bearerSet || c.bearerToken != secretToken || c.bearerFileSet || c.bearerTokenFile != "" {
+					t.Errorf("token set %v, file %q: want the token alone", c.bearerSet, c.bearerTokenFile)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := newConfig(append([]Option{WithoutEnvironment(), WithEndpoint(validEndpoint)}, tc.opts...))
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			tc.check(t, c)
+		})
+	}
+	// Only the two different resource options conflict, whatever repeats.
+	assertNewFails(t, []Option{WithoutEnvironment(), WithEndpoint(validEndpoint), WithResourceAsLabels(nil), WithResourceAsLabels(nil), WithResourceConstantLabels([]string{"*"}, nil)},
+		[]string{"prwmetric: WithResourceAsLabels and WithResourceConstantLabels: both choose"})
+}
+
+// TestNewReportsEveryInvalidSettingAtOnce: New reports every invalid
+// setting in one error, a namespace that escapes to nothing included (it
+// was only checked once the others were fixed).
+func TestNewReportsEveryInvalidSettingAtOnce(t *testing.T) {
+	assertNewFails(t, []Option{WithoutEnvironment(), WithEndpoint(validEndpoint), WithNamespace("..."), WithTimeout(-time.Second)},
+		[]string{"WithTimeout(-1s)", `WithNamespace("...")`})
 }

@@ -2,6 +2,7 @@ package prwmetric
 
 import (
 	"fmt"
+	"maps"
 	"net/textproto"
 	"net/url"
 	"strconv"
@@ -46,7 +47,17 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", envHeaders, err))
 		} else {
-			opts = append(opts, WithHeaders(h))
+			opts = append(opts, optionFunc(func(c config) config {
+				c.headers = merge(c.headers, h)
+				c.headersFrom = maps.Clone(c.headersFrom)
+				if c.headersFrom == nil {
+					c.headersFrom = make(map[string]string, len(h))
+				}
+				for name := range h {
+					c.headersFrom[name] = envHeaders
+				}
+				return c
+			}))
 		}
 	}
 	if v := get(envProtocol); v != "" {
@@ -78,7 +89,8 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 		if err != nil || ms <= 0 || ms > int64(time.Duration(1<<63-1)/time.Millisecond) {
 			errs = append(errs, fmt.Sprintf("%s=%q: want a positive whole number of milliseconds, e.g. 30000", envTimeout, v))
 		} else {
-			opts = append(opts, WithTimeout(time.Duration(ms)*time.Millisecond))
+			d := time.Duration(ms) * time.Millisecond
+			opts = append(opts, optionFunc(func(c config) config { c.timeout, c.timeoutFrom = d, envTimeout; return c }))
 		}
 	}
 	tlsCfg := TLSConfig{CAFile: get(envCertificate), CertFile: get(envClientCertificate), KeyFile: get(envClientKey)}
@@ -95,9 +107,9 @@ func fromEnvironment(lookup func(string) (string, bool)) ([]Option, error) {
 	case user == "" && passFile != "":
 		errs = append(errs, fmt.Sprintf("%s is set without %s: set the username too", envBasicAuthPassword, envBasicAuthUsername))
 	case user != "":
-		opts = append(opts, WithBasicAuthPasswordFile(user, passFile))
+		opts = append(opts, WithBasicAuthPasswordFile(user, passFile), optionFunc(func(c config) config { c.basicAuthFrom = envBasicAuthUsername; return c }))
 	case tokenFile != "":
-		opts = append(opts, WithBearerTokenFile(tokenFile))
+		opts = append(opts, WithBearerTokenFile(tokenFile), optionFunc(func(c config) config { c.bearerFrom = envBearerTokenFile; return c }))
 	}
 	oauth2Opt, oauth2Errs := oauth2FromEnvironment(get)
 	if errs = append(errs, oauth2Errs...); oauth2Opt != nil {
@@ -185,5 +197,5 @@ func oauth2FromEnvironment(get func(string) string) (Option, []string) {
 			cfg.Scopes = append(cfg.Scopes, s)
 		}
 	}
-	return WithOAuth2(cfg), nil
+	return optionFunc(func(c config) config { c.oauth2, c.oauth2From = &cfg, envOAuth2ClientID; return c }), nil
 }

@@ -274,3 +274,75 @@ func TestEnvironmentTLSErrorsNameTheVariable(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvironmentErrorsNameTheVariable: a value from the environment that
+// parses but fails New's later checks is named by its variable, as README
+// and the package doc promise, not by an option the operator never wrote;
+// a header is named by its name, never its value. Headers from the
+// environment and code merge per name, so each problem names the source of
+// the header that has it.
+func TestEnvironmentErrorsNameTheVariable(t *testing.T) {
+	const secret = "S3CRET-value"
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		opts    []Option
+		want    []string
+		notWant []string
+	}{
+		{name: "protocol header", env: map[string]string{envHeaders: "Content-Encoding=gzip"},
+			want: []string{envHeaders + `: header "Content-Encoding"`}, notWant: []string{"WithHeaders"}},
+		{name: "invalid header name", env: map[string]string{envHeaders: "X%20Bad=" + secret},
+			want: []string{envHeaders + `: "X…" is not a valid HTTP header name`}, notWant: []string{"WithHeaders"}},
+		{name: "invalid header value", env: map[string]string{envHeaders: "X-Token=" + secret + "%0A"},
+			want: []string{envHeaders + `: the value of header "X-Token"`}, notWant: []string{"WithHeaders"}},
+		{name: "bad header from the environment beside one from code", env: map[string]string{envHeaders: "Content-Encoding=gzip"},
+			opts: []Option{WithHeaders(map[string]string{"X-Tenant": "a"})},
+			want: []string{envHeaders + `: header "Content-Encoding"`}, notWant: []string{"WithHeaders"}},
+		{name: "bad header from code beside one from the environment", env: map[string]string{envHeaders: "X-Tenant=a"},
+			opts: []Option{WithHeaders(map[string]string{"content-encoding": "gzip"})},
+			want: []string{`WithHeaders: header "Content-Encoding"`}, notWant: []string{envHeaders}},
+		{name: "bad header the code replaced", env: map[string]string{envHeaders: "Content-Encoding=gzip"},
+			opts: []Option{WithHeaders(map[string]string{"content-encoding": "br"})},
+			want: []string{`WithHeaders: header "Content-Encoding"`}, notWant: []string{envHeaders}},
+		{name: "Authorization header and bearer token file", env: map[string]string{envHeaders: "Authorization=Bearer%20" + secret, envBearerTokenFile: "/var/run/secrets/token"},
+			want: []string{envHeaders + " sets Authorization and " + envBearerTokenFile + " is set"}, notWant: []string{"WithHeaders", "WithBearerTokenFile"}},
+		{name: "Authorization header and basic auth", env: map[string]string{envHeaders: "Authorization=Basic%20" + secret, envBasicAuthUsername: "alice", envBasicAuthPassword: "/etc/pw"},
+			want: []string{envHeaders + " sets Authorization and " + envBasicAuthUsername + " is set"}, notWant: []string{"WithHeaders", "WithBasicAuth"}},
+		{name: "Authorization header and OAuth2", env: map[string]string{envHeaders: "Authorization=Bearer%20" + secret,
+			envOAuth2ClientID: "id", envOAuth2ClientSecretFile: "/etc/s", envOAuth2TokenURL: "https://idp.example/token"},
+			want: []string{envHeaders + " sets Authorization and " + envOAuth2ClientID + " is set"}, notWant: []string{"WithHeaders", "WithOAuth2"}},
+		{name: "username with a colon", env: map[string]string{envBasicAuthUsername: "a:b", envBasicAuthPassword: "/etc/pw"},
+			want: []string{envBasicAuthUsername + `: the username contains ":"`}, notWant: []string{"WithBasicAuth"}},
+		{name: "token URL scheme", env: map[string]string{envOAuth2ClientID: "id", envOAuth2ClientSecretFile: "/etc/s", envOAuth2TokenURL: "ftp://idp.example/token"},
+			want: []string{envOAuth2TokenURL + `="ftp://idp.example/token": the scheme must be http or https`}, notWant: []string{"WithOAuth2", "TokenURL "}},
+		{name: "scope with white space", env: map[string]string{envOAuth2ClientID: "id", envOAuth2ClientSecretFile: "/etc/s", envOAuth2TokenURL: "https://idp.example/token", envOAuth2Scopes: "ok, a b"},
+			want: []string{envOAuth2Scopes + `: scope "a b" holds white space`}, notWant: []string{"WithOAuth2", "Scopes["}},
+		{name: "timeout below the retry budget", env: map[string]string{envTimeout: "5000"},
+			opts: []Option{WithRetry(RetryConfig{Enabled: true, MaxElapsedTime: 20 * time.Second})},
+			want: []string{"exceeds the export timeout 5s (" + envTimeout + ")", "raise " + envTimeout}, notWant: []string{"WithTimeout"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(envEndpoint, "https://prw.example/api/v1/write")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			exp, err := New(tc.opts...)
+			if err == nil {
+				_ = exp.Shutdown(t.Context())
+				t.Fatal("New accepted the value")
+			}
+			msg := err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q:\n%s", w, msg)
+				}
+			}
+			for _, w := range append(tc.notWant, secret) {
+				if strings.Contains(msg, w) {
+					t.Errorf("error contains %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}

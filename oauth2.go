@@ -99,7 +99,8 @@ func paramNames(params url.Values) url.Values {
 }
 
 // validateOAuth2 checks WithOAuth2's settings and that it is the only
-// source of the Authorization header. No secret is ever echoed.
+// source of the Authorization header. No secret is ever echoed. Settings
+// from the environment are named by their variables.
 func (c *config) validateOAuth2() []error {
 	o := c.oauth2
 	if o == nil {
@@ -108,6 +109,16 @@ func (c *config) validateOAuth2() []error {
 	var errs []error
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("prwmetric: WithOAuth2: "+format, args...))
+	}
+	// tokenURL is how the errors name the token URL: by its field, or its
+	// variable.
+	tokenURL := fmt.Sprintf("WithOAuth2: TokenURL %q", safeURLString(o.TokenURL))
+	fromEnv := c.oauth2From == envOAuth2ClientID
+	if fromEnv {
+		tokenURL = fmt.Sprintf("%s=%q", envOAuth2TokenURL, safeURLString(o.TokenURL))
+	}
+	addTokenURL := func(problem string) {
+		errs = append(errs, fmt.Errorf("prwmetric: %s: %s", tokenURL, problem))
 	}
 	if o.ClientID == "" {
 		add("ClientID is empty: pass the client ID the token endpoint knows the exporter by")
@@ -121,19 +132,25 @@ func (c *config) validateOAuth2() []error {
 	if o.TokenURL == "" {
 		add("TokenURL is empty: pass the token endpoint, e.g. \"https://login.example.com/oauth2/token\"")
 	} else if u, err := url.Parse(o.TokenURL); err != nil {
-		add("TokenURL %q is not a URL: want e.g. \"https://login.example.com/oauth2/token\"", safeURLString(o.TokenURL))
+		addTokenURL("not a URL: want e.g. \"https://login.example.com/oauth2/token\"")
 	} else {
 		switch {
 		case u.Scheme != "http" && u.Scheme != "https":
-			add("TokenURL %q: the scheme must be http or https", safeURLString(o.TokenURL))
+			addTokenURL("the scheme must be http or https")
 		case u.Host == "":
-			add("TokenURL %q has no host: want e.g. \"https://login.example.com/oauth2/token\"", safeURLString(o.TokenURL))
+			addTokenURL("no host: want e.g. \"https://login.example.com/oauth2/token\"")
 		case u.User != nil:
-			add("TokenURL %q holds credentials: pass them as ClientID and ClientSecret instead", safeURLString(o.TokenURL))
+			addTokenURL("credentials in the URL are not sent: pass them as the client ID and secret instead")
 		}
 	}
 	for i, s := range o.Scopes {
-		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			continue
+		}
+		if fromEnv {
+			// The variable's scopes are split at commas, empty ones dropped.
+			errs = append(errs, fmt.Errorf("prwmetric: %s: scope %q holds white space: separate scopes with \",\"", envOAuth2Scopes, s))
+		} else {
 			add("Scopes[%d] %q is empty or holds white space: pass each scope as its own element", i, s)
 		}
 	}
@@ -145,26 +162,20 @@ func (c *config) validateOAuth2() []error {
 	}
 
 	conflict := func(other string) {
-		errs = append(errs, fmt.Errorf("prwmetric: WithOAuth2 and %s both set: a request carries one Authorization header, keep one", other))
+		errs = append(errs, fmt.Errorf("prwmetric: %s and %s both set: a request carries one Authorization header, keep one", c.oauth2From, other))
 	}
-	switch {
-	case c.basicAuthSet && c.basicAuthFromFile:
-		conflict("WithBasicAuthPasswordFile")
-	case c.basicAuthSet:
-		conflict("WithBasicAuth")
+	if c.basicAuthSet {
+		conflict(c.basicAuthFrom)
 	}
-	if c.bearerSet {
-		conflict("WithBearerToken")
-	}
-	if c.bearerFileSet {
-		conflict("WithBearerTokenFile")
+	if c.bearerSet || c.bearerFileSet {
+		conflict(c.bearerFrom)
 	}
 	if c.authenticator != nil {
 		conflict(c.authenticatorName)
 	}
 	for name := range c.headers {
 		if strings.EqualFold(name, "Authorization") {
-			errs = append(errs, errors.New("prwmetric: WithHeaders sets Authorization and WithOAuth2 is set: keep one"))
+			errs = append(errs, fmt.Errorf("prwmetric: %s sets Authorization and %s is set: keep one", c.headerFrom(name), c.oauth2From))
 		}
 	}
 	return errs

@@ -854,7 +854,7 @@ func TestOAuth2EnvironmentErrors(t *testing.T) {
 			envOAuth2ClientID + " and " + envBasicAuthUsername + " are both set: a request carries one Authorization header, unset one"}},
 		{name: "with bearer file", env: plus(map[string]string{envBearerTokenFile: "/t"}), want: []string{
 			envOAuth2ClientID + " and " + envBearerTokenFile + " are both set"}},
-		{name: "bad token URL", env: plus(map[string]string{envOAuth2TokenURL: "idp.example/token"}), want: []string{"WithOAuth2", "TokenURL", "http or https"}},
+		{name: "bad token URL", env: plus(map[string]string{envOAuth2TokenURL: "idp.example/token"}), want: []string{envOAuth2TokenURL + `="idp.example/token"`, "http or https"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {

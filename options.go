@@ -35,7 +35,7 @@ func WithEndpoint(url string) Option {
 // (default 30 s). An earlier deadline of the context passed to Export (the
 // PeriodicReader's export timeout) applies instead.
 func WithTimeout(d time.Duration) Option {
-	return optionFunc(func(c config) config { c.timeout = d; return c })
+	return optionFunc(func(c config) config { c.timeout, c.timeoutFrom = d, "WithTimeout"; return c })
 }
 
 // WithProxyURL sends requests through the proxy at rawURL (default
@@ -140,6 +140,7 @@ func WithHTTP2() Option {
 func WithBasicAuth(username, password string) Option {
 	return optionFunc(func(c config) config {
 		c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, false, username, password, ""
+		c.basicAuthFrom = "WithBasicAuth"
 		return c
 	})
 }
@@ -151,22 +152,29 @@ func WithBasicAuth(username, password string) Option {
 func WithBasicAuthPasswordFile(username, path string) Option {
 	return optionFunc(func(c config) config {
 		c.basicAuthSet, c.basicAuthFromFile, c.basicAuthUser, c.basicAuthPassword, c.basicAuthFile = true, true, username, "", path
+		c.basicAuthFrom = "WithBasicAuthPasswordFile"
 		return c
 	})
 }
 
-// WithBearerToken sends "Authorization: Bearer <token>". One kind of
-// Authorization at a time. Default: none.
+// WithBearerToken sends "Authorization: Bearer <token>". It replaces
+// WithBearerTokenFile. One kind of Authorization at a time. Default: none.
 func WithBearerToken(token string) Option {
-	return optionFunc(func(c config) config { c.bearerSet, c.bearerToken = true, token; return c })
+	return optionFunc(func(c config) config {
+		c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile, c.bearerFrom = true, token, false, "", "WithBearerToken"
+		return c
+	})
 }
 
 // WithBearerTokenFile is WithBearerToken with the token read from path at
 // each request (white space trimmed), for rotated tokens such as
 // Kubernetes service-account tokens; the file rules are
-// WithBasicAuthPasswordFile's.
+// WithBasicAuthPasswordFile's. It replaces WithBearerToken.
 func WithBearerTokenFile(path string) Option {
-	return optionFunc(func(c config) config { c.bearerFileSet, c.bearerTokenFile = true, path; return c })
+	return optionFunc(func(c config) config {
+		c.bearerSet, c.bearerToken, c.bearerFileSet, c.bearerTokenFile, c.bearerFrom = false, "", true, path, "WithBearerTokenFile"
+		return c
+	})
 }
 
 // WithOAuth2 authenticates with access tokens from cfg.TokenURL, by the
@@ -177,7 +185,7 @@ func WithBearerTokenFile(path string) Option {
 func WithOAuth2(cfg OAuth2Config) Option {
 	cfg.Scopes = slices.Clone(cfg.Scopes)
 	cfg.EndpointParams = cloneValues(cfg.EndpointParams)
-	return optionFunc(func(c config) config { c.oauth2 = &cfg; return c })
+	return optionFunc(func(c config) config { c.oauth2, c.oauth2From = &cfg, "WithOAuth2"; return c })
 }
 
 // WithAuthenticator adds an authentication scheme from another package,
@@ -207,6 +215,7 @@ func WithHeaders(headers map[string]string) Option {
 	canonical, twice := canonicalHeaders(headers)
 	return optionFunc(func(c config) config {
 		c.headers = merge(c.headers, canonical)
+		c.headersFrom = withoutKeys(c.headersFrom, canonical)
 		c.headersTwice = append(c.headersTwice[:len(c.headersTwice):len(c.headersTwice)], twice...)
 		return c
 	})

@@ -12,8 +12,9 @@ import (
 // The options of the conversion: names, labels and what is sent of each
 // data point. The others are in options.go.
 
-// WithNamespace prefixes every metric name but target_info with namespace
-// and "_", as the pull exporter does; it is escaped like a label name
+// WithNamespace prefixes every metric name with namespace and "_", as the
+// pull exporter does: all but target_info, which only
+// CompatibilityCollector prefixes too. It is escaped like a label name
 // ("my.app" → "my_app"), and one that escapes to nothing fails New.
 // Default: none.
 func WithNamespace(namespace string) Option {
@@ -44,14 +45,15 @@ func WithoutTargetInfo() Option {
 
 // WithResourceAsLabels copies the resource attributes filter keeps (nil:
 // all) onto every series. Default: none; they are on target_info. Not
-// with WithResourceConstantLabels.
+// with WithResourceConstantLabels; a later WithResourceAsLabels replaces
+// it.
 func WithResourceAsLabels(filter attribute.Filter) Option {
 	return optionFunc(func(c config) config {
 		if filter == nil {
 			filter = func(attribute.KeyValue) bool { return true }
 		}
 		c.resourceAsLabels = filter
-		c.resourceLabelsBy = append(slices.Clip(c.resourceLabelsBy), "WithResourceAsLabels")
+		c.resourceLabelsBy = withResourceLabelsBy(c.resourceLabelsBy, "WithResourceAsLabels")
 		return c
 	})
 }
@@ -61,14 +63,23 @@ func WithResourceAsLabels(filter attribute.Filter) Option {
 // none of excluded, as the OpenTelemetry configuration's
 // resource_constant_labels (Prometheus: promote_resource_attributes); "*"
 // matches any run of characters, "?" one. They stay on target_info too.
-// Default: none. Not with WithResourceAsLabels.
+// Default: none. Not with WithResourceAsLabels; a later
+// WithResourceConstantLabels replaces it.
 func WithResourceConstantLabels(included, excluded []string) Option {
 	included, excluded = slices.Clone(included), slices.Clone(excluded)
 	return optionFunc(func(c config) config {
 		c.resourceAsLabels = resourceConstantLabels(included, excluded)
-		c.resourceLabelsBy = append(slices.Clip(c.resourceLabelsBy), "WithResourceConstantLabels")
+		c.resourceLabelsBy = withResourceLabelsBy(c.resourceLabelsBy, "WithResourceConstantLabels")
 		return c
 	})
+}
+
+// withResourceLabelsBy returns by, the options that chose the resource
+// attributes copied onto every series, once option has too: a repeated
+// option replaces itself, so only the two different options conflict.
+func withResourceLabelsBy(by []string, option string) []string {
+	by = slices.DeleteFunc(slices.Clone(by), func(o string) bool { return o == option })
+	return append(by, option)
 }
 
 // WithIdentifyingResourceAttributes keeps service.name, service.namespace

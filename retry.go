@@ -52,8 +52,9 @@ func (r RetryConfig) withDefaults(timeout time.Duration) RetryConfig {
 }
 
 // validate reports the settings that would retry wrongly or never, with
-// the fix; timeout is the export's (WithTimeout).
-func (r RetryConfig) validate(timeout time.Duration) []error {
+// the fix; timeout is the export's, set by timeoutFrom (WithTimeout or its
+// variable).
+func (r RetryConfig) validate(timeout time.Duration, timeoutFrom string) []error {
 	var errs []error
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("prwmetric: WithRetry: "+format, args...))
@@ -83,7 +84,7 @@ func (r RetryConfig) validate(timeout time.Duration) []error {
 	}
 	eff := r.withDefaults(timeout)
 	if r.MaxElapsedTime > timeout {
-		add("MaxElapsedTime %v exceeds the export timeout %v (WithTimeout), which ends every export first: lower MaxElapsedTime or raise WithTimeout", r.MaxElapsedTime, timeout)
+		add("MaxElapsedTime %v exceeds the export timeout %v (%s), which ends every export first: lower MaxElapsedTime or raise %s", r.MaxElapsedTime, timeout, timeoutFrom, timeoutFrom)
 	} else if eff.InitialInterval/2 >= eff.MaxElapsedTime {
 		// jitter waits at least half the interval.
 		add("the first retry waits at least %v, past MaxElapsedTime %v, so nothing would ever be retried: lower InitialInterval or raise MaxElapsedTime", eff.InitialInterval/2, eff.MaxElapsedTime)

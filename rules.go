@@ -80,6 +80,23 @@ type rules struct {
 	logger         *slog.Logger
 }
 
+// escapedNamespace is WithNamespace's namespace as metric names are
+// prefixed with it. Like the pull exporter, the namespace is escaped as a
+// label name first (so "my.app" becomes "my_app" and "1app" becomes
+// "key_1app"); only then does the metric namer prefix it. One that escapes
+// to nothing is an error, which validate reports with the others.
+func (c *config) escapedNamespace() (string, error) {
+	if c.namespace == "" {
+		return "", nil
+	}
+	plain := otlptranslator.LabelNamer{UTF8Allowed: !c.translationStrategy.ShouldEscape()}
+	namespace, err := plain.Build(c.namespace)
+	if err != nil {
+		return "", fmt.Errorf("prwmetric: WithNamespace(%q): %w; use letters, digits and underscores", c.namespace, err)
+	}
+	return namespace, nil
+}
+
 func newRules(cfg config) (*rules, error) {
 	escape := cfg.translationStrategy.ShouldEscape()
 	prof := cfg.compatibility.profile()
@@ -88,16 +105,9 @@ func newRules(cfg config) (*rules, error) {
 		UnderscoreLabelSanitization: prof.keyPrefixUnderscore,
 		PreserveMultipleUnderscores: prof.keepUnderscoreRuns,
 	}
-	// Like the pull exporter, the namespace is escaped as a label name first
-	// (so "my.app" becomes "my_app" and "1app" becomes "key_1app"); only then
-	// does the metric namer prefix it.
-	namespace := cfg.namespace
-	if namespace != "" {
-		var err error
-		plain := otlptranslator.LabelNamer{UTF8Allowed: !escape}
-		if namespace, err = plain.Build(namespace); err != nil {
-			return nil, fmt.Errorf("prwmetric: WithNamespace(%q): %w; use letters, digits and underscores", cfg.namespace, err)
-		}
+	namespace, err := cfg.escapedNamespace()
+	if err != nil {
+		return nil, err
 	}
 	logger := cfg.failureLogger()
 	external := make(map[string]string, len(cfg.externalLabels))
