@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,8 +31,10 @@ type Exporter struct {
 	batch     batch
 	buffers   sendBuffers
 
+	// isShutdown is set by the first Shutdown, which closes shutdownDone
+	// when it has finished.
 	isShutdown   atomic.Bool
-	shutdownOnce sync.Once
+	shutdownDone chan struct{}
 }
 
 // New returns an Exporter configured by opts. WithEndpoint is required. Every
@@ -61,13 +62,14 @@ func New(opts ...Option) (*Exporter, error) {
 	}
 	series.collectV2 = cfg.protocol == ProtocolV2
 	return &Exporter{
-		cfg:         cfg,
-		client:      cl,
-		retry:       newRetryPolicy(cfg.retry, cfg.timeout),
-		negotiation: negotiation{configured: cfg.protocol, compression: cfg.compression},
-		series:      series,
-		tel:         tel,
-		exporting:   make(chan struct{}, 1),
+		cfg:          cfg,
+		client:       cl,
+		retry:        newRetryPolicy(cfg.retry, cfg.timeout),
+		negotiation:  negotiation{configured: cfg.protocol, compression: cfg.compression},
+		series:       series,
+		tel:          tel,
+		exporting:    make(chan struct{}, 1),
+		shutdownDone: make(chan struct{}),
 	}, nil
 }
 
@@ -254,39 +256,48 @@ func (*Exporter) ForceFlush(ctx context.Context) error {
 // sdkmetric.ErrExporterShutdown and send nothing; an export already running
 // is waited for (within ctx and the timeout), so that its samples arrive
 // before the staleness markers with which Shutdown then ends every series
-// the receiver holds (unless WithoutStaleMarkers or WithoutShutdownMarkers); idle connections are
-// closed. It is idempotent and safe to call concurrently with Export; only
-// the first call sends.
+// the receiver holds (unless WithoutStaleMarkers or WithoutShutdownMarkers);
+// idle connections are closed. It is idempotent and safe to call
+// concurrently with Export and with itself: only the first call sends; a
+// later one waits for it, within its own ctx.
 func (e *Exporter) Shutdown(ctx context.Context) error {
-	var err error
-	e.shutdownOnce.Do(func() {
-		e.isShutdown.Store(true)
-		defer e.client.close()
-		ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
-		defer cancel()
-		// A running export goes first: its samples must reach the
-		// receiver before the markers that end their series, and what it
-		// delivers decides which series there are to end.
-		if werr := e.acquire(ctx); werr != nil {
-			err = fmt.Errorf("prwmetric: Shutdown: an export still running did not finish in time, so no staleness markers were sent (the receiver ends the series after its staleness window): %w", werr)
-			return
+	if !e.isShutdown.CompareAndSwap(false, true) {
+		select {
+		case <-e.shutdownDone:
+		case <-ctx.Done():
 		}
-		defer e.release()
-		b := &e.batch
-		defer b.reset()
-		if e.cfg.withoutShutdownMarkers {
-			return
-		}
-		e.series.endAll(b, time.Now().UnixMilli())
-		if len(b.records) == 0 {
-			return
-		}
-		_, err = e.send(ctx, b, &e.buffers)
-	})
-	if err != nil {
+		return ctx.Err()
+	}
+	defer close(e.shutdownDone)
+	if err := e.shutdown(ctx); err != nil {
 		return err
 	}
 	return ctx.Err()
+}
+
+// shutdown is the first Shutdown's work.
+func (e *Exporter) shutdown(ctx context.Context) error {
+	defer e.client.close()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
+	defer cancel()
+	// A running export goes first: its samples must reach the receiver
+	// before the markers that end their series, and what it delivers
+	// decides which series there are to end.
+	if err := e.acquire(ctx); err != nil {
+		return fmt.Errorf("prwmetric: Shutdown: an export still running did not finish in time, so no staleness markers were sent (the receiver ends the series after its staleness window): %w", err)
+	}
+	defer e.release()
+	b := &e.batch
+	defer b.reset()
+	if e.cfg.withoutShutdownMarkers {
+		return nil
+	}
+	e.series.endAll(b, time.Now().UnixMilli())
+	if len(b.records) == 0 {
+		return nil
+	}
+	_, err := e.send(ctx, b, &e.buffers)
+	return err
 }
 
 var _ sdkmetric.Exporter = (*Exporter)(nil)
