@@ -153,7 +153,16 @@ func TestFailedConversionKeepsWhatWasDelivered(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	defer srv.Close()
 	var panicked atomic.Bool
-	logger := slog.New(panicOnce{&panicked})
+	// The conversion fails once a request it streamed has arrived: how far
+	// the requests got before it would otherwise depend on scheduling.
+	arrived := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.WaitForRequests(ctx, 1); err != nil {
+			t.Errorf("no streamed request arrived before the conversion failed: %v", err)
+		}
+	}
+	logger := slog.New(panicOnce{done: &panicked, before: arrived})
 	exp := newTestExporter(t, srv, WithMaxRequestBytes(4096), WithLogger(logger))
 	at := time.UnixMilli(1_700_000_000_000)
 	rm := manyGauges(2000, at)
@@ -174,11 +183,19 @@ func TestFailedConversionKeepsWhatWasDelivered(t *testing.T) {
 }
 
 // panicOnce is a slog handler that panics at its first record.
-type panicOnce struct{ done *atomic.Bool }
+// panicOnce is a logger that panics at its first record, after calling
+// before, when set.
+type panicOnce struct {
+	done   *atomic.Bool
+	before func()
+}
 
 func (h panicOnce) Enabled(context.Context, slog.Level) bool { return true }
 func (h panicOnce) Handle(context.Context, slog.Record) error {
 	if h.done.CompareAndSwap(false, true) {
+		if h.before != nil {
+			h.before()
+		}
 		panic("a logger that panics")
 	}
 	return nil
