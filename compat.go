@@ -31,8 +31,10 @@ import (
 // Every profile keeps job and instance from service.name,
 // service.namespace and service.instance.id, and target_info with the other
 // resource attributes, as all four paths do. The three paths other than the
-// pull exporter keep attributes starting with "__" as labels (but
-// __name__), which the pull exporter's rules refuse, and send no
+// pull exporter set job and instance only when the resource makes them (a
+// data point's own job or instance attribute stays otherwise, where the
+// pull exporter drops it), keep attributes starting with "__" as labels
+// (but __name__), which the pull exporter's rules refuse, and send no
 // target_info for a resource with neither job nor instance.
 type Compatibility int
 

@@ -200,10 +200,18 @@ func (c *rules) scopeLabels(scope instrumentation.Scope, job, instance string, p
 }
 
 // identity sets job, instance and the external labels, which win over all
-// other labels except __name__, le and quantile.
+// other labels except __name__, le and quantile. Prometheus' OTLP receiver
+// and the Collector set job and instance only when the resource makes them
+// (service.name, service.instance.id), so that a point's own job or
+// instance attribute stays when it does not; the OpenTelemetry
+// specification sets an empty instance, which removes it.
 func (c *rules) identity(dst map[string]string, job, instance string) {
-	dst[labelJob] = job
-	dst[labelInstance] = instance
+	if job != "" || !c.otlpLabels {
+		dst[labelJob] = job
+	}
+	if instance != "" || !c.otlpLabels {
+		dst[labelInstance] = instance
+	}
 	for k, v := range c.externalLabels {
 		dst[k] = v
 	}
