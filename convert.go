@@ -112,11 +112,12 @@ func dataPoints(data metricdata.Aggregation) (points, series int) {
 }
 
 // classicSeries is the number of classic series of a histogram's points:
-// one per bucket, _sum and _count.
+// one per bucket (at least the implicit +Inf: see withImplicitBuckets),
+// _sum and _count.
 func classicSeries[N int64 | float64](dps []metricdata.HistogramDataPoint[N]) int {
 	n := 0
 	for k := range dps {
-		n += len(dps[k].BucketCounts) + 2
+		n += max(len(dps[k].BucketCounts), 1) + 2
 	}
 	return n
 }

@@ -12,6 +12,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 	if !checkTemporality(mc, d.Temporality) {
 		return
 	}
+	d = withImplicitBuckets(d)
 	name := cc.mainFamily(mc, me)
 	if name == "" {
 		return

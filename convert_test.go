@@ -490,6 +490,20 @@ func TestConvertTypes(t *testing.T) {
 			wantMeta: []prompb.MetricMetadata{convMeta(hist, "sizes", "", "")},
 		},
 		{
+			name: "histogram without bounds or bucket counts has its count in +Inf",
+			give: metricdata.Metrics{Name: "sizes", Data: convHist(func() metricdata.HistogramDataPoint[int64] {
+				p := convHistPoint[int64](9, nil, nil)
+				p.Count = 3
+				return p
+			}())},
+			want: []prompb.TimeSeries{
+				convStd("sizes_bucket", 3, "le", "+Inf"),
+				convStd("sizes_sum", 9),
+				convStd("sizes_count", 3),
+			},
+			wantMeta: []prompb.MetricMetadata{convMeta(hist, "sizes", "", "")},
+		},
+		{
 			name: "histogram bounds are shortest decimals without exponent",
 			give: metricdata.Metrics{Name: "sizes", Data: convHist(convHistPoint[float64](0, []float64{-1, 1e-7, 1e6}, []uint64{0, 0, 0, 0}))},
 			want: []prompb.TimeSeries{

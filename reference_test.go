@@ -338,6 +338,7 @@ func refHistogram[N int64 | float64](cv *refConversion, mc *metricCtx, d metricd
 	if !checkTemporality(mc, d.Temporality) {
 		return
 	}
+	d = withImplicitBuckets(d)
 	typ := prompb.MetricMetadata_HISTOGRAM
 	name := cv.family(mc, otlptranslator.MetricTypeHistogram, typ)
 	if name == "" {

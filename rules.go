@@ -420,6 +420,27 @@ func checkTemporality(mc *metricCtx, t metricdata.Temporality) bool {
 
 // checkBuckets reports why explicit bucket data cannot form a Prometheus
 // histogram, or returns "". It allocates only to describe a problem.
+// withImplicitBuckets returns d with each point that has neither bounds nor
+// bucket counts given its one implicit bucket, +Inf, holding its count:
+// OTLP allows such a point (only count and sum; metrics.proto,
+// HistogramDataPoint.bucket_counts), which the Collector and Prometheus'
+// OTLP receiver send as _bucket{le="+Inf"}, _sum and _count. The Go SDK
+// never makes one; d's points are copied only when a producer did.
+func withImplicitBuckets[N int64 | float64](d metricdata.Histogram[N]) metricdata.Histogram[N] {
+	for i := range d.DataPoints {
+		if dp := &d.DataPoints[i]; len(dp.BucketCounts) == 0 && len(dp.Bounds) == 0 {
+			d.DataPoints = slices.Clone(d.DataPoints)
+			for k := i; k < len(d.DataPoints); k++ {
+				if dp := &d.DataPoints[k]; len(dp.BucketCounts) == 0 && len(dp.Bounds) == 0 {
+					dp.BucketCounts = []uint64{dp.Count}
+				}
+			}
+			return d
+		}
+	}
+	return d
+}
+
 func checkBuckets[N int64 | float64](dp *metricdata.HistogramDataPoint[N]) string {
 	if len(dp.BucketCounts) != len(dp.Bounds)+1 {
 		return fmt.Sprintf("data point with %d bucket counts for %d bounds (want %d)", len(dp.BucketCounts), len(dp.Bounds), len(dp.Bounds)+1)
