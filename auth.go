@@ -111,10 +111,13 @@ func wrapTransport(next http.RoundTripper, c config, sec *secrets) http.RoundTri
 // headerProblem says what is wrong with a custom header, by the rules of
 // WithHeaders and WithHeaderFunc, or "". It never quotes the value, nor the
 // whole of an invalid name: a header line passed as a name
-// ("Authorization: Bearer …") holds its value.
-func headerProblem(name, value string) string {
+// ("Authorization: Bearer …") holds its value. The example of the fix is
+// written as the environment variable or as code wants it.
+func headerProblem(name, value string, fromEnvironment bool) string {
 	canonical := textproto.CanonicalMIMEHeaderKey(name)
 	switch {
+	case !validHeaderName(name) && fromEnvironment:
+		return fmt.Sprintf("%q is not a valid HTTP header name; give each header as name=value, e.g. X-Scope-OrgID=tenant", headerNamePrefix(name))
 	case !validHeaderName(name):
 		return fmt.Sprintf("%q is not a valid HTTP header name; pass the name and the value separately, e.g. {\"X-Scope-OrgID\": \"tenant\"}", headerNamePrefix(name))
 	case !validHeaderValue(value):
@@ -136,7 +139,7 @@ func dynamicHeaders(ctx context.Context, fn func(context.Context) (map[string]st
 	var secret []string
 	for name, value := range m {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
-		switch problem := headerProblem(name, value); {
+		switch problem := headerProblem(name, value, false); {
 		case problem != "":
 			return nil, fmt.Errorf("prwmetric: WithHeaderFunc: %s", problem)
 		case canonical == "Authorization" && hasAuth:

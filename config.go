@@ -45,7 +45,9 @@ const (
 // 128 (1.4×), for the same CPU: with 128 the whole export is one wave of
 // requests. Only exports of that many requests open that many connections;
 // nearby, a receiver sees only the requests ready before it answers the
-// earlier ones (up to 20 of an export's 21 in the e2e tests).
+// earlier ones (up to 20 of an export's 21 in the e2e tests). These figures
+// are from when the default was chosen; the README's generated "Far from
+// the receiver" table has the current ones.
 const defaultMaxConcurrentRequests = 128
 
 // config is the validated result of all options. It is copied by value into
@@ -271,7 +273,7 @@ func (c *config) validate() error {
 		canonical := textproto.CanonicalMIMEHeaderKey(name)
 		// Only the header's name is ever named: values may be secrets.
 		from := c.headerFrom(name)
-		switch problem := headerProblem(name, value); {
+		switch problem := headerProblem(name, value, from != "WithHeaders"); {
 		case problem != "":
 			add("prwmetric: %s: %s", from, problem)
 		case canonical == "Authorization" && c.basicAuthSet:

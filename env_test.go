@@ -293,7 +293,7 @@ func TestEnvironmentErrorsNameTheVariable(t *testing.T) {
 		{name: "protocol header", env: map[string]string{envHeaders: "Content-Encoding=gzip"},
 			want: []string{envHeaders + `: header "Content-Encoding"`}, notWant: []string{"WithHeaders"}},
 		{name: "invalid header name", env: map[string]string{envHeaders: "X%20Bad=" + secret},
-			want: []string{envHeaders + `: "X…" is not a valid HTTP header name`}, notWant: []string{"WithHeaders"}},
+			want: []string{envHeaders + `: "X…" is not a valid HTTP header name`, "e.g. X-Scope-OrgID=tenant"}, notWant: []string{"WithHeaders", "{"}},
 		{name: "invalid header value", env: map[string]string{envHeaders: "X-Token=" + secret + "%0A"},
 			want: []string{envHeaders + `: the value of header "X-Token"`}, notWant: []string{"WithHeaders"}},
 		{name: "bad header from the environment beside one from code", env: map[string]string{envHeaders: "Content-Encoding=gzip"},
