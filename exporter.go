@@ -122,7 +122,9 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 	defer cancel()
 	if err := e.acquire(ctx); err != nil {
-		return fmt.Errorf("prwmetric: waiting for the previous export to finish: %w", err)
+		err = fmt.Errorf("prwmetric: waiting for the previous export to finish: %w; the data of this export is dropped", err)
+		e.cfg.failureLogger().Warn(err.Error())
+		return err
 	}
 	defer e.release()
 	if e.isShutdown.Load() {
