@@ -156,6 +156,7 @@ func newClient(c config) (*client, error) {
 		// The user's policy decides; the Referer, which names the
 		// endpoint's query (an API key, often), never goes to the next host.
 		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			boundBody(req.Response)
 			req.Header.Del("Referer")
 			return user(req, via)
 		}
@@ -253,6 +254,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 
 // checkHop is checkRedirect for a redirect that comes after hops requests.
 func checkHop(req *http.Request, hops int) error {
+	boundBody(req.Response) // Do reads it next, unless the check stops here
 	if req.Method != http.MethodPost {
 		return http.ErrUseLastResponse
 	}
@@ -376,9 +378,11 @@ func (c *client) close() {
 
 // mayHaveArrived reports whether a request that failed with err may have
 // been stored all the same: no answer came (a timeout, a cancellation, a
-// connection lost), yet the body may have reached the receiver. Only a
-// request that surely never left is excluded: one whose connection was
-// never made or never trusted, or whose credentials could not be had.
+// connection lost, a timeout or retry budget that cut it), yet the body may
+// have reached the receiver. Only a request that surely was not stored is
+// excluded: one whose connection was never made or never trusted, whose
+// credentials could not be had, or that the receiver only redirected
+// (failsAlways).
 func mayHaveArrived(err error) bool {
 	if err == nil {
 		return false
@@ -388,6 +392,24 @@ func mayHaveArrived(err error) bool {
 		return false
 	}
 	var op *net.OpError
+	if errors.As(we.Err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
+		return false // no connection: retryable, as the next dial may succeed
+	}
+	return !failsAlways(we.Err)
+}
+
+// failsAlways reports whether err, the transport error of a request, is
+// one that nothing stored and every attempt meets again: the connection
+// was never trusted (a certificate that does not verify, a TLS alert such
+// as a client certificate required, a peer that does not speak TLS or
+// answers https in plain HTTP), the exporter's own layers stopped the
+// request (a header function's error, a secret file or token that could
+// not be had), or the receiver only redirected it (a redirect loop, a
+// Location that does not parse). mayHaveArrived counts none of them as
+// possibly stored, and WithRetry repeats none: a refused token request
+// repeated could even lock the account. A failed dial is not among them:
+// it never left, but the next one may succeed.
+func failsAlways(err error) bool {
 	var certErr *tls.CertificateVerificationError
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
@@ -395,14 +417,9 @@ func mayHaveArrived(err error) bool {
 	var alert tls.AlertError
 	var notSent *requestNotSent
 	var token *tokenError
-	switch {
-	case errors.As(we.Err, &op) && (op.Op == "dial" || op.Op == "proxyconnect"),
-		errors.As(we.Err, &certErr), errors.As(we.Err, &unknownAuthority), errors.As(we.Err, &hostname),
-		errors.As(we.Err, &record), errors.As(we.Err, &alert), errors.As(we.Err, &notSent), errors.As(we.Err, &token),
-		errors.Is(we.Err, errTooManyRedirects), errors.Is(we.Err, http.ErrSchemeMismatch):
-		return false
-	}
-	return true
+	return errors.As(err, &certErr) || errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
+		errors.As(err, &record) || errors.As(err, &alert) || errors.As(err, &notSent) || errors.As(err, &token) ||
+		errors.Is(err, errTooManyRedirects) || errors.Is(err, http.ErrSchemeMismatch) || errors.Is(err, errBadLocation)
 }
 
 // requestNotSent is an error of the exporter's own transport layers, which

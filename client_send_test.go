@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -339,5 +340,75 @@ func TestSendAllocations(t *testing.T) {
 	sent := testing.AllocsPerRun(100, func() { _ = own.attempt(ctx, body, partCounts{series: 1}, ProtocolV1, CompressionSnappy, 0) })
 	if sent > made {
 		t.Errorf("an attempt costs %v allocations, want those of its request, %v", sent, made)
+	}
+}
+
+// TestRedirectBodyReadIsBounded: a redirect's body is read (for the
+// connection's reuse) for at most bodyReadTimeout, as every response body
+// is (README, "Hostile peers"): a 307 that declares a body, sends part of
+// it and stalls must not hold the attempt until its deadline, whether it
+// is the first hop (the exporter's own redirect), a later one, or one that
+// Client.Do follows for a client of the user's, with or without a redirect
+// policy of theirs.
+func TestRedirectBodyReadIsBounded(t *testing.T) {
+	for _, stall := range []string{"/first", "/second"} {
+		t.Run("stalls at "+stall, func(t *testing.T) {
+			var mu sync.Mutex
+			var paths []string
+			srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				mu.Lock()
+				paths = append(paths, r.URL.Path)
+				mu.Unlock()
+				next := map[string]string{"/first": "/second", "/second": "/final"}[r.URL.Path]
+				if next == "" {
+					w.WriteHeader(http.StatusNoContent)
+					return
+				}
+				w.Header().Set("Location", next)
+				if r.URL.Path != stall {
+					w.WriteHeader(http.StatusTemporaryRedirect)
+					return
+				}
+				w.Header().Set("Content-Length", "100")
+				w.WriteHeader(http.StatusTemporaryRedirect)
+				_, _ = io.WriteString(w, "0123456789")
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			}))
+			own, user := sendClients(t, srv.URL+"/first")
+			tr := newTransport()
+			t.Cleanup(tr.CloseIdleConnections)
+			cfg, err := newConfig([]Option{WithEndpoint(srv.URL + "/first"), WithHTTPClient(&http.Client{
+				Transport:     tr,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return nil },
+			})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy, err := newClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				name string
+				c    *client
+			}{{"own", own}, {"user's", user}, {"user's with a policy", policy}} {
+				mu.Lock()
+				paths = nil
+				mu.Unlock()
+				ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+				start := time.Now()
+				err := c.c.attempt(ctx, []byte("body"), partCounts{series: 1}, ProtocolV1, CompressionSnappy, 0)
+				elapsed := time.Since(start)
+				cancel()
+				mu.Lock()
+				got := slices.Clone(paths)
+				mu.Unlock()
+				if err != nil || elapsed > 2*time.Second || !slices.Equal(got, []string{"/first", "/second", "/final"}) {
+					t.Errorf("%s client: attempt = %v after %v, paths %v: a redirect's stalled body held the attempt", c.name, err, elapsed, got)
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // newRequest returns the request of one attempt (see attempt), as
@@ -139,7 +140,9 @@ func (c *client) redirect(req *http.Request, resp *http.Response, body []byte, p
 		return nil, err
 	}
 	hop.URL, hop.Host, hop.Response = u, "", resp
-	// Do reads a short body so that the connection can be reused.
+	// Do reads a short body so that the connection can be reused; here,
+	// as for every response, for at most bodyReadTimeout.
+	boundBody(resp)
 	const maxBodySlurpSize = 2 << 10
 	if resp.ContentLength == -1 || resp.ContentLength <= maxBodySlurpSize {
 		_, _ = io.CopyN(io.Discard, resp.Body, maxBodySlurpSize)
@@ -151,6 +154,35 @@ func (c *client) redirect(req *http.Request, resp *http.Response, body []byte, p
 	follow.CheckRedirect = func(req *http.Request, via []*http.Request) error { return checkHop(req, len(via)+1) }
 	resp, err = follow.Do(hop)
 	return resp, hideLocation(stripURL(err))
+}
+
+// boundBody makes resp's body close itself bodyReadTimeout from now unless
+// closed first, as attempt bounds the last response's. A redirect's body
+// is read (up to 2 KiB, so that the connection can be reused) by redirect
+// and, for later hops, by Client.Do right after the redirect policy's
+// check, neither with a timer: a redirect whose body stalls would hold the
+// export to its timeout. redirect, checkHop and the policy wrapping a
+// user's call it on the redirect about to be read.
+func boundBody(resp *http.Response) {
+	if resp == nil || resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	if _, ok := resp.Body.(*timedBody); ok {
+		return
+	}
+	body := resp.Body
+	resp.Body = &timedBody{ReadCloser: body, timer: time.AfterFunc(bodyReadTimeout, func() { _ = body.Close() })}
+}
+
+// timedBody is a response body closed by its timer unless closed first.
+type timedBody struct {
+	io.ReadCloser
+	timer *time.Timer
+}
+
+func (b *timedBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }
 
 // outgoing is a request and what it needs (its URL, body reader and header

@@ -2,7 +2,6 @@ package prwmetric
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -27,9 +26,10 @@ type RetryConfig struct {
 	// InitialInterval when that is longer). A longer Retry-After from the
 	// server is honoured up to MaxElapsedTime.
 	MaxInterval time.Duration
-	// MaxElapsedTime bounds all attempts of one request (default and at
-	// most: the export's timeout, WithTimeout). The export's context
-	// deadline bounds them too.
+	// MaxElapsedTime bounds the retries of one request (default and at
+	// most: the export's timeout, WithTimeout): no retry starts that would
+	// wait past it. An attempt under way is bounded by the export's
+	// timeout and context deadline, as without retries, not cut at it.
 	MaxElapsedTime time.Duration
 }
 
@@ -174,8 +174,10 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // retryable: 5xx and 429 may succeed later; other 4xx never will. A network
-// error may, unless it is our own deadline or cancellation, a certificate
-// that does not verify, or a redirect loop: those fail the same way again.
+// error may, unless it is our own deadline or cancellation, or one that
+// fails the same way on every attempt (failsAlways: a certificate or TLS
+// handshake that fails, an https endpoint served in plain HTTP, a redirect
+// loop, a request the exporter's own layers stopped).
 func (e *WriteError) retryable(ctx context.Context) bool {
 	switch {
 	case e.refusesNativeHistograms():
@@ -186,16 +188,7 @@ func (e *WriteError) retryable(ctx context.Context) bool {
 	case e.StatusCode != 0:
 		return false
 	}
-	// A certificate that does not verify, a redirect loop, or a request
-	// the exporter's own layers stopped (a header function's error, a
-	// secret file or token that could not be had) fail the same way again;
-	// retrying a refused token request could even lock the account.
-	var certErr *tls.CertificateVerificationError
-	var notSent *requestNotSent
-	if errors.As(e.Err, &certErr) || errors.Is(e.Err, errTooManyRedirects) || errors.As(e.Err, &notSent) {
-		return false
-	}
-	return ctx.Err() == nil
+	return !failsAlways(e.Err) && ctx.Err() == nil
 }
 
 // maxRetryAfter bounds a server's Retry-After so that arithmetic on it cannot

@@ -2,8 +2,12 @@ package prwmetric
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -293,5 +297,62 @@ func TestRetryAfterBeyondRangeBacksOff(t *testing.T) {
 	}
 	if n := srv.RequestCount(); n != 1 {
 		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+// TestRetryNeverRepeatsSchemeMismatch: an https endpoint served by plain
+// HTTP fails the same way every time (mayHaveArrived knows it never left);
+// WithRetry must not spend its budget repeating it.
+func TestRetryNeverRepeatsSchemeMismatch(t *testing.T) {
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	endpoint := "https://" + strings.TrimPrefix(srv.URL, "http://") + "/api/v1/write"
+	exp := newExporter(t, pinned(WithEndpoint(endpoint), WithLogger(discardLogger()),
+		WithRetry(RetryConfig{Enabled: true, InitialInterval: minRetryInterval, MaxInterval: minRetryInterval, MaxElapsedTime: time.Second}))...)
+	err := exp.Export(t.Context(), counterData(1))
+	var we *WriteError
+	if !errors.As(err, &we) {
+		t.Fatalf("Export = %v, want a *WriteError", err)
+	}
+	if we.Attempts != 1 {
+		t.Errorf("a scheme mismatch (%v) was tried %d times, want once: it can never succeed", we.Err, we.Attempts)
+	}
+}
+
+// TestTransportErrorsRetriedAndArrived: one classification (failsAlways)
+// decides both what WithRetry repeats and what may have been stored:
+// errors that fail the same way on every attempt are neither retried nor
+// counted as possibly stored; a failed dial never left but is retried; a
+// connection lost after sending is both.
+func TestTransportErrorsRetriedAndArrived(t *testing.T) {
+	for _, tt := range []struct {
+		name               string
+		err                error
+		retried, mayArrive bool
+	}{
+		{name: "scheme mismatch", err: http.ErrSchemeMismatch},
+		{name: "not TLS", err: tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}},
+		{name: "client certificate required", err: &net.OpError{Op: "remote error", Err: tls.AlertError(116)}},
+		{name: "unknown authority", err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}},
+		{name: "bare unknown authority", err: x509.UnknownAuthorityError{}},
+		{name: "hostname", err: x509.HostnameError{Host: "rw.example"}},
+		{name: "redirect loop", err: errTooManyRedirects},
+		{name: "bad Location", err: errBadLocation},
+		{name: "not sent", err: &requestNotSent{errors.New("secret file unreadable")}},
+		{name: "token", err: &tokenError{msg: "token endpoint answered 500"}},
+		{name: "dial", err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}, retried: true},
+		{name: "reset", err: &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, retried: true, mayArrive: true},
+		{name: "EOF", err: io.ErrUnexpectedEOF, retried: true, mayArrive: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			we := &WriteError{Err: tt.err, Attempts: 1}
+			if got := we.retryable(t.Context()); got != tt.retried {
+				t.Errorf("retryable = %v, want %v", got, tt.retried)
+			}
+			if got := mayHaveArrived(we); got != tt.mayArrive {
+				t.Errorf("mayHaveArrived = %v, want %v", got, tt.mayArrive)
+			}
+		})
 	}
 }
