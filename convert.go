@@ -154,14 +154,14 @@ type movedSample struct {
 //     collection in its millisecond, moved 1 ms further, up to maxMoved.
 //   - One older still is genuinely out of order (the clock went back): it
 //     goes as it is, and the receiver's rejection is reported.
+//
+// emit calls it only for a sample at or before the newest delivered (the
+// rest go as they are): the common case costs no call.
 func (cc *conversion) restamp(s *seriesState, ms int64, v float64) (int64, int64) {
 	newest := s.newest()
-	if !s.is(flagDelivered) || ms > newest {
-		return ms, 0
-	}
-	if m, ok := cc.sc.moved[s]; ok && ms == m.own {
+	if s.is(flagMoved) && ms == cc.sc.moved[s].own {
 		switch {
-		case math.Float64bits(v) == m.value:
+		case math.Float64bits(v) == cc.sc.moved[s].value:
 			return newest, newest - ms
 		case newest+1-ms <= maxMoved:
 			return newest + 1, newest + 1 - ms
@@ -284,7 +284,10 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	if h != nil {
 		v = h.identity() // a native histogram has no value: restamp compares this
 	}
-	ms, moved := cc.restamp(s, ms, v)
+	var moved int64
+	if s.is(flagDelivered) && ms <= s.newest() {
+		ms, moved = cc.restamp(s, ms, v)
+	}
 	start := cc.start
 	if cc.sc.zeros != nil {
 		start = cc.zeroBefore(f, s, ms, start, h)
