@@ -195,11 +195,12 @@ func pointer(p *http.Client, none string) string {
 // Tokens are obtained with the Azure SDK (azidentity) and cached. A token is
 // reused until its refresh point: when less than 5 minutes remain before it
 // expires, or less than half of its lifetime for tokens issued for under 10
-// minutes, or earlier when the authority asks for an earlier refresh. If the
-// refresh fails while the old token is still valid (at least 30 seconds, or
-// a quarter of its lifetime, from expiry), the old token is used and the
-// next export tries again, so a short outage of Entra ID loses nothing; after
-// that the export fails with the error.
+// minutes, or earlier when the authority asks for an earlier refresh. While
+// the old token is still valid (at least 30 seconds, or a quarter of its
+// lifetime, from expiry), a refresh that fails, or that the authority does
+// not answer within half of the request's time, does not hold the request:
+// the old token is sent, and the next export tries again, so a short outage
+// of Entra ID loses nothing; after that the export fails with the error.
 //
 // Getting a token is bounded by the export's context (WithTimeout): a
 // failing or silent authority fails the export in time, never hangs it.

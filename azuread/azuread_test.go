@@ -322,6 +322,37 @@ func TestRefresh(t *testing.T) {
 	f.checkOrders(t, 1, 2, 3, 4, 6)
 }
 
+// TestRefreshAgainstSilentAuthority: past a token's refresh point, while
+// the token is still usable, an authority that does not answer must not
+// fail the export: the request is sent with the token it has, as after a
+// refresh that failed fast.
+func TestRefreshAgainstSilentAuthority(t *testing.T) {
+	f := newFixture(t)
+	done := make(chan struct{})
+	defer close(done)
+	const timeout = 2 * time.Second
+	p := f.pipeline(t, f.secretConfig("s3cret-"+randomHex(16)), prwmetric.WithTimeout(timeout))
+	if err := p.export(t); err != nil { // token A, expires at 60 s
+		t.Fatal(err)
+	}
+	arrived := make(chan struct{}, 16)
+	f.auth.setOverride(func(w http.ResponseWriter, r *http.Request, form url.Values) {
+		arrived <- struct{}{}
+		stuck(done)(w, r, form)
+	})
+	f.clock.advance(31 * time.Second) // past A's refresh point, A still usable until 45 s
+	start := time.Now()
+	err := p.export(t)
+	if err != nil {
+		t.Fatalf("export with a usable token and a silent authority: %v (after %v)", err, time.Since(start))
+	}
+	<-arrived // the refresh was attempted
+	accepted, refused := f.recv.log()
+	if len(accepted) != 2 || len(refused) > 0 || accepted[1] != f.book.tokens()[0] {
+		t.Errorf("receiver accepted %d, refused %v: want the still-usable token A sent twice", len(accepted), refused)
+	}
+}
+
 // TestSecretFileRotation: a rewritten secret file is used at the next token
 // request; an unusable rewrite keeps the last good secret.
 func TestSecretFileRotation(t *testing.T) {

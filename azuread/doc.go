@@ -44,11 +44,11 @@
 // cached by this package: a token is reused until less than 5 minutes
 // remain before it expires (less than half its lifetime for tokens issued
 // for under 10 minutes), or until the refresh time the authority gives,
-// whichever is first. A failed refresh keeps using the old token while it
-// is valid for at least 30 more seconds (a quarter of its lifetime for short
-// ones), so short outages of Entra ID lose nothing; after that the export
-// fails with a *TokenError. Getting a token is bounded by the export's
-// timeout. Errors and the exporter's warnings never carry the client
+// whichever is first. A failed (or unanswered) refresh keeps using the old
+// token while it is valid for at least 30 more seconds (a quarter of its
+// lifetime for short ones), so short outages of Entra ID lose nothing;
+// after that the export fails with a *TokenError. Getting a token is
+// bounded by the export's timeout. Errors and the exporter's warnings never carry the client
 // secret, the files' contents, client assertions or tokens: the token is
 // removed, as it is and base64-encoded, from every answer of the endpoint
 // that is not a success (redirects included) before the exporter quotes

@@ -88,10 +88,13 @@ func (c *tokenCache) token(ctx context.Context) (string, error) {
 	for {
 		c.mu.Lock()
 		cur := c.current
-		if cur.token != "" && c.now().Before(cur.refreshAt) {
+		now := c.now()
+		if cur.token != "" && now.Before(cur.refreshAt) {
 			c.mu.Unlock()
 			return cur.token, nil
 		}
+		// usable: a refresh is due, but the token we have may still be sent.
+		usable := cur.token != "" && now.Before(cur.usableUntil)
 		f := c.inflight
 		owner := f == nil
 		if owner {
@@ -100,6 +103,9 @@ func (c *tokenCache) token(ctx context.Context) (string, error) {
 		}
 		c.mu.Unlock()
 
+		if usable {
+			return c.refreshAhead(ctx, f, owner, cur.token), nil
+		}
 		if owner {
 			c.run(ctx, f)
 		} else {
@@ -115,10 +121,6 @@ func (c *tokenCache) token(ctx context.Context) (string, error) {
 		switch {
 		case f.err == nil:
 			return f.tok.token, nil
-		case c.now().Before(cur.usableUntil) && cur.token != "":
-			// The refresh failed but the token we had is still good: use
-			// it, and let the next request try again.
-			return cur.token, nil
 		case !owner && ctx.Err() == nil && isContextError(f.err):
 			// Another caller's context ended its fetch, not ours: fetch
 			// again with our own.
@@ -126,6 +128,39 @@ func (c *tokenCache) token(ctx context.Context) (string, error) {
 		}
 		return "", f.err
 	}
+}
+
+// refreshAhead returns the token to send while a refresh is due and tok,
+// the current token, is still usable. The refresh f runs detached from the
+// request (owner starts it), bounded by maxTokenWait: an authority that
+// does not answer must not spend the export's timeout, and then fail the
+// export although tok could have been sent. The owner waits for the new
+// token while that leaves its request half of its time, so that a
+// responsive authority's token is used at once; other callers send tok
+// rather than queue behind the refresh.
+func (c *tokenCache) refreshAhead(ctx context.Context, f *fetch, owner bool, tok string) string {
+	if !owner {
+		return tok
+	}
+	// The refresh keeps the request's values (tracing), not its end.
+	go c.run(context.WithoutCancel(ctx), f)
+	var patience <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		timer := time.NewTimer(time.Until(deadline) / 2)
+		defer timer.Stop()
+		patience = timer.C
+	}
+	select {
+	case <-f.done:
+		if f.err == nil {
+			return f.tok.token
+		}
+		// The refresh failed: send tok, and let the next request try
+		// again.
+	case <-patience:
+	case <-ctx.Done():
+	}
+	return tok
 }
 
 // run fetches a token with ctx and publishes the outcome in f.

@@ -387,3 +387,42 @@ func TestAuthorityAndScope(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenCacheRefreshAhead: once a refresh is due, callers other than
+// the one refreshing send the still-usable token at once instead of
+// queueing behind the token request; the refreshing caller gets the new
+// token when the authority answers.
+func TestTokenCacheRefreshAhead(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cred := &fakeCredential{life: time.Minute, now: clock}
+	cache := newTokenCache(cred, testScope, clock, "test", nil)
+	if tok, err := cache.token(context.Background()); err != nil || tok != "t1" {
+		t.Fatalf("first token %q, %v; want t1", tok, err)
+	}
+	cred.release, cred.entered = make(chan struct{}), make(chan struct{}, 1)
+	mu.Lock()
+	now = now.Add(31 * time.Second) // past t1's refresh point, t1 usable until 45 s
+	mu.Unlock()
+
+	ownerDone := make(chan string, 1)
+	go func() { tok, _ := cache.token(context.Background()); ownerDone <- tok }()
+	<-cred.entered // the refresh is in flight
+	// The deadline only bounds a failure: the call must return at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if tok, err := cache.token(ctx); err != nil || tok != "t1" {
+		t.Errorf("caller during the refresh got %q, %v; want t1 at once", tok, err)
+	}
+	close(cred.release)
+	if tok := <-ownerDone; tok != "t2" {
+		t.Errorf("refreshing caller got %q, want t2", tok)
+	}
+	if tok, _ := cache.token(context.Background()); tok != "t2" {
+		t.Errorf("after the refresh: %q, want t2", tok)
+	}
+	if got := cred.calls.Load(); got != 2 {
+		t.Errorf("%d token requests, want 2", got)
+	}
+}
