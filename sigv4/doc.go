@@ -40,11 +40,12 @@
 // does not exist, or another Authorization (WithBasicAuth, WithBearerToken,
 // an Authorization header). Failures to get credentials at run time (STS
 // refusing the role, no instance role) fail that export with the SDK's
-// reason, within the export's deadline. Secret keys, session tokens, web
-// identity tokens and container authorization tokens never appear in
-// errors or logs, even when a server quotes them back: those of Config, of
-// the AWS_* variables and token files, of the credentials that assume
-// Config.RoleARN and of the credentials that sign. Config's String and
+// reason, within the export's deadline; when the default chain found no
+// credentials at all, the error names what to set. Secret keys, session
+// tokens, web identity tokens and container authorization tokens never
+// appear in errors or logs, even when a server quotes them back: those of
+// Config, of the AWS_* variables and token files, of the credentials that
+// assume Config.RoleARN and of the credentials that sign. Config's String and
 // GoString methods print a set secret as [REDACTED].
 //
 // # Signing

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -212,6 +213,10 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 		return nil, errors.New("no AWS credentials source: set AccessKey and SecretKey, a profile, or the AWS_* credential variables")
 	}
 	provider := awsCfg.Credentials
+	// The default chain ends with the instance role: when it is the
+	// chain's only source, nothing else was configured, and its failure
+	// alone ("no EC2 IMDS role found") would not say what to set.
+	fallback := slices.Equal(providerSources(awsCfg.Credentials), []aws.CredentialSource{aws.CredentialSourceIMDS})
 	var source *recordingProvider
 	if cfg.RoleARN != "" {
 		// The source's credentials sign only the call to STS: record
@@ -234,13 +239,23 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 		service = DefaultService
 	}
 	return &transport{
-		next:    next,
-		creds:   provider,
-		signer:  v4.NewSigner(),
-		region:  awsCfg.Region,
-		service: service,
-		static:  append([]string{cfg.SecretKey, cfg.SessionToken}, envSecrets...),
-		source:  source,
-		files:   tokenFiles,
+		next:     next,
+		creds:    provider,
+		signer:   v4.NewSigner(),
+		region:   awsCfg.Region,
+		service:  service,
+		static:   append([]string{cfg.SecretKey, cfg.SessionToken}, envSecrets...),
+		source:   source,
+		files:    tokenFiles,
+		fallback: fallback,
 	}, nil
+}
+
+// providerSources returns where p gets its credentials, as the SDK
+// records it; nil when p does not say.
+func providerSources(p aws.CredentialsProvider) []aws.CredentialSource {
+	if s, ok := p.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
 }

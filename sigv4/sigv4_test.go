@@ -401,14 +401,52 @@ func TestCredentialFailures(t *testing.T) {
 	}
 }
 
-// TestNoCredentials checks the error when the default chain finds nothing.
+// TestNoCredentials checks the error when the default chain finds nothing:
+// it says so and names what to set, rather than only the instance metadata
+// service's failure, the chain's last resort.
 func TestNoCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		give sigv4.Config
+	}{
+		{name: "signing", give: sigv4.Config{Region: region}},
+		{name: "assuming a role", give: sigv4.Config{Region: region, RoleARN: roleARN}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigv4test.Isolate(t)
+			newSTS(t, nil)
+			recv := newReceiver(t, temporary)
+			p := mustPipeline(t, prwmetric.WithEndpoint(recv.URL()), prwmetric.WithTimeout(10*time.Second), sigv4.WithSigV4(tc.give))
+			err := p.export(t)
+			if err == nil {
+				t.Fatal("export succeeded without credentials")
+			}
+			for _, w := range []string{"sigv4: getting AWS credentials", "no AWS credentials found", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "Config.AccessKey", "EC2 IMDS"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("export error %q does not contain %q", err, w)
+				}
+			}
+			if n := len(recv.Accepted()) + len(recv.Rejected()); n != 0 {
+				t.Errorf("the receiver got %d requests, want none without credentials", n)
+			}
+		})
+	}
+}
+
+// TestCredentialsFoundNoHint checks that the missing-credentials hint is
+// not given when credentials were configured but fail.
+func TestCredentialsFoundNoHint(t *testing.T) {
 	sigv4test.Isolate(t)
+	newSTS(t, func(s *sigv4test.STS) { s.FailWith = 403 })
 	recv := newReceiver(t, temporary)
-	p := mustPipeline(t, prwmetric.WithEndpoint(recv.URL()), prwmetric.WithTimeout(10*time.Second), sigv4.WithSigV4(sigv4.Config{Region: region}))
+	p := mustPipeline(t, prwmetric.WithEndpoint(recv.URL()), prwmetric.WithTimeout(10*time.Second),
+		sigv4.WithSigV4(sigv4.Config{Region: region, AccessKey: accessKey, SecretKey: secretKey, RoleARN: roleARN}))
 	err := p.export(t)
-	if err == nil || !strings.Contains(err.Error(), "sigv4: getting AWS credentials") {
-		t.Fatalf("export error = %v, want one about getting AWS credentials", err)
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("export error = %v, want STS's AccessDenied", err)
+	}
+	if strings.Contains(err.Error(), "no AWS credentials found") {
+		t.Errorf("export error %q says no credentials were found, with static keys configured", err)
 	}
 }
 

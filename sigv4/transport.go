@@ -47,6 +47,10 @@ type transport struct {
 	last   atomic.Pointer[aws.Credentials]
 	source *recordingProvider
 	files  []string
+	// fallback is set when the default chain found no credentials but
+	// the instance role, its last resort, so that failing to get them
+	// means, most often, that none are configured.
+	fallback bool
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -125,8 +129,18 @@ func (t *transport) credentialsError(err error) error {
 	if errors.As(err, &canceled) {
 		return fmt.Errorf("sigv4: gave up waiting for AWS credentials: %w", canceled.Err)
 	}
-	return fmt.Errorf("sigv4: getting AWS credentials: %s", t.redact(strings.TrimPrefix(err.Error(), "failed to refresh cached credentials, ")))
+	reason := t.redact(strings.TrimPrefix(err.Error(), "failed to refresh cached credentials, "))
+	if t.fallback {
+		return fmt.Errorf("sigv4: getting AWS credentials: %s (the chain's last resort, the EC2 instance role, failed: %s)", noCredentials, reason)
+	}
+	return fmt.Errorf("sigv4: getting AWS credentials: %s", reason)
 }
+
+// noCredentials says what to set when the default chain found nothing but
+// the instance role and that failed too.
+const noCredentials = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, " +
+	"or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA), or Config.AccessKey and Config.SecretKey or Config.Profile, " +
+	"or run with an ECS task role or an EC2 instance role"
 
 // secrets returns every secret that could turn up in a message: the
 // configured ones, those of the credential variables, the last credentials
