@@ -19,7 +19,9 @@
 //
 // The identity that signs needs the IAM permission aps:RemoteWrite on the
 // workspace (the managed policy AmazonPrometheusRemoteWriteAccess grants
-// it). The region of Config must be the workspace's.
+// it). Requests are signed for the workspace's region: Config.Region, or
+// else the one the endpoint's host names, which wins over the AWS chain's
+// (on EKS, IRSA sets AWS_REGION to the cluster's, which may differ).
 //
 // # Credentials
 //

@@ -57,8 +57,10 @@ const expiryWindow = time.Minute
 // of the AWS SDK's default chain.
 type Config struct {
 	// Region is the AWS region of the workspace, e.g. "us-east-1". Default:
-	// the chain's (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
-	// New fails when no region is found anywhere.
+	// the region an AMP endpoint's host names
+	// (aps-workspaces.<region>.amazonaws.com), else the chain's
+	// (AWS_REGION, AWS_DEFAULT_REGION, the profile's region), which also
+	// serves STS. New fails when the chain has none and Region is empty.
 	Region string
 	// Service is the SigV4 service name. Default: DefaultService ("aps").
 	Service string
@@ -239,15 +241,16 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 		service = DefaultService
 	}
 	return &transport{
-		next:     next,
-		creds:    provider,
-		signer:   v4.NewSigner(),
-		region:   awsCfg.Region,
-		service:  service,
-		static:   append([]string{cfg.SecretKey, cfg.SessionToken}, envSecrets...),
-		source:   source,
-		files:    tokenFiles,
-		fallback: fallback,
+		next:        next,
+		creds:       provider,
+		signer:      v4.NewSigner(),
+		region:      awsCfg.Region,
+		regionGiven: cfg.Region != "",
+		service:     service,
+		static:      append([]string{cfg.SecretKey, cfg.SessionToken}, envSecrets...),
+		source:      source,
+		files:       tokenFiles,
+		fallback:    fallback,
 	}, nil
 }
 

@@ -33,11 +33,14 @@ const redacted = "[REDACTED]"
 // transport signs each request bound for the origin of the first request
 // of its redirect chain, and hands it to next.
 type transport struct {
-	next    http.RoundTripper
-	creds   aws.CredentialsProvider
-	signer  *v4.Signer
-	region  string
-	service string
+	next   http.RoundTripper
+	creds  aws.CredentialsProvider
+	signer *v4.Signer
+	region string
+	// regionGiven: Config.Region (or its variable) chose region; otherwise
+	// the region an AMP endpoint's host names wins over the chain's.
+	regionGiven bool
+	service     string
 	// static holds the configured secrets and those of the credential
 	// variables; last the most recently retrieved credentials; source the
 	// provider whose credentials assume RoleARN (nil without one); files the
@@ -75,7 +78,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// RoundTrippers must not modify the caller's request; the clone shares
 	// its body, which the signer does not read.
 	signed := req.Clone(req.Context())
-	if err := t.signer.SignHTTP(req.Context(), creds, signed, hash, t.service, t.region, time.Now()); err != nil {
+	region := t.region
+	if !t.regionGiven {
+		if r := hostRegion(req.URL.Hostname()); r != "" {
+			region = r
+		}
+	}
+	if err := t.signer.SignHTTP(req.Context(), creds, signed, hash, t.service, region, time.Now()); err != nil {
 		return fail(fmt.Errorf("sigv4: signing the request: %w", err))
 	}
 	resp, err := t.next.RoundTrip(signed)
@@ -85,6 +94,47 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Some proxies and gateways echo request headers in error bodies.
 	resp.Body = t.scrub(resp.Body, creds)
 	return resp, nil
+}
+
+// hostRegion returns the region an Amazon Managed Service for Prometheus
+// endpoint's host names (aps-workspaces.<region>.amazonaws.com, its FIPS,
+// China and VPC-endpoint forms), or "". AMP refuses a signature for another
+// region, and the chain's region is often the workload's, not the
+// workspace's: on EKS the IRSA webhook sets AWS_REGION to the cluster's.
+func hostRegion(host string) string {
+	labels := strings.Split(strings.ToLower(host), ".")
+	for i := 0; i+2 < len(labels); i++ {
+		if !strings.HasPrefix(labels[i], "aps-workspaces") {
+			continue
+		}
+		region := labels[i+1]
+		rest := strings.Join(labels[i+2:], ".")
+		if isRegion(region) && (strings.HasSuffix(rest, "amazonaws.com") || strings.HasSuffix(rest, "amazonaws.com.cn")) {
+			return region
+		}
+	}
+	return ""
+}
+
+// isRegion reports whether s looks like an AWS region: letters, then
+// dash-separated words, ending in a number ("us-east-1", "us-gov-west-1").
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 {
+		return false
+	}
+	for i, p := range parts {
+		if p == "" {
+			return false
+		}
+		for _, r := range p {
+			digit := r >= '0' && r <= '9'
+			if digit != (i == len(parts)-1) || !digit && (r < 'a' || r > 'z') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // payloadHash returns the hex SHA-256 of the request's body, read through

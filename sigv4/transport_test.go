@@ -213,3 +213,62 @@ func TestRedactionReadsTheEnvironment(t *testing.T) {
 		t.Errorf("redact =\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestRegionFromEndpointHost: without Config.Region, a request to an AMP
+// endpoint is signed for the region its host names, not the chain's (on
+// EKS, IRSA sets AWS_REGION to the cluster's, and AMP refuses a signature
+// for another region); Config.Region, when given, wins.
+func TestRegionFromEndpointHost(t *testing.T) {
+	const url = "https://aps-workspaces.eu-central-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
+	for _, tc := range []struct {
+		name   string
+		region string // Config.Region
+		want   string
+	}{
+		{"host's region", "", "eu-central-1"},
+		{"Config.Region wins", "us-west-2", "us-west-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigv4test.Isolate(t)
+			t.Setenv("AWS_REGION", "ap-south-1") // the cluster's
+			rec := &recorder{}
+			tr, err := newTransport(Config{Region: tc.region, AccessKey: testAccessKey, SecretKey: testSecretKey, SessionToken: testToken}, rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := []byte("body")
+			req := httptest.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+			req.RequestURI = ""
+			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			req.Header.Set("Content-Type", "application/x-protobuf")
+			if _, err := tr.RoundTrip(req); err != nil {
+				t.Fatal(err)
+			}
+			v := testVerifier()
+			v.Region = tc.want
+			if _, err := v.Verify(rec.req, rec.body); err != nil {
+				t.Errorf("signed for another region than %s: %v (Authorization %q)", tc.want, err, rec.req.Header.Get("Authorization"))
+			}
+		})
+	}
+}
+
+func TestHostRegion(t *testing.T) {
+	for host, want := range map[string]string{
+		"aps-workspaces.us-east-1.amazonaws.com":                    "us-east-1",
+		"aps-workspaces-fips.us-gov-west-1.amazonaws.com":           "us-gov-west-1",
+		"aps-workspaces.cn-north-1.amazonaws.com.cn":                "cn-north-1",
+		"vpce-0abc-xyz.aps-workspaces.eu-west-3.vpce.amazonaws.com": "eu-west-3",
+		"APS-WORKSPACES.EU-WEST-1.AMAZONAWS.COM":                    "eu-west-1",
+		"aps-workspaces.example.com":                                "",
+		"aps-workspaces.us-east-1.example.com":                      "",
+		"127.0.0.1":                                                 "",
+		"aps-workspaces.notaregion.amazonaws.com":                   "",
+		"aps-workspaces.us-east-x.amazonaws.com":                    "",
+		"prometheus.us-east-1.amazonaws.com":                        "",
+	} {
+		if got := hostRegion(host); got != want {
+			t.Errorf("hostRegion(%q) = %q, want %q", host, got, want)
+		}
+	}
+}
