@@ -419,7 +419,19 @@ func failsAlways(err error) bool {
 	var token *tokenError
 	return errors.As(err, &certErr) || errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
 		errors.As(err, &record) || errors.As(err, &alert) || errors.As(err, &notSent) || errors.As(err, &token) ||
-		errors.Is(err, errTooManyRedirects) || errors.Is(err, http.ErrSchemeMismatch) || errors.Is(err, errBadLocation)
+		errors.Is(err, errTooManyRedirects) || errors.Is(err, http.ErrSchemeMismatch) || errors.Is(err, errBadLocation) ||
+		peerTLSAlert(err)
+}
+
+// peerTLSAlert reports whether err is a TLS alert the receiver sent (a
+// client certificate required or refused, no common version or cipher):
+// over TCP crypto/tls reports one as a net.OpError "remote error" around
+// its unexported alert type (tls.AlertError is QUIC's). The receiver's
+// TLS layer ended the connection, so no request was handled. An internal
+// error may pass, and is left to retry.
+func peerTLSAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && !strings.Contains(op.Err.Error(), "internal error")
 }
 
 // requestNotSent is an error of the exporter's own transport layers, which

@@ -177,19 +177,21 @@ func (r *refTracker) markers(cur map[uint64]refLive, ms int64) []prompb.TimeSeri
 func (r *refTracker) delivered(cur map[uint64]refLive) { r.last = cur }
 
 // deliveredPart records that the receiver accepted part, of an export that
-// failed later: its samples are the newest of their series, and its
-// markers end theirs.
-func (r *refTracker) deliveredPart(part *prompb.WriteRequest) {
+// failed later: its samples are the newest of their series, as observe
+// found them for the whole export (live: their own times and moves; part
+// holds them already moved, and is left as it is), and its markers end
+// theirs.
+func (r *refTracker) deliveredPart(part *prompb.WriteRequest, live map[uint64]refLive) {
 	if r.last == nil {
 		r.last = map[uint64]refLive{}
 	}
-	_, markers := cacheSplitMarkers(part.Timeseries)
+	data, markers := cacheSplitMarkers(part.Timeseries)
 	for _, m := range markers {
 		delete(r.last, r.key(m.Labels))
 	}
-	data, _ := cacheSplitMarkers(part.Timeseries)
-	for k, ls := range r.observe(&prompb.WriteRequest{Timeseries: data}) {
-		r.last[k] = ls
+	for _, ts := range data {
+		k := r.key(ts.Labels)
+		r.last[k] = live[k]
 	}
 }
 
@@ -617,7 +619,7 @@ func (m *cacheModel) export(t *testing.T, rm *metricdata.ResourceMetrics, now in
 		t.Fatalf("the test wants request %d to fail, but the export has %d requests", failAt, len(parts))
 	}
 	for _, part := range parts[:failAt] {
-		m.tracker.deliveredPart(part)
+		m.tracker.deliveredPart(part, live)
 	}
 	return parts[:failAt+1], len(req.Timeseries)
 }
@@ -1049,6 +1051,43 @@ func TestV2CachedEncodingMatchesFreshNumbering(t *testing.T) {
 		if st.delivered {
 			cached.markDelivered(&bc, bc.allRecords())
 			fresh.markDelivered(&bf, bf.allRecords())
+		}
+	}
+}
+
+// TestRefTrackerDeliveredPartKeepsMoves: the parts of an export that failed
+// later are recorded as observe found them for the whole export (their own
+// times and moves), as delivered records a whole export: observed again,
+// the already-moved samples of a part were recorded as not moved, and a
+// duplicate at the newest time was moved once more, in the very request
+// the model expected to be sent.
+func TestRefTrackerDeliveredPartKeepsMoves(t *testing.T) {
+	const own = 1_700_000_000_000
+	labels := []prompb.Label{{Name: "__name__", Value: "load"}}
+	req := func(v float64) *prompb.WriteRequest {
+		return &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: labels, Samples: []prompb.Sample{{Value: v, Timestamp: own}}}}}
+	}
+	whole, part := newRefTracker(true), newRefTracker(true)
+	for _, tr := range []*refTracker{whole, part} {
+		tr.delivered(tr.observe(req(1)))
+	}
+	// A new value in the same millisecond: moved 1 ms.
+	sent := req(2)
+	live := part.observe(sent)
+	whole.delivered(whole.observe(req(2)))
+	part.deliveredPart(sent, live)
+	if at := sent.Timeseries[0].Samples[0].Timestamp; at != own+1 {
+		t.Errorf("the part delivered holds its sample at %d, want %d, as sent", at, own+1)
+	}
+	if w, p := whole.last[whole.key(labels)], part.last[part.key(labels)]; w.newest != p.newest || w.moved != p.moved || w.value != p.value {
+		t.Errorf("after a part: newest %d moved %d, want newest %d moved %d as after the whole export", p.newest, p.moved, w.newest, w.moved)
+	}
+	// The same point again goes at the newest time, a duplicate.
+	for _, tr := range []*refTracker{whole, part} {
+		again := req(2)
+		tr.observe(again)
+		if at := again.Timeseries[0].Samples[0].Timestamp; at != own+1 {
+			t.Errorf("the same point again at %d, want %d (the newest)", at, own+1)
 		}
 	}
 }
