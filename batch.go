@@ -58,6 +58,12 @@ const (
 	recordFlags      = recordHistogram | recordMarker | recordMoved
 )
 
+// maxRecordExtra is the most bytes of exemplars and native histogram one
+// series may carry, the most extraLen holds below its flags (64 MiB, 21
+// times the default request size); emit drops a series beyond it, with a
+// problem. A variable, so that a test need not build such a histogram.
+var maxRecordExtra = 1<<recordMovedShift - 1
+
 // moved is how far restamp moved the record's sample.
 func (r *record) moved() int64 { return int64(r.extraLen & recordMoved >> recordMovedShift) }
 

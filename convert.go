@@ -306,6 +306,14 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 			h.timestamp = ms
 			b.extra = appendHistogram(b.extra, h, true)
 		}
+		if n := len(b.extra) - start; n > maxRecordExtra {
+			b.extra = b.extra[:start]
+			if len(exemplars) > 0 {
+				b.exemplars = b.exemplars[:len(b.exemplars)-1]
+			}
+			mc.p.add("series %s dropped: its native histogram and exemplars take %d bytes, more than the %d one series may", seriesString(decodeLabels(cc.sc.encodedLabels(s))), n, maxRecordExtra)
+			return
+		}
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)
 		if h != nil {
 			r.extraLen |= recordHistogram

@@ -418,8 +418,6 @@ func checkTemporality(mc *metricCtx, t metricdata.Temporality) bool {
 	return true
 }
 
-// checkBuckets reports why explicit bucket data cannot form a Prometheus
-// histogram, or returns "". It allocates only to describe a problem.
 // withImplicitBuckets returns d with each point that has neither bounds nor
 // bucket counts given its one implicit bucket, +Inf, holding its count:
 // OTLP allows such a point (only count and sum; metrics.proto,
@@ -441,6 +439,8 @@ func withImplicitBuckets[N int64 | float64](d metricdata.Histogram[N]) metricdat
 	return d
 }
 
+// checkBuckets reports why explicit bucket data cannot form a Prometheus
+// histogram, or returns "". It allocates only to describe a problem.
 func checkBuckets[N int64 | float64](dp *metricdata.HistogramDataPoint[N]) string {
 	if len(dp.BucketCounts) != len(dp.Bounds)+1 {
 		return fmt.Sprintf("data point with %d bucket counts for %d bounds (want %d)", len(dp.BucketCounts), len(dp.Bounds), len(dp.Bounds)+1)
