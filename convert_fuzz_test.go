@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,11 +58,14 @@ func FuzzConvert(f *testing.F) {
 		logger, logs := newLogCapture()
 		cfg, err := newConfig(append([]Option{WithEndpoint("http://127.0.0.1:9/api/v1/write"), WithLogger(logger)}, opts...))
 		if err != nil {
+			if msg := err.Error(); strings.HasPrefix(msg, "prwmetric: WithNamespace(") && !strings.Contains(msg, "\n") {
+				return // an invalid namespace, refused by New
+			}
 			t.Fatalf("newConfig: %v", err)
 		}
 		c, err := newRules(cfg)
 		if err != nil {
-			return // an invalid namespace, refused by New
+			t.Fatalf("newRules of a configuration newConfig accepted: %v", err)
 		}
 		req, convErr := c.reference(rm)
 		if req == nil {
