@@ -83,27 +83,36 @@ func TestClassicHistogramSkipsStaleMarkers(t *testing.T) {
 	}
 }
 
-// TestLatestAfterShutdown follows the package documentation's recipe with
-// the real sender: record, Shutdown the MeterProvider (which ends every
-// series with a staleness marker), then srv.Latest, which must return the
-// value recorded.
-func TestLatestAfterShutdown(t *testing.T) {
+// recordThenShutdown follows the package documentation's recipe with the
+// real sender: record with meter, then Shutdown the MeterProvider, which
+// ends every series with a staleness marker after the values.
+func recordThenShutdown(t *testing.T, record func(ctx context.Context, meter metric.Meter) error) *prwmetrictest.Server {
+	t.Helper()
 	srv := prwmetrictest.NewServer()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	exp, err := prwmetric.New(prwmetric.WithoutEnvironment(), prwmetric.WithEndpoint(srv.URL()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
 	ctx := context.Background()
-	c, err := mp.Meter("t").Int64Counter("requests")
-	if err != nil {
+	if err := record(ctx, mp.Meter("t")); err != nil {
 		t.Fatal(err)
 	}
-	c.Add(ctx, 3, metric.WithAttributes(attribute.String("path", "/")))
 	if err := mp.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+// TestLatestAfterShutdown: after the recipe, Latest returns the value
+// recorded, not the staleness marker.
+func TestLatestAfterShutdown(t *testing.T) {
+	srv := recordThenShutdown(t, func(ctx context.Context, meter metric.Meter) error {
+		c, err := meter.Int64Counter("requests")
+		c.Add(ctx, 3, metric.WithAttributes(attribute.String("path", "/")))
+		return err
+	})
 	got, err := srv.Latest("requests_total", map[string]string{"path": "/"})
 	if err != nil {
 		t.Fatal(err)
@@ -113,26 +122,14 @@ func TestLatestAfterShutdown(t *testing.T) {
 	}
 }
 
-// TestClassicHistogramAfterShutdown is the same recipe for ClassicHistogram:
-// after Shutdown it must return the histogram recorded, not the staleness
-// markers' NaN counts.
+// TestClassicHistogramAfterShutdown: after the recipe, ClassicHistogram
+// returns the histogram recorded, not the staleness markers' NaN counts.
 func TestClassicHistogramAfterShutdown(t *testing.T) {
-	srv := prwmetrictest.NewServer()
-	defer srv.Close()
-	exp, err := prwmetric.New(prwmetric.WithoutEnvironment(), prwmetric.WithEndpoint(srv.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
-	ctx := context.Background()
-	h, err := mp.Meter("t").Float64Histogram("latency", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Record(ctx, 0.5)
-	if err := mp.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := recordThenShutdown(t, func(ctx context.Context, meter metric.Meter) error {
+		h, err := meter.Float64Histogram("latency", metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(1))
+		h.Record(ctx, 0.5)
+		return err
+	})
 	got, err := srv.ClassicHistogram("latency_seconds", nil)
 	if err != nil {
 		t.Fatal(err)
