@@ -1,5 +1,7 @@
 package prwmetric
 
+import "math"
+
 // batch is one export's series, in request order.
 type batch struct {
 	// labels holds the labels of the records' series (seriesState.key).
@@ -63,6 +65,11 @@ const (
 // times the default request size); emit drops a series beyond it, with a
 // problem. A variable, so that a test need not build such a histogram.
 var maxRecordExtra = 1<<recordMovedShift - 1
+
+// maxBatchExtra is the most bytes of exemplars and native histograms one
+// export may carry, the most record.extra can point into (4 GiB); emit
+// drops the series past it, with a problem. A variable, as maxRecordExtra.
+var maxBatchExtra = math.MaxUint32
 
 // moved is how far restamp moved the record's sample.
 func (r *record) moved() int64 { return int64(r.extraLen & recordMoved >> recordMovedShift) }

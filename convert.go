@@ -306,12 +306,19 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 			h.timestamp = ms
 			b.extra = appendHistogram(b.extra, h, true)
 		}
-		if n := len(b.extra) - start; n > maxRecordExtra {
+		var tooLarge string
+		switch n := len(b.extra) - start; {
+		case n > maxRecordExtra:
+			tooLarge = fmt.Sprintf("its native histogram and exemplars take %d bytes, more than the %d one series may", n, maxRecordExtra)
+		case len(b.extra) > maxBatchExtra:
+			tooLarge = fmt.Sprintf("the export's native histograms and exemplars take more than the %d bytes one export may", maxBatchExtra)
+		}
+		if tooLarge != "" {
 			b.extra = b.extra[:start]
 			if len(exemplars) > 0 {
 				b.exemplars = b.exemplars[:len(b.exemplars)-1]
 			}
-			mc.p.add("series %s dropped: its native histogram and exemplars take %d bytes, more than the %d one series may", seriesString(decodeLabels(cc.sc.encodedLabels(s))), n, maxRecordExtra)
+			mc.p.add("series %s dropped: %s", seriesString(decodeLabels(cc.sc.encodedLabels(s))), tooLarge)
 			return
 		}
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)
