@@ -21,7 +21,12 @@
 // workspace (the managed policy AmazonPrometheusRemoteWriteAccess grants
 // it). Requests are signed for the workspace's region: Config.Region, or
 // else the one the endpoint's host names, which wins over the AWS chain's
-// (on EKS, IRSA sets AWS_REGION to the cluster's, which may differ).
+// (on EKS, IRSA sets AWS_REGION to the cluster's, which may differ). So an
+// AMP endpoint needs no region configured, even where the chain has none
+// (on EC2, the SDK does not read it from the instance metadata service);
+// another endpoint then fails each export with the fix. Credentials from
+// STS (Config.RoleARN, a web identity token, a profile's role_arn) need
+// Config.Region or the chain's.
 //
 // # Credentials
 //
@@ -38,7 +43,7 @@
 // they expire.
 //
 // prwmetric.New reports configuration mistakes with their fix: no region
-// anywhere, half of a static key pair, a malformed role ARN, a profile that
+// for STS, half of a static key pair, a malformed role ARN, a profile that
 // does not exist, or another Authorization (WithBasicAuth, WithBearerToken,
 // an Authorization header). Failures to get credentials at run time (STS
 // refusing the role, no instance role) fail that export with the SDK's

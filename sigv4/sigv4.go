@@ -42,6 +42,9 @@ const (
 // optionName is the name New's errors use for this option.
 const optionName = "sigv4.WithSigV4"
 
+// regionFix ends the errors of a missing region with what to set.
+const regionFix = "set Config.Region (" + EnvRegion + "), AWS_REGION, or region in the profile, to the region of the workspace, e.g. \"us-east-1\""
+
 // sdkTimeout bounds each call the AWS SDK makes for credentials (STS, the
 // instance metadata service). The export's deadline stops the wait sooner;
 // this one ends the SDK's call itself, which the credential cache runs
@@ -60,7 +63,10 @@ type Config struct {
 	// the region an AMP endpoint's host names
 	// (aps-workspaces.<region>.amazonaws.com), else the chain's
 	// (AWS_REGION, AWS_DEFAULT_REGION, the profile's region), which also
-	// serves STS. New fails when the chain has none and Region is empty.
+	// serves STS. With none of them, New fails only when the credentials
+	// come from STS (RoleARN, a web identity token, a profile's role_arn),
+	// which needs a region; otherwise each request to a host that names no
+	// region fails, saying so.
 	Region string
 	// Service is the SigV4 service name. Default: DefaultService ("aps").
 	Service string
@@ -208,8 +214,16 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 		}
 		return nil, fmt.Errorf("loading the AWS configuration: %s", redact(err.Error(), append([]string{cfg.SecretKey, cfg.SessionToken}, envSecrets...)...))
 	}
+	// Without a region, each request is signed for the one its host names
+	// (see transport.regionFor); STS has no such host to go by, and would
+	// fail every export with "Missing Region".
 	if awsCfg.Region == "" {
-		return nil, errors.New("no AWS region: set Config.Region (OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION), AWS_REGION, or region in the profile, to the region of the workspace, e.g. \"us-east-1\"")
+		switch {
+		case cfg.RoleARN != "":
+			return nil, errors.New("no AWS region for STS: RoleARN is assumed through STS, which needs the region: " + regionFix)
+		case viaSTS(awsCfg.Credentials):
+			return nil, errors.New("no AWS region for STS: the AWS chain's credentials come from STS (a web identity token, as with IRSA, or a profile's role_arn), which needs the region: " + regionFix)
+		}
 	}
 	if awsCfg.Credentials == nil {
 		return nil, errors.New("no AWS credentials source: set AccessKey and SecretKey, a profile, or the AWS_* credential variables")
@@ -252,6 +266,20 @@ func newTransport(cfg Config, next http.RoundTripper) (*transport, error) {
 		files:       tokenFiles,
 		fallback:    fallback,
 	}, nil
+}
+
+// viaSTS reports whether p gets its credentials from STS, as the SDK
+// records it.
+func viaSTS(p aws.CredentialsProvider) bool {
+	return slices.ContainsFunc(providerSources(p), func(s aws.CredentialSource) bool {
+		switch s {
+		case aws.CredentialSourceEnvVarsSTSWebIDToken, aws.CredentialSourceProfileSTSWebIDToken,
+			aws.CredentialSourceSTSAssumeRole, aws.CredentialSourceSTSAssumeRoleSaml, aws.CredentialSourceSTSAssumeRoleWebID,
+			aws.CredentialSourceSTSFederationToken, aws.CredentialSourceSTSSessionToken:
+			return true
+		}
+		return false
+	})
 }
 
 // providerSources returns where p gets its credentials, as the SDK

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -287,7 +289,21 @@ func TestNewErrors(t *testing.T) {
 		extra []prwmetric.Option
 		want  []string
 	}{
-		{name: "no region", give: sigv4.Config{AccessKey: accessKey, SecretKey: secretKey}, want: []string{"no AWS region", "Config.Region", "AWS_REGION"}},
+		{
+			name: "role without region",
+			give: sigv4.Config{AccessKey: accessKey, SecretKey: secretKey, RoleARN: roleARN},
+			want: []string{"no AWS region for STS", "RoleARN is assumed through STS, which needs the region", "Config.Region", sigv4.EnvRegion, "AWS_REGION"},
+		},
+		{
+			name: "web identity without region",
+			setup: func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "token")
+				writeFile(t, path, webIdentityToken)
+				t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path)
+				t.Setenv("AWS_ROLE_ARN", roleARN)
+			},
+			want: []string{"no AWS region for STS", "web identity token", "Config.Region", "AWS_REGION"},
+		},
 		{name: "access key without secret key", give: sigv4.Config{Region: region, AccessKey: accessKey}, want: []string{"AccessKey is set without SecretKey", "set both"}},
 		{name: "secret key without access key", give: sigv4.Config{Region: region, SecretKey: secretKey}, want: []string{"SecretKey is set without AccessKey", "set both"}},
 		{name: "session token alone", give: sigv4.Config{Region: region, SessionToken: sessionToken}, want: []string{"SessionToken is set without AccessKey and SecretKey"}},
@@ -336,6 +352,70 @@ func TestNewErrors(t *testing.T) {
 			checkNoSecrets(t, "error", msg)
 		})
 	}
+}
+
+// TestWithoutRegion: with no region in Config nor in the AWS chain (as on
+// EC2, where the SDK does not ask the instance metadata service for one),
+// New succeeds; a request to an AMP endpoint is signed for the region its
+// host names, and an export to a host that names none fails with the fix,
+// sending nothing.
+func TestWithoutRegion(t *testing.T) {
+	cfg := sigv4.Config{AccessKey: accessKey, SecretKey: secretKey}
+	longTerm := sigv4test.Credentials{AccessKey: accessKey, SecretKey: secretKey}
+
+	t.Run("AMP host", func(t *testing.T) {
+		sigv4test.Isolate(t)
+		recv := newReceiver(t, longTerm) // verifies for region, which the host names
+		// The AMP host name is dialled at the receiver's address, so the
+		// request keeps it in its URL, Host header and signature.
+		addr := strings.TrimPrefix(recv.Origin(), "http://")
+		transport := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		t.Cleanup(transport.CloseIdleConnections)
+		_, port, _ := net.SplitHostPort(addr)
+		endpoint := "http://aps-workspaces." + region + ".amazonaws.com:" + port + sigv4test.WritePath
+		p := mustPipeline(t, prwmetric.WithEndpoint(endpoint), prwmetric.WithHTTPClient(&http.Client{Transport: transport}), sigv4.WithSigV4(cfg))
+
+		if err := p.export(t); err != nil {
+			t.Fatalf("export: %v (rejected: %q)", err, recv.Rejected())
+		}
+		if n := len(recv.Accepted()); n != 1 {
+			t.Errorf("receiver verified %d requests for %s, want 1; rejected: %q", n, region, recv.Rejected())
+		}
+		if got, want := values(recv), map[string][]float64{`orders_total{region="eu"}`: {3}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("receiver stored %v, want %v", got, want)
+		}
+	})
+
+	t.Run("host names no region", func(t *testing.T) {
+		sigv4test.Isolate(t)
+		recv := newReceiver(t, longTerm)
+		p := mustPipeline(t, prwmetric.WithEndpoint(recv.URL()), sigv4.WithSigV4(cfg))
+
+		err := p.export(t)
+		if err == nil {
+			t.Fatal("export succeeded without a region to sign for")
+		}
+		for _, w := range []string{
+			"sigv4: no AWS region for host 127.0.0.1: set Config.Region (" + sigv4.EnvRegion + "), AWS_REGION, or region in the profile, to the region of the workspace",
+			"1 series dropped",
+		} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("export error %q does not contain %q", err, w)
+			}
+		}
+		var we *prwmetric.WriteError
+		if !errors.As(err, &we) || we.StatusCode != 0 {
+			t.Errorf("export error %v is not a WriteError without a response", err)
+		}
+		if n := len(recv.Accepted()) + len(recv.Rejected()); n != 0 {
+			t.Errorf("the receiver got %d requests, want none", n)
+		}
+		checkNoSecrets(t, "error", err.Error())
+		checkNoSecrets(t, "log", p.logs.String())
+	})
 }
 
 // TestCredentialFailures checks that failing to get credentials fails the

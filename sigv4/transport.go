@@ -36,6 +36,7 @@ type transport struct {
 	next   http.RoundTripper
 	creds  aws.CredentialsProvider
 	signer *v4.Signer
+	// region is Config.Region or else the chain's; "" when neither is set.
 	region string
 	// regionGiven: Config.Region (or its variable) chose region; otherwise
 	// the region an AMP endpoint's host names wins over the chain's.
@@ -66,6 +67,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+	// Checked first: no credentials are fetched for a request that cannot
+	// be signed.
+	region := t.regionFor(req.URL.Hostname())
+	if region == "" {
+		return fail(fmt.Errorf("sigv4: no AWS region for host %s: %s", req.URL.Hostname(), regionFix))
+	}
 	hash, err := payloadHash(req)
 	if err != nil {
 		return fail(err)
@@ -78,12 +85,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// RoundTrippers must not modify the caller's request; the clone shares
 	// its body, which the signer does not read.
 	signed := req.Clone(req.Context())
-	region := t.region
-	if !t.regionGiven {
-		if r := hostRegion(req.URL.Hostname()); r != "" {
-			region = r
-		}
-	}
 	if err := t.signer.SignHTTP(req.Context(), creds, signed, hash, t.service, region, time.Now()); err != nil {
 		return fail(fmt.Errorf("sigv4: signing the request: %w", err))
 	}
@@ -94,6 +95,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Some proxies and gateways echo request headers in error bodies.
 	resp.Body = t.scrub(resp.Body, creds)
 	return resp, nil
+}
+
+// regionFor returns the region to sign a request to host for: Config.Region,
+// else the one host names, else the chain's; "" when there is none.
+func (t *transport) regionFor(host string) string {
+	if !t.regionGiven {
+		if r := hostRegion(host); r != "" {
+			return r
+		}
+	}
+	return t.region
 }
 
 // hostRegion returns the region an Amazon Managed Service for Prometheus

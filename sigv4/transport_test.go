@@ -217,20 +217,26 @@ func TestRedactionReadsTheEnvironment(t *testing.T) {
 // TestRegionFromEndpointHost: without Config.Region, a request to an AMP
 // endpoint is signed for the region its host names, not the chain's (on
 // EKS, IRSA sets AWS_REGION to the cluster's, and AMP refuses a signature
-// for another region); Config.Region, when given, wins.
+// for another region), and also when the chain has none (on EC2 the SDK
+// does not ask the instance metadata service for it); Config.Region, when
+// given, wins.
 func TestRegionFromEndpointHost(t *testing.T) {
 	const url = "https://aps-workspaces.eu-central-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
 	for _, tc := range []struct {
 		name   string
 		region string // Config.Region
+		chain  string // AWS_REGION, the cluster's; "" for none
 		want   string
 	}{
-		{"host's region", "", "eu-central-1"},
-		{"Config.Region wins", "us-west-2", "us-west-2"},
+		{"host's region over the chain's", "", "ap-south-1", "eu-central-1"},
+		{"host's region without the chain's", "", "", "eu-central-1"},
+		{"Config.Region wins", "us-west-2", "ap-south-1", "us-west-2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sigv4test.Isolate(t)
-			t.Setenv("AWS_REGION", "ap-south-1") // the cluster's
+			if tc.chain != "" {
+				t.Setenv("AWS_REGION", tc.chain)
+			}
 			rec := &recorder{}
 			tr, err := newTransport(Config{Region: tc.region, AccessKey: testAccessKey, SecretKey: testSecretKey, SessionToken: testToken}, rec)
 			if err != nil {
@@ -250,6 +256,47 @@ func TestRegionFromEndpointHost(t *testing.T) {
 				t.Errorf("signed for another region than %s: %v (Authorization %q)", tc.want, err, rec.req.Header.Get("Authorization"))
 			}
 		})
+	}
+}
+
+// closeRecorder is a request body that records whether it was closed.
+type closeRecorder struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+// TestNoRegionForHost: without Config.Region and a chain region, a request
+// to a host that names no region fails before credentials are fetched,
+// with the fix, and its body is closed as RoundTrip must.
+func TestNoRegionForHost(t *testing.T) {
+	sigv4test.Isolate(t)
+	rec := &recorder{}
+	tr, err := newTransport(Config{AccessKey: testAccessKey, SecretKey: testSecretKey, SessionToken: testToken}, rec)
+	if err != nil {
+		t.Fatalf("newTransport without a region: %v", err)
+	}
+	body := &closeRecorder{Reader: strings.NewReader("body")}
+	req, err := http.NewRequest(http.MethodPost, "https://prometheus.example.com:9090/api/v1/write", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("body")), nil }
+
+	_, err = tr.RoundTrip(req)
+	want := `sigv4: no AWS region for host prometheus.example.com: set Config.Region (OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION), AWS_REGION, or region in the profile, to the region of the workspace, e.g. "us-east-1"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("RoundTrip error = %v, want %s", err, want)
+	}
+	if rec.req != nil {
+		t.Error("the request was sent")
+	}
+	if !body.closed {
+		t.Error("the request body was not closed")
+	}
+	if tr.last.Load() != nil {
+		t.Error("credentials were fetched for a request that cannot be signed")
 	}
 }
 
