@@ -42,6 +42,9 @@ func (p Protocol) String() string {
 	}
 }
 
+// nameLabel is the label that holds a series' metric name.
+const nameLabel = "__name__"
+
 // Labels is the label set of a series or an exemplar, keyed by label name.
 // A series' metric name is the value of the "__name__" label.
 type Labels map[string]string

@@ -10,6 +10,37 @@ import (
 	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
 
+func TestFindErrors(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	mustPost(t, srv.URL(), v1Headers(), encodeV1(t, validV1()))
+
+	tests := []struct {
+		name    string
+		metric  string
+		match   map[string]string
+		wantErr string
+	}{
+		{"unknown name", "nope_total", nil, `no series named "nope_total" received; names received: latency_seconds_bucket, `},
+		{"no label match", "requests_total", map[string]string{"path": "/y"}, `no series matches requests_total{path="/y"}`},
+		{"ambiguous", "requests_total", nil, `2 series match requests_total{}, add labels to pick one`},
+		{"absent label must be absent", "requests_total", map[string]string{"path": ""}, `no series matches`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := srv.Latest(tt.metric, tt.match)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+	t.Run("empty value matches absent label", func(t *testing.T) {
+		if _, err := srv.Latest("latency_seconds_sum", map[string]string{"path": ""}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // TestNotFoundExplainsRefusedRequests pins that when a series is not found
 // and requests were refused (so nothing of them stored), the error says
 // how many and gives the first one's status and violation: otherwise a
