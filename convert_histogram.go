@@ -26,6 +26,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 	// their problems and of their custom-bucket histograms; the classic
 	// series are then sent in the histogram order.
 	points := cc.sc.histPoints[:0]
+	fresh := len(cc.sc.last) // the series interned from here on are this histogram's
 	defer func() {
 		clear(points) // keep no exemplars alive
 		cc.sc.histPoints = points[:0]
@@ -64,8 +65,9 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 		var sorted bool
 		order, sorted = me.order.sorted(points, &cc.sc.labels)
 		if sorted && layoutDue(points) {
-			// Lay the series' labels out in the order they are sent,
-			// once they are.
+			// Lay the series' states and labels out in the order they
+			// are sent, the states now, the labels once they are sent.
+			cc.sc.packStates(fresh, histogramSlots(cc.sc, points, order, d.DataPoints, buckets))
 			first := len(cc.b.records)
 			defer func() { cc.sc.layOut(cc.b.records[first:]) }()
 		}
@@ -188,6 +190,27 @@ func (cc *conversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEn
 		ps.max = sc.internWith(base, sc.rules.gaugeNameLabels(me.families[familyMax].name)...)
 	}
 	return pe
+}
+
+// histogramSlots returns the slots of the classic series of points in the
+// order the conversion sends them (convertHistogram), in scratch space of
+// sc.
+func histogramSlots[N int64 | float64](sc *seriesCache, points []histPoint, order []int, dps []metricdata.HistogramDataPoint[N], buckets int) []**seriesState {
+	slots := sc.slots[:0]
+	for j := range buckets {
+		for _, k := range order {
+			if j < len(dps[points[k].i].BucketCounts) {
+				slots = append(slots, &points[k].ps.series[j])
+			}
+		}
+	}
+	for extra := range 2 { // _sum, then _count
+		for _, k := range order {
+			slots = append(slots, &points[k].ps.series[len(dps[points[k].i].BucketCounts)+extra])
+		}
+	}
+	sc.slots = slots
+	return slots
 }
 
 // sameFloats reports whether a and b hold the same numbers, bit for bit

@@ -163,6 +163,64 @@ func (sc *seriesCache) layOut(records []record) {
 	}
 }
 
+// packStates copies the states of the series interned since sc.last[fresh]
+// that slots point to into blocks of memory, in the order of slots, and
+// points every reference to them there: the slots, sc.last and the series
+// table. The histogram order reads a histogram's series bucket by bucket
+// across its points, while they were built point by point, scattered over
+// the heap: each state read (to emit the series, then to mark it delivered)
+// was a cache miss, a fifth of the CPU of an export of histograms. Only
+// series built since fresh, by this histogram's points, move: nothing else
+// refers to them yet, and the other references a state may have (records,
+// moved samples, 2.0's) begin when it is first sent. Blocks are small
+// (stateBlock), so that a series that outlives the others of its block
+// keeps little memory alive.
+func (sc *seriesCache) packStates(fresh int, slots []**seriesState) {
+	defer func() {
+		clear(slots)
+		sc.slots = slots[:0]
+	}()
+	built := sc.last[fresh:]
+	// A state built since fresh says so, and where it is in built, in v2,
+	// which is 0 until the series is first sent as 2.0.
+	for i, s := range built {
+		s.v2 = uint32(i)
+		s.set(flagPacking, true)
+	}
+	var block []seriesState
+	left := len(built)
+	for _, slot := range slots {
+		old := *slot
+		if !old.is(flagPacking) {
+			continue // built before fresh
+		}
+		i := old.v2
+		if built[i] != old {
+			*slot = built[i] // a second slot of the series (attribute sets that collide)
+			continue
+		}
+		if len(block) == 0 {
+			block = make([]seriesState, min(left, stateBlock))
+		}
+		s := &block[0]
+		block = block[1:]
+		left--
+		*s = *old
+		s.v2 = 0
+		s.set(flagPacking, false)
+		built[i], *slot = s, s
+		sc.byLabels[s.key] = s
+	}
+	for _, s := range built { // those no slot reaches
+		s.v2 = 0
+		s.set(flagPacking, false)
+	}
+}
+
+// stateBlock is the number of series states packStates puts in one block:
+// 2 KiB, which a block keeps in memory as long as one of its series lives.
+const stateBlock = 64
+
 // layoutDue reports whether the series of points, sorted anew, are to be
 // laid out anew (layOut): when a quarter of the points or more have
 // series not laid out since they were built, as on a first export. A few

@@ -19,7 +19,9 @@ import (
 // another order, come and go, repeat themselves, change their bounds or
 // collide (two attribute sets, one label set): the same bytes every time.
 // And the series' labels lie in memory in the order they are sent
-// (layOut), still interned under their labels.
+// (layOut), still interned under their labels, and their states too, when
+// they were all built by that export (packStates), which leaves every
+// reference to a state pointing to the one the table holds.
 func TestHistogramOrderFollowsThePoints(t *testing.T) {
 	c, _ := convConverter(t, WithoutTargetInfo())
 	sc := newSeriesCache(c, true)
@@ -81,6 +83,21 @@ func TestHistogramOrderFollowsThePoints(t *testing.T) {
 		}
 		if len(sc.byLabels) != len(sc.last) {
 			t.Errorf("%s: %d series interned, %d tracked", tt.name, len(sc.byLabels), len(sc.last))
+		}
+		tracked := map[*seriesState]bool{}
+		for _, s := range sc.last {
+			tracked[s] = true
+			if sc.byLabels[s.key] != s {
+				t.Errorf("%s: a tracked series is not the one interned under its labels", tt.name)
+			}
+		}
+		for i := range bt.records {
+			if !tracked[bt.records[i].s] {
+				t.Errorf("%s: series %d is not tracked", tt.name, i)
+			}
+			if i > 0 && tt.name == "first" && uintptr(unsafe.Pointer(bt.records[i].s)) != uintptr(unsafe.Pointer(bt.records[i-1].s))+unsafe.Sizeof(seriesState{}) {
+				t.Errorf("%s: the state of series %d does not follow that of series %d in memory", tt.name, i, i-1)
+			}
 		}
 		// The order does not depend on the order of the points.
 		switch tt.name {

@@ -72,6 +72,9 @@ const (
 	// flagMoved: restamp moved its newest sample delivered, whose own time
 	// and value seriesCache.moved holds.
 	flagMoved
+	// flagPacking: packStates is moving the state, whose place in the
+	// states it moves v2 holds meanwhile.
+	flagPacking
 )
 
 func (s *seriesState) seen() generation { return generation(s.bits & genMask) }
@@ -159,6 +162,8 @@ type seriesCache struct {
 	labelList []prompb.Label
 	// histPoints are a histogram's points being converted.
 	histPoints []histPoint
+	// slots are the series slots of a histogram being packed (packStates).
+	slots []**seriesState
 	// exemplars are the exemplars of the metric being converted.
 	exemplars exemplarScratch
 
