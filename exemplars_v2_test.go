@@ -180,3 +180,86 @@ func TestExemplarsOfSeriesBornDuringFallback(t *testing.T) {
 		t.Errorf("first 2.0 export sent exemplars at %v; %d went as 1.0 already, want only %d", got, e2.UnixMilli(), e3.UnixMilli())
 	}
 }
+
+// storedV2ExemplarTimes returns the timestamps of the exemplars of every
+// 2.0 request the receiver stored.
+func storedV2ExemplarTimes(t *testing.T, srv *prwmetrictest.Server) []int64 {
+	t.Helper()
+	var out []int64
+	for _, r := range srv.Requests() {
+		if !r.Stored || r.Protocol != prwmetrictest.ProtocolV2 || r.V2 == nil {
+			continue
+		}
+		for _, ts := range r.V2.Timeseries {
+			for _, e := range ts.Exemplars {
+				out = append(out, e.Timestamp)
+			}
+		}
+	}
+	return out
+}
+
+// TestExemplarsSentAgainAfterNativeHistogramRefusal: a 2.0 receiver
+// that refuses native histograms (500 "native histograms are disabled",
+// the whole request rolled back, as Prometheus does) gets the export again
+// at once with classic histograms. The counter's exemplar was never stored,
+// so the export sent again must carry it.
+func TestExemplarsSentAgainAfterNativeHistogramRefusal(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithoutNativeHistograms())
+	t.Cleanup(srv.Close)
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithoutStaleMarkers())
+
+	t1 := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	e1 := t1.Add(-time.Second)
+	cp := convPoint[int64](5)
+	cp.Time = t1
+	cp.Exemplars = []metricdata.Exemplar[int64]{convExemplar[int64](1, e1, attribute.Int("n", 1))}
+	hp := convExpPoint(0, 1, metricdata.ExponentialBucket{Offset: 0, Counts: []uint64{1, 2}}, metricdata.ExponentialBucket{}, 4.5)
+	hp.Time = t1
+	rm := convRM(
+		metricdata.Metrics{Name: "c", Data: convSum(true, cp)},
+		metricdata.Metrics{Name: "size", Unit: "By", Data: convExpHist(hp)},
+	)
+	if err := exp.Export(context.Background(), rm); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) < 2 || reqs[0].Stored || !reqs[len(reqs)-1].Stored {
+		t.Fatalf("want the refused request, then the export again stored: %+v", reqs)
+	}
+	got := storedV2ExemplarTimes(t, srv)
+	if len(got) != 1 || got[0] != e1.UnixMilli() {
+		t.Errorf("exemplars stored at %v, want the counter's at %d: the refused request stored nothing, yet the export sent again left its exemplar out", got, e1.UnixMilli())
+	}
+}
+
+// TestExemplarsSentAgainAfter503: a 2.0 request answered 503 (a load
+// balancer, an overloaded receiver: nothing stored) did not deliver its
+// exemplars. The next export, which repeats them (the SDK keeps a
+// cumulative point's exemplars), must send them; only a 400 may have been
+// partly committed.
+func TestExemplarsSentAgainAfter503(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusServiceUnavailable, Body: "upstream unavailable"})
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithoutStaleMarkers())
+	ctx := context.Background()
+
+	t1 := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	e1 := t1.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(5, t1, e1)); err == nil {
+		t.Fatal("first export: want the 503")
+	}
+	if reqs := srv.Requests(); len(reqs) != 1 || reqs[0].Stored {
+		t.Fatalf("first request: %+v", reqs)
+	}
+	t2 := t1.Add(15 * time.Second)
+	e2 := t2.Add(-time.Second)
+	if err := exp.Export(ctx, exemplarCounter(6, t2, e1, e2)); err != nil {
+		t.Fatalf("second export: %v", err)
+	}
+	got := storedV2ExemplarTimes(t, srv)
+	if len(got) != 2 {
+		t.Errorf("receiver holds exemplars at %v, want both %d (never stored: the 503 stored nothing) and %d", got, e1.UnixMilli(), e2.UnixMilli())
+	}
+}

@@ -62,6 +62,33 @@ func (f *fallback) active(now time.Time) bool {
 	return now.Before(f.until)
 }
 
+// probing reports whether the exporter tries again what the receiver
+// refused over an hour ago: until the receiver accepts it (accepted), or
+// refuses it again.
+func (f *fallback) probing(now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.until.IsZero() && !now.Before(f.until)
+}
+
+// accepted records that the receiver took what it had refused.
+func (f *fallback) accepted() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.until = time.Time{}
+}
+
+// concurrency is how many requests an export as proto with comp sends at
+// once: one while it tries again what the receiver refused, whose first
+// refusal then stops the rest (sent again at once as 1.0 with snappy), so
+// that the retry costs one refused request, not one per request in flight.
+func (n *negotiation) concurrency(now time.Time, proto Protocol, comp Compression, configured int) int {
+	if proto == ProtocolV2 && n.v1.probing(now) || comp == CompressionZstd && n.snappy.probing(now) {
+		return 1
+	}
+	return configured
+}
+
 // fallBack records that the receiver refused, and reports whether this is
 // the first time, which is worth a warning; later refusals, after each
 // hourly retry, are not news.

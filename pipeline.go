@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -51,10 +52,11 @@ type workerBuffers struct {
 // sendWorkers encode and compress requests side by side.
 const sendWorkers = 2
 
-// sendAs sends the records of todo in protocol proto, compressed by comp.
-// Its delivered spans live in bufs.delivered until the next call.
-func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo []span, proto Protocol, comp Compression) sent {
-	run := e.startSending(ctx, b, bufs, proto, comp)
+// sendAs sends the records of todo in protocol proto, compressed by comp,
+// up to concurrent requests at once. Its delivered spans live in
+// bufs.delivered until the next call.
+func (e *Exporter) sendAs(ctx context.Context, b *batch, bufs *sendBuffers, todo []span, proto Protocol, comp Compression, concurrent int) sent {
+	run := e.startSending(ctx, b, bufs, proto, comp, concurrent)
 	run.p.cutAll(bufs, todo, run.publish)
 	return run.wait()
 }
@@ -67,11 +69,11 @@ type sending struct {
 	encoding, requests sync.WaitGroup
 }
 
-func (e *Exporter) startSending(ctx context.Context, b *batch, bufs *sendBuffers, proto Protocol, comp Compression) *sending {
+func (e *Exporter) startSending(ctx context.Context, b *batch, bufs *sendBuffers, proto Protocol, comp Compression, concurrent int) *sending {
 	p := &pipeline{
-		e: e, ctx: ctx, b: b, proto: proto, comp: comp,
+		e: e, ctx: ctx, b: b, proto: proto, comp: comp, concurrent: concurrent,
 		// Saturated: WithMaxConcurrentRequests(math.MaxInt) is no limit.
-		tokens:  make(chan struct{}, min(e.cfg.maxConcurrent, math.MaxInt-sendWorkers)+sendWorkers),
+		tokens:  make(chan struct{}, min(concurrent, math.MaxInt-sendWorkers)+sendWorkers),
 		items:   bufs.items[:0],
 		cutting: true,
 	}
@@ -92,7 +94,7 @@ func (run *sending) publish(c cut, v v2Cut) {
 	if k < sendWorkers {
 		run.encoding.Go(func() { p.work(&bufs.workers[k]) })
 	}
-	if k < p.e.cfg.maxConcurrent {
+	if k < p.concurrent {
 		run.requests.Go(p.post)
 	}
 }
@@ -186,6 +188,8 @@ type pipeline struct {
 	b     *batch
 	proto Protocol
 	comp  Compression
+	// concurrent is the most requests in flight at once.
+	concurrent int
 
 	// The cut publishes the requests in items as it cuts them (cut
 	// signalled on each); cutting is false once it is done.
@@ -335,10 +339,16 @@ func (p *pipeline) post() {
 				p.mu.Unlock()
 				err = nil
 			}
-			e.tel.part(p.ctx, c.parts, err)
+			if !p.refusal(err) {
+				// A refusal's series go again, and count then.
+				e.tel.part(p.ctx, c.parts, err)
+			}
 			if err != nil {
+				// Only a 400 may have stored part of the request:
+				// receivers roll back on any other answer, and a native
+				// histogram refusal is sent again, exemplars too.
 				var we *WriteError
-				sl.answered = errors.As(err, &we) && we.StatusCode != 0
+				sl.answered = errors.As(err, &we) && we.StatusCode == http.StatusBadRequest && !refusesNativeHistograms(err)
 				p.fail(err)
 			} else {
 				sl.ok = true

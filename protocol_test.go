@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -654,5 +655,78 @@ func TestProtocolV2ExportsInARow(t *testing.T) {
 		if diff := cmp.Diff(v2Want(t, rm), v2Received(t, reqs, false), convCmpOpts); diff != "" {
 			t.Errorf("%s: series (-reference +received):\n%s", st.name, diff)
 		}
+	}
+}
+
+// TestRetryAfterAnHourIsOneRequest: an hour after the receiver refused 2.0
+// (or zstd), the export that tries it again sends one request so: refused
+// again, the whole export goes as 1.0 with snappy, instead of one refused
+// request per request in flight. Once a receiver takes it, requests go side
+// by side again.
+func TestRetryAfterAnHourIsOneRequest(t *testing.T) {
+	const series = 6
+	at := time.UnixMilli(1_700_000_000_000)
+	cases := []struct {
+		name                string
+		opt                 Option
+		refusing, accepting []prwmetrictest.Option
+		preferred           func(prwmetrictest.Request) bool
+		fallback            func(*negotiation) *fallback
+	}{
+		{"2.0", WithProtocol(ProtocolV2), []prwmetrictest.Option{prwmetrictest.WithRemoteWrite1Only()}, nil,
+			func(r prwmetrictest.Request) bool { return r.Protocol == prwmetrictest.ProtocolV2 },
+			func(n *negotiation) *fallback { return &n.v1 }},
+		{"zstd", WithCompression(CompressionZstd), nil, []prwmetrictest.Option{prwmetrictest.WithZstd()},
+			func(r prwmetrictest.Request) bool { return r.Header.Get("Content-Encoding") == contentEncodingZstd },
+			func(n *negotiation) *fallback { return &n.snappy }},
+	}
+	// export exports series gauges an hour after exp's receiver refused,
+	// and returns how many of its requests went the preferred way.
+	export := func(t *testing.T, exp *Exporter, srv *prwmetrictest.Server, preferred func(prwmetrictest.Request) bool, later time.Time) int {
+		exp.negotiation.now = func() time.Time { return later }
+		before := len(srv.Requests())
+		sample := at.Add(time.Minute)
+		if err := exp.Export(context.Background(), manyGauges(series, sample)); err != nil {
+			t.Fatalf("export an hour later: %v", err)
+		}
+		n := 0
+		for _, r := range srv.Requests()[before:] {
+			if preferred(r) {
+				n++
+			}
+		}
+		for i := range series {
+			if got, err := srv.Latest("load", map[string]string{"i": strconv.Itoa(i)}); err != nil || got.Timestamp != sample.UnixMilli() || got.Value != float64(i) {
+				t.Errorf("series %d: %+v, %v; want %d at the export an hour later", i, got, err, i)
+			}
+		}
+		return n
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			later := time.Now().Add(refusalRetryAfter + time.Second)
+			srv := prwmetrictest.NewServer(tc.refusing...)
+			t.Cleanup(srv.Close)
+			exp := newExporter(t, WithEndpoint(srv.URL()), tc.opt, WithLogger(discardLogger()), WithoutStaleMarkers(), WithoutMetadata(), WithMaxSeriesPerRequest(1))
+			if err := exp.Export(context.Background(), manyGauges(series, at)); err != nil {
+				t.Fatalf("first export: %v", err)
+			}
+			if n := export(t, exp, srv, tc.preferred, later); n != 1 {
+				t.Errorf("refused: the export an hour later sent %d requests the receiver refuses, want 1", n)
+			}
+
+			// A receiver that takes it now gets it in every request, and
+			// the next export sends them side by side again.
+			srv = prwmetrictest.NewServer(tc.accepting...)
+			t.Cleanup(srv.Close)
+			exp = newExporter(t, WithEndpoint(srv.URL()), tc.opt, WithLogger(discardLogger()), WithoutStaleMarkers(), WithoutMetadata(), WithMaxSeriesPerRequest(1), WithMaxConcurrentRequests(9))
+			tc.fallback(&exp.negotiation).fallBack(time.Now())
+			if n := export(t, exp, srv, tc.preferred, later); n != series {
+				t.Errorf("accepted: %d of the %d requests went the preferred way", n, series)
+			}
+			if c := exp.negotiation.concurrency(later, ProtocolV2, CompressionZstd, 9); c != 9 {
+				t.Errorf("accepted: the next export sends %d requests at once, want the configured 9", c)
+			}
+		})
 	}
 }

@@ -21,7 +21,7 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 	now := e.negotiation.clock()
 	proto, comp := e.negotiation.current(now), e.negotiation.currentCompression(now)
 	bufs.todo = append(bufs.todo[:0], span{0, len(b.records)})
-	r := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp)
+	r := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp, e.negotiation.concurrency(now, proto, comp, e.cfg.maxConcurrent))
 	return e.settle(ctx, b, bufs, r, proto, comp, now)
 }
 
@@ -29,6 +29,15 @@ func (e *Exporter) send(ctx context.Context, b *batch, bufs *sendBuffers) (deliv
 // back as r: a refusal of 2.0 or zstd sends the rest again as 1.0 with
 // snappy; failures are logged and returned.
 func (e *Exporter) settle(ctx context.Context, b *batch, bufs *sendBuffers, r sent, proto Protocol, comp Compression, now time.Time) (delivered []span, err error) {
+	if len(r.delivered) > 0 {
+		// What was sent is taken: a retry of it, if this was one, is over.
+		if proto == ProtocolV2 && !refusesV2(r.err) {
+			e.negotiation.v1.accepted()
+		}
+		if comp == CompressionZstd && !refusesZstd(r.err) {
+			e.negotiation.snappy.accepted()
+		}
+	}
 	switch {
 	case proto == ProtocolV2 && refusesV2(r.err):
 		proto = ProtocolV1
@@ -114,7 +123,7 @@ func (e *Exporter) resend(ctx context.Context, b *batch, bufs *sendBuffers, r se
 	// r.delivered lives in bufs.delivered, which sendAs reuses.
 	first := append(bufs.more[:0], r.delivered...)
 	bufs.more = first
-	again := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp)
+	again := e.sendAs(ctx, b, bufs, bufs.todo, proto, comp, e.cfg.maxConcurrent)
 	again.delivered = mergeSpans(nil, first, again.delivered) // rare: no buffer kept
 	if again.partial == nil {
 		again.partial = r.partial

@@ -44,7 +44,7 @@ func (e *Exporter) startStream(ctx context.Context, b *batch) *stream {
 	now := e.negotiation.clock()
 	comp := e.negotiation.currentCompression(now)
 	st := &stream{
-		run: e.startSending(ctx, b, &e.buffers, ProtocolV1, comp),
+		run: e.startSending(ctx, b, &e.buffers, ProtocolV1, comp, e.negotiation.concurrency(now, ProtocolV1, comp, e.cfg.maxConcurrent)),
 		now: now, comp: comp,
 		cut: cutter{maxSeries: e.cfg.maxSeries, maxBytes: e.cfg.maxBytes, cuts: e.buffers.cuts[:0]},
 		at:  streamStep,

@@ -151,3 +151,45 @@ func TestSelfObservabilityZstd(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedRequestsNotCountedFailed: a receiver that refuses 2.0
+// (415) or zstd (415) gets every series again in the same export, as 1.0
+// with snappy, and Export succeeds: nothing was dropped. The telemetry's
+// series{outcome="failed"} counts the series dropped, as the WriteError
+// does (TestDroppedRequestsCounted), so it must stay 0 and sent must count
+// each series once; it counts the refused requests' series as failed (and
+// then sent again), as many as happened to be in flight.
+func TestRefusedRequestsNotCountedFailed(t *testing.T) {
+	cases := []struct {
+		name string
+		srv  []prwmetrictest.Option
+		opt  Option
+	}{
+		{"2.0 refused", []prwmetrictest.Option{prwmetrictest.WithRemoteWrite1Only()}, WithProtocol(ProtocolV2)},
+		{"zstd refused", nil, WithCompression(CompressionZstd)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := prwmetrictest.NewServer(tc.srv...)
+			t.Cleanup(srv.Close)
+			reader := sdkmetric.NewManualReader()
+			self := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			defer self.Shutdown(context.Background())
+			exp := newTestExporter(t, srv, tc.opt, WithMeterProvider(self), WithoutStaleMarkers(),
+				WithMaxSeriesPerRequest(1), WithMaxConcurrentRequests(1), WithoutMetadata())
+			const n = 3
+			if err := exp.Export(context.Background(), manyGauges(n, time.UnixMilli(1_700_000_000_000))); err != nil {
+				t.Fatalf("Export: %v", err)
+			}
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Fatal(err)
+			}
+			sent := sumOf(t, rm, "prwmetric.exporter.series", attribute.String("outcome", "sent"))
+			failed := sumOf(t, rm, "prwmetric.exporter.series", attribute.String("outcome", "failed"))
+			if sent != n || failed != 0 {
+				t.Errorf("telemetry series sent=%d failed=%d; every one of the %d series was delivered and none dropped (Export returned nil)", sent, failed, n)
+			}
+		})
+	}
+}
