@@ -996,10 +996,11 @@ func TestConvertExemplars(t *testing.T) {
 	}
 	want := []prompb.TimeSeries{
 		withEx(id("hits_total", 10),
-			// Sorted by time, stably; the long attribute would pass 128
-			// runes, so that exemplar keeps only its ids.
-			convPromExemplar(2, convMillis),
+			// Sorted by time, then value, as Prometheus takes them; the
+			// long attribute would pass 128 runes, so that exemplar keeps
+			// only its ids.
 			prompb.Exemplar{Value: 1, Timestamp: convMillis},
+			convPromExemplar(2, convMillis),
 			convPromExemplar(3, convLaterMillis, "user", "u1")),
 		id("level", 10), // no exemplars on gauges
 		withEx(id("lat_bucket", 1, "le", "1"), convPromExemplar(0.5, convMillis), convPromExemplar(1, convMillis)),

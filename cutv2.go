@@ -203,7 +203,10 @@ func (c *v2Cutter) record(b *batch, i int, parts *partCounts) (n, symBytes int) 
 			}
 			labels, rest := splitExemplar(body)
 			ts := exemplarTime(rest)
-			if sv.newestExemplar != 0 && ts <= sv.newestExemplar || info.newestExemplar != 0 && ts <= info.newestExemplar {
+			// Not after the newest delivered: sent before, or out of
+			// order. Within the point the exemplars come in the order
+			// Prometheus takes (cmpExemplars), the same millisecond too.
+			if sv.newestExemplar != 0 && ts <= sv.newestExemplar || ts < info.newestExemplar {
 				x.refs = append(x.refs, 0)
 				return
 			}

@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"cmp"
 	"encoding/hex"
 	"maps"
 	"slices"
@@ -13,7 +14,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
-// convertExemplars converts OpenTelemetry exemplars, sorted by time. Labels
+// convertExemplars converts OpenTelemetry exemplars, sorted by time and
+// value (cmpExemplars). Labels
 // are trace_id and span_id in hex plus the filtered attributes, the
 // attributes only if all labels together stay within 128 runes (the
 // OpenMetrics limit; Prometheus refuses longer ones). An exemplar without a
@@ -71,12 +73,23 @@ func convertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N], 
 	out := x.out[first:len(x.out):len(x.out)]
 	// Mostly in order already; the check copies no exemplar.
 	for i := 1; i < len(out); i++ {
-		if out[i].Timestamp < out[i-1].Timestamp {
-			slices.SortStableFunc(out, func(a, b prompb.Exemplar) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+		if cmpExemplars(out[i-1], out[i]) > 0 {
+			slices.SortStableFunc(out, cmpExemplars)
 			break
 		}
 	}
 	return out
+}
+
+// cmpExemplars orders exemplars as Prometheus accepts them in one series:
+// by time, then value. A native histogram's exemplars may share a
+// millisecond (several buckets hit at once); in ascending value Prometheus
+// takes them all, and refuses the request for one out of that order.
+func cmpExemplars(a, b prompb.Exemplar) int {
+	if c := cmpInt64(a.Timestamp, b.Timestamp); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Value, b.Value)
 }
 
 // exemplarScratch holds the exemplars of the metric being converted:

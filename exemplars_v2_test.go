@@ -3,6 +3,7 @@ package prwmetric
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -261,5 +262,56 @@ func TestExemplarsSentAgainAfter503(t *testing.T) {
 	got := storedV2ExemplarTimes(t, srv)
 	if len(got) != 2 {
 		t.Errorf("receiver holds exemplars at %v, want both %d (never stored: the 503 stored nothing) and %d", got, e1.UnixMilli(), e2.UnixMilli())
+	}
+}
+
+// TestExemplarsOfOneMillisecond: a native histogram point whose reservoir
+// holds exemplars of one millisecond (buckets hit at once under load) sends
+// them all, in 1.0 and 2.0, in ascending value: Prometheus takes exemplars
+// of one timestamp in that order ("to support multiple buckets of native
+// histograms", tsdb/exemplar.go) and refuses the request for one out of
+// it. 2.0 had left all but the first out.
+func TestExemplarsOfOneMillisecond(t *testing.T) {
+	t1 := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	e := t1.Add(-time.Second)
+	hp := convExpPoint(0, 0, metricdata.ExponentialBucket{Offset: 0, Counts: []uint64{1, 1, 1}}, metricdata.ExponentialBucket{}, 7.5)
+	hp.Time = t1
+	hp.Exemplars = []metricdata.Exemplar[float64]{ // as the reservoir holds them: by bucket, not value
+		convExemplar(3.0, e, attribute.Int("n", 3)),
+		convExemplar(1.5, e, attribute.Int("n", 1)),
+		convExemplar(2.0, e, attribute.Int("n", 2)),
+	}
+	rm := convRM(metricdata.Metrics{Name: "size", Unit: "By", Data: convExpHist(hp)})
+	for _, proto := range []Protocol{ProtocolV1, ProtocolV2} {
+		srv := prwmetrictest.NewServer()
+		t.Cleanup(srv.Close)
+		exp := newTestExporter(t, srv, WithProtocol(proto), WithoutStaleMarkers())
+		if err := exp.Export(context.Background(), rm); err != nil {
+			t.Fatalf("%v export: %v", proto, err)
+		}
+		var got []float64
+		for _, r := range srv.Requests() {
+			if r.V1 != nil {
+				for _, ts := range r.V1.Timeseries {
+					for _, x := range ts.Exemplars {
+						if x.Timestamp == e.UnixMilli() {
+							got = append(got, x.Value)
+						}
+					}
+				}
+			}
+			if r.V2 != nil {
+				for _, ts := range r.V2.Timeseries {
+					for _, x := range ts.Exemplars {
+						if x.Timestamp == e.UnixMilli() {
+							got = append(got, x.Value)
+						}
+					}
+				}
+			}
+		}
+		if want := []float64{1.5, 2, 3}; !slices.Equal(got, want) {
+			t.Errorf("%v: exemplars at %d: %v, want %v", proto, e.UnixMilli(), got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -26,9 +27,9 @@ func referenceV2(c *rules, rm *metricdata.ResourceMetrics) (*writev2.Request, er
 
 // toV2 turns 1.0 series and their infos into a 2.0 request: symbols in the
 // order of first use (labels, exemplar labels, help, unit), metadata per
-// series, start times on samples and histograms. Exemplars not later than
-// the previous one of their series are left out, as 2.0 receivers refuse
-// them.
+// series, start times on samples and histograms. Exemplars before the
+// previous one of their series are left out, as 2.0 receivers refuse them;
+// those of one millisecond go, in ascending value.
 func toV2(c *rules, series []prompb.TimeSeries, infos []seriesInfo) *writev2.Request {
 	st := writev2.NewSymbolTable()
 	out := &writev2.Request{}
@@ -46,7 +47,7 @@ func toV2(c *rules, series []prompb.TimeSeries, infos []seriesInfo) *writev2.Req
 		}
 		var newest int64
 		for _, e := range ts.Exemplars {
-			if newest != 0 && e.Timestamp <= newest {
+			if e.Timestamp < newest {
 				continue
 			}
 			newest = e.Timestamp
@@ -599,7 +600,7 @@ func fromPromSpans(spans []prompb.BucketSpan) []bucketSpan {
 
 // refConvertExemplars is the reference conversion of exemplars, which
 // convertExemplars must match: it converts OpenTelemetry exemplars, sorted
-// by time. Labels
+// by time, then value. Labels
 // are trace_id and span_id in hex plus the filtered attributes, the
 // attributes only if all labels together stay within 128 runes (the
 // OpenMetrics limit; Prometheus refuses longer ones). An exemplar without a
@@ -633,7 +634,12 @@ func refConvertExemplars[N int64 | float64](c *rules, in []metricdata.Exemplar[N
 		}
 		out = append(out, prompb.Exemplar{Labels: labels, Value: promValue(float64(e.Value)), Timestamp: ts})
 	}
-	slices.SortStableFunc(out, func(a, b prompb.Exemplar) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+	slices.SortStableFunc(out, func(a, b prompb.Exemplar) int {
+		if c := cmp.Compare(a.Timestamp, b.Timestamp); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Value, b.Value)
+	})
 	return out
 }
 
