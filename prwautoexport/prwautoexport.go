@@ -10,13 +10,32 @@
 //
 //	import _ "github.com/prwmetric/prwmetric/prwautoexport"
 //
+// The reader also honours OTEL_METRICS_PRODUCERS as autoexport's own
+// readers (otlp, console, prometheus) do: a comma-separated list of
+//
+//	prometheus  the client_golang default registry (prometheus.DefaultGatherer),
+//	            through the bridge go.opentelemetry.io/contrib/bridges/prometheus
+//	none        nothing
+//
+// Unset or empty adds no producer; a name listed twice counts once. Names
+// are taken as written, without trimming spaces, so "prometheus, none"
+// fails here as it does in autoexport. Any other name makes
+// NewMetricReader fail with an error naming the variable and the value.
+// Producers added with autoexport.RegisterMetricProducer or
+// autoexport.WithFallbackMetricProducer are not seen: autoexport keeps
+// them to itself.
+//
 // It is a module of its own so that prwmetric itself does not depend on
 // OpenTelemetry contrib.
 package prwautoexport
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 
+	prombridge "go.opentelemetry.io/contrib/bridges/prometheus"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -26,18 +45,62 @@ import (
 // Name is the OTEL_METRICS_EXPORTER value that selects prwmetric.
 const Name = "prometheusremotewrite"
 
+// producersEnv lists the metric producers that feed the reader besides the
+// SDK's own instruments (experimental in autoexport).
+const producersEnv = "OTEL_METRICS_PRODUCERS"
+
 func init() {
 	autoexport.RegisterMetricReader(Name, NewMetricReader)
 }
 
 // NewMetricReader returns a sdkmetric.PeriodicReader around a prwmetric
 // exporter configured from the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_*
-// variables. The reader honours OTEL_METRIC_EXPORT_INTERVAL and
-// OTEL_METRIC_EXPORT_TIMEOUT, as the SDK does for every periodic reader.
+// variables, with the producers OTEL_METRICS_PRODUCERS names. The reader
+// honours OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT, as
+// the SDK does for every periodic reader.
 func NewMetricReader(context.Context) (sdkmetric.Reader, error) {
+	// Producers first, as autoexport does: a bad value then leaves no
+	// exporter to shut down.
+	producers, err := metricProducers(os.Getenv(producersEnv))
+	if err != nil {
+		return nil, err
+	}
 	exp, err := prwmetric.New()
 	if err != nil {
 		return nil, err
 	}
-	return sdkmetric.NewPeriodicReader(exp), nil
+	opts := make([]sdkmetric.PeriodicReaderOption, 0, len(producers))
+	for _, p := range producers {
+		opts = append(opts, sdkmetric.WithProducer(p))
+	}
+	return sdkmetric.NewPeriodicReader(exp, opts...), nil
+}
+
+// metricProducers parses an OTEL_METRICS_PRODUCERS value the way autoexport
+// v0.72.0 does (producerRegistry.create in its metrics.go): split on ",",
+// no trimming, duplicates dropped, "prometheus" and "none" known. autoexport
+// has no public function for it. Unlike autoexport, whose error reads only
+// "unknown exporter or metrics producer", the error names the variable, the
+// value and the known names; the order is the first appearance of each
+// name rather than a map's.
+func metricProducers(value string) ([]sdkmetric.Producer, error) {
+	if value == "" {
+		return nil, nil
+	}
+	var producers []sdkmetric.Producer
+	seen := make(map[string]bool)
+	for name := range strings.SplitSeq(value, ",") {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		switch name {
+		case "prometheus":
+			producers = append(producers, prombridge.NewMetricProducer())
+		case "none":
+		default:
+			return nil, fmt.Errorf("prwautoexport: %s=%q: unknown metrics producer %q (known: prometheus, none)", producersEnv, value, name)
+		}
+	}
+	return producers, nil
 }
