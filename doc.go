@@ -188,7 +188,8 @@
 // with OpenTelemetry's autoexport as OTEL_METRICS_EXPORTER=prometheusremotewrite;
 // the sigv4 and azuread modules register prometheusremotewrite_sigv4 and
 // prometheusremotewrite_azuread (see their packages sigv4autoexport and
-// azureadautoexport).
+// azureadautoexport). All three honour OTEL_METRICS_PRODUCERS=prometheus,
+// which pushes client_golang's default registry too (see prwautoexport).
 //
 // # Testing
 //

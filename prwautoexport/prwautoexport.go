@@ -57,23 +57,36 @@ func init() {
 // exporter configured from the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_*
 // variables, with the producers OTEL_METRICS_PRODUCERS names. The reader
 // honours OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT, as
-// the SDK does for every periodic reader.
-func NewMetricReader(context.Context) (sdkmetric.Reader, error) {
+// the SDK does for every periodic reader. It is what init registers with
+// autoexport under Name, and is NewReader without options.
+func NewMetricReader(ctx context.Context) (sdkmetric.Reader, error) {
+	return NewReader(ctx)
+}
+
+// NewReader returns the reader NewMetricReader returns, with opts applied
+// to the exporter after the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_*
+// variables, as prwmetric.New applies them. It is for the readers of
+// prwmetric variants that register with autoexport under names of their
+// own, such as prometheusremotewrite_sigv4 (package sigv4autoexport) and
+// prometheusremotewrite_azuread (package azureadautoexport), so that they
+// read OTEL_METRICS_PRODUCERS as NewMetricReader does. An unknown producer
+// fails before the exporter is made.
+func NewReader(_ context.Context, opts ...prwmetric.Option) (sdkmetric.Reader, error) {
 	// Producers first, as autoexport does: a bad value then leaves no
 	// exporter to shut down.
 	producers, err := metricProducers(os.Getenv(producersEnv))
 	if err != nil {
 		return nil, err
 	}
-	exp, err := prwmetric.New()
+	exp, err := prwmetric.New(opts...)
 	if err != nil {
 		return nil, err
 	}
-	opts := make([]sdkmetric.PeriodicReaderOption, 0, len(producers))
+	readerOpts := make([]sdkmetric.PeriodicReaderOption, 0, len(producers))
 	for _, p := range producers {
-		opts = append(opts, sdkmetric.WithProducer(p))
+		readerOpts = append(readerOpts, sdkmetric.WithProducer(p))
 	}
-	return sdkmetric.NewPeriodicReader(exp, opts...), nil
+	return sdkmetric.NewPeriodicReader(exp, readerOpts...), nil
 }
 
 // metricProducers parses an OTEL_METRICS_PRODUCERS value the way autoexport

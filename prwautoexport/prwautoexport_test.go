@@ -12,7 +12,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	_ "github.com/prwmetric/prwmetric/prwautoexport"
+	"github.com/prwmetric/prwmetric"
+	"github.com/prwmetric/prwmetric/prwautoexport"
 	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
 
@@ -186,5 +187,55 @@ func TestAutoexportUnknownMetricsProducer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNewReader: the options given to NewReader apply after the
+// environment's, and the reader still takes OTEL_METRICS_PRODUCERS, as the
+// readers of sigv4autoexport and azureadautoexport rely on.
+func TestNewReader(t *testing.T) {
+	const registryCounter = "prwautoexport_test_newreader_jobs_total"
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: registryCounter, Help: "Jobs done."})
+	if err := prometheus.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prometheus.Unregister(c) })
+	c.Add(6)
+
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	t.Setenv("OTEL_METRICS_PRODUCERS", "prometheus")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT", srv.URL())
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_HEADERS", "X-Scope-OrgID=from-environment")
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000") // only Shutdown's final export runs
+
+	ctx := context.Background()
+	reader, err := prwautoexport.NewReader(ctx, prwmetric.WithHeaders(map[string]string{"X-Scope-OrgID": "from-code"}))
+	if err != nil {
+		t.Fatalf("NewReader: %v", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	if err := provider.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+
+	if s, err := srv.Latest(registryCounter, nil); err != nil || s.Value != 6 {
+		t.Errorf("%s = %+v, %v; want 6", registryCounter, s, err)
+	}
+	for i, r := range srv.Requests() {
+		if h := r.Header.Get("X-Scope-OrgID"); h != "from-code" {
+			t.Errorf("request %d: X-Scope-OrgID = %q, want the option's value over the environment's", i, h)
+		}
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+
+	t.Setenv("OTEL_METRICS_PRODUCERS", "promethues")
+	if r, err := prwautoexport.NewReader(ctx); err == nil {
+		_ = r.Shutdown(ctx)
+		t.Fatal("NewReader accepted an unknown metrics producer")
+	} else if !strings.Contains(err.Error(), `OTEL_METRICS_PRODUCERS="promethues"`) {
+		t.Errorf("error %q does not name the variable and its value", err)
 	}
 }

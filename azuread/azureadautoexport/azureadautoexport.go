@@ -30,7 +30,12 @@
 // value. The other OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_* variables
 // (endpoint, timeout, headers, TLS) apply as for prwmetric; the Azure SDK's
 // own variables (AZURE_AUTHORITY_HOST, and those of workload and managed
-// identity) apply as for azuread.
+// identity) apply as for azuread. OTEL_METRICS_PRODUCERS adds metric
+// producers as package github.com/prwmetric/prwmetric/prwautoexport describes.
+//
+// The reader is built by prwautoexport.NewReader, so importing this package
+// also registers prwautoexport's "prometheusremotewrite"; a program must not
+// register that name itself.
 package azureadautoexport
 
 import (
@@ -44,8 +49,8 @@ import (
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/prwmetric/prwmetric"
 	"github.com/prwmetric/prwmetric/azuread"
+	"github.com/prwmetric/prwmetric/prwautoexport"
 )
 
 // Name is the OTEL_METRICS_EXPORTER value that selects prwmetric with
@@ -77,20 +82,17 @@ var httpClient *http.Client
 
 // NewMetricReader returns a sdkmetric.PeriodicReader around a prwmetric
 // exporter configured from the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_* and
-// OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_AZUREAD_* variables. The reader
-// honours OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT, as the
-// SDK does for every periodic reader.
-func NewMetricReader(context.Context) (sdkmetric.Reader, error) {
+// OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_AZUREAD_* variables, with the
+// producers OTEL_METRICS_PRODUCERS names (prwautoexport.NewReader). The
+// reader honours OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT,
+// as the SDK does for every periodic reader.
+func NewMetricReader(ctx context.Context) (sdkmetric.Reader, error) {
 	cfg, err := configFromEnvironment(os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
 	cfg.HTTPClient = httpClient
-	exp, err := prwmetric.New(azuread.WithAzureAD(cfg))
-	if err != nil {
-		return nil, err
-	}
-	return sdkmetric.NewPeriodicReader(exp), nil
+	return prwautoexport.NewReader(ctx, azuread.WithAzureAD(cfg))
 }
 
 // configFromEnvironment reads the AZUREAD variables; lookup is

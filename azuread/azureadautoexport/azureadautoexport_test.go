@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -233,5 +234,74 @@ func TestAutoexportBadEnvironment(t *testing.T) {
 				t.Errorf("the error shows the secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestAutoexportMetricsProducers: with OTEL_METRICS_PRODUCERS=prometheus
+// the client_golang default registry is pushed too, with the token.
+func TestAutoexportMetricsProducers(t *testing.T) {
+	const registryCounter = "azureadautoexport_test_bridge_jobs_total"
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: registryCounter, Help: "Jobs done."})
+	if err := prometheus.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prometheus.Unregister(c) })
+	c.Add(4.25)
+
+	a := newFakeAuthority(t)
+	srv, endpoint := newReceiver(t, a)
+	a.secret = "s3cret-" + randomHex()
+	httpClient = a.client
+	t.Cleanup(func() { httpClient = nil })
+	t.Setenv(EnvClientID, clientID)
+	t.Setenv(EnvTenantID, tenant)
+	t.Setenv(EnvClientSecretFile, writeFile(t, a.secret))
+	t.Setenv("AZURE_AUTHORITY_HOST", a.srv.URL+"/")
+	t.Setenv("OTEL_METRICS_EXPORTER", Name)
+	t.Setenv("OTEL_METRICS_PRODUCERS", "prometheus")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT", endpoint)
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000") // only Shutdown's final export runs
+
+	ctx := context.Background()
+	reader, err := autoexport.NewMetricReader(ctx)
+	if err != nil {
+		t.Fatalf("NewMetricReader: %v", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	if err := provider.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+
+	// The final export carries the registry's value; the exporter's
+	// Shutdown then ends the series with a staleness marker.
+	samples, err := srv.Samples(registryCounter, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 2 || samples[0].Value != 4.25 || !samples[1].IsStale() {
+		t.Errorf("%s samples = %+v, want 4.25 then a staleness marker", registryCounter, samples)
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
+
+// TestAutoexportUnknownMetricsProducer: a producer autoexport does not know
+// fails NewMetricReader with an error naming the variable.
+func TestAutoexportUnknownMetricsProducer(t *testing.T) {
+	t.Setenv("OTEL_METRICS_EXPORTER", Name)
+	t.Setenv("OTEL_METRICS_PRODUCERS", "prometheus,otlp")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT", "https://127.0.0.1:1/api/v1/write")
+	t.Setenv(EnvClientID, clientID)
+	t.Setenv(EnvTenantID, tenant)
+	t.Setenv(EnvClientSecretFile, writeFile(t, "s3cret"))
+	ctx := context.Background()
+	r, err := autoexport.NewMetricReader(ctx)
+	if err == nil {
+		_ = r.Shutdown(ctx)
+		t.Fatal("NewMetricReader accepted OTEL_METRICS_PRODUCERS=prometheus,otlp")
+	}
+	if want := `OTEL_METRICS_PRODUCERS="prometheus,otlp": unknown metrics producer "otlp"`; !strings.Contains(err.Error(), want) {
+		t.Errorf("NewMetricReader error %q does not contain %q", err, want)
 	}
 }

@@ -18,7 +18,12 @@
 // sigv4.ConfigFromEnvironment (_SIGV4_REGION, _SIGV4_SERVICE, _SIGV4_PROFILE,
 // _SIGV4_ROLE_ARN, _SIGV4_EXTERNAL_ID), and credentials come from the AWS
 // SDK's default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, a web identity token
-// file, ECS and EC2 roles).
+// file, ECS and EC2 roles). OTEL_METRICS_PRODUCERS adds metric producers as
+// package github.com/prwmetric/prwmetric/prwautoexport describes.
+//
+// The reader is built by prwautoexport.NewReader, so importing this package
+// also registers prwautoexport's "prometheusremotewrite"; a program must not
+// register that name itself.
 package sigv4autoexport
 
 import (
@@ -27,7 +32,7 @@ import (
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/prwmetric/prwmetric"
+	"github.com/prwmetric/prwmetric/prwautoexport"
 	"github.com/prwmetric/prwmetric/sigv4"
 )
 
@@ -40,13 +45,10 @@ func init() {
 
 // NewMetricReader returns a sdkmetric.PeriodicReader around a prwmetric
 // exporter configured from the OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_*
-// variables and signing with sigv4.WithSigV4(sigv4.ConfigFromEnvironment()).
+// variables and signing with sigv4.WithSigV4(sigv4.ConfigFromEnvironment()),
+// with the producers OTEL_METRICS_PRODUCERS names (prwautoexport.NewReader).
 // The reader honours OTEL_METRIC_EXPORT_INTERVAL and
 // OTEL_METRIC_EXPORT_TIMEOUT, as the SDK does for every periodic reader.
-func NewMetricReader(context.Context) (sdkmetric.Reader, error) {
-	exp, err := prwmetric.New(sigv4.WithSigV4(sigv4.ConfigFromEnvironment()))
-	if err != nil {
-		return nil, err
-	}
-	return sdkmetric.NewPeriodicReader(exp), nil
+func NewMetricReader(ctx context.Context) (sdkmetric.Reader, error) {
+	return prwautoexport.NewReader(ctx, sigv4.WithSigV4(sigv4.ConfigFromEnvironment()))
 }

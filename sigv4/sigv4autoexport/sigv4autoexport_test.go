@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -132,5 +133,77 @@ func TestAutoexportBadEnvironment(t *testing.T) {
 	_, err := autoexport.NewMetricReader(context.Background())
 	if err == nil || !strings.Contains(err.Error(), `RoleARN "prometheus-writer" is not an IAM role ARN`) {
 		t.Fatalf("NewMetricReader error = %v, want one about the role ARN", err)
+	}
+}
+
+// TestAutoexportMetricsProducers: with OTEL_METRICS_PRODUCERS=prometheus
+// the client_golang default registry is pushed too, signed like the rest.
+func TestAutoexportMetricsProducers(t *testing.T) {
+	const registryCounter = "sigv4autoexport_test_bridge_jobs_total"
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: registryCounter, Help: "Jobs done."})
+	if err := prometheus.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prometheus.Unregister(c) })
+	c.Add(4.25)
+
+	sigv4test.Isolate(t)
+	recv := sigv4test.NewReceiver(&sigv4test.Verifier{
+		Region:      "eu-central-1",
+		Service:     "aps",
+		Credentials: []sigv4test.Credentials{longTerm},
+		Require:     []string{"content-encoding", "content-length", "content-type"},
+	})
+	defer recv.Close()
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheusremotewrite_sigv4")
+	t.Setenv("OTEL_METRICS_PRODUCERS", "prometheus")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT", recv.URL())
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION", "eu-central-1")
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000") // only Shutdown's final export runs
+	t.Setenv("AWS_ACCESS_KEY_ID", longTerm.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", longTerm.SecretKey)
+
+	ctx := context.Background()
+	reader, err := autoexport.NewMetricReader(ctx)
+	if err != nil {
+		t.Fatalf("NewMetricReader: %v", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	if err := provider.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (rejected: %q)", err, recv.Rejected())
+	}
+
+	if a, r := recv.Accepted(), recv.Rejected(); len(a) == 0 || len(r) != 0 {
+		t.Fatalf("verified %d requests and rejected %q, want all verified", len(a), r)
+	}
+	// The final export carries the registry's value; the exporter's
+	// Shutdown then ends the series with a staleness marker.
+	samples, err := recv.Store.Samples(registryCounter, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 2 || samples[0].Value != 4.25 || !samples[1].IsStale() {
+		t.Errorf("%s samples = %+v, want 4.25 then a staleness marker", registryCounter, samples)
+	}
+}
+
+// TestAutoexportUnknownMetricsProducer: a producer autoexport does not know
+// fails NewMetricReader with an error naming the variable.
+func TestAutoexportUnknownMetricsProducer(t *testing.T) {
+	sigv4test.Isolate(t)
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheusremotewrite_sigv4")
+	t.Setenv("OTEL_METRICS_PRODUCERS", "prometheus,otlp")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT", "http://127.0.0.1:1/api/v1/write")
+	t.Setenv("OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_SIGV4_REGION", "eu-central-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", longTerm.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", longTerm.SecretKey)
+	ctx := context.Background()
+	r, err := autoexport.NewMetricReader(ctx)
+	if err == nil {
+		_ = r.Shutdown(ctx)
+		t.Fatal("NewMetricReader accepted OTEL_METRICS_PRODUCERS=prometheus,otlp")
+	}
+	if want := `OTEL_METRICS_PRODUCERS="prometheus,otlp": unknown metrics producer "otlp"`; !strings.Contains(err.Error(), want) {
+		t.Errorf("NewMetricReader error %q does not contain %q", err, want)
 	}
 }
