@@ -380,9 +380,8 @@ func (c *client) close() {
 // been stored all the same: no answer came (a timeout, a cancellation, a
 // connection lost, a timeout or retry budget that cut it), yet the body may
 // have reached the receiver. Only a request that surely was not stored is
-// excluded: one whose connection was never made or never trusted, whose
-// credentials could not be had, or that the receiver only redirected
-// (failsAlways).
+// excluded: one that never left (neverLeft), or that the receiver only
+// redirected (failsAlways).
 func mayHaveArrived(err error) bool {
 	if err == nil {
 		return false
@@ -391,25 +390,40 @@ func mayHaveArrived(err error) bool {
 	if !errors.As(err, &we) || we.StatusCode != 0 || we.Err == nil {
 		return false
 	}
+	return !neverLeft(we.Err) && !failsAlways(we.Err)
+}
+
+// neverLeft reports whether err, the transport error of a request, came
+// before any byte of it went out: its connection was never made (a dial
+// error, retryable, as the next dial may succeed) or never trusted, or the
+// exporter's own layers stopped it (stoppedBeforeSending).
+func neverLeft(err error) bool {
 	var op *net.OpError
-	if errors.As(we.Err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
-		return false // no connection: retryable, as the next dial may succeed
+	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
+		return true
 	}
-	return !failsAlways(we.Err)
+	return stoppedBeforeSending(err)
 }
 
 // failsAlways reports whether err, the transport error of a request, is
-// one that nothing stored and every attempt meets again: the connection
+// one that nothing stored and every attempt meets again: it was stopped
+// before sending (stoppedBeforeSending), or the receiver only redirected
+// it (a redirect loop, a Location that does not parse). mayHaveArrived
+// counts none of them as possibly stored, and WithRetry repeats none: a
+// refused token request repeated could even lock the account. A failed
+// dial is not among them: it never left, but the next one may succeed.
+func failsAlways(err error) bool {
+	return stoppedBeforeSending(err) || errors.Is(err, errTooManyRedirects) || errors.Is(err, errBadLocation)
+}
+
+// stoppedBeforeSending reports whether err, the transport error of a
+// request, stopped it before it was sent, and will again: the connection
 // was never trusted (a certificate that does not verify, a TLS alert such
 // as a client certificate required, a peer that does not speak TLS or
-// answers https in plain HTTP), the exporter's own layers stopped the
+// answers https in plain HTTP), or the exporter's own layers stopped the
 // request (a header function's error, a secret file or token that could
-// not be had), or the receiver only redirected it (a redirect loop, a
-// Location that does not parse). mayHaveArrived counts none of them as
-// possibly stored, and WithRetry repeats none: a refused token request
-// repeated could even lock the account. A failed dial is not among them:
-// it never left, but the next one may succeed.
-func failsAlways(err error) bool {
+// not be had).
+func stoppedBeforeSending(err error) bool {
 	var certErr *tls.CertificateVerificationError
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError
@@ -419,8 +433,7 @@ func failsAlways(err error) bool {
 	var token *tokenError
 	return errors.As(err, &certErr) || errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
 		errors.As(err, &record) || errors.As(err, &alert) || errors.As(err, &notSent) || errors.As(err, &token) ||
-		errors.Is(err, errTooManyRedirects) || errors.Is(err, http.ErrSchemeMismatch) || errors.Is(err, errBadLocation) ||
-		peerTLSAlert(err)
+		errors.Is(err, http.ErrSchemeMismatch) || peerTLSAlert(err)
 }
 
 // peerTLSAlert reports whether err is a TLS alert the receiver sent (a

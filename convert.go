@@ -24,6 +24,10 @@ type conversion struct {
 	// with custom buckets.
 	start         int64
 	customBuckets bool
+	// histogramCount is the _count series of the histogram point whose
+	// classic series are emitted next, nil for other series: it stands for
+	// the point in zeroBefore (WithInitialZero).
+	histogramCount *seriesState
 }
 
 // convert converts rm into b, through the cache. It leaves out what

@@ -89,22 +89,23 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 				if p.exemplars != nil {
 					ex = p.exemplars[j]
 				}
-				cc.start = p.start
+				cc.start, cc.histogramCount = p.start, p.ps.series[len(dp.BucketCounts)+1]
 				cc.emit(mc, f, &p.ps.series[j], float64(n), p.t, ex, nil)
 			}
 		}
 		for _, k := range order {
 			p := &points[k]
 			dp := &d.DataPoints[p.i]
-			cc.start = p.start
+			cc.start, cc.histogramCount = p.start, p.ps.series[len(dp.BucketCounts)+1]
 			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)], promValue(float64(dp.Sum)), p.t, nil, nil)
 		}
 		for _, k := range order {
 			p := &points[k]
 			dp := &d.DataPoints[p.i]
-			cc.start = p.start
+			cc.start, cc.histogramCount = p.start, p.ps.series[len(dp.BucketCounts)+1]
 			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)+1], float64(dp.Count), p.t, nil, nil)
 		}
+		cc.histogramCount = nil
 	}
 	if !minMax {
 		return
@@ -185,6 +186,10 @@ func (cc *conversion) histogramPoint(mc *metricCtx, me *metricEntry, pe *pointEn
 	ps.series = append(ps.series,
 		sc.internWith(base, nameLabel(name+"_sum")),
 		sc.internWith(base, nameLabel(name+"_count")))
+	if sc.zeros != nil {
+		// The point may continue a native histogram the receiver held.
+		sc.zeros.continueNative(sc, base, name, ps.series[len(ps.series)-1])
+	}
 	if sc.rules.histogramMinMax {
 		ps.min = sc.internWith(base, sc.rules.gaugeNameLabels(me.families[familyMin].name)...)
 		ps.max = sc.internWith(base, sc.rules.gaugeNameLabels(me.families[familyMax].name)...)

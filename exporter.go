@@ -114,9 +114,10 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 		return fmt.Errorf("prwmetric: export after Shutdown: %w", sdkmetric.ErrExporterShutdown)
 	}
 	start := time.Now()
+	var outcome *exportOutcome // set once this export has had its turn
 	defer func() {
 		if !errors.Is(err, sdkmetric.ErrExporterShutdown) {
-			e.tel.exported(context.WithoutCancel(ctx), rm, start, err)
+			e.tel.exported(context.WithoutCancel(ctx), rm, outcome, start, err)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
@@ -127,6 +128,8 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 		return err
 	}
 	defer e.release()
+	// Taken before the next export converts and sends.
+	defer func() { outcome = e.tel.outcome(e.series) }()
 	if e.isShutdown.Load() {
 		// Shutdown happened while this export waited.
 		return fmt.Errorf("prwmetric: export after Shutdown: %w", sdkmetric.ErrExporterShutdown)
@@ -135,7 +138,6 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	b := &e.batch
 	defer b.reset()
 	if z := e.series.zeros; z != nil {
-		z.nextExport()
 		defer z.release()
 	}
 	var delivered []span
@@ -150,10 +152,12 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	default:
 		delivered, err = e.sendAll(ctx, b)
 	}
-	if refusesNativeHistograms(err) && e.series.dropNativeHistograms() {
+	if refusesNativeHistograms(err) && e.series.sendsNativeHistograms() {
 		// Nothing of it is marked delivered (see marksEarly): what went
 		// through before the refusal goes again, the same samples, which
 		// receivers accept.
+		e.series.rememberNativeHistograms()
+		e.series.dropNativeHistograms()
 		e.cfg.logger.Warn("prwmetric: the receiver refuses native histograms; sending this export again and from now on with exponential histograms as classic histograms. To keep native histograms, enable them on the receiver (Prometheus 2.40+: --enable-feature=native-histograms; Mimir: -ingester.native-histograms-ingestion-enabled); to choose classic histograms up front, use WithoutNativeHistograms",
 			"endpoint", e.client.redacted)
 		b.reset()
@@ -169,6 +173,9 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	// What the receiver accepted counts, even when a later request of
 	// the export failed: it holds those samples and those ends.
 	e.series.markDelivered(b, delivered)
+	if z := e.series.zeros; z != nil && b.arrived(delivered) {
+		z.arrived()
+	}
 	if err != nil {
 		return errors.Join(convErr, err)
 	}

@@ -330,7 +330,8 @@ func (p *pipeline) post() {
 				e.tel.attempt(ctx, sl.rawLen, len(body), p.comp, err)
 				return err
 			})
-			if short := asShortWrite(err); short != nil {
+			short := asShortWrite(err)
+			if short != nil {
 				p.mu.Lock()
 				if p.partial == nil {
 					p.partial = &PartialWriteError{}
@@ -341,7 +342,7 @@ func (p *pipeline) post() {
 			}
 			if !p.refusal(err) {
 				// A refusal's series go again, and count then.
-				e.tel.part(p.ctx, c.parts, err)
+				e.tel.part(c.parts, short, err)
 			}
 			if err != nil {
 				// Only a 400 may have stored part of the request:
@@ -356,7 +357,7 @@ func (p *pipeline) post() {
 		} else if !p.resent() {
 			// Dropped after a failure: the error counts it dropped, the
 			// telemetry failed (a refusal sends it again instead).
-			e.tel.part(p.ctx, it.cut.parts, errNotSent)
+			e.tel.part(it.cut.parts, nil, errNotSent)
 		}
 		<-p.tokens
 		sl.sent <- struct{}{}

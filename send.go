@@ -62,8 +62,12 @@ func (e *Exporter) settle(ctx context.Context, b *batch, bufs *sendBuffers, r se
 	}
 	e.client.rebalance(now)
 	if r.err != nil && refusesNativeHistograms(r.err) && e.series.sendsNativeHistograms() {
-		return r.delivered, r.err // sent again without them (Export), not a failure yet
+		// Sent again without them (Export), not a failure yet; what was
+		// delivered goes again too, and counts then.
+		e.tel.discard()
+		return r.delivered, r.err
 	}
+	e.tel.settled(context.WithoutCancel(ctx), b.zeros, r.err, r.partial)
 
 	var errs []error
 	if p := r.partial; p != nil {

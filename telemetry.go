@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,16 @@ type telemetry struct {
 	raw        metric.MeasurementOption
 	compressed metric.MeasurementOption
 	zstd       metric.MeasurementOption
+
+	// mu guards what a send counts until it is settled: a send whose
+	// native histograms the receiver refuses goes again (see settle), and
+	// its series count then, once. cause and unwritten are what the
+	// export's own send (not its zeros, WithInitialZero) met, until
+	// outcome takes them (see exportOutcome).
+	mu        sync.Mutex
+	pending   struct{ sent, failed partCounts }
+	cause     error
+	unwritten int
 }
 
 func newTelemetry(c config) (*telemetry, error) {
@@ -89,33 +100,123 @@ func newTelemetry(c config) (*telemetry, error) {
 	return t, nil
 }
 
-// exported records one finished export of rm.
-func (t *telemetry) exported(ctx context.Context, rm *metricdata.ResourceMetrics, start time.Time, err error) {
+// exportOutcome is what an export's data points came to.
+type exportOutcome struct {
+	// kept counts the points the conversion kept.
+	kept int
+	// cause is the failure of the export's own send; unwritten counts
+	// the samples and histograms partial writes left out.
+	cause     error
+	unwritten int
+}
+
+// outcome takes what the export that has just converted into sc and sent
+// came to: the points sc's last conversion kept, and what settled left.
+func (t *telemetry) outcome(sc *seriesCache) *exportOutcome {
+	if t == nil {
+		return nil
+	}
+	out := &exportOutcome{kept: pointsKept(sc)}
+	t.mu.Lock()
+	out.cause, out.unwritten = t.cause, t.unwritten
+	t.cause, t.unwritten = nil, 0
+	t.mu.Unlock()
+	return out
+}
+
+// exported records one finished export of rm, which came to out; nil when
+// the export never had its turn, converted nothing, and failed as a whole.
+// As the semantic conventions ask of partial success, only points not
+// exported count failed: those the conversion dropped (error.type
+// "conversion"), and of the rest all when the export's own send failed (a
+// request does not map back to points), else one per sample or histogram
+// partial writes left out. Zeros (WithInitialZero) are no data points:
+// their failure fails none.
+func (t *telemetry) exported(ctx context.Context, rm *metricdata.ResourceMetrics, out *exportOutcome, start time.Time, err error) {
 	if t == nil {
 		return
 	}
 	opt := metric.WithAttributeSet(t.base)
 	if err != nil {
-		opt = metric.WithAttributeSet(attribute.NewSet(append(t.base.ToSlice(), attribute.String("error.type", errorType(err)))...))
+		opt = t.withError(errorType(err))
 	}
-	t.dataPoints.Add(ctx, int64(countDataPoints(rm)), opt)
 	t.duration.Record(ctx, time.Since(start).Seconds(), opt)
+	total := countDataPoints(rm)
+	if out == nil {
+		t.addPoints(ctx, total, opt)
+		return
+	}
+	kept := min(out.kept, total)
+	failed, why := 0, ""
+	switch {
+	case out.cause != nil:
+		failed, why = kept, errorType(out.cause)
+	case out.unwritten > 0:
+		failed, why = min(kept, out.unwritten), errorTypePartialWrite
+	}
+	t.addPoints(ctx, kept-failed, metric.WithAttributeSet(t.base))
+	if failed > 0 {
+		t.addPoints(ctx, failed, t.withError(why))
+	}
+	t.addPoints(ctx, total-kept, t.withError(errorTypeConversion))
 }
 
-// attempt records one request sent and its outcome.
+// addPoints counts n data points; 0 makes no stream.
+func (t *telemetry) addPoints(ctx context.Context, n int, opt metric.MeasurementOption) {
+	if n > 0 {
+		t.dataPoints.Add(ctx, int64(n), opt)
+	}
+}
+
+func (t *telemetry) withError(typ string) metric.MeasurementOption {
+	return metric.WithAttributeSet(attribute.NewSet(append(t.base.ToSlice(), attribute.String("error.type", typ))...))
+}
+
+// pointsKept returns how many data points the last conversion into sc kept:
+// those whose cache entry it used. A metric it dropped whole uses no point
+// entry, a point it dropped is not looked up.
+func pointsKept(sc *seriesCache) int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.res == nil {
+		return 0 // the conversion failed (forget)
+	}
+	n := 0
+	for _, se := range sc.res.scopes {
+		if se.seen != sc.gen {
+			continue
+		}
+		for _, me := range se.metrics {
+			if me.seen == sc.gen {
+				n += me.seenPoints
+			}
+		}
+	}
+	return n
+}
+
+// attempt records one attempt of a request and its outcome. Its bytes count
+// unless the request surely never left (neverLeft): a refused connection
+// sends nothing.
 func (t *telemetry) attempt(ctx context.Context, raw, compressed int, comp Compression, err error) {
 	if t == nil {
 		return
 	}
-	class := "2xx"
+	// Every error but a *WriteError is a 2xx answer that does not say all
+	// was written (a 2.0 partial write, no Written headers).
+	class, sent := "2xx", true
 	var we *WriteError
 	switch {
-	case errors.As(err, &we) && we.StatusCode != 0:
+	case !errors.As(err, &we):
+	case we.StatusCode != 0:
 		class = strconv.Itoa(we.StatusCode/100) + "xx"
-	case err != nil:
-		class = "none"
+	default:
+		class, sent = "none", !neverLeft(we.Err)
 	}
 	t.requests.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(append(t.base.ToSlice(), attribute.String("http.response.status_class", class))...)))
+	if !sent {
+		return
+	}
 	t.bytes.Add(ctx, int64(raw), t.raw)
 	if comp == CompressionZstd {
 		t.bytes.Add(ctx, int64(compressed), t.zstd)
@@ -124,28 +225,99 @@ func (t *telemetry) attempt(ctx context.Context, raw, compressed int, comp Compr
 	}
 }
 
-// part records the content of one request of an export, once its attempts
-// are over.
-func (t *telemetry) part(ctx context.Context, part partCounts, err error) {
+// part notes the content of one request of a send, once its attempts are
+// over: failed when err is not nil; of a partial write (short), what the
+// receiver did not write. Its series count as sent then: the receiver
+// took the request.
+func (t *telemetry) part(parts partCounts, short *shortWrite, err error) {
 	if t == nil {
 		return
 	}
-	outcome := t.sent
-	if err != nil {
-		outcome = t.failed
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case err != nil:
+		t.pending.failed.add(parts)
+	case short != nil:
+		written := partCounts{
+			series:     parts.series,
+			samples:    min(short.written.samples, parts.samples),
+			histograms: min(short.written.histograms, parts.histograms),
+			exemplars:  min(short.written.exemplars, parts.exemplars),
+		}
+		t.pending.sent.add(written)
+		t.pending.failed.add(partCounts{
+			samples:    parts.samples - written.samples,
+			histograms: parts.histograms - written.histograms,
+			exemplars:  parts.exemplars - written.exemplars,
+		})
+	default:
+		t.pending.sent.add(parts)
 	}
-	t.series.Add(ctx, int64(part.series), outcome)
-	t.samples.Add(ctx, int64(part.samples), outcome)
-	t.histograms.Add(ctx, int64(part.histograms), outcome)
-	t.exemplars.Add(ctx, int64(part.exemplars), outcome)
 }
+
+// settled records what a send counted (part), now that its series go no
+// more; err and partial are its outcome, which the export's own send
+// (not zeros) leaves for its data points (outcome).
+func (t *telemetry) settled(ctx context.Context, zeros bool, err error, partial *PartialWriteError) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	p := t.pending
+	t.pending.sent, t.pending.failed = partCounts{}, partCounts{}
+	if !zeros {
+		if err != nil {
+			t.cause = err
+		}
+		if partial != nil {
+			t.unwritten += partial.SamplesSent - partial.SamplesWritten + partial.HistogramsSent - partial.HistogramsWritten
+		}
+	}
+	t.mu.Unlock()
+	t.count(ctx, p.sent, t.sent)
+	t.count(ctx, p.failed, t.failed)
+}
+
+// discard forgets what a send counted: it goes again (see settle).
+func (t *telemetry) discard() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.pending.sent, t.pending.failed = partCounts{}, partCounts{}
+	t.mu.Unlock()
+}
+
+func (t *telemetry) count(ctx context.Context, c partCounts, outcome metric.MeasurementOption) {
+	t.series.Add(ctx, int64(c.series), outcome)
+	t.samples.Add(ctx, int64(c.samples), outcome)
+	t.histograms.Add(ctx, int64(c.histograms), outcome)
+	t.exemplars.Add(ctx, int64(c.exemplars), outcome)
+}
+
+func (c *partCounts) add(d partCounts) {
+	c.series += d.series
+	c.samples += d.samples
+	c.histograms += d.histograms
+	c.exemplars += d.exemplars
+}
+
+// Values of error.type besides status codes.
+const (
+	errorTypeConversion   = "conversion"
+	errorTypePartialWrite = "partial_write"
+)
 
 // errorType is a low-cardinality description of err, for error.type.
 func errorType(err error) string {
 	var we *WriteError
+	var pw *PartialWriteError
 	switch {
 	case errors.As(err, &we) && we.StatusCode != 0:
 		return strconv.Itoa(we.StatusCode)
+	case errors.As(err, &pw):
+		return errorTypePartialWrite
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, context.Canceled):
@@ -153,7 +325,7 @@ func errorType(err error) string {
 	case errors.As(err, &we):
 		return "transport"
 	}
-	return "conversion"
+	return errorTypeConversion
 }
 
 func countDataPoints(rm *metricdata.ResourceMetrics) int {

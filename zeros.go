@@ -9,22 +9,28 @@ import (
 )
 
 // initialZeros is the state of WithInitialZero: a counter or histogram
-// series seen for the first time is preceded by a 0 at the previous
-// collection time (or its start time, if later), so that increase() and
-// rate() count its first increment on any receiver. The zeros go in a
+// series seen for the first time is preceded by a 0 at the last collection
+// the receiver holds (or its start time, if later), so that increase() and
+// rate() count its first increment on any receiver; the new bucket series
+// of a histogram point it holds get none (see zeroBefore). The zeros go in a
 // batch of their own, sent and finished before the export's batch, since
 // an export's requests go out side by side and a series' two samples
 // must arrive in order.
 type initialZeros struct {
 	batch batch
-	// prevNewest is the newest sample time of the previous export: the
-	// previous collection, when the new series did not exist yet;
-	// lastNewest that of the last conversion, which becomes prevNewest
-	// when the next export begins (not when one export is converted again).
-	prevNewest, lastNewest int64
+	// heldNewest is the newest sample time of the last export that
+	// arrived whole: the last collection the receiver holds, when the new
+	// series did not exist yet (it would hold them). An export that failed
+	// does not count: its series existed at its time. lastNewest is that
+	// of the last conversion, which becomes heldNewest once its export
+	// arrives.
+	heldNewest, lastNewest int64
 	// ended remembers (by a hash of their labels) the series that vanished
 	// after delivery: back again, they continue their cumulative values and
 	// must not get a zero, which would count all of it as an increase.
+	// Also remembered: the native histogram series the receiver held when
+	// it came to refuse them, and the _count series of the classic
+	// histogram points that continue them (see continueNative).
 	ended map[uint64]struct{}
 	seed  maphash.Seed
 	buf   []byte
@@ -57,6 +63,56 @@ func (z *initialZeros) rememberEnded(sc *seriesCache, s *seriesState) {
 	z.ended[z.key(sc, s)] = struct{}{}
 }
 
+// wasEnded reports whether s vanished after delivery.
+func (z *initialZeros) wasEnded(sc *seriesCache, s *seriesState) bool {
+	if len(z.ended) == 0 {
+		return false // spares the hash
+	}
+	_, ok := z.ended[z.key(sc, s)]
+	return ok
+}
+
+// held reports whether the receiver holds s, or held it before it
+// vanished.
+func (z *initialZeros) held(sc *seriesCache, s *seriesState) bool {
+	return s.is(flagDelivered) || s.newest() != 0 || z.wasEnded(sc, s)
+}
+
+// rememberNativeHistograms remembers the native histogram series the
+// receiver holds as ended, before dropNativeHistograms forgets which they
+// are: their points, sent as classic histograms from then on, continue
+// their counts (see continueNative).
+func (sc *seriesCache) rememberNativeHistograms() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	z := sc.zeros
+	if z == nil {
+		return
+	}
+	for _, s := range sc.last {
+		if s.is(flagHistogram) && s.is(flagDelivered) {
+			z.rememberEnded(sc, s)
+		}
+	}
+}
+
+// continueNative remembers count, the _count series of a classic
+// histogram point, as ended when the receiver held the point's native
+// histogram series (labels base and __name__ name): the point continues
+// that series' counts, and its classic series, all new, must get no zero
+// (see zeroBefore).
+func (z *initialZeros) continueNative(sc *seriesCache, base []prompb.Label, name string, count *seriesState) {
+	if len(z.ended) == 0 || z.held(sc, count) {
+		return
+	}
+	sc.labelList = appendWithLabels(sc.labelList[:0], base, nameLabel(name))
+	z.buf = appendLabels(z.buf[:0], sc.labelList)
+	clear(sc.labelList) // keep no label strings alive
+	if _, ok := z.ended[maphash.Bytes(z.seed, z.buf)]; ok {
+		z.rememberEnded(sc, count)
+	}
+}
+
 // maxKeptZeros bounds the zeros batch whose buffers are kept for the next
 // export: past it (a first export of many series), they are let go, as
 // later exports have few new series.
@@ -71,9 +127,10 @@ func (z *initialZeros) release() {
 	z.batch.reset()
 }
 
-// nextExport makes the last conversion's collection the previous one.
-func (z *initialZeros) nextExport() {
-	z.prevNewest = max(z.prevNewest, z.lastNewest)
+// arrived records that the receiver holds the last conversion's
+// collection: every sample of its export arrived.
+func (z *initialZeros) arrived() {
+	z.heldNewest = max(z.heldNewest, z.lastNewest)
 }
 
 // begin starts a conversion's zeros.
@@ -95,17 +152,23 @@ func (z *initialZeros) end(newest int64, hasNewest bool) {
 // zero's, so that a receiver creating zeros from start times (Prometheus'
 // created-timestamp-zero-ingestion) makes the same sample, not a second
 // one. Without a zero it returns start unchanged.
+//
+// A new series of a histogram point the receiver held (cc.histogramCount,
+// its _count series, held) gets no zero: it is a new bucket (exponential
+// histograms sent as classic ones grow them), whose first value counts
+// every observation up to its bound since the start, not since the last
+// collection.
 func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *nativeParts) int64 {
 	z := cc.sc.zeros
 	if z == nil || f.typ != prompb.MetricMetadata_COUNTER && f.typ != prompb.MetricMetadata_HISTOGRAM ||
 		s.is(flagDelivered) || s.newest() != 0 {
 		return start
 	}
-	at := max(z.prevNewest, start)
+	at := max(z.heldNewest, start)
 	if at <= 0 || at >= ms {
 		return start
 	}
-	if _, ok := z.ended[z.key(cc.sc, s)]; ok {
+	if count := cc.histogramCount; count != nil && count != s && z.held(cc.sc, count) || z.wasEnded(cc.sc, s) {
 		return start
 	}
 	zb := &z.batch

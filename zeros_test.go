@@ -288,3 +288,261 @@ func TestZerosCutDoesNotRebuildSymbols(t *testing.T) {
 		t.Errorf("symbol table rebuilt %d times in 3 exports of the same %d series and one new one each", got-epoch, n)
 	}
 }
+
+// zeroExpHist is counter "c" {k="a"} with value 1 and, when counts is not
+// nil, exponential histogram "lat" {k="x"} of the given scale with those
+// positive counts from offset 0 (at scale 0, bucket j spans (2^j, 2^(j+1)])
+// and sum, all at time at, started at start.
+func zeroExpHist(start, at time.Time, scale int32, counts []uint64, sum float64) *metricdata.ResourceMetrics {
+	attrs := attribute.NewSet(attribute.String("k", "a"))
+	metrics := []metricdata.Metrics{{Name: "c", Data: convSum(true, metricdata.DataPoint[int64]{Attributes: attrs, StartTime: start, Time: at, Value: 1})}}
+	if counts != nil {
+		var n uint64
+		for _, c := range counts {
+			n += c
+		}
+		dp := metricdata.ExponentialHistogramDataPoint[float64]{
+			Attributes: attribute.NewSet(attribute.String("k", "x")), StartTime: start, Time: at,
+			Count: n, Sum: sum, Scale: scale,
+			PositiveBucket: metricdata.ExponentialBucket{Offset: 0, Counts: counts},
+		}
+		metrics = append(metrics, metricdata.Metrics{Name: "lat", Data: convExpHist(dp)})
+	}
+	return convRM(metrics...)
+}
+
+// zeroSeries is a series of a test below and the samples it must hold.
+type zeroSeries struct {
+	name  string
+	match map[string]string
+	want  [][2]float64
+}
+
+// checkZeroSeries compares what srv holds of each series with its want.
+func checkZeroSeries(t *testing.T, srv *prwmetrictest.Server, series []zeroSeries) {
+	t.Helper()
+	for _, s := range series {
+		if diff := cmp.Diff(s.want, samplesOf(t, srv, s.name, s.match)); diff != "" {
+			t.Errorf("%s%v (-want +got):\n%s", s.name, s.match, diff)
+		}
+	}
+	if v := srv.Violations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
+
+// TestZeroOnlyBeforeANewPoint: exponential histograms sent as classic ones
+// grow a new `le` series when observations reach a new bucket, and change
+// every bound when the SDK downscales. Such a series is new, but its point
+// is not: its first value counts every observation up to its bound since
+// the start. A zero before it would make increase() count all of them in
+// one interval (non-monotonic buckets for histogram_quantile): only the
+// series of a new point get a zero.
+func TestZeroOnlyBeforeANewPoint(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	t1, t2 := start.Add(time.Minute), start.Add(2*time.Minute)
+	ms := func(t time.Time) float64 { return float64(t.UnixMilli()) }
+	tests := []struct {
+		name       string
+		first      *metricdata.ResourceMetrics
+		second     *metricdata.ResourceMetrics
+		wantSeries []zeroSeries
+	}{{
+		// Five observations in (1, 2], then one in (2, 4]: le="4"
+		// appears, holding 6.
+		name:   "new bucket",
+		first:  zeroExpHist(start, t1, 0, []uint64{5}, 7.5),
+		second: zeroExpHist(start, t2, 0, []uint64{5, 1}, 10.5),
+		wantSeries: []zeroSeries{
+			{"lat_bucket", map[string]string{"le": "0"}, [][2]float64{{ms(start), 0}, {ms(t1), 0}, {ms(t2), 0}}},
+			{"lat_bucket", map[string]string{"le": "2"}, [][2]float64{{ms(start), 0}, {ms(t1), 5}, {ms(t2), 5}}},
+			{"lat_bucket", map[string]string{"le": "4"}, [][2]float64{{ms(t2), 6}}},
+			{"lat_bucket", map[string]string{"le": "+Inf"}, [][2]float64{{ms(start), 0}, {ms(t1), 5}, {ms(t2), 6}}},
+			{"lat_sum", nil, [][2]float64{{ms(start), 0}, {ms(t1), 7.5}, {ms(t2), 10.5}}},
+			{"lat_count", nil, [][2]float64{{ms(start), 0}, {ms(t1), 5}, {ms(t2), 6}}},
+		},
+	}, {
+		// Five observations in (1, √2] at scale 1, then one in (2, 4]
+		// makes the SDK downscale to 0: le="2" and le="4" replace
+		// le="1.414213562373095".
+		name:   "downscale",
+		first:  zeroExpHist(start, t1, 1, []uint64{5}, 6),
+		second: zeroExpHist(start, t2, 0, []uint64{5, 1}, 9),
+		wantSeries: []zeroSeries{
+			{"lat_bucket", map[string]string{"le": "1.414213562373095"}, [][2]float64{{ms(start), 0}, {ms(t1), 5}}},
+			{"lat_bucket", map[string]string{"le": "2"}, [][2]float64{{ms(t2), 5}}},
+			{"lat_bucket", map[string]string{"le": "4"}, [][2]float64{{ms(t2), 6}}},
+			{"lat_bucket", map[string]string{"le": "+Inf"}, [][2]float64{{ms(start), 0}, {ms(t1), 5}, {ms(t2), 6}}},
+			{"lat_count", nil, [][2]float64{{ms(start), 0}, {ms(t1), 5}, {ms(t2), 6}}},
+		},
+	}, {
+		// The histogram's first point, after a collection without it:
+		// every series gets its zero, at that collection.
+		name:   "new point",
+		first:  zeroExpHist(start, t1, 0, nil, 0),
+		second: zeroExpHist(start, t2, 0, []uint64{5}, 7.5),
+		wantSeries: []zeroSeries{
+			{"lat_bucket", map[string]string{"le": "2"}, [][2]float64{{ms(t1), 0}, {ms(t2), 5}}},
+			{"lat_bucket", map[string]string{"le": "+Inf"}, [][2]float64{{ms(t1), 0}, {ms(t2), 5}}},
+			{"lat_sum", nil, [][2]float64{{ms(t1), 0}, {ms(t2), 7.5}}},
+			{"lat_count", nil, [][2]float64{{ms(t1), 0}, {ms(t2), 5}}},
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := prwmetrictest.NewServer()
+			t.Cleanup(srv.Close)
+			exp := newTestExporter(t, srv, WithInitialZero(), WithoutNativeHistograms(), WithoutStaleMarkers(), WithoutMetadata())
+			ctx := context.Background()
+			if err := exp.Export(ctx, tt.first); err != nil {
+				t.Fatal(err)
+			}
+			if err := exp.Export(ctx, tt.second); err != nil {
+				t.Fatal(err)
+			}
+			checkZeroSeries(t, srv, tt.wantSeries)
+		})
+	}
+}
+
+// TestZeroAfterAFailedExport: the zero of a new series goes at the last
+// collection the receiver holds, when the series did not exist yet. A
+// collection whose export failed does not count: the series may have
+// existed then (b held 5 at t2), and a zero there would make increase()
+// over (t2, t3] count 6 where the counter grew by 1.
+func TestZeroAfterAFailedExport(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	t1, t2, t3 := start.Add(time.Minute), start.Add(2*time.Minute), start.Add(3*time.Minute)
+	ms := func(t time.Time) float64 { return float64(t.UnixMilli()) }
+	down := prwmetrictest.Response{Status: http.StatusServiceUnavailable, Body: "down"}
+	tests := []struct {
+		name string
+		// fail answers the requests of the export of t2: its zeros, then
+		// its samples.
+		fail       []prwmetrictest.Response
+		wantSeries []zeroSeries
+	}{{
+		name: "zeros and samples fail",
+		fail: []prwmetrictest.Response{down, down},
+		wantSeries: []zeroSeries{
+			{"c_total", map[string]string{"k": "a"}, [][2]float64{{ms(start), 0}, {ms(t1), 1}, {ms(t3), 3}}},
+			{"c_total", map[string]string{"k": "b"}, [][2]float64{{ms(t1), 0}, {ms(t3), 6}}},
+		},
+	}, {
+		// The zero arrived: b's first sample follows it at t3.
+		name: "samples fail",
+		fail: []prwmetrictest.Response{{}, down},
+		wantSeries: []zeroSeries{
+			{"c_total", map[string]string{"k": "a"}, [][2]float64{{ms(start), 0}, {ms(t1), 1}, {ms(t3), 3}}},
+			{"c_total", map[string]string{"k": "b"}, [][2]float64{{ms(t1), 0}, {ms(t3), 6}}},
+		},
+	}}
+	for _, tt := range tests {
+		for _, proto := range []Protocol{ProtocolV1, ProtocolV2} {
+			t.Run(tt.name+"/"+proto.String(), func(t *testing.T) {
+				srv := prwmetrictest.NewServer()
+				t.Cleanup(srv.Close)
+				exp := newTestExporter(t, srv, WithInitialZero(), WithoutStaleMarkers(), WithoutMetadata(), WithProtocol(proto))
+				ctx := context.Background()
+				if err := exp.Export(ctx, zeroData(start, t1, map[string]int64{"a": 1}, false, false)); err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range tt.fail {
+					srv.RespondWith(1, r)
+				}
+				if err := exp.Export(ctx, zeroData(start, t2, map[string]int64{"a": 2, "b": 5}, false, false)); err == nil {
+					t.Fatal("export against 503s succeeded")
+				}
+				if err := exp.Export(ctx, zeroData(start, t3, map[string]int64{"a": 3, "b": 6}, false, false)); err != nil {
+					t.Fatal(err)
+				}
+				checkZeroSeries(t, srv, tt.wantSeries)
+			})
+		}
+	}
+}
+
+// TestZeroWhenNativeHistogramsTurnClassic: after a receiver refuses native
+// histograms, the export goes again with classic histograms, whose series
+// are all new. A point whose native histogram series the receiver held
+// (it accepted native histograms before being reconfigured) is not new:
+// its classic series get no zero, even when their first export fails. A
+// point the receiver never held is new: its series get their zeros.
+func TestZeroWhenNativeHistogramsTurnClassic(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	t1, t2, t3 := start.Add(time.Minute), start.Add(2*time.Minute), start.Add(3*time.Minute)
+	ms := func(t time.Time) float64 { return float64(t.UnixMilli()) }
+	refused := prwmetrictest.Response{Status: http.StatusBadRequest, Body: "native histograms are disabled"}
+	down := prwmetrictest.Response{Status: http.StatusServiceUnavailable, Body: "down"}
+	// The classic series at time at, with five observations in (1, 2] and
+	// one in (2, 4], preceded by zeros at zero when it is not 0.
+	classic := func(zero, at time.Time) []zeroSeries {
+		samples := func(v float64) [][2]float64 {
+			if zero.IsZero() {
+				return [][2]float64{{ms(at), v}}
+			}
+			return [][2]float64{{ms(zero), 0}, {ms(at), v}}
+		}
+		return []zeroSeries{
+			{"lat_bucket", map[string]string{"le": "0"}, samples(0)},
+			{"lat_bucket", map[string]string{"le": "2"}, samples(5)},
+			{"lat_bucket", map[string]string{"le": "4"}, samples(6)},
+			{"lat_bucket", map[string]string{"le": "+Inf"}, samples(6)},
+			{"lat_sum", nil, samples(10.5)},
+			{"lat_count", nil, samples(6)},
+		}
+	}
+	tests := []struct {
+		name string
+		// first is the histogram's counts at t1 (nil: none yet).
+		first []uint64
+		// noNative makes the receiver refuse native histograms from the
+		// start; else answer answers the requests from t2 on.
+		noNative   bool
+		answer     []prwmetrictest.Response
+		last       time.Time
+		wantSeries []zeroSeries
+	}{{
+		name:       "held as native",
+		first:      []uint64{5},
+		answer:     []prwmetrictest.Response{refused},
+		last:       t2,
+		wantSeries: classic(time.Time{}, t2),
+	}, {
+		name:       "held as native, the first classic export fails",
+		first:      []uint64{5},
+		answer:     []prwmetrictest.Response{refused, down},
+		last:       t3,
+		wantSeries: classic(time.Time{}, t3),
+	}, {
+		name:       "never held",
+		noNative:   true,
+		last:       t2,
+		wantSeries: classic(t1, t2),
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []prwmetrictest.Option
+			if tt.noNative {
+				opts = append(opts, prwmetrictest.WithoutNativeHistograms())
+			}
+			srv := prwmetrictest.NewServer(opts...)
+			t.Cleanup(srv.Close)
+			exp := newTestExporter(t, srv, WithInitialZero(), WithoutStaleMarkers(), WithoutMetadata())
+			ctx := context.Background()
+			if err := exp.Export(ctx, zeroExpHist(start, t1, 0, tt.first, 7.5)); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range tt.answer {
+				srv.RespondWith(1, r)
+			}
+			for at := t2; !at.After(tt.last); at = at.Add(time.Minute) {
+				err := exp.Export(ctx, zeroExpHist(start, at, 0, []uint64{5, 1}, 10.5))
+				if at.Equal(tt.last) && err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkZeroSeries(t, srv, tt.wantSeries)
+		})
+	}
+}
