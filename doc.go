@@ -131,7 +131,8 @@
 //     WithExternalLabels, WithoutMetadata, WithHistogramMinMax: conversion
 //     choices, see each.
 //   - WithInitialZero (default off): a 0 before each new counter and
-//     histogram series, so increase() counts its first increment.
+//     histogram series (not a new bucket of a point already sent), so
+//     increase() counts its first increment.
 //   - WithMaxSeriesPerRequest (default 10 000), WithMaxRequestBytes (default
 //     3 MiB): larger exports are split into requests.
 //   - WithMaxConcurrentRequests (default 128): requests of one export in flight

@@ -297,9 +297,11 @@ func WithoutStaleMarkers() Option {
 }
 
 // WithInitialZero sends a 0 before the first sample of each new counter
-// and histogram series (at the previous collection, or its start if later),
-// so that increase() and rate() count its first increment; a series back
-// after vanishing gets none. The zeros go first, in requests of their own:
+// and histogram series (at the last collection the receiver holds, or its
+// start if later), so that increase() and rate() count its first
+// increment; a series back after vanishing gets none, nor does a new
+// bucket series of a histogram point the receiver holds (exponential
+// buckets that grow or rescale). The zeros go first, in requests of their own:
 // a first export takes one round trip more and twice the requests. With
 // 2.0, the zero and the first sample carry no start time, so receivers that
 // derive zeros from start times add no second one. Default: off.
