@@ -314,7 +314,7 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 	limit := maxErrorBody + c.secrets.longest()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, int64(limit)))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-	return &WriteError{
+	we := &WriteError{
 		Endpoint:   c.redacted,
 		StatusCode: resp.StatusCode,
 		Body:       c.errorBody(msg, len(msg) == limit),
@@ -322,6 +322,17 @@ func (c *client) attempt(ctx context.Context, body []byte, parts partCounts, pro
 		Attempts:   1,
 		retryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), time.Now()),
 	}
+	if proto == ProtocolV2 && resp.StatusCode == http.StatusBadRequest {
+		if written, ok := writtenCounts(resp.Header); ok {
+			we.written = partCounts{
+				series:     min(written.samples+written.histograms, parts.series),
+				samples:    min(written.samples, parts.samples),
+				histograms: min(written.histograms, parts.histograms),
+				exemplars:  min(written.exemplars, parts.exemplars),
+			}
+		}
+	}
+	return we
 }
 
 // safeAttempt is attempt turning a panic (in a WithRoundTripper hook, an

@@ -31,6 +31,10 @@ type WriteError struct {
 	Attempts int
 
 	retryAfter time.Duration
+	// written is what a 2.0 receiver wrote of the request all the same:
+	// Prometheus commits what it can of a request before it answers 400,
+	// and says how much in the written counts.
+	written partCounts
 }
 
 // Error describes the failure without any credentials.

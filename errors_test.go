@@ -1,10 +1,14 @@
 package prwmetric
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prwmetric/prwmetric/prwmetrictest"
 )
 
 // TestWriteErrorHints: a refusal that points at the configuration says
@@ -48,5 +52,36 @@ func TestWriteErrorHints(t *testing.T) {
 				t.Errorf("error %q, hint %q; want both to say %q", err, hint, tt.want)
 			}
 		})
+	}
+}
+
+// TestWrittenCountsOfA400: Prometheus' 2.0 handler commits what it can of a
+// request before it answers 400, and says how much in the written counts
+// (storage/remote/write_handler.go; its own sender counts sent − written
+// as failed). The error counts those series delivered, not dropped; and as
+// the counts do not say which they are, every series of the request may be
+// held: one that vanishes next is ended with a staleness marker.
+func TestWrittenCountsOfA400(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusBadRequest, Body: "out of order sample", Header: http.Header{
+		prwmetrictest.HeaderSamplesWritten:    {"2"},
+		prwmetrictest.HeaderHistogramsWritten: {"0"},
+		prwmetrictest.HeaderExemplarsWritten:  {"0"},
+	}})
+	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithoutMetadata())
+	at := time.UnixMilli(1_700_000_000_000)
+	err := exp.Export(context.Background(), manyGauges(3, at))
+	var we *WriteError
+	if !errors.As(err, &we) || we.Series != 1 || we.Delivered != 2 || !strings.Contains(err.Error(), "(1 series dropped)") {
+		t.Fatalf("Export = %v, want a *WriteError of 1 series dropped and 2 delivered: the receiver wrote 2 of the 3 samples", err)
+	}
+	// Series i=2 is gone from the next export.
+	if err := exp.Export(context.Background(), manyGauges(2, at.Add(time.Minute))); err != nil {
+		t.Fatalf("second export: %v", err)
+	}
+	got, err := srv.Samples("load", map[string]string{"i": "2"})
+	if err != nil || len(got) != 1 || !got[0].IsStale() {
+		t.Errorf("series i=2 after it vanished: %+v, %v; want its staleness marker", got, err)
 	}
 }

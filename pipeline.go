@@ -159,7 +159,7 @@ func (run *sending) wait() sent {
 		d = addSpan(d, span{c.start, c.end})
 	}
 	bufs.delivered = d
-	return sent{delivered: d, err: p.err, partial: p.partial}
+	return sent{delivered: d, err: p.err, partial: p.partial, written: p.written}
 }
 
 // cutAll cuts the records of todo into requests and publishes them. A
@@ -211,6 +211,9 @@ type pipeline struct {
 	mu      sync.Mutex
 	err     error
 	partial *PartialWriteError
+	// written counts the series failed requests wrote all the same
+	// (WriteError.written).
+	written int
 }
 
 // item is one request of an export: where the batch is cut, what a 1.0
@@ -340,16 +343,28 @@ func (p *pipeline) post() {
 				p.mu.Unlock()
 				err = nil
 			}
-			if !p.refusal(err) {
+			var we *WriteError
+			wroteSome := errors.As(err, &we) && we.written.series > 0
+			switch {
+			case p.refusal(err):
 				// A refusal's series go again, and count then.
+			case wroteSome:
+				e.tel.part(c.parts, &shortWrite{written: we.written}, nil)
+			default:
 				e.tel.part(c.parts, short, err)
 			}
 			if err != nil {
 				// Only a 400 may have stored part of the request:
 				// receivers roll back on any other answer, and a native
 				// histogram refusal is sent again, exemplars too.
-				var we *WriteError
-				sl.answered = errors.As(err, &we) && we.StatusCode == http.StatusBadRequest && !refusesNativeHistograms(err)
+				sl.answered = we != nil && we.StatusCode == http.StatusBadRequest && !refusesNativeHistograms(err)
+				if wroteSome {
+					// Which series were written, the counts do not say.
+					sl.unsure = true
+					p.mu.Lock()
+					p.written += we.written.series
+					p.mu.Unlock()
+				}
 				p.fail(err)
 			} else {
 				sl.ok = true

@@ -82,8 +82,9 @@ func (e *Exporter) settle(ctx context.Context, b *batch, bufs *sendBuffers, r se
 	if r.err != nil {
 		var we *WriteError
 		if errors.As(r.err, &we) {
-			we.Delivered = covered(r.delivered)
-			we.Series = b.dropped(r.delivered, proto)
+			written := min(r.written, b.dropped(r.delivered, proto))
+			we.Delivered = covered(r.delivered) + written
+			we.Series = b.dropped(r.delivered, proto) - written
 		}
 		e.warn(r.err)
 		errs = append(errs, r.err)
@@ -119,6 +120,9 @@ type sent struct {
 	// write of requests they accepted.
 	err     error
 	partial *PartialWriteError
+	// written counts the series that failed requests wrote all the same
+	// (a 2.0 receiver's 400 with its written counts).
+	written int
 }
 
 // resend sends again, as proto with comp, what r did not deliver.
