@@ -239,14 +239,21 @@ func (t *telemetry) part(parts partCounts, short *shortWrite, err error) {
 	case err != nil:
 		t.pending.failed.add(parts)
 	case short != nil:
+		// Series all count sent for a 2xx; a 400 with written counts
+		// (written.series set) dropped the rest, as its WriteError says.
+		series := parts.series
+		if short.written.series > 0 {
+			series = min(short.written.series, parts.series)
+		}
 		written := partCounts{
-			series:     parts.series,
+			series:     series,
 			samples:    min(short.written.samples, parts.samples),
 			histograms: min(short.written.histograms, parts.histograms),
 			exemplars:  min(short.written.exemplars, parts.exemplars),
 		}
 		t.pending.sent.add(written)
 		t.pending.failed.add(partCounts{
+			series:     parts.series - series,
 			samples:    parts.samples - written.samples,
 			histograms: parts.histograms - written.histograms,
 			exemplars:  parts.exemplars - written.exemplars,

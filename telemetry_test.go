@@ -2,7 +2,9 @@ package prwmetric
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -417,5 +419,33 @@ func TestSentBytesOnlyWhenSent(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
 		}
+	}
+}
+
+// TestWrittenCountsOfA400Telemetry: a 2.0 receiver's 400 with written
+// counts makes the WriteError count the series written as delivered and
+// the rest dropped (TestWrittenCountsOfA400). The telemetry's series
+// counters are to agree with the WriteError (TestDroppedRequestsCounted:
+// sent = Delivered, failed = Series); they count all 3 sent, 0 failed.
+func TestWrittenCountsOfA400Telemetry(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusBadRequest, Body: "out of order sample", Header: http.Header{
+		prwmetrictest.HeaderSamplesWritten:    {"2"},
+		prwmetrictest.HeaderHistogramsWritten: {"0"},
+		prwmetrictest.HeaderExemplarsWritten:  {"0"},
+	}})
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithoutMetadata(), WithoutStaleMarkers())
+	err := exp.Export(context.Background(), manyGauges(3, time.UnixMilli(1_700_000_000_000)))
+	var we *WriteError
+	if !errors.As(err, &we) || we.Delivered != 2 || we.Series != 1 {
+		t.Fatalf("Export = %v, want a *WriteError of 2 delivered and 1 dropped", err)
+	}
+	got := collect()
+	sent := sumOf(t, got, "prwmetric.exporter.series", attribute.String("outcome", "sent"))
+	failed := sumOf(t, got, "prwmetric.exporter.series", attribute.String("outcome", "failed"))
+	if sent != int64(we.Delivered) || failed != int64(we.Series) {
+		t.Errorf("telemetry series sent=%d failed=%d; the WriteError says delivered=%d dropped=%d", sent, failed, we.Delivered, we.Series)
 	}
 }

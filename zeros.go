@@ -143,6 +143,9 @@ func (z *initialZeros) begin(collectV2 bool, labels *labelTable) {
 func (z *initialZeros) end(newest int64, hasNewest bool) {
 	if hasNewest {
 		z.lastNewest = newest
+	} else {
+		// Only markers: no collection of its own for arrived to record.
+		z.lastNewest = z.heldNewest
 	}
 }
 

@@ -546,3 +546,49 @@ func TestZeroWhenNativeHistogramsTurnClassic(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroAfterMarkersOnlyExport: the zero of a new series goes at the
+// last collection the receiver holds; a collection whose export failed does
+// not count (TestZeroAfterAFailedExport). After a failed export at t2, an
+// export of nothing but staleness markers arrives at t3: its conversion
+// has no newest sample, so lastNewest is still t2's, and arrived makes t2
+// the held collection. A new series at t4 then gets its zero at t2, a
+// collection the receiver never got, instead of at t1.
+func TestZeroAfterMarkersOnlyExport(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	t1, t2, t3, t4 := start.Add(time.Minute), start.Add(2*time.Minute), start.Add(3*time.Minute), start.Add(4*time.Minute)
+	ms := func(t time.Time) float64 { return float64(t.UnixMilli()) }
+	counter := func(at time.Time, values map[string]int64) *metricdata.ResourceMetrics {
+		var dps []metricdata.DataPoint[int64]
+		for k, v := range values {
+			dps = append(dps, metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attribute.String("k", k)), StartTime: start, Time: at, Value: v})
+		}
+		var metrics []metricdata.Metrics
+		if len(dps) > 0 {
+			metrics = append(metrics, metricdata.Metrics{Name: "c", Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: dps}})
+		}
+		return &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: metrics}}}
+	}
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	exp := newTestExporter(t, srv, WithInitialZero(), WithoutMetadata(), WithoutTargetInfo())
+	ctx := context.Background()
+	if err := exp.Export(ctx, counter(t1, map[string]int64{"a": 1})); err != nil {
+		t.Fatal(err)
+	}
+	down := prwmetrictest.Response{Status: http.StatusServiceUnavailable, Body: "down"}
+	srv.RespondWith(2, down) // the zeros of t2, then its samples
+	if err := exp.Export(ctx, counter(t2, map[string]int64{"a": 2, "b": 5})); err == nil {
+		t.Fatal("export against 503s succeeded")
+	}
+	// Nothing at t3: a's staleness marker only.
+	if err := exp.Export(ctx, counter(t3, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Export(ctx, counter(t4, map[string]int64{"b": 6})); err != nil {
+		t.Fatal(err)
+	}
+	checkZeroSeries(t, srv, []zeroSeries{
+		{"c_total", map[string]string{"k": "b"}, [][2]float64{{ms(t1), 0}, {ms(t4), 6}}},
+	})
+}
