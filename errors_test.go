@@ -64,11 +64,7 @@ func TestWriteErrorHints(t *testing.T) {
 func TestWrittenCountsOfA400(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusBadRequest, Body: "out of order sample", Header: http.Header{
-		prwmetrictest.HeaderSamplesWritten:    {"2"},
-		prwmetrictest.HeaderHistogramsWritten: {"0"},
-		prwmetrictest.HeaderExemplarsWritten:  {"0"},
-	}})
+	srv.RespondWith(1, partialCommit400(2))
 	exp := newTestExporter(t, srv, WithProtocol(ProtocolV2), WithoutMetadata())
 	at := time.UnixMilli(1_700_000_000_000)
 	err := exp.Export(context.Background(), manyGauges(3, at))

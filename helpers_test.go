@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -447,4 +448,15 @@ func (b *batch) allRecords() []span {
 // whole batches.
 func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
 	return b.cutSpans([]span{{from, len(b.records)}}, maxSeries, maxBytes, cuts)
+}
+
+// partialCommit400 is a 2.0 receiver's answer to a request it committed
+// only part of, as Prometheus answers one with a bad series: 400, and the
+// samples it wrote in the written counts.
+func partialCommit400(samplesWritten int) prwmetrictest.Response {
+	return prwmetrictest.Response{Status: http.StatusBadRequest, Body: "out of order sample", Header: http.Header{
+		prwmetrictest.HeaderSamplesWritten:    {strconv.Itoa(samplesWritten)},
+		prwmetrictest.HeaderHistogramsWritten: {"0"},
+		prwmetrictest.HeaderExemplarsWritten:  {"0"},
+	}}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"testing"
 	"time"
 
@@ -426,15 +425,11 @@ func TestSentBytesOnlyWhenSent(t *testing.T) {
 // counts makes the WriteError count the series written as delivered and
 // the rest dropped (TestWrittenCountsOfA400). The telemetry's series
 // counters are to agree with the WriteError (TestDroppedRequestsCounted:
-// sent = Delivered, failed = Series); they count all 3 sent, 0 failed.
+// sent = Delivered, failed = Series): 2 sent, 1 failed.
 func TestWrittenCountsOfA400Telemetry(t *testing.T) {
 	srv := prwmetrictest.NewServer()
 	t.Cleanup(srv.Close)
-	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusBadRequest, Body: "out of order sample", Header: http.Header{
-		prwmetrictest.HeaderSamplesWritten:    {"2"},
-		prwmetrictest.HeaderHistogramsWritten: {"0"},
-		prwmetrictest.HeaderExemplarsWritten:  {"0"},
-	}})
+	srv.RespondWith(1, partialCommit400(2))
 	withTelemetry, collect := selfTelemetry(t)
 	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithoutMetadata(), WithoutStaleMarkers())
 	err := exp.Export(context.Background(), manyGauges(3, time.UnixMilli(1_700_000_000_000)))
