@@ -356,7 +356,8 @@ func (cc *conversion) touchMetric(me *metricEntry) {
 
 // touchPoint marks pe, a point entry of me, used by this export.
 func (cc *conversion) touchPoint(me *metricEntry, pe *pointEntry) {
-	if pe.seen != cc.gen {
+	cc.emitting, cc.pointNew = pe, pe.seen != cc.gen
+	if cc.pointNew {
 		me.seenPoints++
 	}
 	cc.touch(&pe.seen)

@@ -28,6 +28,12 @@ type conversion struct {
 	// classic series are emitted next, nil for other series: it stands for
 	// the point in zeroBefore (WithInitialZero).
 	histogramCount *seriesState
+	// emitting is the data point whose series are emitted next, nil for
+	// target_info; pointNew says this export had not used its entry
+	// before. lastDropped is the last point emit dropped a series of, so
+	// that a point counts dropped once (seriesCache.pointsDropped).
+	emitting, lastDropped *pointEntry
+	pointNew              bool
 }
 
 // convert converts rm into b, through the cache. It leaves out what
@@ -39,7 +45,7 @@ func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	sc.gen = sc.gen.next()
-	sc.seenCount, sc.entriesSeen = 0, 0
+	sc.seenCount, sc.entriesSeen, sc.pointsDropped = 0, 0, 0
 	cc := &conversion{sc: sc, b: b, gen: sc.gen, exportState: exportState{rules: sc.rules}}
 	b.collectV2, b.labels = sc.collectV2, &sc.labels
 	if sc.zeros != nil {
@@ -280,6 +286,12 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	}
 	if s.seen() == cc.gen {
 		mc.p.add("series %s sent twice in one export: kept the first", seriesString(decodeLabels(cc.sc.encodedLabels(s))))
+		// A point whose entry this export used already (the same
+		// attributes twice) is not counted kept at all.
+		if cc.emitting != nil && cc.pointNew && cc.lastDropped != cc.emitting {
+			cc.sc.pointsDropped++
+			cc.lastDropped = cc.emitting
+		}
 		return
 	}
 	s.setSeen(cc.gen)
@@ -502,7 +514,7 @@ func (cc *conversion) targetInfo() {
 	mc := metricCtx{m: metricdata.Metrics{Name: cc.sc.rules.targetInfoName, Description: targetInfoHelp}}
 	mc.p.addAll(res.targetProblems)
 	if res.target != nil && cc.nameFree(&mc, &res.targetFamily) {
-		cc.start = 0
+		cc.start, cc.emitting = 0, nil
 		cc.emit(&mc, &res.targetFamily, &res.target, 1, cc.newest, nil, nil)
 	}
 	if len(mc.p.reasons) > 0 {

@@ -45,9 +45,11 @@ func (e *Exporter) settle(ctx context.Context, b *batch, bufs *sendBuffers, r se
 			e.cfg.logger.Warn("prwmetric: the receiver does not speak Remote Write 2.0; sending 1.0 instead, and trying 2.0 again every hour",
 				"endpoint", e.client.redacted, "reason", refusalReason(r.err))
 		}
+		e.tel.resending()
 		r = e.resend(ctx, b, bufs, r, proto, comp)
 	case comp == CompressionZstd && refusesZstd(r.err):
 		refusal := r.err
+		e.tel.resending()
 		r = e.resend(ctx, b, bufs, r, proto, CompressionSnappy)
 		// A receiver that refuses the snappy data as well refuses the
 		// data, not zstd: then zstd is tried again next time.

@@ -142,6 +142,9 @@ type seriesCache struct {
 	// seenCount is how many series the current export sent: when it equals
 	// len(last), no series disappeared and the sweep is skipped.
 	seenCount int
+	// pointsDropped counts the data points of the current export with a
+	// series emit dropped: another point had the same labels.
+	pointsDropped int
 
 	res *resourceEntry
 	// entries and entriesSeen count the scope, metric and point entries,

@@ -173,8 +173,8 @@ func (t *telemetry) withError(typ string) metric.MeasurementOption {
 }
 
 // pointsKept returns how many data points the last conversion into sc kept:
-// those whose cache entry it used. A metric it dropped whole uses no point
-// entry, a point it dropped is not looked up.
+// those whose cache entry it used, less those emit dropped. A metric it
+// dropped whole uses no point entry, a point it dropped is not looked up.
 func pointsKept(sc *seriesCache) int {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
@@ -192,7 +192,7 @@ func pointsKept(sc *seriesCache) int {
 			}
 		}
 	}
-	return n
+	return n - sc.pointsDropped
 }
 
 // attempt records one attempt of a request and its outcome. Its bytes count
@@ -284,6 +284,17 @@ func (t *telemetry) settled(ctx context.Context, zeros bool, err error, partial 
 	t.mu.Unlock()
 	t.count(ctx, p.sent, t.sent)
 	t.count(ctx, p.failed, t.failed)
+}
+
+// resending forgets the failures a send counted: what was not delivered
+// goes again (see settle), whatever failed it, and counts then.
+func (t *telemetry) resending() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.pending.failed = partCounts{}
+	t.mu.Unlock()
 }
 
 // discard forgets what a send counted: it goes again (see settle).

@@ -3,6 +3,10 @@ package prwmetric
 import (
 	"context"
 	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,3 +106,98 @@ func TestDroppedRequestsCounted(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestPointDroppedAtEmitCountsFailed: two attribute sets that yield
+// one label set (r.x and r_x) make one series; the conversion keeps the
+// first point and drops the second ("sent twice in one export"), and the
+// export's error says so. The telemetry counts the second failed by the
+// conversion, not exported.
+func TestPointDroppedAtEmitCountsFailed(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo())
+	at := time.UnixMilli(1_700_000_000_000)
+	rm := &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+		{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{
+			{Attributes: attribute.NewSet(attribute.String("r.x", "a")), Time: at, Value: 1},
+			{Attributes: attribute.NewSet(attribute.String("r_x", "a")), Time: at, Value: 2},
+		}}},
+	}}}}
+	err := exp.Export(context.Background(), rm)
+	if err == nil {
+		t.Fatal("Export: want the error about the series sent twice")
+	}
+	if got := len(srv.Series()); got != 1 {
+		t.Fatalf("receiver holds %d series, want 1", got)
+	}
+	got := collect()
+	exported := pointsWithoutError(t, got)
+	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
+	if exported != 1 || conversion != 1 {
+		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
+	}
+}
+
+// TestFailedBesideARefusalCountedOnce: two requests in flight, one
+// refused (zstd: 415) and one failed otherwise (503). The refusal decides
+// what comes next (pipeline.fail): every series not delivered goes again
+// as snappy, both are delivered, and Export returns nil. The 503's series
+// go again too, so they count once, sent, not failed and then sent
+// (TestRefusedRequestsNotCountedFailed's invariant).
+func TestFailedBesideARefusalCountedOnce(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		arrivals int
+		release  = make(chan struct{})
+		got      []string
+	)
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Content-Encoding") == contentEncodingZstd {
+			mu.Lock()
+			arrivals++
+			n := arrivals
+			if n == 2 {
+				close(release) // both requests are in flight
+			}
+			mu.Unlock()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			if n == 1 {
+				http.Error(w, "unsupported content encoding", http.StatusUnsupportedMediaType)
+			} else {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+			}
+			return
+		}
+		rec := (&recorder{}).record(r)
+		mu.Lock()
+		for _, s := range rec.Series {
+			got = append(got, strings.Join(s.Labels, ","))
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newExporter(t, WithEndpoint(srv.URL+"/api/v1/write"), WithCompression(CompressionZstd), withTelemetry,
+		WithLogger(discardLogger()), WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo(),
+		WithMaxSeriesPerRequest(1), WithMaxConcurrentRequests(2))
+	if err := exp.Export(context.Background(), manyGauges(2, time.UnixMilli(1_700_000_000_000))); err != nil {
+		t.Fatalf("Export: %v; want nil: both series were delivered as snappy", err)
+	}
+	mu.Lock()
+	sort.Strings(got)
+	mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("receiver took %d series as snappy, want both: %v", len(got), got)
+	}
+	rm := collect()
+	sent := sumOf(t, rm, "prwmetric.exporter.series", attribute.String("outcome", "sent"))
+	failed := sumOf(t, rm, "prwmetric.exporter.series", attribute.String("outcome", "failed"))
+	if sent != 2 || failed != 0 {
+		t.Errorf("telemetry series sent=%d failed=%d; want 2 and 0: both were delivered and Export returned nil", sent, failed)
+	}
+}
