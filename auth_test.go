@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -410,4 +411,54 @@ func TestHeaderFunc(t *testing.T) {
 	t.Run("nil function", func(t *testing.T) {
 		assertNewFails(t, []Option{WithEndpoint(validEndpoint), WithHeaderFunc(nil)}, []string{"WithHeaderFunc(nil)"})
 	})
+}
+
+// TestNotSentByAnAuthenticator: an authenticator's failure marked NotSent
+// stopped the request before it left, the same way each time: WithRetry
+// does not repeat it, and the telemetry counts no bytes sent. The same
+// failure unmarked may have sent part of the request, so it is retried.
+func TestNotSentByAnAuthenticator(t *testing.T) {
+	for _, marked := range []bool{true, false} {
+		t.Run(fmt.Sprintf("marked=%v", marked), func(t *testing.T) {
+			endpoint, rec := newReceiver(t, http.StatusNoContent, "")
+			var calls atomic.Int64
+			failing := func(next http.RoundTripper) (http.RoundTripper, error) {
+				return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+					calls.Add(1)
+					_ = r.Body.Close()
+					err := errors.New("test: no credentials")
+					if marked {
+						err = NotSent(err)
+					}
+					return nil, err
+				}), nil
+			}
+			withTelemetry, collect := selfTelemetry(t)
+			exp := newExporter(t, pinned(WithEndpoint(endpoint), withTelemetry,
+				WithRetry(RetryConfig{Enabled: true, InitialInterval: 10 * time.Millisecond, MaxInterval: 10 * time.Millisecond, MaxElapsedTime: 200 * time.Millisecond}),
+				WithAuthenticator("test.WithFailing", failing))...)
+			err := exp.Export(t.Context(), counterData(3))
+			var we *WriteError
+			if !errors.As(err, &we) || !strings.Contains(err.Error(), "test: no credentials") {
+				t.Fatalf("Export = %v, want a *WriteError with the authenticator's message", err)
+			}
+			if n := len(rec.all()); n != 0 {
+				t.Fatalf("the receiver got %d requests", n)
+			}
+			bytes := sumOf(t, collect(), "prwmetric.exporter.sent_bytes")
+			if marked {
+				if we.Attempts != 1 || calls.Load() != 1 {
+					t.Errorf("tried %d times (%d calls), want once", we.Attempts, calls.Load())
+				}
+				if bytes != 0 {
+					t.Errorf("sent_bytes = %d for a request that never left", bytes)
+				}
+			} else if we.Attempts < 2 || bytes == 0 {
+				t.Errorf("unmarked: tried %d times, %d bytes counted; want retries, and bytes (part may have left)", we.Attempts, bytes)
+			}
+		})
+	}
+	if NotSent(nil) != nil {
+		t.Error("NotSent(nil) is not nil")
+	}
 }

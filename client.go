@@ -458,8 +458,9 @@ func peerTLSAlert(err error) bool {
 	return errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && !strings.Contains(op.Err.Error(), "internal error")
 }
 
-// requestNotSent is an error of the exporter's own transport layers, which
-// fail a request before it leaves (a credential file that cannot be read).
+// requestNotSent is an error of the exporter's own transport layers, or
+// of a WithAuthenticator transport (NotSent), which fail a request before
+// it leaves (a credential file that cannot be read).
 type requestNotSent struct{ err error }
 
 func (e *requestNotSent) Error() string { return e.err.Error() }

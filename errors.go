@@ -112,3 +112,18 @@ func (e *PartialWriteError) add(sent, written partCounts) {
 	e.ExemplarsSent += sent.exemplars
 	e.ExemplarsWritten += written.exemplars
 }
+
+// NotSent marks err as the failure of a WithAuthenticator transport that
+// stopped a request before any byte of it left, and would stop it again:
+// no region to sign for, credentials or a token that could not be had. The
+// exporter then knows the receiver holds nothing of the request: WithRetry
+// does not repeat it, its bytes do not count as sent in the telemetry, and
+// its series are not taken as maybe stored. The message is err's; a nil err
+// stays nil. A transport returns it from RoundTrip, after closing the
+// request's body.
+func NotSent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &requestNotSent{err}
+}

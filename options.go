@@ -192,8 +192,10 @@ func WithOAuth2(cfg OAuth2Config) Option {
 // such as prwmetric/sigv4 or prwmetric/azuread, whose options call it. name
 // is the option users wrote, for New's errors. New calls wrap once with the
 // transport that sends requests; its error is New's. The returned transport
-// is innermost, so it sees the final request. One kind of Authorization at a
-// time; a later WithAuthenticator replaces an earlier one. Default: none.
+// is innermost, so it sees the final request; a failure of its own before
+// the request leaves (no credentials) is best returned as NotSent(err), so
+// that WithRetry does not repeat it. One kind of Authorization at a time; a
+// later WithAuthenticator replaces an earlier one. Default: none.
 func WithAuthenticator(name string, wrap func(next http.RoundTripper) (http.RoundTripper, error)) Option {
 	return optionFunc(func(c config) config {
 		c.authenticator, c.authenticatorName, c.authenticatorSet = wrap, name, true

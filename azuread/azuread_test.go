@@ -710,3 +710,32 @@ func TestConflictsWithOtherAuthorization(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenFailureIsNotRetried: a request whose token the authority
+// refuses never leaves (prwmetric.NotSent), and each attempt would meet the
+// same refusal: WithRetry does not repeat it, so one export asks the
+// authority once, not until the retry budget is spent.
+func TestTokenFailureIsNotRetried(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.secretConfig("s3cret-" + randomHex(16))
+	f.auth.setOverride(func(w http.ResponseWriter, r *http.Request, form url.Values) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client", "error_codes": []int{7000215}})
+	})
+	p := f.pipeline(t, cfg, prwmetric.WithRetry(prwmetric.RetryConfig{
+		Enabled: true, InitialInterval: 10 * time.Millisecond, MaxInterval: 10 * time.Millisecond, MaxElapsedTime: 2 * time.Second,
+	}))
+	err := p.export(t)
+	var we *prwmetric.WriteError
+	if !errors.As(err, &we) {
+		t.Fatalf("export = %v, want a *WriteError", err)
+	}
+	if we.Attempts != 1 {
+		t.Errorf("the request without a token was tried %d times, want once", we.Attempts)
+	}
+	if requests, _ := f.auth.stats(); requests != 1 {
+		t.Errorf("the authority was asked %d times, want once", requests)
+	}
+	if accepted, refused := f.recv.log(); len(accepted)+len(refused) > 0 {
+		t.Errorf("the receiver was sent %d requests without a token", len(accepted)+len(refused))
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/prwmetric/prwmetric"
 )
 
 // transport sets the Entra ID token on each request to the endpoint.
@@ -24,12 +26,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if !secureEnough(req.URL) {
 		closeBody(req)
-		return nil, fmt.Errorf("azuread: refusing to send an Entra ID token over plain http to %s: use the https endpoint", req.URL.Host)
+		return nil, prwmetric.NotSent(fmt.Errorf("azuread: refusing to send an Entra ID token over plain http to %s: use the https endpoint", req.URL.Host))
 	}
 	token, err := t.tokens.token(req.Context())
 	if err != nil {
+		// Stopped before it left, as the plain http refusal above: the
+		// exporter neither retries it nor counts its bytes.
 		closeBody(req)
-		return nil, err
+		return nil, prwmetric.NotSent(err)
 	}
 	// RoundTrippers must not modify the caller's request.
 	out := req.Clone(req.Context())

@@ -18,6 +18,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/prwmetric/prwmetric"
 )
 
 // emptyPayloadHash is the hex SHA-256 of an empty body.
@@ -61,11 +63,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !sameOrigin(req.URL, firstRequest(req).URL) {
 		return t.next.RoundTrip(req)
 	}
+	// Each failure before next.RoundTrip stops the request before it
+	// leaves, the same way every time: NotSent tells the exporter.
 	fail := func(err error) (*http.Response, error) {
 		if req.Body != nil {
 			_ = req.Body.Close() // RoundTrip must close the body, even on error.
 		}
-		return nil, err
+		return nil, prwmetric.NotSent(err)
 	}
 	// Checked first: no credentials are fetched for a request that cannot
 	// be signed.
