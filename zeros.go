@@ -31,19 +31,42 @@ type initialZeros struct {
 	// Also remembered: the native histogram series the receiver held when
 	// it came to refuse them, and the _count series of the classic
 	// histogram points that continue them (see continueNative).
-	ended map[uint64]struct{}
+	ended endedSeries
 	seed  maphash.Seed
 	buf   []byte
 }
 
-// maxEndedRemembered bounds initialZeros.ended (about 40 MB at most):
-// past it, the oldest memory is dropped at once, and a series that comes
-// back after that gets a zero.
+// maxEndedRemembered bounds initialZeros.ended (about 40 MB at most).
 const maxEndedRemembered = 1 << 20
 
 func newInitialZeros() *initialZeros {
-	return &initialZeros{ended: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+	return &initialZeros{ended: endedSeries{limit: maxEndedRemembered}, seed: maphash.MakeSeed()}
 }
+
+// endedSeries is a set of series hashes that forgets the oldest half when
+// it is full: a series that comes back after that gets a zero, but the
+// series that ended last, most likely to come back, are kept.
+type endedSeries struct {
+	recent, older map[uint64]struct{}
+	limit         int
+}
+
+func (e *endedSeries) add(h uint64) {
+	if e.recent == nil || len(e.recent) >= e.limit/2 {
+		e.older, e.recent = e.recent, make(map[uint64]struct{})
+	}
+	e.recent[h] = struct{}{}
+}
+
+func (e *endedSeries) has(h uint64) bool {
+	_, ok := e.recent[h]
+	if !ok {
+		_, ok = e.older[h]
+	}
+	return ok
+}
+
+func (e *endedSeries) empty() bool { return len(e.recent) == 0 && len(e.older) == 0 }
 
 // key hashes the encoded labels of s: its key in the label table names
 // pieces whose numbers are reused once the series is gone.
@@ -57,19 +80,15 @@ func (z *initialZeros) key(sc *seriesCache, s *seriesState) uint64 {
 
 // rememberEnded records that s vanished after delivery.
 func (z *initialZeros) rememberEnded(sc *seriesCache, s *seriesState) {
-	if len(z.ended) >= maxEndedRemembered {
-		clear(z.ended)
-	}
-	z.ended[z.key(sc, s)] = struct{}{}
+	z.ended.add(z.key(sc, s))
 }
 
 // wasEnded reports whether s vanished after delivery.
 func (z *initialZeros) wasEnded(sc *seriesCache, s *seriesState) bool {
-	if len(z.ended) == 0 {
+	if z.ended.empty() {
 		return false // spares the hash
 	}
-	_, ok := z.ended[z.key(sc, s)]
-	return ok
+	return z.ended.has(z.key(sc, s))
 }
 
 // held reports whether the receiver holds s, or held it before it
@@ -102,13 +121,13 @@ func (sc *seriesCache) rememberNativeHistograms() {
 // that series' counts, and its classic series, all new, must get no zero
 // (see zeroBefore).
 func (z *initialZeros) continueNative(sc *seriesCache, base []prompb.Label, name string, count *seriesState) {
-	if len(z.ended) == 0 || z.held(sc, count) {
+	if z.ended.empty() || z.held(sc, count) {
 		return
 	}
 	sc.labelList = appendWithLabels(sc.labelList[:0], base, nameLabel(name))
 	z.buf = appendLabels(z.buf[:0], sc.labelList)
 	clear(sc.labelList) // keep no label strings alive
-	if _, ok := z.ended[maphash.Bytes(z.seed, z.buf)]; ok {
+	if z.ended.has(maphash.Bytes(z.seed, z.buf)) {
 		z.rememberEnded(sc, count)
 	}
 }

@@ -592,3 +592,28 @@ func TestZeroAfterMarkersOnlyExport(t *testing.T) {
 		{"c_total", map[string]string{"k": "b"}, [][2]float64{{ms(t1), 0}, {ms(t4), 6}}},
 	})
 }
+
+// TestEndedSeriesKeepsTheLatest: the memory of ended series is bounded, and
+// when it is full it forgets the series that ended first, never those that
+// ended last (it once forgot them all at once, so that every series coming
+// back got a zero that counted its whole value as an increase).
+func TestEndedSeriesKeepsTheLatest(t *testing.T) {
+	e := endedSeries{limit: 8}
+	for h := uint64(1); h <= 100; h++ {
+		e.add(h)
+		if n := len(e.recent) + len(e.older); n > e.limit {
+			t.Fatalf("after %d: %d remembered, limit %d", h, n, e.limit)
+		}
+		for back := uint64(0); back < uint64(e.limit/2) && back < h; back++ {
+			if !e.has(h - back) {
+				t.Fatalf("after adding 1..%d, %d is forgotten; the last %d must be kept", h, h-back, e.limit/2)
+			}
+		}
+	}
+	if e.has(1) || e.has(50) {
+		t.Error("the oldest are still remembered past the limit")
+	}
+	if (&endedSeries{limit: 8}).has(1) || !(&endedSeries{limit: 8}).empty() {
+		t.Error("a new set is not empty")
+	}
+}
