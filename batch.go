@@ -11,6 +11,9 @@ type batch struct {
 	// zeros: the batch of WithInitialZero's zeros (zeros.go), sent before
 	// the export's own.
 	zeros bool
+	// processed: the receiver took or refused the data of every request
+	// of its send (sent.processed).
+	processed bool
 	// ended are the series this export ends without a marker
 	// (WithoutStaleMarkers).
 	ended []*seriesState
@@ -93,7 +96,7 @@ func (b *batch) reset() {
 	b.ended = b.ended[:0]
 	clear(b.v2)
 	b.v2 = b.v2[:0]
-	b.marked, b.native = b.marked[:0], false
+	b.marked, b.native, b.processed = b.marked[:0], false, false
 }
 
 // skippedByV1 reports whether record i is left out of 1.0 requests: a

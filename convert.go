@@ -57,7 +57,7 @@ func (sc *seriesCache) convert(rm *metricdata.ResourceMetrics, b *batch, now int
 	}
 	sc.sweep(b, now)
 	if sc.zeros != nil {
-		sc.zeros.end(cc.newest, cc.hasNewest)
+		sc.zeros.end(cc.gen, cc.newest, cc.hasNewest)
 	}
 	return cc.err()
 }
@@ -294,6 +294,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 		}
 		return
 	}
+	seen := s.seen()
 	s.setSeen(cc.gen)
 	cc.sc.seenCount++
 	cc.observeTime(ms)
@@ -306,7 +307,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	}
 	start := cc.start
 	if cc.sc.zeros != nil {
-		start = cc.zeroBefore(f, s, ms, start, h)
+		start = cc.zeroBefore(f, s, seen, ms, start, h)
 	}
 	r := record{s: s, key: s.key, value: v, ts: ms}
 	if len(exemplars) > 0 || h != nil {

@@ -3,7 +3,9 @@ package prwmetric
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,37 @@ func TestSplitFirstFailureStopsTheRest(t *testing.T) {
 	}
 	if n := srv.RequestCount(); n != 2 {
 		t.Errorf("%d requests, want 2: nothing after the failure", n)
+	}
+}
+
+// TestSplitDataRefusalDoesNotStopTheRest: a 400 or 422 refuses the data of
+// its request (an out-of-order sample, a label over the receiver's
+// limits), and says nothing of the other requests: they are sent, and
+// the error counts only that request's series dropped. A receiver that
+// keeps refusing one series would otherwise lose most of every export.
+func TestSplitDataRefusalDoesNotStopTheRest(t *testing.T) {
+	for _, status := range []int{http.StatusBadRequest, http.StatusUnprocessableEntity} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			srv := prwmetrictest.NewServer()
+			defer srv.Close()
+			exp := newTestExporter(t, srv, WithMaxSeriesPerRequest(100), WithoutStaleMarkers(), WithMaxConcurrentRequests(1))
+			srv.RespondWith(1, prwmetrictest.Response{})
+			srv.RespondWith(1, prwmetrictest.Response{Status: status, Body: "out of order sample"})
+			err := exp.Export(context.Background(), manyGauges(450, time.UnixMilli(1_700_000_000_000)))
+			var we *WriteError
+			if !errors.As(err, &we) {
+				t.Fatalf("err = %v, want a *WriteError", err)
+			}
+			if we.Delivered != 350 || we.Series != 100 || we.StatusCode != status {
+				t.Errorf("WriteError = %+v, want 350 delivered, 100 dropped, %d", we, status)
+			}
+			if n := srv.RequestCount(); n != 5 {
+				t.Errorf("%d requests, want all 5", n)
+			}
+			if n := len(srv.Series()); n != 350 {
+				t.Errorf("the receiver holds %d series, want 350", n)
+			}
+		})
 	}
 }
 

@@ -173,8 +173,8 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) (
 	// What the receiver accepted counts, even when a later request of
 	// the export failed: it holds those samples and those ends.
 	e.series.markDelivered(b, delivered)
-	if z := e.series.zeros; z != nil && b.arrived(delivered) {
-		z.arrived()
+	if z := e.series.zeros; z != nil {
+		z.sent(b.arrived(delivered), b.processed)
 	}
 	if err != nil {
 		return errors.Join(convErr, err)

@@ -140,9 +140,10 @@ func (run *sending) wait() sent {
 		}
 	}
 
-	d := bufs.delivered[:0]
+	d, processed := bufs.delivered[:0], true
 	for _, it := range p.items {
 		c := it.cut
+		processed = processed && (it.slot.ok || it.slot.refused)
 		if !it.slot.ok {
 			continue
 		}
@@ -159,7 +160,7 @@ func (run *sending) wait() sent {
 		d = addSpan(d, span{c.start, c.end})
 	}
 	bufs.delivered = d
-	return sent{delivered: d, err: p.err, partial: p.partial, written: p.written}
+	return sent{delivered: d, err: p.err, partial: p.partial, written: p.written, processed: processed}
 }
 
 // cutAll cuts the records of todo into requests and publishes them. A
@@ -266,6 +267,8 @@ type slot struct {
 	// answered when it failed with the receiver's answer; all are read
 	// once sent has a value.
 	ok, unsure, answered bool
+	// refused: the receiver refused the request's data (refusesData).
+	refused bool
 	// sent gets a value once the request is sent, failed or dropped.
 	sent chan struct{}
 }
@@ -281,7 +284,7 @@ func (p *pipeline) work(buf *workerBuffers) {
 			return
 		}
 		sl := it.slot
-		sl.body, sl.ok, sl.unsure, sl.answered = nil, false, false, false
+		sl.body, sl.ok, sl.unsure, sl.answered, sl.refused = nil, false, false, false, false
 		if !p.failed.Load() {
 			p.encode(buf, &it)
 		}
@@ -358,6 +361,7 @@ func (p *pipeline) post() {
 				// receivers roll back on any other answer, and a native
 				// histogram refusal is sent again, exemplars too.
 				sl.answered = we != nil && we.StatusCode == http.StatusBadRequest && !refusesNativeHistograms(err)
+				sl.refused = refusesData(err) && !p.refusal(err)
 				if wroteSome {
 					// Which series were written, the counts do not say.
 					sl.unsure = true
@@ -381,13 +385,27 @@ func (p *pipeline) post() {
 
 // fail records a failed request. The error reported is the first, unless
 // a later one is a refusal of 2.0 or zstd, which decides what comes next.
+// The requests not yet started are dropped, unless the receiver refused
+// this request's data only (refusesData).
 func (p *pipeline) fail(err error) {
-	p.failed.Store(true)
+	if !refusesData(err) || p.refusal(err) {
+		p.failed.Store(true)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err == nil || !p.refusal(p.err) && p.refusal(err) {
 		p.err = err
 	}
+}
+
+// refusesData reports whether err is a receiver's refusal of the data of
+// one request (400, 422: an out-of-order sample, a label over its limits),
+// which says nothing of the other requests of the export. Every other
+// failure (unavailable, throttled, unauthorized, no answer) would meet
+// them too.
+func refusesData(err error) bool {
+	var we *WriteError
+	return errors.As(err, &we) && (we.StatusCode == http.StatusBadRequest || we.StatusCode == http.StatusUnprocessableEntity)
 }
 
 // errNotSent is the outcome of a request dropped after another failed.

@@ -63,6 +63,7 @@ func (e *Exporter) settle(ctx context.Context, b *batch, bufs *sendBuffers, r se
 		}
 	}
 	e.client.rebalance(now)
+	b.processed = r.processed
 	if r.err != nil && refusesNativeHistograms(r.err) && e.series.sendsNativeHistograms() {
 		// Sent again without them (Export), not a failure yet; what was
 		// delivered goes again too, and counts then.
@@ -125,6 +126,9 @@ type sent struct {
 	// written counts the series that failed requests wrote all the same
 	// (a 2.0 receiver's 400 with its written counts).
 	written int
+	// processed: the receiver took or refused the data of every request
+	// (refusesData); none went unanswered or failed otherwise.
+	processed bool
 }
 
 // resend sends again, as proto with comp, what r did not deliver.

@@ -21,10 +21,19 @@ type initialZeros struct {
 	// heldNewest is the newest sample time of the last export that
 	// arrived whole: the last collection the receiver holds, when the new
 	// series did not exist yet (it would hold them). An export that failed
-	// does not count: its series existed at its time. lastNewest is that
-	// of the last conversion, which becomes heldNewest once its export
-	// arrives.
-	heldNewest, lastNewest int64
+	// does not count: its series existed at its time. last is the last
+	// conversion with samples, whose newest becomes heldNewest once its
+	// export arrives.
+	//
+	// When the receiver answered every request of that export, taking or
+	// refusing its data (processed), a series that was not in it did not
+	// exist at its time either: its zero goes there. A receiver that keeps
+	// refusing one request of every export (no export arrives whole) thus
+	// does not get zeros older and older, until too old to accept.
+	heldNewest int64
+	last       lastConversion
+	// before is what end replaced, for again.
+	before lastConversion
 	// ended remembers (by a hash of their labels) the series that vanished
 	// after delivery: back again, they continue their cumulative values and
 	// must not get a zero, which would count all of it as an increase.
@@ -100,7 +109,8 @@ func (z *initialZeros) held(sc *seriesCache, s *seriesState) bool {
 // rememberNativeHistograms remembers the native histogram series the
 // receiver holds as ended, before dropNativeHistograms forgets which they
 // are: their points, sent as classic histograms from then on, continue
-// their counts (see continueNative).
+// their counts (see continueNative). The export is converted again: its
+// conversion is not the one before (again).
 func (sc *seriesCache) rememberNativeHistograms() {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
@@ -108,6 +118,7 @@ func (sc *seriesCache) rememberNativeHistograms() {
 	if z == nil {
 		return
 	}
+	z.again()
 	for _, s := range sc.last {
 		if s.is(flagHistogram) && s.is(flagDelivered) {
 			z.rememberEnded(sc, s)
@@ -146,10 +157,26 @@ func (z *initialZeros) release() {
 	z.batch.reset()
 }
 
-// arrived records that the receiver holds the last conversion's
-// collection: every sample of its export arrived.
-func (z *initialZeros) arrived() {
-	z.heldNewest = max(z.heldNewest, z.lastNewest)
+// lastConversion is initialZeros' memory of the last conversion with
+// samples.
+type lastConversion struct {
+	newest    int64
+	gen       generation
+	hasNewest bool
+	processed bool
+}
+
+// sent records what came of the export of the last conversion: every
+// sample arrived, or the receiver took or refused the data of each
+// request (processed).
+func (z *initialZeros) sent(arrived, processed bool) {
+	if !z.last.hasNewest {
+		return // markers only: no collection of its own
+	}
+	if arrived {
+		z.heldNewest = max(z.heldNewest, z.last.newest)
+	}
+	z.last.processed = arrived || processed
 }
 
 // begin starts a conversion's zeros.
@@ -158,18 +185,26 @@ func (z *initialZeros) begin(collectV2 bool, labels *labelTable) {
 	z.batch.collectV2, z.batch.labels, z.batch.zeros = collectV2, labels, true
 }
 
-// end closes the zeros of a conversion whose newest sample is at newest.
-func (z *initialZeros) end(newest int64, hasNewest bool) {
+// end closes the zeros of conversion gen, whose newest sample is at
+// newest.
+func (z *initialZeros) end(gen generation, newest int64, hasNewest bool) {
+	z.before = z.last
 	if hasNewest {
-		z.lastNewest = newest
+		z.last = lastConversion{newest: newest, gen: gen, hasNewest: true}
 	} else {
-		// Only markers: no collection of its own for arrived to record.
-		z.lastNewest = z.heldNewest
+		z.last.hasNewest = false // until the next with samples
 	}
 }
 
+// again undoes end: the last conversion's collection is converted again,
+// and the conversion before it stays the last.
+func (z *initialZeros) again() {
+	z.last = z.before
+}
+
 // zeroBefore adds the zero that precedes the first sample of s at ms in
-// the family f (h is its native histogram, nil for a sample), and returns
+// the family f (h is its native histogram, nil for a sample; seen is the
+// conversion s was last in before this one), and returns
 // the start time the first sample then carries in 2.0 requests: the
 // zero's, so that a receiver creating zeros from start times (Prometheus'
 // created-timestamp-zero-ingestion) makes the same sample, not a second
@@ -180,13 +215,16 @@ func (z *initialZeros) end(newest int64, hasNewest bool) {
 // histograms sent as classic ones grow them), whose first value counts
 // every observation up to its bound since the start, not since the last
 // collection.
-func (cc *conversion) zeroBefore(f *family, s *seriesState, ms, start int64, h *nativeParts) int64 {
+func (cc *conversion) zeroBefore(f *family, s *seriesState, seen generation, ms, start int64, h *nativeParts) int64 {
 	z := cc.sc.zeros
 	if z == nil || f.typ != prompb.MetricMetadata_COUNTER && f.typ != prompb.MetricMetadata_HISTOGRAM ||
 		s.is(flagDelivered) || s.newest() != 0 {
 		return start
 	}
 	at := max(z.heldNewest, start)
+	if z.last.processed && seen != z.last.gen {
+		at = max(at, z.last.newest)
+	}
 	if at <= 0 || at >= ms {
 		return start
 	}

@@ -3,7 +3,9 @@ package prwmetric
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -615,5 +617,56 @@ func TestEndedSeriesKeepsTheLatest(t *testing.T) {
 	}
 	if (&endedSeries{limit: 8}).has(1) || !(&endedSeries{limit: 8}).empty() {
 		t.Error("a new set is not empty")
+	}
+}
+
+// TestZeroUnderAPersistentPartialFailure: a receiver refuses one series in
+// every export (k="bad", 400), so no export arrives whole after t1. A
+// series new at t5 did not exist at t4, the collection before: its zero
+// goes there. It went at t1, the last export that arrived whole, which
+// after an hour of such failures is older than Prometheus accepts.
+func TestZeroUnderAPersistentPartialFailure(t *testing.T) {
+	start := time.UnixMilli(1_700_000_000_000)
+	at := func(i int) time.Time { return start.Add(time.Duration(i) * time.Minute) }
+	var (
+		mu       sync.Mutex
+		accepted []series
+	)
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := (&recorder{}).record(r)
+		for _, s := range got.Series {
+			if slices.Contains(s.Labels, "k=bad") {
+				http.Error(w, "bad series", http.StatusBadRequest)
+				return
+			}
+		}
+		mu.Lock()
+		accepted = append(accepted, got.Series...)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	exp := newExporter(t, WithEndpoint(srv.URL+"/api/v1/write"), WithInitialZero(), WithLogger(discardLogger()),
+		WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo(), WithMaxSeriesPerRequest(1))
+	ctx := context.Background()
+	if err := exp.Export(ctx, zeroData(start, at(1), map[string]int64{"a": 1}, false, false)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 4; i++ {
+		if err := exp.Export(ctx, zeroData(start, at(i), map[string]int64{"a": int64(i), "bad": 1}, false, false)); err == nil {
+			t.Fatalf("export %d: the bad series was refused, want an error", i)
+		}
+	}
+	_ = exp.Export(ctx, zeroData(start, at(5), map[string]int64{"a": 5, "bad": 1, "c": 7}, false, false))
+	mu.Lock()
+	defer mu.Unlock()
+	var got []sample
+	for _, s := range accepted {
+		if s.name() == "c_total" && slices.Contains(s.Labels, "k=c") {
+			got = append(got, s.Samples...)
+		}
+	}
+	want := []sample{{Value: 0, Millis: at(4).UnixMilli()}, {Value: 7, Millis: at(5).UnixMilli()}}
+	if !slices.Equal(got, want) {
+		t.Errorf("c_total{k=c} received %v, want its zero at t4, the collection before it appeared: %v", got, want)
 	}
 }
