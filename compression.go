@@ -1,7 +1,6 @@
 package prwmetric
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 	"net/http"
@@ -170,6 +169,6 @@ func (w *workerBuffers) compress(c Compression, raw []byte, maxBytes int) ([]byt
 // that may mean it does not take zstd: 415, or 400 from receivers that
 // decode every body as snappy (Prometheus before 2.54).
 func refusesZstd(err error) bool {
-	var we *WriteError
-	return errors.As(err, &we) && (we.StatusCode == http.StatusUnsupportedMediaType || we.StatusCode == http.StatusBadRequest)
+	we := writeErrorOf(err)
+	return we != nil && (we.StatusCode == http.StatusUnsupportedMediaType || we.StatusCode == http.StatusBadRequest)
 }

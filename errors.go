@@ -1,6 +1,7 @@
 package prwmetric
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -75,6 +76,20 @@ func (e *WriteError) hint() string {
 // Unwrap returns the transport error, so that errors.Is(err,
 // context.DeadlineExceeded) works.
 func (e *WriteError) Unwrap() error { return e.Err }
+
+// writeErrorOf returns the *WriteError in err, or nil. Without an error it
+// costs nothing: errors.As would move its target to the heap on every
+// request.
+func writeErrorOf(err error) *WriteError {
+	if err == nil {
+		return nil
+	}
+	var we *WriteError
+	if errors.As(err, &we) {
+		return we
+	}
+	return nil
+}
 
 // attemptsText is "after 3 attempts" for the error text, empty for one.
 func attemptsText(n int) string {

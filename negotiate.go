@@ -103,9 +103,11 @@ func (f *fallback) fallBack(now time.Time) (first bool) {
 
 // refusesV2 reports whether err says the receiver does not speak 2.0.
 func refusesV2(err error) bool {
-	var we *WriteError
-	return errors.Is(err, errNoWrittenHeaders) ||
-		errors.As(err, &we) && we.StatusCode == http.StatusUnsupportedMediaType
+	if err == nil {
+		return false
+	}
+	we := writeErrorOf(err)
+	return errors.Is(err, errNoWrittenHeaders) || we != nil && we.StatusCode == http.StatusUnsupportedMediaType
 }
 
 // refusalReason says how the receiver refused 2.0, for the warning.
@@ -122,11 +124,8 @@ func refusalReason(err error) string {
 // are disabled" (rolling back the whole request), and Mimir and Cortex
 // without native histogram ingestion with 400.
 func refusesNativeHistograms(err error) bool {
-	var we *WriteError
-	if !errors.As(err, &we) || we.StatusCode < 400 {
-		return false
-	}
-	return we.refusesNativeHistograms()
+	we := writeErrorOf(err)
+	return we != nil && we.StatusCode >= 400 && we.refusesNativeHistograms()
 }
 
 func (e *WriteError) refusesNativeHistograms() bool {

@@ -346,8 +346,8 @@ func (p *pipeline) post() {
 				p.mu.Unlock()
 				err = nil
 			}
-			var we *WriteError
-			wroteSome := errors.As(err, &we) && we.written.series > 0
+			we := writeErrorOf(err)
+			wroteSome := we != nil && we.written.series > 0
 			switch {
 			case p.refusal(err):
 				// A refusal's series go again, and count then.
@@ -404,8 +404,8 @@ func (p *pipeline) fail(err error) {
 // failure (unavailable, throttled, unauthorized, no answer) would meet
 // them too.
 func refusesData(err error) bool {
-	var we *WriteError
-	return errors.As(err, &we) && (we.StatusCode == http.StatusBadRequest || we.StatusCode == http.StatusUnprocessableEntity)
+	we := writeErrorOf(err)
+	return we != nil && (we.StatusCode == http.StatusBadRequest || we.StatusCode == http.StatusUnprocessableEntity)
 }
 
 // errNotSent is the outcome of a request dropped after another failed.
