@@ -30,10 +30,11 @@ type conversion struct {
 	histogramCount *seriesState
 	// emitting is the data point whose series are emitted next, nil for
 	// target_info; pointNew says this export had not used its entry
-	// before. lastDropped is the last point emit dropped a series of, so
-	// that a point counts dropped once (seriesCache.pointsDropped).
-	emitting, lastDropped *pointEntry
-	pointNew              bool
+	// before. dropped holds the points emit dropped a series of, so that
+	// each counts dropped once (seriesCache.pointsDropped).
+	emitting *pointEntry
+	pointNew bool
+	dropped  map[*pointEntry]struct{}
 }
 
 // convert converts rm into b, through the cache. It leaves out what
@@ -288,9 +289,14 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 		mc.p.add("series %s sent twice in one export: kept the first", seriesString(decodeLabels(cc.sc.encodedLabels(s))))
 		// A point whose entry this export used already (the same
 		// attributes twice) is not counted kept at all.
-		if cc.emitting != nil && cc.pointNew && cc.lastDropped != cc.emitting {
-			cc.sc.pointsDropped++
-			cc.lastDropped = cc.emitting
+		if cc.emitting != nil && cc.pointNew {
+			if cc.dropped == nil {
+				cc.dropped = make(map[*pointEntry]struct{})
+			}
+			if _, ok := cc.dropped[cc.emitting]; !ok {
+				cc.dropped[cc.emitting] = struct{}{}
+				cc.sc.pointsDropped++
+			}
 		}
 		return
 	}

@@ -45,7 +45,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 		}
 		ps := pe.more
 		mc.p.addAll(ps.problems)
-		hp := histPoint{ps: ps, i: i, t: dp.Time.UnixMilli(), start: startMillis(dp.StartTime)}
+		hp := histPoint{ps: ps, pe: cc.emitting, fresh: cc.pointNew, i: i, t: dp.Time.UnixMilli(), start: startMillis(dp.StartTime)}
 		if cc.sc.rules.customBuckets {
 			cc.start = hp.start
 			convertCustomBuckets(cc, mc, f, pe, dp, hp.t)
@@ -90,6 +90,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 					ex = p.exemplars[j]
 				}
 				cc.start, cc.histogramCount = p.start, p.ps.series[len(dp.BucketCounts)+1]
+				cc.emitting, cc.pointNew = p.pe, p.fresh
 				cc.emit(mc, f, &p.ps.series[j], float64(n), p.t, ex, nil)
 			}
 		}
@@ -97,12 +98,14 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 			p := &points[k]
 			dp := &d.DataPoints[p.i]
 			cc.start, cc.histogramCount = p.start, p.ps.series[len(dp.BucketCounts)+1]
+			cc.emitting, cc.pointNew = p.pe, p.fresh
 			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)], promValue(float64(dp.Sum)), p.t, nil, nil)
 		}
 		for _, k := range order {
 			p := &points[k]
 			dp := &d.DataPoints[p.i]
 			cc.start, cc.histogramCount = p.start, p.ps.series[len(dp.BucketCounts)+1]
+			cc.emitting, cc.pointNew = p.pe, p.fresh
 			cc.emit(mc, f, &p.ps.series[len(dp.BucketCounts)+1], float64(dp.Count), p.t, nil, nil)
 		}
 		cc.histogramCount = nil
@@ -117,6 +120,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 			p = &points[order[k]]
 		}
 		if v, ok := d.DataPoints[p.i].Min.Value(); ok {
+			cc.emitting, cc.pointNew = p.pe, p.fresh
 			cc.emit(mc, fmin, &p.ps.min, promValue(float64(v)), p.t, nil, nil)
 		}
 	}
@@ -126,6 +130,7 @@ func convertHistogram[N int64 | float64](cc *conversion, mc *metricCtx, me *metr
 			p = &points[order[k]]
 		}
 		if v, ok := d.DataPoints[p.i].Max.Value(); ok {
+			cc.emitting, cc.pointNew = p.pe, p.fresh
 			cc.emit(mc, fmax, &p.ps.max, promValue(float64(v)), p.t, nil, nil)
 		}
 	}

@@ -126,6 +126,10 @@ func (o *pointOrder) update(points []histPoint, cmp func(a, b int) int) ([]int, 
 // seriesCache.histPoints.
 type histPoint struct {
 	ps *pointMore
+	// pe is the point's entry; fresh says this export had not used it
+	// before (see conversion.emitting).
+	pe    *pointEntry
+	fresh bool
 	// i is the point's index in the data points.
 	i int
 	// t and start are its time and start time in ms.

@@ -352,7 +352,7 @@ func (p *pipeline) post() {
 			case p.refusal(err):
 				// A refusal's series go again, and count then.
 			case wroteSome:
-				e.tel.part(c.parts, &shortWrite{written: we.written}, nil)
+				e.tel.part(c.parts, &shortWrite{written: we.written}, err)
 			default:
 				e.tel.part(c.parts, short, err)
 			}
@@ -383,17 +383,23 @@ func (p *pipeline) post() {
 	}
 }
 
-// fail records a failed request. The error reported is the first, unless
-// a later one is a refusal of 2.0 or zstd, which decides what comes next.
-// The requests not yet started are dropped, unless the receiver refused
-// this request's data only (refusesData).
+// fail records a failed request. The requests not yet started are
+// dropped, unless the receiver refused this request's data only
+// (refusesData). The error reported is the first, unless a later one
+// decides more: a refusal of 2.0 or zstd decides what comes next, and a
+// failure that stopped the rest explains the series dropped better than a
+// data refusal before it.
 func (p *pipeline) fail(err error) {
-	if !refusesData(err) || p.refusal(err) {
+	stops := !refusesData(err) || p.refusal(err)
+	if stops {
 		p.failed.Store(true)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err == nil || !p.refusal(p.err) && p.refusal(err) {
+	switch {
+	case p.err == nil, p.refusal(err) && !p.refusal(p.err):
+		p.err = err
+	case stops && refusesData(p.err) && !p.refusal(p.err):
 		p.err = err
 	}
 }

@@ -41,11 +41,14 @@ type telemetry struct {
 	// native histograms the receiver refuses goes again (see settle), and
 	// its series count then, once. cause and unwritten are what the
 	// export's own send (not its zeros, WithInitialZero) met, until
-	// outcome takes them (see exportOutcome).
-	mu        sync.Mutex
-	pending   struct{ sent, failed partCounts }
-	cause     error
-	unwritten int
+	// outcome takes them (see exportOutcome). undelivered is the part of
+	// pending counted by requests that failed: after a refusal of 2.0 or
+	// zstd they go again (see resending).
+	mu          sync.Mutex
+	pending     struct{ sent, failed partCounts }
+	undelivered struct{ sent, failed partCounts }
+	cause       error
+	unwritten   int
 }
 
 func newTelemetry(c config) (*telemetry, error) {
@@ -225,40 +228,46 @@ func (t *telemetry) attempt(ctx context.Context, raw, compressed int, comp Compr
 }
 
 // part notes the content of one request of a send, once its attempts are
-// over: failed when err is not nil; of a partial write (short), what the
+// over: failed when err is not nil, but for what a 2.0 receiver's 400
+// says it wrote (short); of a partial write (short, err nil), what the
 // receiver did not write. Its series count as sent then: the receiver
 // took the request.
 func (t *telemetry) part(parts partCounts, short *shortWrite, err error) {
 	if t == nil {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	var sent, failed partCounts
 	switch {
-	case err != nil:
-		t.pending.failed.add(parts)
 	case short != nil:
 		// Series all count sent for a 2xx; a 400 with written counts
 		// (written.series set) dropped the rest, as its WriteError says.
-		series := parts.series
-		if short.written.series > 0 {
-			series = min(short.written.series, parts.series)
-		}
-		written := partCounts{
-			series:     series,
+		sent = partCounts{
+			series:     parts.series,
 			samples:    min(short.written.samples, parts.samples),
 			histograms: min(short.written.histograms, parts.histograms),
 			exemplars:  min(short.written.exemplars, parts.exemplars),
 		}
-		t.pending.sent.add(written)
-		t.pending.failed.add(partCounts{
-			series:     parts.series - series,
-			samples:    parts.samples - written.samples,
-			histograms: parts.histograms - written.histograms,
-			exemplars:  parts.exemplars - written.exemplars,
-		})
+		if short.written.series > 0 {
+			sent.series = min(short.written.series, parts.series)
+		}
+		failed = partCounts{
+			series:     parts.series - sent.series,
+			samples:    parts.samples - sent.samples,
+			histograms: parts.histograms - sent.histograms,
+			exemplars:  parts.exemplars - sent.exemplars,
+		}
+	case err != nil:
+		failed = parts
 	default:
-		t.pending.sent.add(parts)
+		sent = parts
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending.sent.add(sent)
+	t.pending.failed.add(failed)
+	if err != nil {
+		t.undelivered.sent.add(sent)
+		t.undelivered.failed.add(failed)
 	}
 }
 
@@ -272,6 +281,7 @@ func (t *telemetry) settled(ctx context.Context, zeros bool, err error, partial 
 	t.mu.Lock()
 	p := t.pending
 	t.pending.sent, t.pending.failed = partCounts{}, partCounts{}
+	t.undelivered.sent, t.undelivered.failed = partCounts{}, partCounts{}
 	if !zeros {
 		if err != nil {
 			t.cause = err
@@ -285,14 +295,17 @@ func (t *telemetry) settled(ctx context.Context, zeros bool, err error, partial 
 	t.count(ctx, p.failed, t.failed)
 }
 
-// resending forgets the failures a send counted: what was not delivered
-// goes again (see settle), whatever failed it, and counts then.
+// resending forgets what the failed requests of a send counted: what was
+// not delivered goes again (see settle), whatever failed it, and counts
+// then.
 func (t *telemetry) resending() {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
-	t.pending.failed = partCounts{}
+	t.pending.sent = t.pending.sent.minus(t.undelivered.sent)
+	t.pending.failed = t.pending.failed.minus(t.undelivered.failed)
+	t.undelivered.sent, t.undelivered.failed = partCounts{}, partCounts{}
 	t.mu.Unlock()
 }
 
@@ -303,6 +316,7 @@ func (t *telemetry) discard() {
 	}
 	t.mu.Lock()
 	t.pending.sent, t.pending.failed = partCounts{}, partCounts{}
+	t.undelivered.sent, t.undelivered.failed = partCounts{}, partCounts{}
 	t.mu.Unlock()
 }
 
@@ -318,6 +332,10 @@ func (c *partCounts) add(d partCounts) {
 	c.samples += d.samples
 	c.histograms += d.histograms
 	c.exemplars += d.exemplars
+}
+
+func (c partCounts) minus(d partCounts) partCounts {
+	return partCounts{c.series - d.series, c.samples - d.samples, c.histograms - d.histograms, c.exemplars - d.exemplars}
 }
 
 // Values of error.type besides status codes.

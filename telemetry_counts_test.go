@@ -201,3 +201,88 @@ func TestFailedBesideARefusalCountedOnce(t *testing.T) {
 		t.Errorf("telemetry series sent=%d failed=%d; want 2 and 0: both were delivered and Export returned nil", sent, failed)
 	}
 }
+
+// TestHistogramPointsDroppedAtEmitEachCount: a classic histogram
+// whose points collide two by two ("r.x" and "r_x" make one label) keeps
+// two of its four points. Its points are all looked up before any series
+// is emitted (convertHistogram): each dropped one counts failed by the
+// conversion all the same, once.
+func TestHistogramPointsDroppedAtEmitEachCount(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo())
+	at := time.UnixMilli(1_700_000_000_000)
+	point := func(key, value string) metricdata.HistogramDataPoint[float64] {
+		return metricdata.HistogramDataPoint[float64]{Attributes: attribute.NewSet(attribute.String(key, value)),
+			StartTime: at.Add(-time.Minute), Time: at, Count: 2, Sum: 3, Bounds: []float64{1}, BucketCounts: []uint64{1, 1}}
+	}
+	rm := &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
+		{Name: "h", Data: metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality, DataPoints: []metricdata.HistogramDataPoint[float64]{
+			point("r.x", "a"), point("r_x", "a"), point("r.x", "b"), point("r_x", "b"),
+		}}},
+	}}}}
+	if err := exp.Export(context.Background(), rm); err == nil {
+		t.Fatal("Export: want the error about the series sent twice")
+	}
+	got := collect()
+	exported := pointsWithoutError(t, got)
+	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
+	if exported != 2 || conversion != 2 {
+		t.Errorf("data points: %d exported, %d failed by the conversion; want 2 and 2 (two of the four points collided)", exported, conversion)
+	}
+}
+
+// TestPartialWriteBesideARefusalCountsFailed: 2.0, two requests in
+// order: the first is a partial write (2xx, 1 of 3 samples written), the
+// second refused (415). The rest goes again as 1.0, but the partial
+// write was delivered and is not sent again: its 2 unwritten samples
+// stay failed, as the export's PartialWriteError says, though the
+// failures of the requests that go again are forgotten.
+func TestPartialWriteBesideARefusalCountsFailed(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithoutStaleMarkers(), WithoutMetadata(),
+		WithMaxSeriesPerRequest(3), WithMaxConcurrentRequests(1))
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusOK, Header: http.Header{
+		prwmetrictest.HeaderSamplesWritten:    {"1"},
+		prwmetrictest.HeaderHistogramsWritten: {"0"},
+		prwmetrictest.HeaderExemplarsWritten:  {"0"},
+	}})
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType, Body: "unsupported"})
+	err := exp.Export(context.Background(), manyGauges(6, time.UnixMilli(1_700_000_000_000)))
+	var pw *PartialWriteError
+	if !errors.As(err, &pw) || pw.SamplesSent-pw.SamplesWritten != 2 {
+		t.Fatalf("Export: %v; want a *PartialWriteError with 2 samples not written", err)
+	}
+	got := collect()
+	failed := sumOf(t, got, "prwmetric.exporter.samples", attribute.String("outcome", "failed"))
+	sent := sumOf(t, got, "prwmetric.exporter.samples", attribute.String("outcome", "sent"))
+	if failed != 2 || sent != 4 {
+		t.Errorf("telemetry samples failed=%d sent=%d; want 2 and 4: the partial write's 2 unwritten samples were never sent again", failed, sent)
+	}
+}
+
+// TestWrittenBesideARefusalCountedOnce: 2.0, a 400 whose written
+// counts say 1 of its 3 series was written counts that one sent; a 415
+// beside it sends every series not delivered again as 1.0, that request's
+// three too, which count then: 6 series sent, each once.
+func TestWrittenBesideARefusalCountedOnce(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithoutStaleMarkers(), WithoutMetadata(),
+		WithMaxSeriesPerRequest(3), WithMaxConcurrentRequests(1))
+	srv.RespondWith(1, partialCommit400(1))
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType, Body: "unsupported"})
+	if err := exp.Export(context.Background(), manyGauges(6, time.UnixMilli(1_700_000_000_000))); err != nil {
+		t.Fatalf("Export: %v; want nil, all was delivered as 1.0", err)
+	}
+	got := collect()
+	sent := sumOf(t, got, "prwmetric.exporter.series", attribute.String("outcome", "sent"))
+	failed := sumOf(t, got, "prwmetric.exporter.series", attribute.String("outcome", "failed"))
+	if sent != 6 || failed != 0 {
+		t.Errorf("telemetry series sent=%d failed=%d; want 6 and 0", sent, failed)
+	}
+}
