@@ -197,9 +197,12 @@ func (z *initialZeros) end(gen generation, newest int64, hasNewest bool) {
 }
 
 // again undoes end: the last conversion's collection is converted again,
-// and the conversion before it stays the last.
+// and the conversion before it stays the last. Which series were in that
+// one, the conversion that is undone has overwritten (seriesState.seen):
+// the export converted again falls back to heldNewest.
 func (z *initialZeros) again() {
 	z.last = z.before
+	z.last.processed = false
 }
 
 // zeroBefore adds the zero that precedes the first sample of s at ms in

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -668,5 +669,82 @@ func TestZeroUnderAPersistentPartialFailure(t *testing.T) {
 	want := []sample{{Value: 0, Millis: at(4).UnixMilli()}, {Value: 7, Millis: at(5).UnixMilli()}}
 	if !slices.Equal(got, want) {
 		t.Errorf("c_total{k=c} received %v, want its zero at t4, the collection before it appeared: %v", got, want)
+	}
+}
+
+// TestZeroAfterNativeRefusalKeepsTheSeriesTime: k=bad is refused
+// (400) in the first export, which the receiver otherwise processed
+// whole. In the second, k=bad is taken: its zero goes at the start time,
+// as k=bad existed at t1 (TestZeroUnderAPersistentPartialFailure's rule
+// puts zeros at t1 only for series not in that export). When the second
+// export also brings a native histogram the receiver refuses, the export
+// is converted again; the refused conversion has stamped k=bad as seen,
+// so the export converted again cannot tell it was at t1, and must not
+// put its zero there, where the series had the value 1: increase() would
+// count 2, not 1.
+func TestZeroAfterNativeRefusalKeepsTheSeriesTime(t *testing.T) {
+	for _, native := range []bool{false, true} {
+		name := "control"
+		if native {
+			name = "native refused"
+		}
+		t.Run(name, func(t *testing.T) {
+			start := time.UnixMilli(1_700_000_000_000)
+			t1, t2 := start.Add(time.Minute), start.Add(2*time.Minute)
+			var (
+				mu         sync.Mutex
+				accepted   []series
+				refuseBad  atomic.Bool
+				nativeSeen atomic.Int64
+			)
+			refuseBad.Store(true)
+			srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got := (&recorder{}).record(r)
+				for _, s := range got.Series {
+					if s.Histograms > 0 {
+						nativeSeen.Add(1)
+						http.Error(w, "native histograms are disabled", http.StatusBadRequest)
+						return
+					}
+					if refuseBad.Load() && slices.Contains(s.Labels, "k=bad") {
+						http.Error(w, "out of order sample", http.StatusBadRequest)
+						return
+					}
+				}
+				mu.Lock()
+				accepted = append(accepted, got.Series...)
+				mu.Unlock()
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			exp := newExporter(t, WithEndpoint(srv.URL+"/api/v1/write"), WithInitialZero(), WithLogger(discardLogger()),
+				WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo(), WithMaxSeriesPerRequest(1), WithMaxConcurrentRequests(1))
+			ctx := context.Background()
+			if err := exp.Export(ctx, zeroData(start, t1, map[string]int64{"a": 1, "bad": 1}, false, false)); err == nil {
+				t.Fatal("export 1: k=bad was refused, want an error")
+			}
+			refuseBad.Store(false)
+			if err := exp.Export(ctx, zeroData(start, t2, map[string]int64{"a": 2, "bad": 2}, false, native)); err != nil {
+				t.Fatalf("export 2: %v", err)
+			}
+			if native && nativeSeen.Load() == 0 {
+				t.Fatal("the native histogram was never refused")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var got []sample
+			for _, s := range accepted {
+				if s.name() == "c_total" && slices.Contains(s.Labels, "k=bad") {
+					got = append(got, s.Samples...)
+				}
+			}
+			for _, smp := range got {
+				if smp.Millis == t1.UnixMilli() {
+					t.Errorf("c_total{k=bad} got %v: a zero at t1, where the series was 1 (refused); want its zero at the start time only", got)
+				}
+			}
+			if !slices.Contains(got, sample{Value: 2, Millis: t2.UnixMilli()}) {
+				t.Errorf("c_total{k=bad} got %v: its sample at t2 is missing", got)
+			}
+		})
 	}
 }
