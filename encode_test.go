@@ -152,6 +152,29 @@ func TestSplitDataRefusalDoesNotStopTheRest(t *testing.T) {
 	}
 }
 
+// TestSplitFailureAfterADataRefusalIsReported: a 400 lets the rest go on;
+// the 503 after it stops them. The error is the 503's, which dropped the
+// requests not started, and counts them with the 400's.
+func TestSplitFailureAfterADataRefusalIsReported(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	exp := newTestExporter(t, srv, WithMaxSeriesPerRequest(100), WithoutStaleMarkers(), WithMaxConcurrentRequests(1))
+	srv.RespondWith(1, prwmetrictest.Response{})
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusBadRequest, Body: "out of order sample"})
+	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusServiceUnavailable, Body: "down"})
+	err := exp.Export(context.Background(), manyGauges(450, time.UnixMilli(1_700_000_000_000)))
+	var we *WriteError
+	if !errors.As(err, &we) {
+		t.Fatalf("err = %v, want a *WriteError", err)
+	}
+	if we.StatusCode != http.StatusServiceUnavailable || we.Delivered != 100 || we.Series != 350 {
+		t.Errorf("WriteError = %+v, want 503, 100 delivered, 350 dropped", we)
+	}
+	if n := srv.RequestCount(); n != 3 {
+		t.Errorf("%d requests, want 3: none after the 503", n)
+	}
+}
+
 func TestSplitLimitsValidated(t *testing.T) {
 	for _, opt := range []Option{WithMaxSeriesPerRequest(0), WithMaxRequestBytes(-1)} {
 		exp, err := New(WithEndpoint("http://127.0.0.1:1/"), WithoutEnvironment(), opt)

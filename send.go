@@ -10,8 +10,10 @@ import (
 // WithMaxConcurrentRequests at once: metadata goes with the last request,
 // a series larger than the byte limit alone in its own (see batch.cut).
 // The first failure stops the requests not yet started (requests under way
-// complete): it is logged once and returned, as a *WriteError that counts
-// the series delivered and dropped. delivered are the records the receiver
+// complete), unless it refuses one request's data only (refusesData): it
+// is logged once and returned, as a *WriteError that counts the series
+// delivered and dropped; a failure that stopped the rest is the one
+// returned, rather than a data refusal before it. delivered are the records the receiver
 // accepted, as sorted spans.
 //
 // A 2.0 exporter whose receiver refuses 2.0, or a zstd one whose receiver
