@@ -108,7 +108,9 @@
 //     cached until 10 s before expiry and refreshed once on a 401.
 //     WithAuthenticator is how the modules github.com/prwmetric/prwmetric/sigv4
 //     (AWS SigV4, Amazon Managed Service for Prometheus) and
-//     github.com/prwmetric/prwmetric/azuread (Entra ID, Azure Monitor) plug in.
+//     github.com/prwmetric/prwmetric/azuread (Entra ID, Azure Monitor) plug in;
+//     its transport returns NotSent(err) for a request it stopped before it
+//     left, which WithRetry does not repeat.
 //   - WithHeaders (default none): extra headers such as X-Scope-OrgID;
 //     WithHeaderFunc (default none): headers chosen per request.
 //   - WithRoundTripper (default none): wrap the transport (signing,
