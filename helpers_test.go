@@ -450,6 +450,14 @@ func (b *batch) cut(from, maxSeries, maxBytes int, cuts []cut) []cut {
 	return b.cutSpans([]span{{from, len(b.records)}}, maxSeries, maxBytes, cuts)
 }
 
+// partialWrite200 is a 2.0 receiver's success that wrote samplesWritten
+// samples of the request (a partial write).
+func partialWrite200(samplesWritten int) prwmetrictest.Response {
+	r := partialCommit400(samplesWritten)
+	r.Status, r.Body = http.StatusOK, ""
+	return r
+}
+
 // partialCommit400 is a 2.0 receiver's answer to a request it committed
 // only part of, as Prometheus answers one with a bad series: 400, and the
 // samples it wrote in the written counts.

@@ -233,56 +233,48 @@ func TestHistogramPointsDroppedAtEmitEachCount(t *testing.T) {
 	}
 }
 
-// TestPartialWriteBesideARefusalCountsFailed: 2.0, two requests in
-// order: the first is a partial write (2xx, 1 of 3 samples written), the
-// second refused (415). The rest goes again as 1.0, but the partial
-// write was delivered and is not sent again: its 2 unwritten samples
-// stay failed, as the export's PartialWriteError says, though the
-// failures of the requests that go again are forgotten.
-func TestPartialWriteBesideARefusalCountsFailed(t *testing.T) {
-	srv := prwmetrictest.NewServer()
-	t.Cleanup(srv.Close)
-	withTelemetry, collect := selfTelemetry(t)
-	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithoutStaleMarkers(), WithoutMetadata(),
-		WithMaxSeriesPerRequest(3), WithMaxConcurrentRequests(1))
-	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusOK, Header: http.Header{
-		prwmetrictest.HeaderSamplesWritten:    {"1"},
-		prwmetrictest.HeaderHistogramsWritten: {"0"},
-		prwmetrictest.HeaderExemplarsWritten:  {"0"},
-	}})
-	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType, Body: "unsupported"})
-	err := exp.Export(context.Background(), manyGauges(6, time.UnixMilli(1_700_000_000_000)))
-	var pw *PartialWriteError
-	if !errors.As(err, &pw) || pw.SamplesSent-pw.SamplesWritten != 2 {
-		t.Fatalf("Export: %v; want a *PartialWriteError with 2 samples not written", err)
-	}
-	got := collect()
-	failed := sumOf(t, got, "prwmetric.exporter.samples", attribute.String("outcome", "failed"))
-	sent := sumOf(t, got, "prwmetric.exporter.samples", attribute.String("outcome", "sent"))
-	if failed != 2 || sent != 4 {
-		t.Errorf("telemetry samples failed=%d sent=%d; want 2 and 4: the partial write's 2 unwritten samples were never sent again", failed, sent)
-	}
-}
-
-// TestWrittenBesideARefusalCountedOnce: 2.0, a 400 whose written
-// counts say 1 of its 3 series was written counts that one sent; a 415
-// beside it sends every series not delivered again as 1.0, that request's
-// three too, which count then: 6 series sent, each once.
-func TestWrittenBesideARefusalCountedOnce(t *testing.T) {
-	srv := prwmetrictest.NewServer()
-	t.Cleanup(srv.Close)
-	withTelemetry, collect := selfTelemetry(t)
-	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithoutStaleMarkers(), WithoutMetadata(),
-		WithMaxSeriesPerRequest(3), WithMaxConcurrentRequests(1))
-	srv.RespondWith(1, partialCommit400(1))
-	srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType, Body: "unsupported"})
-	if err := exp.Export(context.Background(), manyGauges(6, time.UnixMilli(1_700_000_000_000))); err != nil {
-		t.Fatalf("Export: %v; want nil, all was delivered as 1.0", err)
-	}
-	got := collect()
-	sent := sumOf(t, got, "prwmetric.exporter.series", attribute.String("outcome", "sent"))
-	failed := sumOf(t, got, "prwmetric.exporter.series", attribute.String("outcome", "failed"))
-	if sent != 6 || failed != 0 {
-		t.Errorf("telemetry series sent=%d failed=%d; want 6 and 0", sent, failed)
+// TestCountsBesideARefusal: 2.0, two requests in order, the second refused
+// (415): what was not delivered goes again as 1.0 and counts then, so
+// only what the failed requests counted is forgotten.
+//   - A partial write (2xx, 1 of 3 samples written) was delivered and is
+//     not sent again: its 2 unwritten samples stay failed, as the export's
+//     PartialWriteError says.
+//   - A 400 whose written counts say 1 of its 3 series was written goes
+//     again whole: its series count once, sent.
+func TestCountsBesideARefusal(t *testing.T) {
+	for _, tt := range []struct {
+		name                     string
+		first                    prwmetrictest.Response
+		partial                  bool // Export returns a PartialWriteError
+		samplesSent, samplesFail int64
+		seriesSent, seriesFail   int64
+	}{
+		{name: "partial write", first: partialWrite200(1), partial: true, samplesSent: 4, samplesFail: 2, seriesSent: 6},
+		{name: "400 with written counts", first: partialCommit400(1), samplesSent: 6, seriesSent: 6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := prwmetrictest.NewServer()
+			t.Cleanup(srv.Close)
+			withTelemetry, collect := selfTelemetry(t)
+			exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithoutStaleMarkers(), WithoutMetadata(),
+				WithMaxSeriesPerRequest(3), WithMaxConcurrentRequests(1))
+			srv.RespondWith(1, tt.first)
+			srv.RespondWith(1, prwmetrictest.Response{Status: http.StatusUnsupportedMediaType, Body: "unsupported"})
+			err := exp.Export(context.Background(), manyGauges(6, time.UnixMilli(1_700_000_000_000)))
+			var pw *PartialWriteError
+			if tt.partial != errors.As(err, &pw) || tt.partial && pw.SamplesSent-pw.SamplesWritten != 2 || !tt.partial && err != nil {
+				t.Fatalf("Export: %v; partial write of 2 samples wanted: %v", err, tt.partial)
+			}
+			got := collect()
+			count := func(name, outcome string) int64 {
+				return sumOf(t, got, name, attribute.String("outcome", outcome))
+			}
+			samplesSent, samplesFail := count("prwmetric.exporter.samples", "sent"), count("prwmetric.exporter.samples", "failed")
+			seriesSent, seriesFail := count("prwmetric.exporter.series", "sent"), count("prwmetric.exporter.series", "failed")
+			if samplesSent != tt.samplesSent || samplesFail != tt.samplesFail || seriesSent != tt.seriesSent || seriesFail != tt.seriesFail {
+				t.Errorf("telemetry samples sent=%d failed=%d, series sent=%d failed=%d; want %d %d, %d %d",
+					samplesSent, samplesFail, seriesSent, seriesFail, tt.samplesSent, tt.samplesFail, tt.seriesSent, tt.seriesFail)
+			}
+		})
 	}
 }

@@ -348,11 +348,7 @@ func TestPartialWriteTelemetry(t *testing.T) {
 	t.Cleanup(srv.Close)
 	withTelemetry, collect := selfTelemetry(t)
 	exp := newTestExporter(t, srv, withTelemetry, WithoutStaleMarkers(), WithoutMetadata(), WithProtocol(ProtocolV2))
-	srv.RespondWith(1, prwmetrictest.Response{Status: 200, Header: map[string][]string{
-		prwmetrictest.HeaderSamplesWritten:    {"1"},
-		prwmetrictest.HeaderHistogramsWritten: {"0"},
-		prwmetrictest.HeaderExemplarsWritten:  {"0"},
-	}})
+	srv.RespondWith(1, partialWrite200(1))
 	err := exp.Export(context.Background(), manyGauges(3, time.UnixMilli(1_700_000_000_000)))
 	var pw *PartialWriteError
 	if !errorsAs(err, &pw) {

@@ -629,24 +629,13 @@ func TestEndedSeriesKeepsTheLatest(t *testing.T) {
 func TestZeroUnderAPersistentPartialFailure(t *testing.T) {
 	start := time.UnixMilli(1_700_000_000_000)
 	at := func(i int) time.Time { return start.Add(time.Duration(i) * time.Minute) }
-	var (
-		mu       sync.Mutex
-		accepted []series
-	)
-	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := (&recorder{}).record(r)
-		for _, s := range got.Series {
-			if slices.Contains(s.Labels, "k=bad") {
-				http.Error(w, "bad series", http.StatusBadRequest)
-				return
-			}
+	endpoint, accepted := refusingReceiver(t, func(s series) (int, string) {
+		if slices.Contains(s.Labels, "k=bad") {
+			return http.StatusBadRequest, "bad series"
 		}
-		mu.Lock()
-		accepted = append(accepted, got.Series...)
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	exp := newExporter(t, WithEndpoint(srv.URL+"/api/v1/write"), WithInitialZero(), WithLogger(discardLogger()),
+		return 0, ""
+	})
+	exp := newExporter(t, WithEndpoint(endpoint), WithInitialZero(), WithLogger(discardLogger()),
 		WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo(), WithMaxSeriesPerRequest(1))
 	ctx := context.Background()
 	if err := exp.Export(ctx, zeroData(start, at(1), map[string]int64{"a": 1}, false, false)); err != nil {
@@ -658,18 +647,51 @@ func TestZeroUnderAPersistentPartialFailure(t *testing.T) {
 		}
 	}
 	_ = exp.Export(ctx, zeroData(start, at(5), map[string]int64{"a": 5, "bad": 1, "c": 7}, false, false))
-	mu.Lock()
-	defer mu.Unlock()
-	var got []sample
-	for _, s := range accepted {
-		if s.name() == "c_total" && slices.Contains(s.Labels, "k=c") {
-			got = append(got, s.Samples...)
-		}
-	}
+	got := counterSamples(accepted(), "c")
 	want := []sample{{Value: 0, Millis: at(4).UnixMilli()}, {Value: 7, Millis: at(5).UnixMilli()}}
 	if !slices.Equal(got, want) {
 		t.Errorf("c_total{k=c} received %v, want its zero at t4, the collection before it appeared: %v", got, want)
 	}
+}
+
+// refusingReceiver starts a 1.0 receiver that answers a request with the
+// status and body refuse returns for one of its series (status 0: it takes
+// the series), and keeps the series of the requests it takes.
+func refusingReceiver(t *testing.T, refuse func(s series) (status int, body string)) (endpoint string, accepted func() []series) {
+	var (
+		mu   sync.Mutex
+		took []series
+	)
+	srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := (&recorder{}).record(r)
+		for _, s := range got.Series {
+			if status, body := refuse(s); status != 0 {
+				http.Error(w, body, status)
+				return
+			}
+		}
+		mu.Lock()
+		took = append(took, got.Series...)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	return srv.URL + "/api/v1/write", func() []series {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(took)
+	}
+}
+
+// counterSamples returns the samples of all the c_total{k=k} series (those
+// of zeroData) in all.
+func counterSamples(all []series, k string) []sample {
+	var out []sample
+	for _, s := range all {
+		if s.name() == "c_total" && slices.Contains(s.Labels, "k="+k) {
+			out = append(out, s.Samples...)
+		}
+	}
+	return out
 }
 
 // TestZeroAfterNativeRefusalKeepsTheSeriesTime: k=bad is refused
@@ -691,32 +713,19 @@ func TestZeroAfterNativeRefusalKeepsTheSeriesTime(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			start := time.UnixMilli(1_700_000_000_000)
 			t1, t2 := start.Add(time.Minute), start.Add(2*time.Minute)
-			var (
-				mu         sync.Mutex
-				accepted   []series
-				refuseBad  atomic.Bool
-				nativeSeen atomic.Int64
-			)
+			var refuseBad, nativeSeen atomic.Bool
 			refuseBad.Store(true)
-			srv := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				got := (&recorder{}).record(r)
-				for _, s := range got.Series {
-					if s.Histograms > 0 {
-						nativeSeen.Add(1)
-						http.Error(w, "native histograms are disabled", http.StatusBadRequest)
-						return
-					}
-					if refuseBad.Load() && slices.Contains(s.Labels, "k=bad") {
-						http.Error(w, "out of order sample", http.StatusBadRequest)
-						return
-					}
+			endpoint, accepted := refusingReceiver(t, func(s series) (int, string) {
+				switch {
+				case s.Histograms > 0:
+					nativeSeen.Store(true)
+					return http.StatusBadRequest, "native histograms are disabled"
+				case refuseBad.Load() && slices.Contains(s.Labels, "k=bad"):
+					return http.StatusBadRequest, "out of order sample"
 				}
-				mu.Lock()
-				accepted = append(accepted, got.Series...)
-				mu.Unlock()
-				w.WriteHeader(http.StatusNoContent)
-			}))
-			exp := newExporter(t, WithEndpoint(srv.URL+"/api/v1/write"), WithInitialZero(), WithLogger(discardLogger()),
+				return 0, ""
+			})
+			exp := newExporter(t, WithEndpoint(endpoint), WithInitialZero(), WithLogger(discardLogger()),
 				WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo(), WithMaxSeriesPerRequest(1), WithMaxConcurrentRequests(1))
 			ctx := context.Background()
 			if err := exp.Export(ctx, zeroData(start, t1, map[string]int64{"a": 1, "bad": 1}, false, false)); err == nil {
@@ -726,17 +735,10 @@ func TestZeroAfterNativeRefusalKeepsTheSeriesTime(t *testing.T) {
 			if err := exp.Export(ctx, zeroData(start, t2, map[string]int64{"a": 2, "bad": 2}, false, native)); err != nil {
 				t.Fatalf("export 2: %v", err)
 			}
-			if native && nativeSeen.Load() == 0 {
+			if native && !nativeSeen.Load() {
 				t.Fatal("the native histogram was never refused")
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			var got []sample
-			for _, s := range accepted {
-				if s.name() == "c_total" && slices.Contains(s.Labels, "k=bad") {
-					got = append(got, s.Samples...)
-				}
-			}
+			got := counterSamples(accepted(), "bad")
 			for _, smp := range got {
 				if smp.Millis == t1.UnixMilli() {
 					t.Errorf("c_total{k=bad} got %v: a zero at t1, where the series was 1 (refused); want its zero at the start time only", got)
