@@ -287,17 +287,7 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	}
 	if s.seen() == cc.gen {
 		mc.p.add("series %s sent twice in one export: kept the first", seriesString(decodeLabels(cc.sc.encodedLabels(s))))
-		// A point whose entry this export used already (the same
-		// attributes twice) is not counted kept at all.
-		if cc.emitting != nil && cc.pointNew {
-			if cc.dropped == nil {
-				cc.dropped = make(map[*pointEntry]struct{})
-			}
-			if _, ok := cc.dropped[cc.emitting]; !ok {
-				cc.dropped[cc.emitting] = struct{}{}
-				cc.sc.pointsDropped++
-			}
-		}
+		cc.pointDropped()
 		return
 	}
 	seen := s.seen()
@@ -312,7 +302,9 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 		ms, moved = cc.restamp(s, ms, v)
 	}
 	start := cc.start
-	if cc.sc.zeros != nil {
+	var zeros zeroMark
+	if z := cc.sc.zeros; z != nil {
+		zeros = z.mark()
 		start = cc.zeroBefore(f, s, seen, ms, start, h)
 	}
 	r := record{s: s, key: s.key, value: v, ts: ms}
@@ -342,6 +334,10 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 				b.exemplars = b.exemplars[:len(b.exemplars)-1]
 			}
 			mc.p.add("series %s dropped: %s", seriesString(decodeLabels(cc.sc.encodedLabels(s))), tooLarge)
+			if z := cc.sc.zeros; z != nil {
+				z.undo(zeros) // no zero before a sample that does not go
+			}
+			cc.pointDropped()
 			return
 		}
 		r.extra, r.extraLen = uint32(start), uint32(len(b.extra)-start)
@@ -368,6 +364,23 @@ func (cc *conversion) emit(mc *metricCtx, f *family, slot **seriesState, v float
 	if f.registered != cc.gen {
 		f.registered = cc.gen
 		cc.register(f)
+	}
+}
+
+// pointDropped counts the data point being emitted (emitting) dropped by
+// the conversion, once, though a series of it was looked up: its entry
+// made it count kept (pointsKept). A point whose entry this export used
+// already (the same attributes twice) was not counted kept at all.
+func (cc *conversion) pointDropped() {
+	if cc.emitting == nil || !cc.pointNew {
+		return
+	}
+	if cc.dropped == nil {
+		cc.dropped = make(map[*pointEntry]struct{})
+	}
+	if _, ok := cc.dropped[cc.emitting]; !ok {
+		cc.dropped[cc.emitting] = struct{}{}
+		cc.sc.pointsDropped++
 	}
 }
 

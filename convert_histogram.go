@@ -142,6 +142,7 @@ func convertCustomBuckets[N int64 | float64](cc *conversion, mc *metricCtx, f *f
 	h, msg := buildCustomBuckets(dp, &cc.sc.native)
 	if msg != "" {
 		mc.p.addReason(msg, 1)
+		cc.pointDropped()
 		return
 	}
 	var exemplars []prompb.Exemplar

@@ -3,6 +3,7 @@ package prwmetric
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -277,4 +278,81 @@ func TestCountsBesideARefusal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCustomBucketPointDroppedCountsFailed: with
+// WithNativeHistogramsForExplicitBuckets, a point whose bucket count does
+// not fit in int64 passes checkBuckets but not buildCustomBuckets: it is
+// dropped (the error says so) after its entry was looked up: it counts
+// failed by the conversion, not exported.
+func TestCustomBucketPointDroppedCountsFailed(t *testing.T) {
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets(),
+		WithoutStaleMarkers(), WithoutMetadata())
+	at := time.UnixMilli(1_700_000_000_000)
+	point := func(route string, n uint64) metricdata.HistogramDataPoint[float64] {
+		return metricdata.HistogramDataPoint[float64]{Attributes: attribute.NewSet(attribute.String("route", route)),
+			StartTime: at.Add(-time.Minute), Time: at, Count: n, Sum: 1, Bounds: []float64{1}, BucketCounts: []uint64{n, 0}}
+	}
+	rm := &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
+		Name: "lat", Data: metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality,
+			DataPoints: []metricdata.HistogramDataPoint[float64]{point("/ok", 3), point("/huge", math.MaxInt64+1)}},
+	}}}}}
+	err := exp.Export(context.Background(), rm)
+	if err == nil || !strings.Contains(err.Error(), "fit in int64") {
+		t.Fatalf("Export = %v, want the /huge point reported dropped", err)
+	}
+	if _, ferr := srv.Find("lat", map[string]string{"route": "/huge"}); ferr == nil {
+		t.Fatal("the /huge point was sent: test setup wrong")
+	}
+	got := collect()
+	exported := pointsWithoutError(t, got)
+	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
+	if exported != 1 || conversion != 1 {
+		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
+	}
+}
+
+// TestTooLargePointDroppedCountsFailed: a native histogram whose record
+// passes maxRecordExtra is dropped at emit (the error says so), after its
+// entry was looked up: it counts failed by the conversion, not exported.
+func TestTooLargePointDroppedCountsFailed(t *testing.T) {
+	defer func(old int) { maxRecordExtra = old }(maxRecordExtra)
+	maxRecordExtra = 256
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithoutStaleMarkers(), WithoutMetadata())
+	err := exp.Export(context.Background(), smallAndWideHistograms())
+	if err == nil || !strings.Contains(err.Error(), "more than the 256 one series may") {
+		t.Fatalf("Export = %v, want the wide series reported dropped", err)
+	}
+	got := collect()
+	exported := pointsWithoutError(t, got)
+	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
+	if exported != 1 || conversion != 1 {
+		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
+	}
+}
+
+// smallAndWideHistograms is an exponential histogram "wide" with two
+// points: /small of 4 buckets, /wide of 600, whose native histogram takes
+// more than 256 bytes.
+func smallAndWideHistograms() *metricdata.ResourceMetrics {
+	point := func(route string, buckets int) metricdata.ExponentialHistogramDataPoint[int64] {
+		counts := make([]uint64, buckets)
+		var total uint64
+		for i := range counts {
+			counts[i] = uint64(1 + i%7)
+			total += counts[i]
+		}
+		return metricdata.ExponentialHistogramDataPoint[int64]{Attributes: attribute.NewSet(attribute.String("route", route)),
+			Time: testTime, StartTime: testStart, Count: total, Sum: 1, Scale: 0, PositiveBucket: metricdata.ExponentialBucket{Counts: counts}}
+	}
+	return &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
+		Name: "wide", Data: metricdata.ExponentialHistogram[int64]{Temporality: metricdata.CumulativeTemporality,
+			DataPoints: []metricdata.ExponentialHistogramDataPoint[int64]{point("/small", 4), point("/wide", 600)}},
+	}}}}}
 }

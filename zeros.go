@@ -196,6 +196,25 @@ func (z *initialZeros) end(gen generation, newest int64, hasNewest bool) {
 	}
 }
 
+// zeroMark is how far the zeros batch is filled, for undo.
+type zeroMark struct {
+	records, extra, v2 int
+	native             bool
+}
+
+func (z *initialZeros) mark() zeroMark {
+	b := &z.batch
+	return zeroMark{records: len(b.records), extra: len(b.extra), v2: len(b.v2), native: b.native}
+}
+
+// undo drops the zeros added since m.
+func (z *initialZeros) undo(m zeroMark) {
+	b := &z.batch
+	clear(b.records[m.records:])
+	clear(b.v2[m.v2:])
+	b.records, b.extra, b.v2, b.native = b.records[:m.records], b.extra[:m.extra], b.v2[:m.v2], m.native
+}
+
 // again undoes end: the last conversion's collection is converted again,
 // and the conversion before it stays the last. Which series were in that
 // one, the conversion that is undone has overwritten (seriesState.seen):

@@ -750,3 +750,24 @@ func TestZeroAfterNativeRefusalKeepsTheSeriesTime(t *testing.T) {
 		})
 	}
 }
+
+// TestNoZeroForADroppedSeries: WithInitialZero. A native histogram
+// dropped for passing maxRecordExtra gets no zero either: the receiver
+// would hold a series of a lone zero the export reported dropped.
+func TestNoZeroForADroppedSeries(t *testing.T) {
+	defer func(old int) { maxRecordExtra = old }(maxRecordExtra)
+	maxRecordExtra = 256
+	srv := prwmetrictest.NewServer()
+	t.Cleanup(srv.Close)
+	exp := newTestExporter(t, srv, WithInitialZero(), WithoutStaleMarkers(), WithoutMetadata())
+	err := exp.Export(context.Background(), smallAndWideHistograms())
+	if err == nil || !strings.Contains(err.Error(), "more than the 256 one series may") {
+		t.Fatalf("Export = %v, want the wide series reported dropped", err)
+	}
+	if hs, herr := srv.NativeHistograms("wide", map[string]string{"route": "/small"}); herr != nil || len(hs) != 2 {
+		t.Fatalf("the small series: %v, %v; want its zero and its sample", hs, herr)
+	}
+	if hs, herr := srv.NativeHistograms("wide", map[string]string{"route": "/wide"}); herr == nil {
+		t.Errorf("the dropped series /wide reached the receiver: %d histograms (its zero), want none", len(hs))
+	}
+}
