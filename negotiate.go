@@ -150,6 +150,7 @@ func (e *Exporter) reportSkippedByV1(b *batch) error {
 	if n == 0 {
 		return nil
 	}
+	e.tel.skippedByV1(n)
 	err := fmt.Errorf("prwmetric: %d custom-bucket native histograms not sent: the receiver speaks only Remote Write 1.0; add WithClassicHistograms to send classic series as well", n)
 	e.cfg.failureLogger().Warn(err.Error())
 	return err

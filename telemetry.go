@@ -49,6 +49,9 @@ type telemetry struct {
 	undelivered struct{ sent, failed partCounts }
 	cause       error
 	unwritten   int
+	// skipped counts the export's custom-bucket histograms a 1.0 send
+	// left out (reportSkippedByV1).
+	skipped int
 }
 
 func newTelemetry(c config) (*telemetry, error) {
@@ -105,8 +108,9 @@ func newTelemetry(c config) (*telemetry, error) {
 
 // exportOutcome is what an export's data points came to.
 type exportOutcome struct {
-	// kept counts the points the conversion kept.
-	kept int
+	// kept counts the points the conversion kept; skipped those of them
+	// a 1.0 send could not carry (custom-bucket histograms).
+	kept, skipped int
 	// cause is the failure of the export's own send; unwritten counts
 	// the samples and histograms partial writes left out.
 	cause     error
@@ -121,8 +125,8 @@ func (t *telemetry) outcome(sc *seriesCache) *exportOutcome {
 	}
 	out := &exportOutcome{kept: pointsKept(sc)}
 	t.mu.Lock()
-	out.cause, out.unwritten = t.cause, t.unwritten
-	t.cause, t.unwritten = nil, 0
+	out.cause, out.unwritten, out.skipped = t.cause, t.unwritten, t.skipped
+	t.cause, t.unwritten, t.skipped = nil, 0, 0
 	t.mu.Unlock()
 	return out
 }
@@ -131,7 +135,8 @@ func (t *telemetry) outcome(sc *seriesCache) *exportOutcome {
 // the export never had its turn, converted nothing, and failed as a whole.
 // As the semantic conventions ask of partial success, only points not
 // exported count failed: those the conversion dropped (error.type
-// "conversion"), and of the rest all when the export's own send failed (a
+// "conversion"), with the custom-bucket histograms a 1.0 send left out,
+// and of the rest all when the export's own send failed (a
 // request does not map back to points), else one per sample or histogram
 // partial writes left out. Zeros (WithInitialZero) are no data points:
 // their failure fails none.
@@ -149,7 +154,8 @@ func (t *telemetry) exported(ctx context.Context, rm *metricdata.ResourceMetrics
 		t.addPoints(ctx, total, opt)
 		return
 	}
-	kept := min(out.kept, total)
+	// What 1.0 cannot carry was not converted for this receiver.
+	kept := min(max(out.kept-out.skipped, 0), total)
 	failed, why := 0, ""
 	switch {
 	case out.cause != nil:
@@ -293,6 +299,17 @@ func (t *telemetry) settled(ctx context.Context, zeros bool, err error, partial 
 	t.mu.Unlock()
 	t.count(ctx, p.sent, t.sent)
 	t.count(ctx, p.failed, t.failed)
+}
+
+// skippedByV1 notes n custom-bucket histograms of the export a 1.0 send
+// left out: their data points were not exported.
+func (t *telemetry) skippedByV1(n int) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.skipped += n
+	t.mu.Unlock()
 }
 
 // resending forgets what the failed requests of a send counted: what was

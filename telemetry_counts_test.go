@@ -356,3 +356,29 @@ func smallAndWideHistograms() *metricdata.ResourceMetrics {
 			DataPoints: []metricdata.ExponentialHistogramDataPoint[int64]{point("/small", 4), point("/wide", 600)}},
 	}}}}}
 }
+
+// TestSkippedByV1CountsFailed: a receiver of Remote Write 1.0 only gets no
+// custom-bucket histograms (1.0 cannot carry them, and the export says
+// so): their data points count failed by the conversion, not exported.
+func TestSkippedByV1CountsFailed(t *testing.T) {
+	srv := prwmetrictest.NewServer(prwmetrictest.WithRemoteWrite1Only())
+	t.Cleanup(srv.Close)
+	withTelemetry, collect := selfTelemetry(t)
+	exp := newTestExporter(t, srv, withTelemetry, WithProtocol(ProtocolV2), WithNativeHistogramsForExplicitBuckets(),
+		WithoutMetadata(), WithoutStaleMarkers())
+	hp := convHistPoint[float64](12, []float64{1}, []uint64{2, 3})
+	hp.Time = time.UnixMilli(1_700_000_000_000)
+	cp := convPoint[int64](7)
+	cp.Time = hp.Time
+	rm := convRM(metricdata.Metrics{Name: "lat", Data: convHist(hp)}, metricdata.Metrics{Name: "c", Data: convSum(true, cp)})
+	err := exp.Export(context.Background(), rm)
+	if err == nil || !strings.Contains(err.Error(), "custom-bucket native histograms not sent") {
+		t.Fatalf("Export = %v, want the histogram reported not sent", err)
+	}
+	got := collect()
+	exported := pointsWithoutError(t, got)
+	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
+	if exported != 1 || conversion != 1 {
+		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
+	}
+}
