@@ -62,14 +62,7 @@ func TestSeriesBeyondMaxBatchExtraDropped(t *testing.T) {
 	defer srv.Close()
 	exp := newTestExporter(t, srv, WithoutStaleMarkers(), WithoutMetadata())
 	point := func(route string) metricdata.ExponentialHistogramDataPoint[int64] {
-		counts := make([]uint64, 100)
-		var total uint64
-		for i := range counts {
-			counts[i] = uint64(1 + i%7)
-			total += counts[i]
-		}
-		return metricdata.ExponentialHistogramDataPoint[int64]{Attributes: attribute.NewSet(attribute.String("route", route)),
-			Time: testTime, StartTime: testStart, Count: total, Sum: 1, Scale: 0, PositiveBucket: metricdata.ExponentialBucket{Counts: counts}}
+		return expPointOfBuckets(route, 100)
 	}
 	rm := &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
 		Name: "wide",

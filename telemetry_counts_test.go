@@ -132,12 +132,7 @@ func TestPointDroppedAtEmitCountsFailed(t *testing.T) {
 	if got := len(srv.Series()); got != 1 {
 		t.Fatalf("receiver holds %d series, want 1", got)
 	}
-	got := collect()
-	exported := pointsWithoutError(t, got)
-	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
-	if exported != 1 || conversion != 1 {
-		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
-	}
+	checkConversionFailures(t, collect(), 1, 1, err)
 }
 
 // TestFailedBesideARefusalCountedOnce: two requests in flight, one
@@ -223,15 +218,11 @@ func TestHistogramPointsDroppedAtEmitEachCount(t *testing.T) {
 			point("r.x", "a"), point("r_x", "a"), point("r.x", "b"), point("r_x", "b"),
 		}}},
 	}}}}
-	if err := exp.Export(context.Background(), rm); err == nil {
+	err := exp.Export(context.Background(), rm)
+	if err == nil {
 		t.Fatal("Export: want the error about the series sent twice")
 	}
-	got := collect()
-	exported := pointsWithoutError(t, got)
-	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
-	if exported != 2 || conversion != 2 {
-		t.Errorf("data points: %d exported, %d failed by the conversion; want 2 and 2 (two of the four points collided)", exported, conversion)
-	}
+	checkConversionFailures(t, collect(), 2, 2, err)
 }
 
 // TestCountsBesideARefusal: 2.0, two requests in order, the second refused
@@ -307,12 +298,7 @@ func TestCustomBucketPointDroppedCountsFailed(t *testing.T) {
 	if _, ferr := srv.Find("lat", map[string]string{"route": "/huge"}); ferr == nil {
 		t.Fatal("the /huge point was sent: test setup wrong")
 	}
-	got := collect()
-	exported := pointsWithoutError(t, got)
-	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
-	if exported != 1 || conversion != 1 {
-		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
-	}
+	checkConversionFailures(t, collect(), 1, 1, err)
 }
 
 // TestTooLargePointDroppedCountsFailed: a native histogram whose record
@@ -329,28 +315,14 @@ func TestTooLargePointDroppedCountsFailed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "more than the 256 one series may") {
 		t.Fatalf("Export = %v, want the wide series reported dropped", err)
 	}
-	got := collect()
-	exported := pointsWithoutError(t, got)
-	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
-	if exported != 1 || conversion != 1 {
-		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
-	}
+	checkConversionFailures(t, collect(), 1, 1, err)
 }
 
 // smallAndWideHistograms is an exponential histogram "wide" with two
 // points: /small of 4 buckets, /wide of 600, whose native histogram takes
 // more than 256 bytes.
 func smallAndWideHistograms() *metricdata.ResourceMetrics {
-	point := func(route string, buckets int) metricdata.ExponentialHistogramDataPoint[int64] {
-		counts := make([]uint64, buckets)
-		var total uint64
-		for i := range counts {
-			counts[i] = uint64(1 + i%7)
-			total += counts[i]
-		}
-		return metricdata.ExponentialHistogramDataPoint[int64]{Attributes: attribute.NewSet(attribute.String("route", route)),
-			Time: testTime, StartTime: testStart, Count: total, Sum: 1, Scale: 0, PositiveBucket: metricdata.ExponentialBucket{Counts: counts}}
-	}
+	point := expPointOfBuckets
 	return &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{{
 		Name: "wide", Data: metricdata.ExponentialHistogram[int64]{Temporality: metricdata.CumulativeTemporality,
 			DataPoints: []metricdata.ExponentialHistogramDataPoint[int64]{point("/small", 4), point("/wide", 600)}},
@@ -375,10 +347,29 @@ func TestSkippedByV1CountsFailed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "custom-bucket native histograms not sent") {
 		t.Fatalf("Export = %v, want the histogram reported not sent", err)
 	}
-	got := collect()
+	checkConversionFailures(t, collect(), 1, 1, err)
+}
+
+// expPointOfBuckets is an exponential histogram point of route with that
+// many positive buckets.
+func expPointOfBuckets(route string, buckets int) metricdata.ExponentialHistogramDataPoint[int64] {
+	counts := make([]uint64, buckets)
+	var total uint64
+	for i := range counts {
+		counts[i] = uint64(1 + i%7)
+		total += counts[i]
+	}
+	return metricdata.ExponentialHistogramDataPoint[int64]{Attributes: attribute.NewSet(attribute.String("route", route)),
+		Time: testTime, StartTime: testStart, Count: total, Sum: 1, Scale: 0, PositiveBucket: metricdata.ExponentialBucket{Counts: counts}}
+}
+
+// checkConversionFailures checks the data points of an export in the
+// telemetry got: exported without error, and failed by the conversion.
+func checkConversionFailures(t *testing.T, got metricdata.ResourceMetrics, wantExported, wantConversion int64, err error) {
+	t.Helper()
 	exported := pointsWithoutError(t, got)
 	conversion := sumOf(t, got, "otel.sdk.exporter.metric_data_point.exported", attribute.String("error.type", "conversion"))
-	if exported != 1 || conversion != 1 {
-		t.Errorf("data points: %d exported, %d failed by the conversion; want 1 and 1 (Export: %v)", exported, conversion, err)
+	if exported != wantExported || conversion != wantConversion {
+		t.Errorf("data points: %d exported, %d failed by the conversion; want %d and %d (Export: %v)", exported, conversion, wantExported, wantConversion, err)
 	}
 }
