@@ -2,6 +2,7 @@ package prwmetric_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -252,6 +253,42 @@ func ExampleWithRoundTripper() {
 	fmt.Println("requests:", requests.Load())
 	_ = provider.Shutdown(context.Background())
 	// Output: requests: 1
+}
+
+// Plug in an authentication scheme of your own, as the sigv4 and azuread
+// modules do: the transport signs each request, and returns
+// prwmetric.NotSent when it cannot, so that the exporter knows nothing
+// left (WithRetry does not repeat it).
+func ExampleWithAuthenticator() {
+	srv := prwmetrictest.NewServer()
+	defer srv.Close()
+	var key atomic.Value // the signing key, rotated by some other part of the program
+	sign := func(next http.RoundTripper) (http.RoundTripper, error) {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			k, _ := key.Load().(string)
+			if k == "" {
+				_ = r.Body.Close() // RoundTrip must close the body, even on error
+				return nil, prwmetric.NotSent(errors.New("example: no signing key yet"))
+			}
+			r = r.Clone(r.Context()) // a RoundTripper must not change the caller's request
+			r.Header.Set("Authorization", "Example "+k)
+			return next.RoundTrip(r)
+		}), nil
+	}
+	exp, err := prwmetric.New(prwmetric.WithEndpoint(srv.URL()), prwmetric.WithAuthenticator("example.WithSigning", sign))
+	if err != nil {
+		log.Fatal(err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	orders, _ := provider.Meter("shop").Int64Counter("orders")
+	orders.Add(context.Background(), 1)
+	fmt.Println("without a key:", provider.ForceFlush(context.Background()) != nil, "requests:", srv.RequestCount())
+	key.Store("k1")
+	fmt.Println("with a key:", provider.ForceFlush(context.Background()) == nil, "requests:", srv.RequestCount())
+	_ = provider.Shutdown(context.Background())
+	// Output:
+	// without a key: true requests: 0
+	// with a key: true requests: 1
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
