@@ -433,7 +433,7 @@ func failsAlways(err error) bool {
 // as a client certificate required, a peer that does not speak TLS or
 // answers https in plain HTTP), or the exporter's own layers stopped the
 // request (a header function's error, a secret file or token that could
-// not be had).
+// not be had), or a WithAuthenticator transport did (NotSent).
 func stoppedBeforeSending(err error) bool {
 	var certErr *tls.CertificateVerificationError
 	var unknownAuthority x509.UnknownAuthorityError

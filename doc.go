@@ -33,10 +33,12 @@
 // values), the status, the start of the response body (credentials the
 // receiver echoes taken out), how many series were dropped and delivered,
 // and a hint at the setting to check for 401, 403, 404, 405, 413 and 415.
-// The data of that export is lost, but as the exporter asks the SDK for
-// cumulative temporality, the next successful export carries the running
-// totals, so counters and histograms catch up: only the samples in between
-// are missing.
+// The series of the failed requests are lost (and those of the requests
+// not yet started, unless the failure was a 400 or 422, which refuses one
+// request's data and lets the others go), but as the exporter asks the SDK
+// for cumulative temporality, the next successful export carries the
+// running totals, so counters and histograms catch up: only the samples in
+// between are missing.
 //
 // Each failure is reported once. The SDK's PeriodicReader hands Export's
 // error to the OpenTelemetry error handler, which prints it (log.Print)

@@ -18,12 +18,14 @@ type WriteError struct {
 	// Body is the start (at most 1 KiB) of the response body.
 	Body string
 	// Series is how many series of the export were not delivered: those of
-	// the failed requests and of the requests not started after the first
-	// failure. They are dropped: cumulative values catch up on the next
+	// the failed requests and of the requests not started after a failure
+	// that stopped them (any but a 400 or 422, which refuses one request's
+	// data only). They are dropped: cumulative values catch up on the next
 	// success.
 	Series int
-	// Delivered is how many series of the same export the other requests
-	// delivered, when the export was split into several requests.
+	// Delivered is how many series of the same export were delivered: by
+	// its other requests, when it was split into several, and those a
+	// Remote Write 2.0 receiver's 400 says it wrote all the same.
 	Delivered int
 	// Err is the transport error when no response arrived.
 	Err error

@@ -101,9 +101,9 @@ func (e *Exporter) GoString() string { return e.String() }
 // Export converts rm to Prometheus series and sends them, in one request or,
 // past the size limits, in several sent side by side (see
 // WithMaxConcurrentRequests). Unless WithRetry enables retries, each
-// request is tried once: on failure Export returns a *WriteError and the
-// data of this export is dropped; cumulative values catch up on the next
-// success. The error is the report: the PeriodicReader hands it to the
+// request is tried once: on failure Export returns a *WriteError, and the
+// series it counts dropped (WriteError.Series) are lost for this export;
+// cumulative values catch up on the next success. The error is the report: the PeriodicReader hands it to the
 // OpenTelemetry error handler, once; WithLogger adds a structured warning.
 //
 // Data that cannot be converted is dropped, the rest is sent, and the

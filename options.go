@@ -108,9 +108,10 @@ func WithRoundTripper(wrap func(next http.RoundTripper) http.RoundTripper) Optio
 // flight at once (default 128; 1 sends them one by one, in order). One export
 // carries at most one sample per series, so its requests may arrive in any
 // order; the next export and Shutdown's markers wait for all of them. The
-// first failure stops the requests not yet started (but a 400 or 422, which
-// refuses one request's data and says nothing of the others); WriteError counts
-// exactly what was delivered and dropped; WithRetry retries each request.
+// first failure stops the requests not yet started (but a 400 or 422 that
+// refuses one request's data, and says nothing of the others); WriteError
+// counts exactly what was delivered and dropped; WithRetry retries each
+// request.
 // n is a limit, not a pool: a request goes out as soon as it is encoded.
 // Memory: two uncompressed requests (WithMaxRequestBytes each) and at most
 // n+2 compressed ones. Connections: up to n, kept between exports, and one
@@ -301,15 +302,16 @@ func WithoutStaleMarkers() Option {
 
 // WithInitialZero sends a 0 before the first sample of each new counter
 // and histogram series (at the last collection the receiver holds, or its
-// start if later; at the collection before the series appeared when the
-// receiver answered all of that export, refusing part of it), so that
-// increase() and rate() count its first
-// increment; a series back after vanishing gets none, nor does a new
-// bucket series of a histogram point the receiver holds (exponential
-// buckets that grow or rescale). The zeros go first, in requests of their own:
-// a first export takes one round trip more and twice the requests. With
-// 2.0, the zero and the first sample carry no start time, so receivers that
-// derive zeros from start times add no second one. Default: off.
+// start if later; after an export whose every request the receiver
+// answered, refusing some, at that export's collection for a series not in
+// it), so that increase() and rate() count its first increment. A series
+// back after vanishing gets none (at least the last 524 288 that ended are
+// remembered), nor does a new bucket series of a histogram point the
+// receiver holds (exponential buckets that grow or rescale). The zeros go
+// first, in requests of their own: a first export takes one round trip
+// more and twice the requests. With 2.0, the zero and the first sample
+// carry no start time, so receivers that derive zeros from start times add
+// no second one. Default: off.
 func WithInitialZero() Option {
 	return optionFunc(func(c config) config { c.initialZero = true; return c })
 }

@@ -206,7 +206,8 @@ type pipeline struct {
 	next, nextSend atomic.Int64
 	tokens         chan struct{}
 
-	// failed stops the work after the first failed request.
+	// failed stops the work after a failed request that stops the rest
+	// (any failure but a data refusal, refusesData).
 	failed atomic.Bool
 
 	mu      sync.Mutex
@@ -274,7 +275,7 @@ type slot struct {
 }
 
 // work encodes and compresses requests until none are left. After a
-// failure it only marks the rest done.
+// failure that stops the rest (see fail), it only marks the rest done.
 func (p *pipeline) work(buf *workerBuffers) {
 	for {
 		p.tokens <- struct{}{}
@@ -316,7 +317,8 @@ func (p *pipeline) encode(buf *workerBuffers, it *item) {
 }
 
 // post sends requests in order as the workers finish them. After a
-// failure, the requests not yet sent are dropped.
+// failure that stops the rest (see fail), the requests not yet sent are
+// dropped.
 func (p *pipeline) post() {
 	e := p.e
 	for {

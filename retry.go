@@ -16,8 +16,8 @@ import (
 // InitialInterval, a first retry that would come after MaxElapsedTime, and
 // a MaxElapsedTime beyond WithTimeout.
 type RetryConfig struct {
-	// Enabled turns retrying on. Off by default: a failed export is dropped
-	// and the next cumulative export catches up.
+	// Enabled turns retrying on. Off by default: the series of a failed
+	// request are dropped and the next cumulative export catches up.
 	Enabled bool
 	// InitialInterval is the wait before the first retry (default 500ms, at
 	// least 10ms); it doubles, with jitter, after each attempt.
@@ -177,7 +177,8 @@ func jitter(d time.Duration) time.Duration {
 // error may, unless it is our own deadline or cancellation, or one that
 // fails the same way on every attempt (failsAlways: a certificate or TLS
 // handshake that fails, an https endpoint served in plain HTTP, a redirect
-// loop, a request the exporter's own layers stopped).
+// loop, a request the exporter's own layers or a WithAuthenticator
+// transport stopped, NotSent).
 func (e *WriteError) retryable(ctx context.Context) bool {
 	switch {
 	case e.refusesNativeHistograms():

@@ -10,11 +10,11 @@ import (
 // WithMaxConcurrentRequests at once: metadata goes with the last request,
 // a series larger than the byte limit alone in its own (see batch.cut).
 // The first failure stops the requests not yet started (requests under way
-// complete), unless it refuses one request's data only (refusesData): it
-// is logged once and returned, as a *WriteError that counts the series
-// delivered and dropped; a failure that stopped the rest is the one
-// returned, rather than a data refusal before it. delivered are the records the receiver
-// accepted, as sorted spans.
+// complete), unless it refuses one request's data only (refusesData). The
+// failure reported, logged once, is a *WriteError that counts the series
+// delivered and dropped: the first, unless a later one stopped the rest
+// (see pipeline.fail). delivered are the records the receiver accepted, as
+// sorted spans.
 //
 // A 2.0 exporter whose receiver refuses 2.0, or a zstd one whose receiver
 // refuses zstd, sends what was not delivered again as 1.0 with snappy, and
@@ -121,8 +121,8 @@ func (b *batch) dropped(delivered []span, proto Protocol) int {
 // sent is the outcome of sending some records of a batch.
 type sent struct {
 	delivered []span
-	// err is the first failure; partial counts what 2.0 receivers did not
-	// write of requests they accepted.
+	// err is the failure reported (see pipeline.fail); partial counts what
+	// 2.0 receivers did not write of requests they accepted.
 	err     error
 	partial *PartialWriteError
 	// written counts the series that failed requests wrote all the same

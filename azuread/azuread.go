@@ -204,8 +204,9 @@ func pointer(p *http.Client, none string) string {
 //
 // Getting a token is bounded by the export's context (WithTimeout): a
 // failing or silent authority fails the export in time, never hangs it.
-// Token requests are not retried by the Azure SDK; WithRetry retries the
-// whole request, token included. Errors never carry a secret, a client
+// Token requests are not retried by the Azure SDK, nor by WithRetry: a
+// request without a token never left (prwmetric.NotSent), and the next
+// export asks again. Errors never carry a secret, a client
 // assertion or a token, even when a server echoes them back. The token is
 // sent only to the endpoint's origin (not after a redirect to another host)
 // and only over https, or http to a loopback address.
@@ -440,9 +441,10 @@ func validTenantID(id string) bool {
 func (s settings) clientOptions() azcore.ClientOptions {
 	o := azcore.ClientOptions{
 		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: s.authority},
-		// One retry policy: prwmetric's (WithRetry) around the whole
-		// request. The SDK's own retries would spend the export's timeout
-		// and hide the authority's answer behind a deadline error.
+		// No retries of token requests: a failure fails the request
+		// before it leaves (NotSent), which WithRetry does not repeat;
+		// the SDK's own retries would spend the export's timeout and
+		// hide the authority's answer behind a deadline error.
 		Retry: policy.RetryOptions{MaxRetries: -1},
 	}
 	if s.cfg.HTTPClient != nil {

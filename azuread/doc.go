@@ -47,8 +47,10 @@
 // whichever is first. A failed (or unanswered) refresh keeps using the old
 // token while it is valid for at least 30 more seconds (a quarter of its
 // lifetime for short ones), so short outages of Entra ID lose nothing;
-// after that the export fails with a *TokenError. Getting a token is
-// bounded by the export's timeout. Errors and the exporter's warnings never carry the client
+// after that the export fails with a *TokenError; the request never left
+// (prwmetric.NotSent), so WithRetry does not repeat it and no bytes count
+// as sent. Getting a token is bounded by the export's timeout. Errors and
+// the exporter's warnings never carry the client
 // secret, the files' contents, client assertions or tokens: the token is
 // removed, as it is and base64-encoded, from every answer of the endpoint
 // that is not a success (redirects included) before the exporter quotes

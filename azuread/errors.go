@@ -38,6 +38,8 @@ type TokenError struct {
 	ctxErr error
 }
 
+// Error names the credential and what the authority answered, without any
+// secret.
 func (e *TokenError) Error() string {
 	return fmt.Sprintf("azuread: no Entra ID token (%s): %s", e.Credential, e.detail)
 }

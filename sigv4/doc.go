@@ -47,8 +47,10 @@
 // does not exist, or another Authorization (WithBasicAuth, WithBearerToken,
 // an Authorization header). Failures to get credentials at run time (STS
 // refusing the role, no instance role) fail that export with the SDK's
-// reason, within the export's deadline; when the default chain found no
-// credentials at all, the error names what to set. Secret keys, session
+// reason, within the export's deadline; the request never left, so
+// WithRetry does not repeat it and no bytes count as sent (the next export
+// tries again, and the SDK retries its own calls); when the default chain
+// found no credentials at all, the error names what to set. Secret keys, session
 // tokens, web identity tokens and container authorization tokens never
 // appear in errors or logs, even when a server quotes them back: those of
 // Config, of the AWS_* variables and token files, of the credentials that

@@ -139,7 +139,8 @@ func ConfigFromEnvironment() Config {
 // the credentials' source (see Config) and fails with the fix when the
 // configuration cannot work; credentials themselves are fetched at the
 // first export and cached until shortly before they expire. A failure to
-// get them fails that export, within its deadline.
+// get them fails that export, within its deadline; the request never left
+// (prwmetric.NotSent), so WithRetry does not repeat it.
 //
 // Each request is signed as it is sent, retries and redirects included,
 // over its method, URL, headers (custom ones from WithHeaders too) and the
