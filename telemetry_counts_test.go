@@ -108,31 +108,53 @@ func TestDroppedRequestsCounted(t *testing.T) {
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
 
-// TestPointDroppedAtEmitCountsFailed: two attribute sets that yield
-// one label set (r.x and r_x) make one series; the conversion keeps the
-// first point and drops the second ("sent twice in one export"), and the
+// TestPointsDroppedAtEmitCountFailed: two attribute sets that yield one
+// label set (r.x and r_x) make one series; the conversion keeps the first
+// point and drops the second ("sent twice in one export"), and the
 // export's error says so. The telemetry counts the second failed by the
-// conversion, not exported.
-func TestPointDroppedAtEmitCountsFailed(t *testing.T) {
-	srv := prwmetrictest.NewServer()
-	t.Cleanup(srv.Close)
-	withTelemetry, collect := selfTelemetry(t)
-	exp := newTestExporter(t, srv, withTelemetry, WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo())
+// conversion, not exported. A classic histogram's points are all looked
+// up before any series is emitted (convertHistogram): each dropped one
+// counts, once.
+func TestPointsDroppedAtEmitCountFailed(t *testing.T) {
 	at := time.UnixMilli(1_700_000_000_000)
-	rm := &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-		{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{
+	hist := func(key, value string) metricdata.HistogramDataPoint[float64] {
+		return metricdata.HistogramDataPoint[float64]{Attributes: attribute.NewSet(attribute.String(key, value)),
+			StartTime: at.Add(-time.Minute), Time: at, Count: 2, Sum: 3, Bounds: []float64{1}, BucketCounts: []uint64{1, 1}}
+	}
+	for _, tt := range []struct {
+		name                  string
+		metric                metricdata.Metrics
+		series, kept, dropped int64
+	}{{
+		name: "gauge",
+		metric: metricdata.Metrics{Name: "g", Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{
 			{Attributes: attribute.NewSet(attribute.String("r.x", "a")), Time: at, Value: 1},
 			{Attributes: attribute.NewSet(attribute.String("r_x", "a")), Time: at, Value: 2},
 		}}},
-	}}}}
-	err := exp.Export(context.Background(), rm)
-	if err == nil {
-		t.Fatal("Export: want the error about the series sent twice")
+		series: 1, kept: 1, dropped: 1,
+	}, {
+		name: "histogram colliding two by two",
+		metric: metricdata.Metrics{Name: "h", Data: metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality, DataPoints: []metricdata.HistogramDataPoint[float64]{
+			hist("r.x", "a"), hist("r_x", "a"), hist("r.x", "b"), hist("r_x", "b"),
+		}}},
+		series: 2 * 4, kept: 2, dropped: 2, // 2 points of 2 buckets, _sum and _count
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := prwmetrictest.NewServer()
+			t.Cleanup(srv.Close)
+			withTelemetry, collect := selfTelemetry(t)
+			exp := newTestExporter(t, srv, withTelemetry, WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo())
+			rm := &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{tt.metric}}}}
+			err := exp.Export(context.Background(), rm)
+			if err == nil {
+				t.Fatal("Export: want the error about the series sent twice")
+			}
+			if got := int64(len(srv.Series())); got != tt.series {
+				t.Fatalf("receiver holds %d series, want %d", got, tt.series)
+			}
+			checkConversionFailures(t, collect(), tt.kept, tt.dropped, err)
+		})
 	}
-	if got := len(srv.Series()); got != 1 {
-		t.Fatalf("receiver holds %d series, want 1", got)
-	}
-	checkConversionFailures(t, collect(), 1, 1, err)
 }
 
 // TestFailedBesideARefusalCountedOnce: two requests in flight, one
@@ -196,33 +218,6 @@ func TestFailedBesideARefusalCountedOnce(t *testing.T) {
 	if sent != 2 || failed != 0 {
 		t.Errorf("telemetry series sent=%d failed=%d; want 2 and 0: both were delivered and Export returned nil", sent, failed)
 	}
-}
-
-// TestHistogramPointsDroppedAtEmitEachCount: a classic histogram
-// whose points collide two by two ("r.x" and "r_x" make one label) keeps
-// two of its four points. Its points are all looked up before any series
-// is emitted (convertHistogram): each dropped one counts failed by the
-// conversion all the same, once.
-func TestHistogramPointsDroppedAtEmitEachCount(t *testing.T) {
-	srv := prwmetrictest.NewServer()
-	t.Cleanup(srv.Close)
-	withTelemetry, collect := selfTelemetry(t)
-	exp := newTestExporter(t, srv, withTelemetry, WithoutStaleMarkers(), WithoutMetadata(), WithoutTargetInfo())
-	at := time.UnixMilli(1_700_000_000_000)
-	point := func(key, value string) metricdata.HistogramDataPoint[float64] {
-		return metricdata.HistogramDataPoint[float64]{Attributes: attribute.NewSet(attribute.String(key, value)),
-			StartTime: at.Add(-time.Minute), Time: at, Count: 2, Sum: 3, Bounds: []float64{1}, BucketCounts: []uint64{1, 1}}
-	}
-	rm := &metricdata.ResourceMetrics{Resource: testResource(), ScopeMetrics: []metricdata.ScopeMetrics{{Metrics: []metricdata.Metrics{
-		{Name: "h", Data: metricdata.Histogram[float64]{Temporality: metricdata.CumulativeTemporality, DataPoints: []metricdata.HistogramDataPoint[float64]{
-			point("r.x", "a"), point("r_x", "a"), point("r.x", "b"), point("r_x", "b"),
-		}}},
-	}}}}
-	err := exp.Export(context.Background(), rm)
-	if err == nil {
-		t.Fatal("Export: want the error about the series sent twice")
-	}
-	checkConversionFailures(t, collect(), 2, 2, err)
 }
 
 // TestCountsBesideARefusal: 2.0, two requests in order, the second refused
