@@ -169,6 +169,6 @@ func (w *workerBuffers) compress(c Compression, raw []byte, maxBytes int) ([]byt
 // that may mean it does not take zstd: 415, or 400 from receivers that
 // decode every body as snappy (Prometheus before 2.54).
 func refusesZstd(err error) bool {
-	we := writeErrorOf(err)
+	we := errorOf[*WriteError](err)
 	return we != nil && (we.StatusCode == http.StatusUnsupportedMediaType || we.StatusCode == http.StatusBadRequest)
 }

@@ -79,18 +79,17 @@ func (e *WriteError) hint() string {
 // context.DeadlineExceeded) works.
 func (e *WriteError) Unwrap() error { return e.Err }
 
-// writeErrorOf returns the *WriteError in err, or nil. Without an error it
+// errorOf returns the T in err's chain, or the zero T. Without an error it
 // costs nothing: errors.As would move its target to the heap on every
-// request.
-func writeErrorOf(err error) *WriteError {
+// request of a healthy export.
+func errorOf[T error](err error) T {
 	if err == nil {
-		return nil
+		var zero T
+		return zero
 	}
-	var we *WriteError
-	if errors.As(err, &we) {
-		return we
-	}
-	return nil
+	var t T // on the heap, once errors.As has its address
+	errors.As(err, &t)
+	return t
 }
 
 // attemptsText is "after 3 attempts" for the error text, empty for one.

@@ -106,7 +106,7 @@ func refusesV2(err error) bool {
 	if err == nil {
 		return false
 	}
-	we := writeErrorOf(err)
+	we := errorOf[*WriteError](err)
 	return errors.Is(err, errNoWrittenHeaders) || we != nil && we.StatusCode == http.StatusUnsupportedMediaType
 }
 
@@ -124,7 +124,7 @@ func refusalReason(err error) string {
 // are disabled" (rolling back the whole request), and Mimir and Cortex
 // without native histogram ingestion with 400.
 func refusesNativeHistograms(err error) bool {
-	we := writeErrorOf(err)
+	we := errorOf[*WriteError](err)
 	return we != nil && we.StatusCode >= 400 && we.refusesNativeHistograms()
 }
 

@@ -338,7 +338,7 @@ func (p *pipeline) post() {
 				e.tel.attempt(ctx, sl.rawLen, len(body), p.comp, err)
 				return err
 			})
-			short := asShortWrite(err)
+			short := errorOf[*shortWrite](err)
 			if short != nil {
 				p.mu.Lock()
 				if p.partial == nil {
@@ -348,7 +348,7 @@ func (p *pipeline) post() {
 				p.mu.Unlock()
 				err = nil
 			}
-			we := writeErrorOf(err)
+			we := errorOf[*WriteError](err)
 			wroteSome := we != nil && we.written.series > 0
 			switch {
 			case p.refusal(err):
@@ -412,7 +412,7 @@ func (p *pipeline) fail(err error) {
 // failure (unavailable, throttled, unauthorized, no answer) would meet
 // them too.
 func refusesData(err error) bool {
-	we := writeErrorOf(err)
+	we := errorOf[*WriteError](err)
 	return we != nil && (we.StatusCode == http.StatusBadRequest || we.StatusCode == http.StatusUnprocessableEntity)
 }
 

@@ -211,19 +211,6 @@ type shortWrite struct{ written partCounts }
 
 func (s *shortWrite) Error() string { return "partial write" }
 
-// asShortWrite returns the *shortWrite in err's chain, or nil; it does not
-// allocate for a nil err, which is every request of a healthy export.
-func asShortWrite(err error) *shortWrite {
-	if err == nil {
-		return nil
-	}
-	var short *shortWrite
-	if errors.As(err, &short) {
-		return short
-	}
-	return nil
-}
-
 // errNoWrittenHeaders is a 2xx answer to a 2.0 request without the counts
 // every 2.0 receiver sends: a 1.0 receiver read it as an empty request.
 var errNoWrittenHeaders = errors.New("the receiver answered without X-Prometheus-Remote-Write-*-Written headers")

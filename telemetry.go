@@ -214,7 +214,7 @@ func (t *telemetry) attempt(ctx context.Context, raw, compressed int, comp Compr
 	// Every error but a *WriteError is a 2xx answer that does not say all
 	// was written (a 2.0 partial write, no Written headers).
 	class, sent := "2xx", true
-	switch we := writeErrorOf(err); {
+	switch we := errorOf[*WriteError](err); {
 	case we == nil:
 	case we.StatusCode != 0:
 		class = strconv.Itoa(we.StatusCode/100) + "xx"
